@@ -1,0 +1,1 @@
+"""Geodata of the grid map: admin units, grids, roads, coordinate systems, geocoding."""

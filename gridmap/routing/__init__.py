@@ -1,0 +1,1 @@
+"""Weekly visit routes: travel matrices, the OR-Tools planner, rebalancing, route lists."""
