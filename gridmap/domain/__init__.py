@@ -1,1 +1,1 @@
-"""domain."""
+"""The programme's vocabulary: enumerations, ID numbers, phone numbers; no I/O."""

@@ -1,0 +1,401 @@
+"""Enumerations of the programme, each value with its Chinese label from the document.
+
+Values are short English codes (stored in the database and JSON); ``label``
+gives the Chinese term shown in the UI and spreadsheets, and ``from_label``
+parses either form.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class _Labelled(StrEnum):
+    """A StrEnum whose members carry a Chinese label (``_labels`` mapping)."""
+
+    @property
+    def label(self) -> str:
+        """The Chinese term for this value."""
+        return _LABELS[type(self).__name__][self.value]
+
+    @classmethod
+    def from_label(cls, text: str) -> "_Labelled":
+        """Parse a code or a Chinese label (surrounding spaces ignored).
+
+        Raises
+        ------
+        ValueError
+            If ``text`` is neither a code nor a label of this enumeration.
+        """
+        t = str(text).strip()
+        for member in cls:
+            if t == member.value or t == member.label:
+                return member
+        raise ValueError(f"{t!r} is not a valid {cls.__name__}")
+
+
+class Category(_Labelled):
+    """Kinds of older people with special difficulties (服务人群); an elder may have several."""
+
+    LIVING_ALONE = "living_alone"
+    EMPTY_NEST = "empty_nest"
+    DISABLED = "disabled"
+    SEVERELY_HANDICAPPED = "severely_handicapped"
+    FAMILY_PLANNING_SPECIAL = "family_planning_special"
+    OTHER = "other"
+
+
+class DisabilityLevel(_Labelled):
+    """失能等级 from the elder capability assessment (一级重度, 二级中度, 三级轻度)."""
+
+    SEVERE = "severe"
+    MODERATE = "moderate"
+    MILD = "mild"
+
+
+class WelfareStatus(_Labelled):
+    """低保特困情况: subsistence allowance, extreme poverty support, low income."""
+
+    DIBAO = "dibao"
+    TEKUN = "tekun"
+    LOW_INCOME = "low_income"
+
+
+class ElderStatus(_Labelled):
+    """Where an elder stands in the programme."""
+
+    ACTIVE = "active"
+    MOVED_OUT = "moved_out"
+    IN_HOSPITAL = "in_hospital"
+    DECEASED = "deceased"
+    EXITED = "exited"
+
+
+class GeocodeQuality(_Labelled):
+    """How precisely a location is known (best first)."""
+
+    EXACT = "exact"
+    BUILDING = "building"
+    COMMUNITY = "community"
+    STREET = "street"
+    FAILED = "failed"
+
+
+class StewardKind(_Labelled):
+    """The two stewards of the 双管家 system."""
+
+    VISIT = "visit"
+    SERVICE = "service"
+
+
+class TravelMode(_Labelled):
+    """How a steward travels between homes."""
+
+    WALK = "walk"
+    BIKE = "bike"
+    EBIKE = "ebike"
+    CAR = "car"
+
+
+class FirstContactRule(_Labelled):
+    """Which rule of the document chose an elder's first contact (第一联系人)."""
+
+    CHILD = "child"
+    DESIGNATED_RELATIVE = "designated_relative"
+    HEIR = "heir"
+    COMMUNITY_DESIGNATED = "community_designated"
+    COMMUNITY_STAFF = "community_staff"
+
+
+class StationKind(_Labelled):
+    """Service points on the map."""
+
+    DISTRICT_CARE_CENTRE = "district_care_centre"
+    STREET_CARE_CENTRE = "street_care_centre"
+    CARE_STATION = "care_station"
+    HEALTH_CENTRE = "health_centre"
+    HEALTH_STATION = "health_station"
+    CLINIC = "clinic"
+
+
+class DeviceKind(_Labelled):
+    """Home-safety and monitoring devices."""
+
+    SMOKE_ALARM = "smoke_alarm"
+    EMERGENCY_TERMINAL = "emergency_terminal"
+    FIRE_KIT = "fire_kit"
+    HEALTH_MONITOR = "health_monitor"
+    OTHER = "other"
+
+
+class DeviceStatus(_Labelled):
+    """State of an installed device."""
+
+    REQUESTED = "requested"
+    INSTALLED = "installed"
+    FAULTY = "faulty"
+    REMOVED = "removed"
+
+
+class VisitMode(_Labelled):
+    """探访方式 of the record form, plus remote monitoring named in the document."""
+
+    PHONE = "phone"
+    IN_HOME = "in_home"
+    VIDEO = "video"
+    REMOTE_MONITORING = "remote_monitoring"
+    OTHER = "other"
+
+
+class VisitorRole(_Labelled):
+    """Who made a visit: the two stewards and the document's other service forces."""
+
+    VISIT_STEWARD = "visit_steward"
+    SERVICE_STEWARD = "service_steward"
+    VOLUNTEER = "volunteer"
+    SOCIAL_WORKER = "social_worker"
+    PROPERTY_STAFF = "property_staff"
+    FAMILY_DOCTOR = "family_doctor"
+    NEIGHBOUR_RELATIVE = "neighbour_relative"
+    OTHER = "other"
+
+
+class Change(_Labelled):
+    """无变化 / 较好 / 较差 answers of section 五."""
+
+    UNCHANGED = "unchanged"
+    BETTER = "better"
+    WORSE = "worse"
+
+
+class IllnessChange(_Labelled):
+    """疾病状况: 无变化 / 严重 / 转好."""
+
+    UNCHANGED = "unchanged"
+    SERIOUS = "serious"
+    IMPROVED = "improved"
+
+
+class FamilyChange(_Labelled):
+    """家庭人口: 无变化 / 增加 / 减少."""
+
+    UNCHANGED = "unchanged"
+    INCREASED = "increased"
+    DECREASED = "decreased"
+
+
+class Safety(_Labelled):
+    """安全 / 较安全 / 不安全 answers (gas, water heating, electricity)."""
+
+    SAFE = "safe"
+    FAIRLY_SAFE = "fairly_safe"
+    UNSAFE = "unsafe"
+
+
+class Satisfaction(_Labelled):
+    """老年人服务满意度评价."""
+
+    VERY_SATISFIED = "very_satisfied"
+    SATISFIED = "satisfied"
+    NEUTRAL = "neutral"
+    DISSATISFIED = "dissatisfied"
+
+
+class HazardKind(_Labelled):
+    """Kinds of home-safety hazard (房屋、设施、用气、消防、用电)."""
+
+    GAS = "gas"
+    WATER_HEATING = "water_heating"
+    ELECTRICITY = "electricity"
+    FIRE = "fire"
+    HOUSING = "housing"
+    FACILITY = "facility"
+    HYGIENE = "hygiene"
+    OTHER = "other"
+
+
+class Severity(_Labelled):
+    """Hazard severity."""
+
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
+class HazardStatus(_Labelled):
+    """Hazard life-cycle, tracked until closed."""
+
+    OPEN = "open"
+    IN_PROGRESS = "in_progress"
+    CLOSED = "closed"
+
+
+class ReferralStatus(_Labelled):
+    """Referral (转介) life-cycle."""
+
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    ESCALATED = "escalated"
+    CLOSED = "closed"
+
+
+class ReferralTarget(_Labelled):
+    """Where a need is referred to by the document's rules."""
+
+    STREET_OF_RESIDENCE = "street_of_residence"
+    FIRST_CONTACT = "first_contact"
+    COMMUNITY = "community"
+    SERVICE_PROVIDER = "service_provider"
+    HEALTH = "health"
+    OTHER = "other"
+
+
+class EventKind(_Labelled):
+    """Calendar events that change the visit rules."""
+
+    EXTREME_WEATHER = "extreme_weather"
+    HOLIDAY = "holiday"
+    OTHER = "other"
+
+
+class Role(_Labelled):
+    """User roles, each scoped to an area."""
+
+    DISTRICT = "district"
+    STREET = "street"
+    COMMUNITY = "community"
+    SERVICE = "service"
+    PLANNER = "planner"
+    INSPECTOR = "inspector"
+
+
+class Source(_Labelled):
+    """Departments whose ledgers feed the register."""
+
+    CIVIL_AFFAIRS = "civil_affairs"
+    HEALTH = "health"
+    DISABLED_FEDERATION = "disabled_federation"
+    MEDICAL_INSURANCE = "medical_insurance"
+    STREET = "street"
+    SYNTHETIC = "synthetic"
+    MANUAL = "manual"
+
+
+_LABELS: dict[str, dict[str, str]] = {
+    "Category": {
+        "living_alone": "独居",
+        "empty_nest": "空巢",
+        "disabled": "失能",
+        "severely_handicapped": "重残",
+        "family_planning_special": "计划生育特殊家庭",
+        "other": "其他",
+    },
+    "DisabilityLevel": {"severe": "重度", "moderate": "中度", "mild": "轻度"},
+    "WelfareStatus": {"dibao": "低保", "tekun": "特困", "low_income": "低收入"},
+    "ElderStatus": {
+        "active": "在册",
+        "moved_out": "迁出",
+        "in_hospital": "住院",
+        "deceased": "去世",
+        "exited": "退出",
+    },
+    "GeocodeQuality": {
+        "exact": "精确坐标",
+        "building": "楼栋",
+        "community": "社区",
+        "street": "街道",
+        "failed": "失败",
+    },
+    "StewardKind": {"visit": "探访管家", "service": "服务管家"},
+    "TravelMode": {"walk": "步行", "bike": "自行车", "ebike": "电动自行车", "car": "汽车"},
+    "FirstContactRule": {
+        "child": "子女",
+        "designated_relative": "老人指定的其他亲属",
+        "heir": "继承人",
+        "community_designated": "街镇、村（居）委会明确",
+        "community_staff": "村（居）委会工作人员",
+    },
+    "StationKind": {
+        "district_care_centre": "区养老服务指导中心",
+        "street_care_centre": "街镇区域养老服务中心",
+        "care_station": "社区养老服务驿站",
+        "health_centre": "社区卫生服务中心",
+        "health_station": "社区卫生服务站",
+        "clinic": "诊所",
+    },
+    "DeviceKind": {
+        "smoke_alarm": "联网烟感报警器",
+        "emergency_terminal": "一键式智能终端",
+        "fire_kit": "消防四件套",
+        "health_monitor": "健康监测设备",
+        "other": "其他设备",
+    },
+    "DeviceStatus": {"requested": "待安装", "installed": "已安装", "faulty": "故障", "removed": "已拆除"},
+    "VisitMode": {
+        "phone": "电话问候",
+        "in_home": "上门探访",
+        "video": "互联网音视频",
+        "remote_monitoring": "远程监测",
+        "other": "其他",
+    },
+    "VisitorRole": {
+        "visit_steward": "探访管家",
+        "service_steward": "服务管家",
+        "volunteer": "志愿者",
+        "social_worker": "社工",
+        "property_staff": "物业人员",
+        "family_doctor": "家庭医生",
+        "neighbour_relative": "邻里亲属",
+        "other": "其他",
+    },
+    "Change": {"unchanged": "无变化", "better": "较好", "worse": "较差"},
+    "IllnessChange": {"unchanged": "无变化", "serious": "严重", "improved": "转好"},
+    "FamilyChange": {"unchanged": "无变化", "increased": "增加", "decreased": "减少"},
+    "Safety": {"safe": "安全", "fairly_safe": "较安全", "unsafe": "不安全"},
+    "Satisfaction": {
+        "very_satisfied": "非常满意",
+        "satisfied": "满意",
+        "neutral": "基本满意",
+        "dissatisfied": "不满意",
+    },
+    "HazardKind": {
+        "gas": "燃气安全",
+        "water_heating": "水暖安全",
+        "electricity": "用电安全",
+        "fire": "消防安全",
+        "housing": "房屋安全",
+        "facility": "设施安全",
+        "hygiene": "卫生环境",
+        "other": "其他",
+    },
+    "Severity": {"low": "低", "medium": "中", "high": "高", "critical": "危及生命"},
+    "HazardStatus": {"open": "待整改", "in_progress": "整改中", "closed": "已整改"},
+    "ReferralStatus": {"open": "待处理", "acknowledged": "已接收", "escalated": "已升级", "closed": "已办结"},
+    "ReferralTarget": {
+        "street_of_residence": "经常居住地街镇",
+        "first_contact": "第一联系人",
+        "community": "村（居）委会",
+        "service_provider": "养老服务机构",
+        "health": "卫生健康部门",
+        "other": "其他",
+    },
+    "EventKind": {"extreme_weather": "极端天气", "holiday": "传统节假日", "other": "其他"},
+    "Role": {
+        "district": "区民政局",
+        "street": "街镇督导",
+        "community": "社区探访管家",
+        "service": "服务管家",
+        "planner": "规划人员",
+        "inspector": "只读检查",
+    },
+    "Source": {
+        "civil_affairs": "民政",
+        "health": "卫健",
+        "disabled_federation": "残联",
+        "medical_insurance": "医保",
+        "street": "街镇",
+        "synthetic": "合成数据",
+        "manual": "手工录入",
+    },
+}

@@ -1,0 +1,142 @@
+"""Engines, sessions and schema set-up for both backends (PostGIS and embedded SQLite).
+
+One code path serves both: the schema is created by the Alembic migrations in
+``gridmap/store/migrations`` whichever the backend, and the ORM models use
+portable types (:mod:`gridmap.store.types`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+import gridmap.store.history  # noqa: F401  (registers the history listeners)
+from gridmap._errors import GridmapError
+from gridmap.config import get_settings
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+#: Tables that are append-only: no UPDATE or DELETE through any connection of the app.
+APPEND_ONLY_TABLES = ("audit_log", "register_change")
+
+
+class DatabaseUnavailable(GridmapError):
+    """The database server cannot be reached."""
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
+    """Create an engine for ``url`` (default: ``GRIDMAP_DATABASE_URL`` or the embedded file).
+
+    For SQLite the parent directory is created, foreign keys are enforced and
+    WAL journaling is used so readers do not block the writer.
+    """
+    url = url or get_settings().database_url
+    u = make_url(url)
+    if u.get_backend_name() == "sqlite":
+        if u.database and u.database != ":memory:":
+            Path(u.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, **kwargs)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    if u.get_backend_name() == "postgresql" and u.get_driver_name() in ("", "psycopg2"):
+        u = u.set(drivername="postgresql+psycopg")
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_engine(u, **kwargs)
+
+
+def backend(engine: Engine) -> str:
+    """``"postgis"`` or ``"sqlite"``."""
+    return "postgis" if engine.dialect.name == "postgresql" else engine.dialect.name
+
+
+def check_connection(engine: Engine) -> None:
+    """Raise :class:`DatabaseUnavailable` with a clear message when the server is down."""
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except OperationalError as exc:
+        raise DatabaseUnavailable(
+            f"cannot reach the database at {engine.url.render_as_string(hide_password=True)}: "
+            f"{str(exc.orig).strip().splitlines()[0] if exc.orig else exc}",
+            f"无法连接数据库 {engine.url.render_as_string(hide_password=True)}",
+        ) from exc
+
+
+def _alembic_config(engine: Engine) -> Any:
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def init_db(engine: Engine) -> None:
+    """Create or upgrade the schema to the newest migration (idempotent).
+
+    On PostgreSQL the ``postgis`` extension is created first if missing.
+    """
+    from alembic import command
+
+    check_connection(engine)
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            conn.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
+    command.upgrade(_alembic_config(engine), "head")
+
+
+def downgrade_db(engine: Engine, revision: str = "base") -> None:
+    """Downgrade the schema (used by migration tests)."""
+    from alembic import command
+
+    command.downgrade(_alembic_config(engine), revision)
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The Alembic revision the database is at, or None when it has no schema."""
+    if "alembic_version" not in inspect(engine).get_table_names():
+        return None
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    """A sessionmaker bound to ``engine`` (objects stay usable after commit)."""
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextmanager
+def session_scope(
+    engine: Engine, *, user: str = "system", source: str | None = None, reason: str | None = None
+) -> Iterator[Session]:
+    """A transaction: commits on success, rolls back on any error.
+
+    ``user``, ``source`` and ``reason`` are written into the register history
+    of every change made in the session.
+    """
+    session = Session(engine, expire_on_commit=False)
+    session.info.update(user=user, source=source, reason=reason)
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
