@@ -16,3 +16,71 @@ def data_dir() -> Path:
     if not (path / "haidian").is_dir():
         pytest.skip(f"real geodata not found under {path} (set GRIDMAP_DATA_DIR)")
     return path
+
+
+# ------------------------------------------------------------------ databases
+
+import os  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+
+from sqlalchemy import Engine, text  # noqa: E402
+
+DEFAULT_POSTGIS_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/gridmap_test"
+
+
+def postgis_url() -> str:
+    """``GRIDMAP_TEST_POSTGIS_URL`` or the local server's ``gridmap_test`` database."""
+    return os.environ.get("GRIDMAP_TEST_POSTGIS_URL", DEFAULT_POSTGIS_URL)
+
+
+def _postgis_unavailable(reason: str) -> None:
+    if os.environ.get("GRIDMAP_REQUIRE_POSTGIS") == "1":
+        pytest.fail(f"PostGIS is required (GRIDMAP_REQUIRE_POSTGIS=1) but unavailable: {reason}")
+    pytest.skip(f"PostGIS unavailable ({reason}); set GRIDMAP_TEST_POSTGIS_URL")
+
+
+@pytest.fixture(scope="session")
+def _postgis_engine() -> Iterator[Engine]:
+    """One engine on the PostGIS test database with a fresh schema for the session."""
+    from gridmap.store.db import DatabaseUnavailable, check_connection, init_db, make_engine
+    from gridmap.store.models import Base
+
+    engine = make_engine(postgis_url(), pool_size=10)
+    try:
+        check_connection(engine)
+    except DatabaseUnavailable as exc:
+        _postgis_unavailable(exc.message_en)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
+            conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+        Base.metadata.drop_all(engine)
+        init_db(engine)
+    except Exception as exc:  # e.g. the postgis extension is not installed
+        _postgis_unavailable(f"{type(exc).__name__}: {exc}")
+    yield engine
+    engine.dispose()
+
+
+def _truncate_all(engine: Engine) -> None:
+    from gridmap.store.models import Base
+
+    names = ", ".join(t.name for t in Base.metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture(params=["sqlite", "postgis"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """An empty, migrated store on each backend: embedded SQLite and PostGIS."""
+    from gridmap.store.db import init_db, make_engine
+
+    if request.param == "sqlite":
+        eng = make_engine(f"sqlite:///{tmp_path / 'gridmap.sqlite'}")
+        init_db(eng)
+        yield eng
+        eng.dispose()
+    else:
+        eng = request.getfixturevalue("_postgis_engine")
+        _truncate_all(eng)
+        yield eng
