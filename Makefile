@@ -1,0 +1,36 @@
+# gridmap — the two set-up commands are `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test install demo-build bench bench-layers clean help
+
+help:
+	@echo "make demo   build the embedded demo database (real layers + synthetic data) and serve the dashboard"
+	@echo "make test   run the test suite (PostGIS tests skip when no server is reachable)"
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/gridmap demo
+
+demo-build: $(STAMP)
+	$(BIN)/gridmap demo --no-serve
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+bench-layers: $(STAMP)
+	$(BIN)/python bench/layers.py
+
+bench: bench-layers
+
+clean:
+	rm -rf var/ .pytest_cache

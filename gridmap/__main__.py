@@ -1,0 +1,5 @@
+"""``python -m gridmap`` runs the CLI."""
+
+from gridmap.cli import app
+
+app()

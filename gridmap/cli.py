@@ -1,0 +1,222 @@
+"""The ``gridmap`` command line: one typer app, each command a thin call into the modules."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from gridmap._errors import GridmapError
+
+app = typer.Typer(
+    help="gridmap — 海淀区特殊困难老年人探访关爱服务 (register, grid map, visit routes, dashboard).",
+    no_args_is_help=True,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Database: create or upgrade the schema. 数据库", no_args_is_help=True)
+layers_app = typer.Typer(help="Map layers from the real Haidian data. 网格地图图层", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(layers_app, name="layers")
+
+console = Console(stderr=True)
+
+DataDirOpt = Annotated[
+    Optional[Path],
+    typer.Option("--data-dir", help="Geodata directory (default: GRIDMAP_DATA_DIR or ../shared/data)."),
+]
+DbOpt = Annotated[
+    Optional[str],
+    typer.Option("--database-url", help="SQLAlchemy URL (default: GRIDMAP_DATABASE_URL or ./var/gridmap.sqlite)."),
+]
+
+
+def _fail(exc: GridmapError, code: int = 1) -> None:
+    console.print(f"[red]错误[/red] {exc.message_zh}\n[red]Error[/red] {exc.message_en}")
+    raise typer.Exit(code)
+
+
+def _engine(database_url: str | None):  # noqa: ANN202
+    from gridmap.store.db import make_engine
+
+    return make_engine(database_url)
+
+
+def _set_data_dir(data_dir: Path | None) -> None:
+    if data_dir is not None:
+        os.environ["GRIDMAP_DATA_DIR"] = str(data_dir.resolve())
+
+
+@db_app.command("init")
+def db_init(database_url: DbOpt = None) -> None:
+    """Create or upgrade the schema (Alembic migrations; idempotent)."""
+    from gridmap.store.db import backend, current_revision, init_db
+
+    engine = _engine(database_url)
+    try:
+        init_db(engine)
+    except GridmapError as exc:
+        _fail(exc)
+    console.print(
+        f"[green]✓[/green] schema at revision {current_revision(engine)} on {backend(engine)} "
+        f"({engine.url.render_as_string(hide_password=True)})"
+    )
+
+
+@layers_app.command("build")
+def layers_build(data_dir: DataDirOpt = None, database_url: DbOpt = None) -> None:
+    """Build admin units, communities, grids and service points from the real data and store them."""
+    from gridmap.layers.build import build_layers
+    from gridmap.store.db import init_db
+    from gridmap.store.layers_store import save_admin_layers
+
+    _set_data_dir(data_dir)
+    engine = _engine(database_url)
+    try:
+        init_db(engine)
+        layers = build_layers(progress=True)
+        counts = save_admin_layers(engine, layers.district, layers.streets, layers.communities,
+                                   layers.grids, layers.service_points)
+    except GridmapError as exc:
+        _fail(exc)
+    console.print("[green]✓[/green] layers stored: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+
+
+@layers_app.command("info")
+def layers_info(data_dir: DataDirOpt = None) -> None:
+    """Counts, road-network coverage per street, approximate geometries."""
+    from gridmap.layers.build import build_layers, layers_report
+
+    _set_data_dir(data_dir)
+    try:
+        report = layers_report(build_layers(progress=True), roads=True, progress=True)
+    except GridmapError as exc:
+        _fail(exc)
+    t = Table(title="海淀区图层 / Haidian layers")
+    t.add_column("layer")
+    t.add_column("count", justify="right")
+    t.add_column("approximate", justify="right")
+    for name, row in report["layers"].items():
+        t.add_row(name, str(row["count"]), str(row.get("approximate", "")))
+    Console().print(t)
+    if "roads" in report:
+        r = report["roads"]
+        Console().print(
+            f"walk graph: {r['nodes']} nodes, {r['edges']} edges, {r['km']:.0f} km, "
+            f"largest component keeps {r['largest_component_share']:.1%} of nodes"
+        )
+        cov = Table(title="道路覆盖 / share of each street's area within 300 m of a road")
+        cov.add_column("街道")
+        cov.add_column("share", justify="right")
+        for street, share in sorted(r["street_coverage_300m"].items(), key=lambda kv: kv[1]):
+            cov.add_row(street, f"{share:.1%}")
+        Console().print(cov)
+
+
+@layers_app.command("export")
+def layers_export(
+    out: Annotated[Path, typer.Option("--out", help="GeoPackage to write.")] = Path("haidian.gpkg"),
+    data_dir: DataDirOpt = None,
+    roads: Annotated[bool, typer.Option(help="Include road_edges (walk graph).")] = True,
+) -> None:
+    """Write every layer to one GeoPackage (EPSG:4326) that opens in QGIS."""
+    from gridmap.layers.build import build_layers
+    from gridmap.layers.export import export_geopackage
+
+    _set_data_dir(data_dir)
+    try:
+        written = export_geopackage(build_layers(progress=True), out, roads=roads, progress=True)
+    except GridmapError as exc:
+        _fail(exc)
+    console.print(f"[green]✓[/green] {out}: " + ", ".join(f"{k} {v}" for k, v in written.items()))
+
+
+@layers_app.command("fetch")
+def layers_fetch(
+    place: Annotated[str, typer.Option("--place", help='Place name for osmnx, e.g. "海淀区, 北京".')] = "海淀区, 北京",
+    out_dir: Annotated[Optional[Path], typer.Option("--out-dir", help="Where to write the .osm extract.")] = None,
+) -> None:
+    """Download a current OSM extract with osmnx (needs the internet)."""
+    from gridmap.config import get_settings
+    from gridmap.layers.roads import fetch_extract
+
+    target = out_dir or (get_settings().var_dir / "osm")
+    try:
+        path = fetch_extract(place, target)
+    except GridmapError as exc:
+        _fail(exc)
+    console.print(f"[green]✓[/green] wrote {path}; set GRIDMAP_DATA_DIR or copy it under haidian/roads/osm/")
+
+
+def _build_demo(database_url: str | None, elders: int, seed: int) -> str:
+    from gridmap.layers.build import build_layers
+    from gridmap.store.db import init_db
+    from gridmap.store.layers_store import save_admin_layers
+
+    engine = _engine(database_url)
+    init_db(engine)
+    layers = build_layers(progress=True)
+    counts = save_admin_layers(engine, layers.district, layers.streets, layers.communities,
+                               layers.grids, layers.service_points)
+    console.print("[green]✓[/green] layers: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    try:
+        from gridmap.synth.demo import load_demo_register
+    except ImportError:
+        console.print("[yellow]![/yellow] synthetic register not available in this version")
+    else:
+        n = load_demo_register(engine, layers, elders=elders, seed=seed, progress=True)
+        console.print(f"[green]✓[/green] synthetic register: {n} elders")
+    return engine.url.render_as_string(hide_password=True)
+
+
+@app.command()
+def demo(
+    serve: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve the dashboard afterwards.")] = True,
+    elders: Annotated[int, typer.Option("--elders", min=0, help="Synthetic elders to generate.")] = 30000,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed of the synthetic data.")] = 1,
+    database_url: DbOpt = None,
+    host: Annotated[str, typer.Option(help="Address to serve on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to serve on.")] = 8050,
+) -> None:
+    """Build the demo database (real layers + synthetic data) and serve the dashboard."""
+    try:
+        url = _build_demo(database_url, elders, seed)
+    except GridmapError as exc:
+        _fail(exc)
+    console.print(f"[green]✓[/green] demo database ready: {url}")
+    if serve:
+        _serve(database_url, host, port)
+
+
+def _serve(database_url: str | None, host: str, port: int) -> None:
+    from gridmap.dashboard.app import create_app
+
+    app_ = create_app(_engine(database_url))
+    console.print(f"仪表盘 / dashboard: http://{host}:{port}/")
+    app_.run(host=host, port=port, debug=False)
+
+
+@app.command()
+def serve(
+    database_url: DbOpt = None,
+    host: Annotated[str, typer.Option(help="Address to serve on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to serve on.")] = 8050,
+) -> None:
+    """Serve the dashboard on the existing database."""
+    try:
+        _serve(database_url, host, port)
+    except GridmapError as exc:
+        _fail(exc)
+
+
+def main() -> None:  # pragma: no cover
+    """Entry point for ``python -m gridmap``."""
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())
