@@ -1,0 +1,108 @@
+"""The command line as a user runs it: help, db init, demo on both backends, serve."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, func, select
+from typer.testing import CliRunner
+
+from gridmap.cli import app
+from gridmap.store.db import make_engine
+from gridmap.store.models import Community, Grid, ServiceStation, Street
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [[], ["db"], ["db", "init"], ["demo"], ["serve"], ["layers"], ["layers", "build"],
+     ["layers", "export"], ["layers", "info"], ["layers", "fetch"]],
+)
+def test_every_command_has_help(args: list[str]) -> None:
+    result = runner.invoke(app, [*args, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage" in result.output
+
+
+def test_db_init_creates_the_embedded_database(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'sub' / 'g.sqlite'}"
+    result = runner.invoke(app, ["db", "init", "--database-url", url])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "sub" / "g.sqlite").exists()
+    assert "revision 0001" in result.output
+
+
+def test_db_init_reports_an_unreachable_server_clearly() -> None:
+    url = "postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=2"
+    result = runner.invoke(app, ["db", "init", "--database-url", url])
+    assert result.exit_code == 1
+    assert "无法连接数据库" in result.output and "cannot reach the database" in result.output
+    assert "Traceback" not in result.output
+
+
+def _counts(engine: Engine) -> dict[str, int]:
+    from gridmap.store.db import session_scope
+
+    with session_scope(engine) as s:
+        return {m.__tablename__: s.scalar(select(func.count()).select_from(m))
+                for m in (Street, Community, Grid, ServiceStation)}
+
+
+@pytest.mark.slow
+def test_demo_no_serve_builds_the_database_on_each_backend(engine: Engine, data_dir: Path) -> None:
+    url = engine.url.render_as_string(hide_password=False)
+    for _ in range(2):  # a second run updates in place, nothing is duplicated
+        result = runner.invoke(app, ["demo", "--no-serve", "--elders", "0", "--database-url", url])
+        assert result.exit_code == 0, result.output
+        counts = _counts(engine)
+        assert counts["street"] == 29 and counts["community"] == 654
+        assert counts["grid"] >= 654 and counts["service_station"] >= 654 + 29
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_serve_answers_with_the_chinese_dashboard(tmp_path: Path, data_dir: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'demo.sqlite'}"
+    assert runner.invoke(app, ["demo", "--no-serve", "--elders", "0", "--database-url", url]).exit_code == 0
+    port = _free_port()
+    env = {**os.environ, "GRIDMAP_DATABASE_URL": url}
+    proc = subprocess.Popen([sys.executable, "-m", "gridmap", "serve", "--port", str(port)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        body = ""
+        for _ in range(60):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.5)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as r:
+            body = r.read().decode()
+        assert "海淀区特殊困难老年人探访关爱" in body
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/_dash-layout", timeout=30) as r:
+            layout = r.read().decode("unicode_escape")
+        assert "网格地图" in layout and "OpenStreetMap" in layout
+        assert "中关村街道" in layout and "街道/镇" in layout
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_demo_fails_cleanly_without_a_database_server() -> None:
+    url = "postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=2"
+    result = runner.invoke(app, ["demo", "--no-serve", "--database-url", url])
+    assert result.exit_code == 1 and "无法连接数据库" in result.output
