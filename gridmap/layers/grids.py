@@ -30,9 +30,9 @@ weighted quantile ``floor(k/2) / k`` of the workload, and each side is split
 again. Cuts are straight lines, so the pieces stay compact (about as long as
 wide) and tile the community exactly; the workload of each grid is at most
 ``capacity`` unless a single point (or several at one spot) already weighs
-more (such grids are flagged ``over_capacity``). Evenly spread workloads are
-represented by a lattice of :data:`LATTICE_POINTS` weighted points per
-community. Grid ids are ``<community code>-<2-digit sequence>`` numbered from
+more (such grids are flagged ``over_capacity``). An evenly spread workload
+(totals or estimate) is cut into pieces of equal area instead (the cut found
+by bisection), each carrying the workload in proportion to its area. Grid ids are ``<community code>-<2-digit sequence>`` numbered from
 north-west to south-east; same input, same grids.
 """
 
@@ -53,7 +53,6 @@ from gridmap.layers.crs import METRIC_CRS, WGS84
 __all__ = [
     "AGED_60_SHARE",
     "GRID_COLUMNS",
-    "LATTICE_POINTS",
     "PROGRAMME_SHARE",
     "build_grids",
     "estimate_community_workload",
@@ -65,8 +64,6 @@ __all__ = [
 AGED_60_SHARE: float = 0.184
 #: Assumed share of residents aged 60+ who are in the visiting programme.
 PROGRAMME_SHARE: float = 0.10
-#: Lattice points per community used to spread an areal workload.
-LATTICE_POINTS: int = 400
 
 #: Columns of the grid layer.
 GRID_COLUMNS: list[str] = [
@@ -111,22 +108,6 @@ def estimate_community_workload(
     pop = communities["street_code"].map(dict(zip(streets["code"], streets["pop_2020"], strict=True)))
     est = pop / per_street * aged_share * programme_share
     return pd.Series(est.to_numpy(dtype=float), index=communities["code"].to_numpy(), name="workload")
-
-
-def _lattice(poly: BaseGeometry, n: int) -> np.ndarray:
-    minx, miny, maxx, maxy = poly.bounds
-    step = max(math.sqrt(poly.area / n), 0.5)
-    for _ in range(6):
-        xs = np.arange(minx + step / 2, maxx, step)
-        ys = np.arange(miny + step / 2, maxy, step)
-        gx, gy = np.meshgrid(xs, ys)
-        pts = np.column_stack([gx.ravel(), gy.ravel()])
-        inside = shapely.contains_xy(poly, pts[:, 0], pts[:, 1])
-        if inside.sum() >= max(n // 4, 1):
-            return pts[inside]
-        step /= 2
-    rep = poly.representative_point()
-    return np.array([[rep.x, rep.y]])
 
 
 def _long_axis(poly: BaseGeometry, pts: np.ndarray) -> np.ndarray:
@@ -200,6 +181,38 @@ def _split(
         return
     _split(a, pts[low], w[low], capacity, out, idx[low])
     _split(b, pts[~low], w[~low], capacity, out, idx[~low])
+
+
+def _split_area(
+    poly: BaseGeometry, total: float, capacity: float, out: list[tuple[BaseGeometry, float]]
+) -> None:
+    """Split ``poly`` carrying an evenly spread ``total`` into pieces of at most ``capacity`` (equal areas)."""
+    if total <= capacity * (1 + 1e-9):
+        out.append((poly, total))
+        return
+    k = math.ceil(total / capacity - 1e-9)
+    k1 = k // 2
+    u = _long_axis(poly, np.empty((0, 2)))
+    proj = shapely.get_coordinates(poly) @ u
+    lo, hi = float(proj.min()), float(proj.max())
+    target = poly.area * k1 / k
+    for _ in range(40):  # bisection on the cut position: area below the cut = target
+        t = (lo + hi) / 2
+        if _half_plane(poly, u, t, below=True).area < target:
+            lo = t
+        else:
+            hi = t
+        if hi - lo < 1e-3:  # a millimetre
+            break
+    t = (lo + hi) / 2
+    a = _half_plane(poly, u, t, below=True)
+    b = _half_plane(poly, u, t, below=False)
+    if a.is_empty or b.is_empty:
+        out.append((poly, total))
+        return
+    # the cut is exact to a millimetre; book the intended shares so ceil() stays stable
+    _split_area(a, total * k1 / k, capacity, out)
+    _split_area(b, total * (k - k1) / k, capacity, out)
 
 
 def _points_per_community(
@@ -286,6 +299,7 @@ def build_grids(
     cm = comm.to_crs(METRIC_CRS)
     n = len(cm)
     per_comm_pts: list[tuple[np.ndarray, np.ndarray]] = []
+    per_comm_totals: list[float] = []
     if isinstance(workload, gpd.GeoDataFrame):
         source = "points"
         pos, xy, w = _points_per_community(cm, workload, weight_col)
@@ -309,8 +323,7 @@ def build_grids(
                 raise ValidationError("workload totals must be finite and non-negative",
                                       "工作量合计须为非负有限数", field="workload", value=total,
                                       code="invalid_weight")
-            lat = _lattice(cm.geometry.iloc[i], LATTICE_POINTS)
-            per_comm_pts.append((lat, np.full(len(lat), total / len(lat))))
+            per_comm_totals.append(total)
     iterator: Iterable[int] = range(n)
     if progress:
         from tqdm import tqdm
@@ -320,18 +333,24 @@ def build_grids(
     geoms: list[BaseGeometry] = []
     for i in iterator:
         poly = cm.geometry.iloc[i]
-        xy, w = per_comm_pts[i]
-        leaves: list[tuple[BaseGeometry, np.ndarray]] = []
-        _split(poly, xy, w, capacity, leaves, np.arange(len(xy)))
+        leaves: list[tuple[BaseGeometry, float, int]] = []
+        if source == "points":
+            xy, w = per_comm_pts[i]
+            found: list[tuple[BaseGeometry, np.ndarray]] = []
+            _split(poly, xy, w, capacity, found, np.arange(len(xy)))
+            leaves = [(g, float(w[idx].sum()), len(idx)) for g, idx in found]
+        else:
+            pieces: list[tuple[BaseGeometry, float]] = []
+            _split_area(poly, per_comm_totals[i], capacity, pieces)
+            leaves = [(g, load, 0) for g, load in pieces]
         # number north-west to south-east by the leaf's representative point
         keys = []
-        for g, _ in leaves:
+        for g, _, _ in leaves:
             rp = g.representative_point()
             keys.append((-round(rp.y, -1), round(rp.x, -1)))
         order = sorted(range(len(leaves)), key=lambda j: keys[j])
         for seq, j in enumerate(order, start=1):
-            g, idx = leaves[j]
-            load = float(w[idx].sum())
+            g, load, n_pts = leaves[j]
             rows.append({
                 "grid_id": f"{comm['code'].iloc[i]}-{seq:02d}",
                 "community_code": comm["code"].iloc[i],
@@ -341,7 +360,7 @@ def build_grids(
                 "workload": load,
                 "capacity": float(capacity),
                 "over_capacity": load > capacity * (1 + 1e-9),
-                "n_points": len(idx) if source == "points" else 0,
+                "n_points": n_pts,
                 "workload_source": source,
                 "area_km2": g.area / 1e6,
                 "approximate": True,
