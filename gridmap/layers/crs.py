@@ -58,6 +58,7 @@ __all__ = [
     "gcj02_to_wgs84",
     "parse_crs",
     "to_metric",
+    "transform_metric",
     "to_wgs84",
     "transform_geometry",
     "wgs84_to_bd09",
@@ -340,7 +341,7 @@ def from_wgs84(lon: ArrayLike, lat: ArrayLike, crs: str | CoordinateSystem) -> A
 
 
 def transform_geometry(
-    geom: BaseGeometry | NDArray[np.object_] | gpd.GeoSeries,
+    geom: BaseGeometry | NDArray[np.object_] | gpd.GeoSeries | gpd.GeoDataFrame,
     from_crs: str | CoordinateSystem,
     to_crs: str | CoordinateSystem,
 ) -> Any:
@@ -349,8 +350,9 @@ def transform_geometry(
     Parameters
     ----------
     geom
-        A shapely geometry, an array of them, or a GeoSeries (its CRS label is
-        kept; GCJ-02/BD-09 data is conventionally labelled EPSG:4326).
+        A shapely geometry, an array of them, a GeoSeries or a GeoDataFrame
+        (its CRS label is kept; GCJ-02/BD-09 data is conventionally labelled
+        EPSG:4326).
     from_crs, to_crs
         Systems in any spelling :func:`parse_crs` accepts.
 
@@ -367,6 +369,10 @@ def transform_geometry(
         x, y = from_wgs84(x, y, dst)
         return np.column_stack([x, y])
 
+    if isinstance(geom, gpd.GeoDataFrame):
+        out = geom.copy()
+        out[out.geometry.name] = shapely.transform(geom.geometry.to_numpy(), _func)
+        return out
     if isinstance(geom, gpd.GeoSeries):
         return gpd.GeoSeries(shapely.transform(geom.values, _func), index=geom.index, crs=geom.crs)
     return shapely.transform(geom, _func)

@@ -179,6 +179,10 @@ def test_transform_geometry_on_shapely_objects_round_trips():
     poly = shapely.box(116.30, 39.95, 116.32, 39.97)
     there = transform_geometry(poly, "wgs84", "bd09")
     back = transform_geometry(there, "bd09", "wgs84")
+    frame = gpd.GeoDataFrame({"id": [1]}, geometry=[poly], crs=crs.WGS84)
+    moved = transform_geometry(frame, "WGS84", "GCJ-02")
+    assert moved.geometry.iloc[0].equals_exact(transform_geometry(poly, "WGS84", "GCJ-02"), 1e-12)
+    assert frame.geometry.iloc[0].equals(poly)  # input untouched
     assert not there.equals_exact(poly, 1e-4)
     assert back.equals_exact(poly, 1e-8)
 
