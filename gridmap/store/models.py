@@ -568,3 +568,64 @@ class MetaInfo(Base):
 
     key: Mapped[str] = mapped_column(String(60), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+# ------------------------------------------------------------ imports
+
+
+class ImportBatch(Base):
+    """One imported ledger file: its hash, where it is archived, and what it did."""
+
+    __tablename__ = "import_batch"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    file_name: Mapped[str] = mapped_column(String(255))
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    source: Mapped[str | None] = mapped_column(String(40))  # 民政 / 卫健 / 残联 / 医保
+    archive_path: Mapped[str | None] = mapped_column(String(500))
+    imported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    imported_by: Mapped[str | None] = mapped_column(String(60))
+    period: Mapped[str | None] = mapped_column(String(7))  # YYYY-MM of a monthly update
+    rows_total: Mapped[int] = mapped_column(Integer, default=0)
+    rows_imported: Mapped[int] = mapped_column(Integer, default=0)
+    rows_updated: Mapped[int] = mapped_column(Integer, default=0)
+    rows_unchanged: Mapped[int] = mapped_column(Integer, default=0)
+    rows_rejected: Mapped[int] = mapped_column(Integer, default=0)
+    report: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class QuarantineRow(Base):
+    """A rejected import row, kept with its errors until a user fixes and re-submits it."""
+
+    __tablename__ = "quarantine_row"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("import_batch.id"), index=True)
+    row_number: Mapped[int] = mapped_column(Integer)  # as a spreadsheet shows it (header = 1)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    errors: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    status: Mapped[str] = mapped_column(String(20), default="pending")  # pending/resubmitted/discarded
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    resolved_by: Mapped[str | None] = mapped_column(String(60))
+
+
+class FieldConflict(Base):
+    """Two departments disagree on a field of one elder: flagged for a person to resolve."""
+
+    __tablename__ = "field_conflict"
+    __table_args__ = (Index("ix_field_conflict_elder_status", "elder_id", "status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    elder_id: Mapped[int] = mapped_column(ForeignKey("elder.id"))
+    field: Mapped[str] = mapped_column(String(60))
+    current_value: Mapped[str | None] = mapped_column(Text)
+    current_source: Mapped[str | None] = mapped_column(String(40))
+    incoming_value: Mapped[str | None] = mapped_column(Text)
+    incoming_source: Mapped[str | None] = mapped_column(String(40))
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("import_batch.id"))
+    status: Mapped[str] = mapped_column(String(20), default="open")  # open / resolved
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    resolved_value: Mapped[str | None] = mapped_column(Text)
+    resolved_by: Mapped[str | None] = mapped_column(String(60))
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

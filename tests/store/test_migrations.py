@@ -37,7 +37,7 @@ def test_postgis_has_gist_indexes_and_typed_geometry(engine: Engine) -> None:
 def test_downgrade_then_upgrade(tmp_path) -> None:
     eng = make_engine(f"sqlite:///{tmp_path / 'm.sqlite'}")
     init_db(eng)
-    assert current_revision(eng) == "0001"
+    assert current_revision(eng) == "0002"
     downgrade_db(eng, "base")
     assert current_revision(eng) is None
     assert "elder" not in inspect(eng).get_table_names()
