@@ -22,6 +22,7 @@ db_app = typer.Typer(help="Database: create or upgrade the schema. 数据库", n
 layers_app = typer.Typer(help="Map layers from the real Haidian data. 网格地图图层", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(layers_app, name="layers")
+# Sub-apps of other modules are registered at the end of this file (see _register_subapps).
 
 console = Console(stderr=True)
 

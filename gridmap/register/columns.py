@@ -1,0 +1,162 @@
+"""The register's spreadsheet columns: canonical Chinese headers (the form's own words) and variants.
+
+The canonical order is the contract of ``gridmap synth register`` output and of
+``gridmap register import`` input. The importer also accepts the variants
+listed in :data:`HEADER_VARIANTS` and reports which it mapped.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+#: Canonical headers, in order, with the elder attribute each fills.
+CANONICAL_COLUMNS: dict[str, str] = {
+    "姓名": "name",
+    "性别": "sex",
+    "居民身份证号码": "id_number",
+    "联系电话": "phone",
+    "街道（乡镇）": "street",
+    "居（村）": "community",
+    "家庭住址": "address",
+    "经度": "lon",
+    "纬度": "lat",
+    "坐标系": "crs",
+    "是否居住在户籍所在地": "lives_at_hukou",
+    "是否独居": "living_alone",
+    "是否空巢": "empty_nest",
+    "失能等级": "disability_level",
+    "是否重残": "severely_handicapped",
+    "残疾人证号": "disability_cert_no",
+    "残疾等级": "disability_grade",
+    "是否计划生育特殊家庭": "family_planning_special",
+    "低保特困情况": "welfare_status",
+    "是否愿意接受探访": "willing_to_be_visited",
+    "是否签约驿站或家庭照护床位": "signed_care",
+    "第一联系人": "first_contact_name",
+    "第一联系人关系": "first_contact_relation",
+    "第一联系人电话": "first_contact_phone",
+    "探访管家": "visit_steward",
+    "服务管家": "service_steward",
+    "其他情况": "other_notes",
+}
+
+#: Common variants seen in departments' ledgers → canonical header.
+HEADER_VARIANTS: dict[str, str] = {
+    "老人姓名": "姓名",
+    "被探访人姓名": "姓名",
+    "被探访人": "姓名",
+    "身份证号": "居民身份证号码",
+    "身份证号码": "居民身份证号码",
+    "公民身份号码": "居民身份证号码",
+    "身份证": "居民身份证号码",
+    "电话": "联系电话",
+    "手机": "联系电话",
+    "手机号": "联系电话",
+    "联系方式": "联系电话",
+    "街道": "街道（乡镇）",
+    "街乡": "街道（乡镇）",
+    "街道乡镇": "街道（乡镇）",
+    "街道(乡镇)": "街道（乡镇）",
+    "所属街道": "街道（乡镇）",
+    "社区": "居（村）",
+    "社区（村）": "居（村）",
+    "居村": "居（村）",
+    "居(村)": "居（村）",
+    "所属社区": "居（村）",
+    "住址": "家庭住址",
+    "现住址": "家庭住址",
+    "居住地址": "家庭住址",
+    "地址": "家庭住址",
+    "lon": "经度",
+    "lng": "经度",
+    "longitude": "经度",
+    "lat": "纬度",
+    "latitude": "纬度",
+    "坐标类型": "坐标系",
+    "crs": "坐标系",
+    "是否人户一致": "是否居住在户籍所在地",
+    "独居": "是否独居",
+    "空巢": "是否空巢",
+    "失能": "失能等级",
+    "失能程度": "失能等级",
+    "重残": "是否重残",
+    "残疾证号": "残疾人证号",
+    "残疾级别": "残疾等级",
+    "计生特殊家庭": "是否计划生育特殊家庭",
+    "计划生育特殊家庭": "是否计划生育特殊家庭",
+    "是否计生特殊家庭": "是否计划生育特殊家庭",
+    "低保特困": "低保特困情况",
+    "是否为低保对象/特困人员": "低保特困情况",
+    "是否愿意探访": "是否愿意接受探访",
+    "探访意愿": "是否愿意接受探访",
+    "是否签约驿站": "是否签约驿站或家庭照护床位",
+    "是否签约家庭照护床位": "是否签约驿站或家庭照护床位",
+    "第一联系人姓名": "第一联系人",
+    "与老人关系": "第一联系人关系",
+    "联系人关系": "第一联系人关系",
+    "第一联系人联系电话": "第一联系人电话",
+    "联系人电话": "第一联系人电话",
+    "备注": "其他情况",
+}
+
+_YES = {"是", "y", "yes", "1", "√", "✓", "true", "t", "有"}
+_NO = {"否", "n", "no", "0", "×", "✗", "x", "false", "f", "无"}
+
+
+def normalize_header(text: object) -> str:
+    """NFKC, strip spaces and line breaks (``居 （村）`` → ``居(村)`` → variant lookup)."""
+    t = unicodedata.normalize("NFKC", str(text or ""))
+    return re.sub(r"\s+", "", t)
+
+
+def map_headers(headers: list[object]) -> tuple[dict[int, str], dict[str, str], list[str]]:
+    """Map a file's headers to canonical ones.
+
+    Returns
+    -------
+    (index → canonical header, mapped variants {given: canonical}, unknown headers)
+    """
+    canon_norm = {normalize_header(c): c for c in CANONICAL_COLUMNS}
+    variant_norm = {normalize_header(k): v for k, v in HEADER_VARIANTS.items()}
+    mapping: dict[int, str] = {}
+    mapped: dict[str, str] = {}
+    unknown: list[str] = []
+    for i, h in enumerate(headers):
+        n = normalize_header(h)
+        if not n:
+            continue
+        canon = canon_norm.get(n) or variant_norm.get(n) or variant_norm.get(n.lower())
+        if canon is None:
+            unknown.append(str(h))
+            continue
+        if canon in mapping.values():
+            continue  # first occurrence wins
+        mapping[i] = canon
+        if str(h) != canon:
+            mapped[str(h)] = canon
+    return mapping, mapped, unknown
+
+
+def parse_yes_no(value: object) -> bool | None:
+    """是/否, Y/N, 1/0, √/× (and true/false) → bool; empty → None.
+
+    Raises
+    ------
+    ValueError
+        For any other text.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return bool(value)
+    t = normalize_header(value).lower()
+    if t in ("", "nan", "none"):
+        return None
+    if t in _YES:
+        return True
+    if t in _NO:
+        return False
+    raise ValueError(f"not a yes/no value: {value!r}")
