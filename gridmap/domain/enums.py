@@ -72,13 +72,56 @@ class ElderStatus(_Labelled):
 
 
 class GeocodeQuality(_Labelled):
-    """How precisely a location is known (best first)."""
+    """How precisely a location is known; compares best > worst.
+
+    ``GeocodeQuality.BUILDING > GeocodeQuality.COMMUNITY`` is true, so
+    ``q >= GeocodeQuality.COMMUNITY`` means "community level or better".
+    """
 
     EXACT = "exact"
     BUILDING = "building"
     COMMUNITY = "community"
     STREET = "street"
     FAILED = "failed"
+
+    @property
+    def rank(self) -> int:
+        """Precision rank: 4 for exact down to 0 for failed."""
+        return _GEOCODE_RANK[self.value]
+
+    @property
+    def label_zh(self) -> str:
+        """The Chinese label (精确坐标/楼栋/社区/街道/失败)."""
+        return self.label
+
+    def _cmp(self, other: object) -> int | None:
+        if isinstance(other, str) and str(other) in _GEOCODE_RANK:
+            return _GEOCODE_RANK[self.value] - _GEOCODE_RANK[str(other)]
+        return None
+
+    def __lt__(self, other: object) -> bool:
+        c = self._cmp(other)
+        return NotImplemented if c is None else c < 0  # type: ignore[return-value]
+
+    def __le__(self, other: object) -> bool:
+        c = self._cmp(other)
+        return NotImplemented if c is None else c <= 0  # type: ignore[return-value]
+
+    def __gt__(self, other: object) -> bool:
+        c = self._cmp(other)
+        return NotImplemented if c is None else c > 0  # type: ignore[return-value]
+
+    def __ge__(self, other: object) -> bool:
+        c = self._cmp(other)
+        return NotImplemented if c is None else c >= 0  # type: ignore[return-value]
+
+    def __eq__(self, other: object) -> bool:
+        return str.__eq__(self, other)
+
+    __hash__ = str.__hash__
+
+
+_GEOCODE_RANK = {"exact": 4, "building": 3, "community": 2, "street": 1, "failed": 0}
 
 
 class StewardKind(_Labelled):

@@ -37,7 +37,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
+from gridmap.domain.enums import GeocodeQuality
 from pathlib import Path
 
 import geopandas as gpd
@@ -60,66 +60,8 @@ __all__ = [
 ]
 
 
-class GeocodeQuality(StrEnum):
-    """How precisely an address was located; compares best > worst.
-
-    ``GeocodeQuality.BUILDING > GeocodeQuality.COMMUNITY`` is true, so
-    ``q >= GeocodeQuality.COMMUNITY`` means "community level or better".
-    """
-
-    EXACT = "exact"
-    BUILDING = "building"
-    COMMUNITY = "community"
-    STREET = "street"
-    FAILED = "failed"
-
-    @property
-    def rank(self) -> int:
-        """Precision rank: 4 for exact down to 0 for failed."""
-        return _RANK[self.value]
-
-    @property
-    def label_zh(self) -> str:
-        """The Chinese label shown in the dashboard (精确坐标/楼栋/社区/街道/失败)."""
-        return QUALITY_LABELS_ZH[self]
-
-    def _cmp(self, other: object) -> int | None:
-        if isinstance(other, str) and str(other) in _RANK:
-            return _RANK[self.value] - _RANK[str(other)]
-        return None
-
-    def __lt__(self, other: object) -> bool:
-        c = self._cmp(other)
-        return NotImplemented if c is None else c < 0  # type: ignore[return-value]
-
-    def __le__(self, other: object) -> bool:
-        c = self._cmp(other)
-        return NotImplemented if c is None else c <= 0  # type: ignore[return-value]
-
-    def __gt__(self, other: object) -> bool:
-        c = self._cmp(other)
-        return NotImplemented if c is None else c > 0  # type: ignore[return-value]
-
-    def __ge__(self, other: object) -> bool:
-        c = self._cmp(other)
-        return NotImplemented if c is None else c >= 0  # type: ignore[return-value]
-
-    def __eq__(self, other: object) -> bool:
-        return str.__eq__(self, other)
-
-    __hash__ = str.__hash__
-
-
-_RANK = {"exact": 4, "building": 3, "community": 2, "street": 1, "failed": 0}
-
 #: Chinese labels of the quality levels.
-QUALITY_LABELS_ZH: dict[GeocodeQuality, str] = {
-    GeocodeQuality.EXACT: "精确坐标",
-    GeocodeQuality.BUILDING: "楼栋",
-    GeocodeQuality.COMMUNITY: "社区",
-    GeocodeQuality.STREET: "街道",
-    GeocodeQuality.FAILED: "失败",
-}
+QUALITY_LABELS_ZH: dict[GeocodeQuality, str] = {q: q.label for q in GeocodeQuality}
 
 
 def quality_label(quality: GeocodeQuality | str, lang: str = "zh") -> str:
