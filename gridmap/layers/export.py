@@ -79,7 +79,7 @@ def export_geopackage(
     """
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(out.suffix + ".tmp")
+    tmp = out.with_name(f".{out.stem}.partial{out.suffix}")
     tmp.unlink(missing_ok=True)
     frames = _frames(layers)
     if roads:
