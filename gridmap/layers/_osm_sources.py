@@ -164,6 +164,7 @@ def read_source(path: Path, ref_nodes: pd.DataFrame | None = None) -> RoadSource
     -------
     RoadSource
     """
+    path = Path(path)
     reader = source_kind_of(path)
     try:
         if reader == "osm_xml":
@@ -192,6 +193,7 @@ def read_source(path: Path, ref_nodes: pd.DataFrame | None = None) -> RoadSource
 
 
 def _year_from_name(path: Path) -> int | None:
+    path = Path(path)
     m = re.search(r"(?<!\d)(19[89]\d|20\d\d)(?!\d)", path.name)
     return int(m.group(1)) if m else None
 
@@ -243,6 +245,8 @@ def _read_osm_xml(path: Path) -> RoadSource:
         ox.settings.useful_tags_way = old_tags
     nodes, edges = ox.graph_to_gdfs(G)
     edges = edges.reset_index()
+    # osmnx reads every way of a raw XML file (buildings, landuse, rail): keep roads and paths
+    edges = edges[edges["highway"].notna()]
     # one row per way piece: two-way pieces appear in both directions
     two_way = ~edges["oneway"].astype(bool)
     key = pd.DataFrame({
@@ -264,6 +268,7 @@ def _read_osm_xml(path: Path) -> RoadSource:
     e = gpd.GeoDataFrame(edges[EDGE_COLUMNS], geometry="geometry", crs=WGS84)
     n = pd.DataFrame({"x": nodes["x"].astype(float), "y": nodes["y"].astype(float)})
     n.index = n.index.astype("int64")
+    n = n.loc[np.unique(np.concatenate([e["u"].to_numpy(), e["v"].to_numpy()]))]
     coverage = bounds if bounds is not None else shapely.convex_hull(shapely.multipoints(n[["x", "y"]].to_numpy()))
     return RoadSource(path, "osm", year or _year_from_name(path), _clean_edges(e), n, coverage)
 

@@ -63,7 +63,7 @@ from gridmap.layers._osm_sources import (
 )
 
 #: Bump when the build logic changes, to invalidate cached graphs.
-CACHE_VERSION = "roads-1"
+CACHE_VERSION = "roads-2"
 MODES: tuple[str, ...] = ("walk", "bike", "ebike", "car")
 #: Travel speeds in km/h (car: fallback for the straight-line estimate only).
 SPEED_KMH: dict[str, float] = {"walk": 4.5, "bike": 12.0, "ebike": 18.0, "car": 25.0}
@@ -205,14 +205,9 @@ def merge_sources(sources: Sequence[RoadSource]) -> tuple[gpd.GeoDataFrame, pd.D
         b = np.maximum(e["u"].to_numpy(), e["v"].to_numpy())
         dup_other = np.fromiter(((x, y) in pairs for x, y in zip(a, b)), bool, len(a))
         e = e[~dup_other]
-        # duplicates within the source: same pair, same direction rule, same length
-        a = np.minimum(e["u"].to_numpy(), e["v"].to_numpy())
-        b = np.maximum(e["u"].to_numpy(), e["v"].to_numpy())
-        direction = np.where(e["oneway"].to_numpy(), np.where(e["u"].to_numpy() == a, 1, -1), 0)
-        length = shapely.length(e.to_crs(UTM).geometry.values) if len(e) else np.array([])
-        key = pd.DataFrame({"a": a, "b": b, "d": direction, "l": np.round(length)})
-        dup_self = key.duplicated().to_numpy()
-        e = e[~dup_self]
+        # duplicates within the source: same node pair and same shape (length and midpoint
+        # within 1 m); a two-way copy, or oneway copies in both directions, make it two-way
+        e, dup_self = _dedupe_same_shape(e)
         used = pd.Index(np.unique(np.concatenate([e["u"].to_numpy(), e["v"].to_numpy()])))
         new_nodes = xy.loc[used.difference(node_ids)]
         # connectors for old nodes hanging inside the better sources' coverage
@@ -226,6 +221,12 @@ def merge_sources(sources: Sequence[RoadSource]) -> tuple[gpd.GeoDataFrame, pd.D
                 d, j = cKDTree(np.column_stack([hx, hy])).query(np.column_stack([px, py]),
                                                                distance_upper_bound=CONNECT_M)
                 ok = np.isfinite(d) & (d > 0)
+                if ok.any():  # not where an edge already joins the two
+                    tgt_ids = have.index.to_numpy()[np.where(ok, j, 0)]
+                    src_pairs = set(zip(e["u"].tolist(), e["v"].tolist()))
+                    src_pairs |= {(b, a) for a, b in src_pairs}
+                    ok &= np.array([(a, b) not in src_pairs and (min(a, b), max(a, b)) not in pairs
+                                    for a, b in zip(hang.index.to_numpy(), tgt_ids)], dtype=bool)
                 if ok.any():
                     tgt = have.iloc[j[ok]]
                     geoms = shapely.linestrings(
@@ -247,7 +248,7 @@ def merge_sources(sources: Sequence[RoadSource]) -> tuple[gpd.GeoDataFrame, pd.D
         notes.append(
             f"{src.name} ({src.kind}, {src.year or 'year unknown'}): {n_in} edges, {dropped_cover} dropped "
             f"inside better sources' coverage, {int(dup_other.sum())} duplicates of better sources, "
-            f"{int(dup_self.sum())} duplicates within the file, "
+            f"{dup_self} duplicates within the file, "
             f"{0 if connectors is None else len(connectors)} connectors added"
             + ("; " + "; ".join(src.notes) if src.notes else "")
         )
@@ -257,6 +258,27 @@ def merge_sources(sources: Sequence[RoadSource]) -> tuple[gpd.GeoDataFrame, pd.D
     edges["length"] = shapely.length(edges.to_crs(UTM).geometry.values)
     edges["eid"] = np.arange(len(edges), dtype="int64")
     return edges, nodes, notes
+
+
+def _dedupe_same_shape(e: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFrame, int]:
+    """Drop edges repeating another edge's node pair and shape; return the rest and the count dropped."""
+    if not len(e):
+        return e, 0
+    u, v = e["u"].to_numpy(), e["v"].to_numpy()
+    a, b = np.minimum(u, v), np.maximum(u, v)
+    utm = e.to_crs(UTM).geometry.values
+    mid = shapely.line_interpolate_point(utm, 0.5, normalized=True)
+    key = pd.DataFrame({"a": a, "b": b, "l": np.round(shapely.length(utm)),
+                        "mx": np.round(shapely.get_x(mid)), "my": np.round(shapely.get_y(mid))})
+    group = key.groupby(["a", "b", "l", "mx", "my"], sort=False).ngroup().to_numpy()
+    oneway = e["oneway"].to_numpy()
+    g = pd.DataFrame({"g": group, "two": ~oneway, "fwd": oneway & (u == a), "bwd": oneway & (u != a)})
+    agg = g.groupby("g").agg(two=("two", "any"), fwd=("fwd", "any"), bwd=("bwd", "any"))
+    both = (agg["two"] | (agg["fwd"] & agg["bwd"])).to_numpy()
+    first = ~pd.Series(group).duplicated().to_numpy()
+    out = e[first].copy()
+    out["oneway"] = out["oneway"].to_numpy() & ~both[group[first]]
+    return out, int((~first).sum())
 
 
 def _snap_edge_ends(edges: gpd.GeoDataFrame, nodes: pd.DataFrame) -> gpd.GeoDataFrame:
@@ -500,7 +522,9 @@ def _say(msg: str) -> None:
 # ------------------------------------------------------------------ facts
 
 
-def road_network_info(G: nx.MultiDiGraph, streets: gpd.GeoDataFrame | None = None, within_m: float = 300.0) -> dict:
+def road_network_info(
+    G: nx.MultiDiGraph, streets: gpd.GeoDataFrame | None = None, within_m: float = 300.0, grid_m: float = 25.0
+) -> dict:
     """Summarise a road graph: size, kilometres, component share, per-street coverage.
 
     Parameters
@@ -512,6 +536,8 @@ def road_network_info(G: nx.MultiDiGraph, streets: gpd.GeoDataFrame | None = Non
         ``load_admin_layers().streets``.
     within_m
         Distance for the coverage figure.
+    grid_m
+        Spacing of the sample grid for the coverage share (metres).
 
     Returns
     -------
@@ -536,22 +562,26 @@ def road_network_info(G: nx.MultiDiGraph, streets: gpd.GeoDataFrame | None = Non
         "sources": json.loads(G.graph.get("sources", "[]")),
     }
     if streets is not None:
-        lines = gpd.GeoSeries(list(seen.values()), crs=WGS84).to_crs(UTM).values
+        lines = np.asarray(gpd.GeoSeries(list(seen.values()), crs=WGS84).to_crs(UTM).values, dtype=object)
         st = streets.to_crs(UTM)
         tree = shapely.STRtree(lines)
         rows = []
         for name, poly in zip(st["name"], st.geometry.values):
-            near = lines[tree.query(poly, predicate="dwithin", distance=within_m)]
-            if len(near):
-                reach = shapely.buffer(shapely.union_all(shapely.clip_by_rect(near, *shapely.bounds(
-                    shapely.buffer(poly, within_m + 1)))), within_m, quad_segs=4)
-                share = float(shapely.area(shapely.intersection(poly, reach)) / poly.area)
+            # share of a regular grid of sample points (cell ``grid_m``) within ``within_m`` of a road
+            x0, y0, x1, y1 = poly.bounds
+            gx, gy = np.meshgrid(np.arange(x0 + grid_m / 2, x1, grid_m), np.arange(y0 + grid_m / 2, y1, grid_m))
+            gx, gy = gx.ravel(), gy.ravel()
+            inside = shapely.contains_xy(poly, gx, gy)
+            pts = shapely.points(gx[inside], gy[inside])
+            if len(pts):
+                hit, _ = tree.query_nearest(pts, max_distance=within_m, all_matches=False)
+                share = len(np.unique(hit)) / len(pts)
             else:
-                share = 0.0
-            inside = shapely.intersection(lines[tree.query(poly)], poly)
+                share = float("nan")
+            clipped = shapely.intersection(lines[tree.query(poly)], poly)
             rows.append({"name": name, "area_km2": poly.area / 1e6,
                          f"share_within_{int(within_m)}m": share,
-                         "km": float(shapely.length(inside).sum() / 1000)})
+                         "km": float(shapely.length(clipped).sum() / 1000)})
         info["streets"] = rows
     return info
 
