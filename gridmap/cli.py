@@ -214,6 +214,11 @@ def serve(
         _fail(exc)
 
 
+from gridmap.synth.cli import synth_app  # noqa: E402
+
+app.add_typer(synth_app, name="synth")
+
+
 def main() -> None:  # pragma: no cover
     """Entry point for ``python -m gridmap``."""
     app()
