@@ -219,6 +219,11 @@ from gridmap.synth.cli import synth_app  # noqa: E402
 app.add_typer(synth_app, name="synth")
 
 
+from gridmap.register.cli import register_app  # noqa: E402
+
+app.add_typer(register_app, name="register")
+
+
 def main() -> None:  # pragma: no cover
     """Entry point for ``python -m gridmap``."""
     app()
