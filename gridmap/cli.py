@@ -224,6 +224,12 @@ from gridmap.register.cli import register_app  # noqa: E402
 app.add_typer(register_app, name="register")
 
 
+from gridmap.rules.cli import report_command, visits_app  # noqa: E402
+
+app.add_typer(visits_app, name="visits")
+app.command("report")(report_command)
+
+
 def main() -> None:  # pragma: no cover
     """Entry point for ``python -m gridmap``."""
     app()

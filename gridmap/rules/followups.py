@@ -1,0 +1,176 @@
+"""What follows from a visit: hazards, referrals, emergency escalation, device and health work lists.
+
+Pure domain functions (no database):
+
+* :func:`hazards_from_visit` — 四.(四)/四.1: an unsafe or fairly safe answer on gas,
+  water heating or electricity opens a hazard with a deadline and an owner unit;
+* :func:`referrals_from_visit` — 五.2: needs of 特困 and 计划生育特殊家庭 elders go to
+  the street of usual residence, those of others to the first contact; a danger to
+  life goes at once to the first contact (or family) and the community;
+* :func:`referrals_to_escalate` — emergencies not acknowledged within the deadline;
+* :func:`device_worklist` — 三.2 one-key terminals for 80+ and 计生特殊 elders,
+  四.2 networked smoke alarms for every elder;
+* :func:`health_worklist` — 三.2 family doctor contracts for elders who want one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+import pandas as pd
+
+from gridmap.domain.enums import (
+    Category,
+    DeviceKind,
+    HazardKind,
+    ReferralStatus,
+    ReferralTarget,
+    Severity,
+    WelfareStatus,
+)
+from gridmap.rules.config import Rules
+from gridmap.rules.facts import ElderFacts
+from gridmap.rules.visits import ANSWER_LABELS, VisitRecord
+
+_SAFETY_KIND = {
+    "gas_safety": HazardKind.GAS,
+    "water_heating_safety": HazardKind.WATER_HEATING,
+    "electricity_safety": HazardKind.ELECTRICITY,
+}
+
+
+@dataclass(frozen=True)
+class HazardSpec:
+    """A hazard to open: kind, severity, owner unit, dates."""
+
+    kind: HazardKind
+    severity: Severity
+    owner_unit: str
+    opened_on: date
+    deadline: date
+    description: str
+
+
+@dataclass(frozen=True)
+class ReferralSpec:
+    """A referral to send: the need, where it goes, whether it is an emergency, and its deadline."""
+
+    need: str
+    target: ReferralTarget
+    target_name: str | None
+    emergency: bool
+    deadline: datetime
+
+
+def hazards_from_visit(record: VisitRecord, rules: Rules) -> list[HazardSpec]:
+    """Hazards opened by the safety answers of a visit (one per unsafe or fairly safe answer)."""
+    out = []
+    for key, kind in _SAFETY_KIND.items():
+        answer = record.answers.get(key)
+        if answer not in ("unsafe", "fairly_safe"):
+            continue
+        label = "不安全" if answer == "unsafe" else "较安全"
+        out.append(HazardSpec(
+            kind=kind,
+            severity=rules.hazard_severity[answer],
+            owner_unit=rules.owner_units[kind],
+            opened_on=record.visited_on,
+            deadline=record.visited_on + timedelta(days=rules.hazard_deadline_days[answer]),
+            description=f"{ANSWER_LABELS[key]}：{label}（{record.visited_on.isoformat()} 探访发现）",
+        ))
+    return out
+
+
+def referral_target(facts: ElderFacts) -> ReferralTarget:
+    """五.2: street of residence for 特困 and 计划生育特殊家庭 elders, else the first contact."""
+    if facts.welfare_status == WelfareStatus.TEKUN or Category.FAMILY_PLANNING_SPECIAL in facts.categories:
+        return ReferralTarget.STREET_OF_RESIDENCE
+    if facts.has_first_contact:
+        return ReferralTarget.FIRST_CONTACT
+    return ReferralTarget.COMMUNITY
+
+
+def referrals_from_visit(
+    record: VisitRecord,
+    facts: ElderFacts,
+    rules: Rules,
+    *,
+    now: datetime,
+    first_contact_name: str | None = None,
+    community_name: str | None = None,
+) -> list[ReferralSpec]:
+    """Referrals that follow from a visit's needs and emergencies.
+
+    A need (``record.needs``) is routed by :func:`referral_target` with a
+    deadline of ``referrals.deadline_days``. An emergency (a danger to life)
+    goes to the first contact (or, without one, the community) and to the
+    community at once, each to be acknowledged within ``emergency_ack_minutes``.
+    """
+    out: list[ReferralSpec] = []
+    if record.needs:
+        target = referral_target(facts)
+        name = {ReferralTarget.STREET_OF_RESIDENCE: facts.street,
+                ReferralTarget.FIRST_CONTACT: first_contact_name,
+                ReferralTarget.COMMUNITY: community_name}.get(target)
+        out.append(ReferralSpec(record.needs, target, name, False,
+                                now + timedelta(days=rules.referral_deadline_days)))
+    if record.emergency:
+        due = now + timedelta(minutes=rules.emergency_ack_minutes)
+        need = "危及生命安全的突发情况：" + (record.needs or record.suggestions or "见探访记录")
+        if facts.has_first_contact:
+            out.append(ReferralSpec(need, ReferralTarget.FIRST_CONTACT, first_contact_name, True, due))
+        out.append(ReferralSpec(need, ReferralTarget.COMMUNITY, community_name, True, due))
+    return out
+
+
+def referrals_to_escalate(referrals: pd.DataFrame, now: datetime) -> pd.DataFrame:
+    """Emergency referrals still open (not acknowledged) after their deadline.
+
+    ``referrals`` has columns id, emergency, status, deadline.
+    """
+    if referrals.empty:
+        return referrals
+    dl = pd.to_datetime(referrals["deadline"], utc=True)
+    ts = pd.Timestamp(now)
+    ts = ts.tz_convert("UTC") if ts.tzinfo else ts.tz_localize("UTC")
+    mask = referrals["emergency"].astype(bool) & (referrals["status"].astype(str) == ReferralStatus.OPEN.value) \
+        & (dl < ts)
+    return referrals[mask]
+
+
+def device_worklist(facts: Iterable[ElderFacts], rules: Rules, on: date) -> pd.DataFrame:
+    """Elders who need a device: one row per elder and device kind.
+
+    三.2: a one-key terminal (一键式智能终端) for elders aged 80+ and 计划生育特殊家庭
+    elders; 四.2: a networked smoke alarm (联网烟感报警器) for every elder in the programme.
+    Columns: elder_id, device, device_label, reason, street, community_id, steward_id.
+    """
+    rows = []
+    for f in facts:
+        if f.status not in rules.programme_statuses:
+            continue
+        age = f.age_on(on)
+        if DeviceKind.EMERGENCY_TERMINAL not in f.devices:
+            reasons = []
+            if age is not None and age >= rules.min_age:
+                reasons.append("80周岁及以上")
+            if Category.FAMILY_PLANNING_SPECIAL in f.categories:
+                reasons.append("计划生育特殊家庭")
+            if reasons:
+                rows.append((f.id, DeviceKind.EMERGENCY_TERMINAL.value, DeviceKind.EMERGENCY_TERMINAL.label,
+                             "、".join(reasons), f.street, f.community_id, f.steward_id))
+        if DeviceKind.SMOKE_ALARM not in f.devices:
+            rows.append((f.id, DeviceKind.SMOKE_ALARM.value, DeviceKind.SMOKE_ALARM.label,
+                         "特殊困难老年人配备联网烟感报警器", f.street, f.community_id, f.steward_id))
+    return pd.DataFrame(rows, columns=["elder_id", "device", "device_label", "reason", "street",
+                                       "community_id", "steward_id"])
+
+
+def health_worklist(facts: Iterable[ElderFacts], rules: Rules) -> pd.DataFrame:
+    """Elders without a family doctor contract (家庭医生签约) who want one."""
+    rows = [(f.id, f.street, f.community_id, f.steward_id) for f in facts
+            if f.status in rules.programme_statuses and not f.family_doctor_signed
+            and f.wants_family_doctor]
+    return pd.DataFrame(rows, columns=["elder_id", "street", "community_id", "steward_id"])
