@@ -1,0 +1,299 @@
+"""Routing benchmark: Solomon VRPTW (R1, C1, RC1) and Cordeau periodic pr01–pr10 through the JSON contract, with PyVRP as the peer.
+
+Usage::
+
+    python bench/routing.py [--quick] [--seeds N] [--limits 10,30] [--pvrp-limit 60] [--only solomon|cordeau]
+
+Every figure is the median over seeds. Results go to ``bench/results/routing.json``
+(rewritten after every instance, so a partial run leaves partial results) and
+``bench/results/routing.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from gridmap.config import get_settings  # noqa: E402
+from gridmap.routing.check import check_plan  # noqa: E402
+from gridmap.routing.matrix import problem_matrix  # noqa: E402
+from gridmap.routing.problem import parse_problem  # noqa: E402
+from gridmap.routing.solver import solve  # noqa: E402
+
+SCALE = 100  # Solomon/Cordeau units → contract seconds/metres (keeps 0.01 precision)
+SOLOMON = [f"R1{i:02d}" for i in range(1, 13)] + [f"C1{i:02d}" for i in range(1, 10)] + [f"RC1{i:02d}" for i in range(1, 9)]
+CORDEAU = [f"pr{i:02d}" for i in range(1, 11)]
+OUT_JSON = ROOT / "bench" / "results" / "routing.json"
+OUT_MD = ROOT / "bench" / "results" / "routing.md"
+
+
+def vrp_dir() -> Path:
+    return get_settings().data_dir / "vrp"
+
+
+# ------------------------------------------------------------------ instances
+
+
+def read_solomon(name: str) -> dict:
+    """Solomon instance as raw arrays: x, y, demand, ready, due, service (node 0 = depot), vehicles, capacity."""
+    lines = (vrp_dir() / "solomon" / f"{name}.txt").read_text().splitlines()
+    veh_line = next(i for i, l in enumerate(lines) if l.strip().startswith("NUMBER"))
+    vehicles, capacity = map(int, lines[veh_line + 1].split())
+    rows = [list(map(float, l.split())) for l in lines if l.strip() and l.split()[0].isdigit() and len(l.split()) == 7]
+    a = np.array(rows)
+    return {"x": a[:, 1], "y": a[:, 2], "demand": a[:, 3], "ready": a[:, 4], "due": a[:, 5], "service": a[:, 6],
+            "vehicles": vehicles, "capacity": capacity}
+
+
+def _euclid(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return np.hypot(x[:, None] - x[None, :], y[:, None] - y[None, :])
+
+
+def solomon_problem(inst: dict) -> dict:
+    """The instance in the JSON contract: one day, one steward per vehicle, time = distance, ×SCALE."""
+    D = _euclid(inst["x"], inst["y"]) * SCALE
+    n = len(inst["x"])
+    stewards = [{"id": f"V{k + 1}", "start_index": 0, "shift": [int(inst["ready"][0] * SCALE), int(inst["due"][0] * SCALE)],
+                 "capacity": int(inst["capacity"])} for k in range(inst["vehicles"])]
+    visits = [{"id": f"c{i}", "location_index": i, "service_minutes": inst["service"][i] * SCALE / 60,
+               "time_windows": [[int(inst["ready"][i] * SCALE), int(inst["due"][i] * SCALE)]],
+               "demand": int(inst["demand"][i])} for i in range(1, n)]
+    return {"days": ["2026-12-07"], "stewards": stewards, "visits": visits, "objective": "distance_metres",
+            "matrix": {"seconds": D.tolist(), "metres": D.tolist()}}
+
+
+def read_cordeau(name: str) -> dict:
+    """Cordeau PVRP instance: days t, vehicles m, per day (D, Q), nodes with service, demand, frequency, patterns."""
+    lines = [l.split() for l in (vrp_dir() / "cordeau_pvrp" / name).read_text().splitlines() if l.strip()]
+    _, m, n, t = map(int, lines[0])
+    DQ = [tuple(map(float, l)) for l in lines[1 : 1 + t]]
+    nodes = []
+    for l in lines[1 + t : 1 + t + n + 1]:
+        i, x, y, d, q, f, a = int(l[0]), float(l[1]), float(l[2]), float(l[3]), float(l[4]), int(l[5]), int(l[6])
+        combos = [int(c) for c in l[7 : 7 + a]]
+        nodes.append((i, x, y, d, q, f, combos))
+    return {"m": m, "n": n, "t": t, "DQ": DQ, "nodes": nodes}
+
+
+def cordeau_problem(inst: dict) -> dict:
+    t = inst["t"]
+    days = [f"2026-12-{7 + d:02d}" for d in range(t)]
+    x = np.array([nd[1] for nd in inst["nodes"]])
+    y = np.array([nd[2] for nd in inst["nodes"]])
+    D = _euclid(x, y) * SCALE
+    dur, cap = inst["DQ"][0]
+    stewards = [{"id": f"V{k + 1}", "start_index": 0, "shift": [0, int(dur * SCALE)],
+                 "max_work_minutes": dur * SCALE / 60, "capacity": int(cap)} for k in range(inst["m"])]
+    visits = []
+    for i, _, _, d, q, f, combos in inst["nodes"][1:]:
+        pats = []
+        for c in combos:
+            pats.append([days[k] for k in range(t) if c >> (t - 1 - k) & 1])
+        visits.append({"id": f"c{i}", "location_index": i, "service_minutes": d * SCALE / 60, "count": f,
+                       "day_patterns": pats, "demand": int(q)})
+    return {"days": days, "stewards": stewards, "visits": visits, "objective": "distance_metres",
+            "matrix": {"seconds": D.tolist(), "metres": D.tolist()}}
+
+
+def bks() -> tuple[dict, dict]:
+    sol = json.loads((vrp_dir() / "solomon_BKS.json").read_text())
+    cor = {}
+    for line in (vrp_dir() / "cordeau_pvrp" / "BKS.csv").read_text().splitlines()[1:]:
+        k, v = line.split(",")
+        if k.startswith("benchmark/PVRP/"):
+            cor[k.split("/")[-1]] = float(v)
+    return {k[: -len("_distance")]: v["best_known_cost"] for k, v in sol.items() if k.endswith("_distance")}, cor
+
+
+# ------------------------------------------------------------------ runs
+
+
+def exact_cost(plan, problem_dict: dict, D: np.ndarray) -> float:
+    """Route length in instance units with exact Euclidean distances (from the plan's stop order)."""
+    idx = {v["id"]: v["location_index"] for v in problem_dict["visits"]}
+    total = 0.0
+    for r in plan.routes:
+        locs = [0] + [idx[s.visit] for s in r.stops] + [0]
+        total += sum(D[a, b] for a, b in zip(locs[:-1], locs[1:]))
+    return total / SCALE
+
+
+def run_ours(problem_dict: dict, limit: float, seed: int) -> dict:
+    prob = parse_problem(problem_dict)
+    pm = problem_matrix(prob)
+    t0 = time.perf_counter()
+    plan = solve(prob, time_limit=limit, seed=seed, matrix=pm)
+    wall = time.perf_counter() - t0
+    viol = check_plan(prob, plan, pm)
+    D = np.asarray(problem_dict["matrix"]["metres"])
+    return {"cost": exact_cost(plan, problem_dict, D), "wall": wall, "valid": not viol,
+            "unassigned": sum(u.occurrences for u in plan.unassigned), "routes": len(plan.routes)}
+
+
+def run_pyvrp_solomon(inst: dict, limit: float, seed: int) -> dict:
+    import pyvrp
+    from pyvrp.stop import MaxRuntime
+
+    n = len(inst["x"])
+    m = pyvrp.Model()
+    depot = m.add_depot(x=int(inst["x"][0] * SCALE), y=int(inst["y"][0] * SCALE), tw_early=int(inst["ready"][0] * SCALE),
+                        tw_late=int(inst["due"][0] * SCALE))
+    m.add_vehicle_type(num_available=inst["vehicles"], capacity=int(inst["capacity"]), start_depot=depot, end_depot=depot,
+                       tw_early=int(inst["ready"][0] * SCALE), tw_late=int(inst["due"][0] * SCALE))
+    clients = [m.add_client(x=int(inst["x"][i] * SCALE), y=int(inst["y"][i] * SCALE), delivery=int(inst["demand"][i]),
+                            service_duration=int(inst["service"][i] * SCALE), tw_early=int(inst["ready"][i] * SCALE),
+                            tw_late=int(inst["due"][i] * SCALE)) for i in range(1, n)]
+    locs = [depot] + clients
+    D = _euclid(inst["x"], inst["y"])
+    Di = np.ceil(D * SCALE - 1e-9).astype(int)
+    for i, a in enumerate(locs):
+        for j, b in enumerate(locs):
+            if i != j:
+                m.add_edge(a, b, distance=int(Di[i, j]), duration=int(Di[i, j]))
+    t0 = time.perf_counter()
+    res = m.solve(stop=MaxRuntime(limit), seed=seed, display=False)
+    wall = time.perf_counter() - t0
+    cost = 0.0
+    for r in res.best.routes():
+        v = [0] + list(r.visits()) + [0]
+        cost += sum(D[a, b] for a, b in zip(v[:-1], v[1:]))
+    return {"cost": cost, "wall": wall, "valid": bool(res.best.is_feasible()), "unassigned": 0,
+            "routes": res.best.num_routes()}
+
+
+def _machine() -> dict:
+    import ortools
+
+    try:
+        import pyvrp  # noqa: F401
+        from importlib.metadata import version
+
+        pv = version("pyvrp")
+    except Exception:  # noqa: BLE001
+        pv = None
+    cpu = ""
+    try:
+        cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
+    except Exception:  # noqa: BLE001
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "ortools": ortools.__version__,
+            "pyvrp": pv, "load_at_start": os.getloadavg()[0]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seeds", type=int, default=1)
+    ap.add_argument("--limits", default="10,30")
+    ap.add_argument("--pvrp-limit", type=float, default=60.0)
+    ap.add_argument("--only", choices=["solomon", "cordeau"], default=None)
+    ap.add_argument("--instances", default=None, help="comma-separated subset")
+    ap.add_argument("--no-peer", action="store_true")
+    ap.add_argument("--out", default=str(OUT_JSON))
+    args = ap.parse_args()
+    limits = [float(x) for x in args.limits.split(",")]
+    sol_bks, cor_bks = bks()
+    out_path = Path(args.out)
+    res = json.loads(out_path.read_text()) if out_path.exists() else {}
+    res.setdefault("machine", _machine())
+    res["seeds"] = args.seeds
+    res.setdefault("solomon", {})
+    res.setdefault("cordeau", {})
+    subset = set(args.instances.split(",")) if args.instances else None
+
+    def save() -> None:
+        out_path.write_text(json.dumps(res, indent=1))
+        write_md(res)
+
+    if args.only in (None, "solomon"):
+        for name in SOLOMON:
+            if subset and name not in subset:
+                continue
+            inst = read_solomon(name)
+            pd_ = solomon_problem(inst)
+            row = res["solomon"].setdefault(name, {"bks": sol_bks[name]})
+            for lim in limits:
+                runs = [run_ours(pd_, lim, s) for s in range(args.seeds)]
+                row[f"ours_{lim:g}"] = _agg(runs, sol_bks[name])
+                if not args.no_peer:
+                    try:
+                        pr = [run_pyvrp_solomon(inst, lim, s) for s in range(args.seeds)]
+                        row[f"pyvrp_{lim:g}"] = _agg(pr, sol_bks[name])
+                    except ImportError:
+                        row[f"pyvrp_{lim:g}"] = None
+                print(name, lim, row[f"ours_{lim:g}"], row.get(f"pyvrp_{lim:g}"), flush=True)
+                save()
+    if args.only in (None, "cordeau"):
+        for name in CORDEAU:
+            if subset and name not in subset:
+                continue
+            pd_ = cordeau_problem(read_cordeau(name))
+            runs = [run_ours(pd_, args.pvrp_limit, s) for s in range(args.seeds)]
+            res["cordeau"][name] = {"bks": cor_bks[name], f"ours_{args.pvrp_limit:g}": _agg(runs, cor_bks[name])}
+            print(name, res["cordeau"][name], flush=True)
+            save()
+    save()
+
+
+def _agg(runs: list[dict], best: float) -> dict:
+    costs = [r["cost"] for r in runs]
+    c = statistics.median(costs)
+    return {"cost": round(c, 2), "gap_pct": round(100 * (c / best - 1), 3), "wall_s": round(statistics.median(r["wall"] for r in runs), 2),
+            "all_valid": all(r["valid"] for r in runs), "unassigned_max": max(r["unassigned"] for r in runs),
+            "routes": statistics.median(r["routes"] for r in runs), "n_seeds": len(runs)}
+
+
+def write_md(res: dict) -> None:
+    m = res.get("machine", {})
+    lines = ["# Routing benchmark", "",
+             f"Machine: {m.get('cpu')} ({m.get('cores')} cores, shared with other work; load at start {m.get('load_at_start', 0):.2f}), "
+             f"Python {m.get('python')}, OR-Tools {m.get('ortools')}, PyVRP {m.get('pyvrp')} (the peer, same run, same limits).",
+             f"Figures: median over {res.get('seeds')} seed(s) per instance. Gap = (route length with exact Euclidean "
+             "distances ÷ best known `*_distance`) − 1. Written by `bench/routing.py`; a partial run shows only finished instances.", ""]
+    sol = res.get("solomon", {})
+    if sol:
+        keys = sorted({k for r in sol.values() for k in r if k != "bks"}, key=lambda k: (k.split("_")[0] != "ours", float(k.split("_")[1])))
+        lines += ["## Solomon VRPTW R1, C1, RC1 (distance objective)", "",
+                  "| instance | BKS | " + " | ".join(f"{k} gap %" for k in keys) + " |",
+                  "|---|---:|" + "---:|" * len(keys)]
+        for name, r in sol.items():
+            cells = []
+            for k in keys:
+                a = r.get(k)
+                cells.append("—" if not a else f"{a['gap_pct']:.2f}" + ("" if a["all_valid"] and not a["unassigned_max"] else " ✗"))
+            lines.append(f"| {name} | {r['bks']} | " + " | ".join(cells) + " |")
+        lines += ["", "| run | instances | mean gap % | worst gap % | all feasible |", "|---|---:|---:|---:|---|"]
+        for k in keys:
+            g = [r[k]["gap_pct"] for r in sol.values() if r.get(k)]
+            ok = all(r[k]["all_valid"] and not r[k]["unassigned_max"] for r in sol.values() if r.get(k))
+            if g:
+                lines.append(f"| {k} | {len(g)} | {statistics.mean(g):.2f} | {max(g):.2f} | {'yes' if ok else 'NO'} |")
+        lines.append("")
+    cor = res.get("cordeau", {})
+    if cor:
+        k = next(k for k in next(iter(cor.values())) if k != "bks")
+        lines += ["## Cordeau periodic VRP pr01–pr10", "", "| instance | BKS | cost | gap % | unassigned | checker |",
+                  "|---|---:|---:|---:|---:|---|"]
+        for name, r in cor.items():
+            a = r[k]
+            lines.append(f"| {name} | {r['bks']} | {a['cost']} | {a['gap_pct']:.2f} | {a['unassigned_max']} | "
+                         f"{'valid' if a['all_valid'] else 'INVALID'} |")
+        g = [r[k]["gap_pct"] for r in cor.values()]
+        lines += ["", f"{k}: mean gap {statistics.mean(g):.2f} %, worst {max(g):.2f} %, "
+                  f"instances with unassigned visits: {sum(1 for r in cor.values() if r[k]['unassigned_max'])}", ""]
+    OUT_MD.write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,697 @@
+"""The planner: a function from a :class:`Problem` to a :class:`Plan` (day patterns by insertion, routes by OR-Tools).
+
+Method (two stages, repeated while time remains)
+-------------------------------------------------
+1. **Days.** Each steward-day is a vehicle. Every visit required ``count``
+   times chooses one allowed day combination (``day_patterns`` or all
+   combinations of allowed days at least ``min_gap_days`` apart); its copies
+   are inserted into that pattern's days at the cheapest feasible positions
+   (time windows, shift, working minutes, capacity checked exactly in O(1)
+   per position with earliest/latest start times). Visits go in by priority
+   (highest first), the most constrained first; a high-priority visit that
+   fits nowhere may eject lower-priority ones. A pattern-change local search
+   then moves whole visits to cheaper patterns. This always yields a feasible
+   first solution (a visit that fits nowhere is unassigned with its reason).
+2. **Routes.** Each day is routed by OR-Tools (C++ transit matrices, time and
+   work dimensions, capacity, priority drop penalties) starting from the
+   stage-1 routes, with guided local search under a time limit and a
+   wall-clock guard.
+
+Dropping one visit of priority ``p`` always costs more than dropping any
+number of visits of priority below ``p`` up to :data:`PRIORITY_BASE`, and more
+than any route's travel cost, so high-priority elders are the last left out.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from gridmap.routing.matrix import ProblemMatrix, problem_matrix
+from gridmap.routing.plan import Plan, Route, Stop, Summary, Unassigned
+from gridmap.routing.problem import Problem
+
+#: Penalty of dropping one visit of priority 1 (in cost units, above any route cost).
+BASE_PENALTY = 10**8
+#: Each priority level multiplies the drop penalty by this.
+PRIORITY_BASE = 200
+_INF = math.inf
+
+
+def _penalty(priority: int) -> int:
+    return BASE_PENALTY * PRIORITY_BASE ** (priority - 1)
+
+
+# ------------------------------------------------------------------ internal model
+
+
+@dataclass
+class _Vehicle:
+    steward: int
+    day: int
+    start: int
+    end: int
+    shift: tuple[int, int]
+    max_work: int
+    capacity: float
+    mode: str
+
+
+@dataclass
+class _Model:
+    problem: Problem
+    T: dict[str, np.ndarray]  # int seconds
+    C: dict[str, np.ndarray]  # float cost (objective)
+    vehicles: list[_Vehicle]
+    by_day: list[list[int]]
+    eligible: list[set[int]]  # per visit: allowed steward indices
+    patterns: list[list[tuple[int, ...]]]  # feasible patterns per visit
+    service: np.ndarray
+    demand: np.ndarray
+    windows: list[list[tuple[int, int]]]
+
+
+def _build_model(problem: Problem, pm: ProblemMatrix) -> _Model:
+    T = {s.mode: pm.seconds[pm.mode_of(s.mode)] for s in problem.stewards}
+    src = pm.metres if problem.objective == "distance_metres" else pm.seconds
+    C = {s.mode: np.asarray(src[pm.mode_of(s.mode)], dtype=float) for s in problem.stewards}
+    vehicles, by_day = [], [[] for _ in problem.days]
+    for si, s in enumerate(problem.stewards):
+        for d in s.days:
+            by_day[d].append(len(vehicles))
+            vehicles.append(_Vehicle(si, d, s.start, s.end, s.shift, s.max_work_seconds,
+                                     _INF if s.capacity is None else s.capacity, s.mode))
+    sid = {s.id: i for i, s in enumerate(problem.stewards)}
+    eligible, patterns = [], []
+    for v in problem.visits:
+        el = {sid[v.steward]} if v.steward else set(range(len(problem.stewards)))
+        eligible.append(el)
+        works = [any(vehicles[k].steward in el for k in by_day[d]) for d in range(len(problem.days))]
+        patterns.append([p for p in v.patterns if all(works[d] for d in p)])
+    service = np.array([v.service_seconds for v in problem.visits], dtype=np.int64)
+    demand = np.array([v.demand for v in problem.visits], dtype=float)
+    windows = [list(v.time_windows) for v in problem.visits]
+    return _Model(problem, T, C, vehicles, by_day, eligible, patterns, service, demand, windows)
+
+
+def _earliest(windows: list[tuple[int, int]], t: float) -> float | None:
+    for lo, hi in windows:
+        if t <= hi:
+            return max(t, lo)
+    return None
+
+
+class _RouteState:
+    """One vehicle's route with earliest/latest start times for O(1) insertion checks."""
+
+    def __init__(self, m: _Model, k: int) -> None:
+        self.m, self.k = m, k
+        veh = m.vehicles[k]
+        self.veh = veh
+        self.T, self.C = m.T[veh.mode], m.C[veh.mode]
+        self.seq: list[int] = []
+        self.update()
+
+    def win(self, v: int) -> list[tuple[int, int]]:
+        w = self.m.windows[v]
+        lo, hi = self.veh.shift
+        return [(max(a, lo), min(b, hi)) for a, b in w if max(a, lo) <= min(b, hi)] if w else [(lo, hi)]
+
+    def update(self) -> None:
+        m, veh, T = self.m, self.veh, self.T
+        locs = [veh.start] + [m.problem.visits[v].location for v in self.seq] + [veh.end]
+        serv = [0] + [int(m.service[v]) for v in self.seq] + [0]
+        self.locs = np.array(locs)
+        self.serv = np.array(serv, dtype=float)
+        n = len(locs)
+        E = np.zeros(n)
+        E[0] = veh.shift[0]
+        ok = True
+        for i in range(1, n):
+            a = E[i - 1] + serv[i - 1] + T[locs[i - 1], locs[i]]
+            if i == n - 1:
+                e = a if a <= veh.shift[1] else None
+            else:
+                e = _earliest(self.win(self.seq[i - 1]), a)
+            if e is None:
+                ok = False
+                e = a
+            E[i] = e
+        L = np.zeros(n)
+        L[-1] = veh.shift[1]
+        for i in range(n - 2, -1, -1):
+            lim = L[i + 1] - serv[i] - T[locs[i], locs[i + 1]]
+            if i == 0:
+                L[i] = lim
+                continue
+            best = -_INF
+            for lo, hi in self.win(self.seq[i - 1]):
+                c = min(hi, lim)
+                if c >= lo:
+                    best = max(best, c)
+            L[i] = best
+        self.E, self.L, self.feasible = E, L, ok
+        self.travel = float(T[self.locs[:-1], self.locs[1:]].sum())
+        self.work = self.travel + float(self.serv.sum())
+        self.load = float(m.demand[self.seq].sum()) if self.seq else 0.0
+        self.cost = float(self.C[self.locs[:-1], self.locs[1:]].sum())
+
+    def best_insertion(self, v: int) -> tuple[float, int] | None:
+        """(cost delta, position) of the cheapest feasible insertion of visit ``v``, or None."""
+        m = self.m
+        if self.load + m.demand[v] > self.veh.capacity:
+            return None
+        u = m.problem.visits[v].location
+        T, C = self.T, self.C
+        prev, nxt = self.locs[:-1], self.locs[1:]
+        a = self.E[:-1] + self.serv[:-1] + T[prev, u]
+        eu = np.full(a.shape, _INF)
+        for lo, hi in self.win(v):
+            cand = np.where(a <= hi, np.maximum(a, lo), _INF)
+            eu = np.minimum(eu, cand)
+        arr_next = eu + m.service[v] + T[u, nxt]
+        dwork = T[prev, u] + T[u, nxt] - T[prev, nxt] + m.service[v]
+        ok = (arr_next <= self.L[1:]) & (self.work + dwork <= self.veh.max_work)
+        if not ok.any():
+            return None
+        dc = C[prev, u] + C[u, nxt] - C[prev, nxt]
+        dc = np.where(ok, dc, _INF)
+        pos = int(np.argmin(dc))
+        return float(dc[pos]), pos
+
+    def insert(self, v: int, pos: int) -> None:
+        self.seq.insert(pos, v)
+        self.update()
+
+    def remove(self, v: int) -> None:
+        self.seq.remove(v)
+        self.update()
+
+
+class _Days:
+    """Stage 1: day patterns and insertion routes for all steward-days."""
+
+    def __init__(self, m: _Model, rng: np.random.Generator) -> None:
+        self.m = m
+        self.rng = rng
+        self.routes = [_RouteState(m, k) for k in range(len(m.vehicles))]
+        self.where: dict[int, dict[int, int]] = {i: {} for i in range(len(m.problem.visits))}  # visit -> day -> vehicle
+
+    def _best_day(self, v: int, d: int) -> tuple[float, int, int] | None:
+        best = None
+        for k in self.m.by_day[d]:
+            if self.m.vehicles[k].steward not in self.m.eligible[v]:
+                continue
+            r = self.routes[k].best_insertion(v)
+            if r is not None and (best is None or r[0] < best[0]):
+                best = (r[0], k, r[1])
+        return best
+
+    def place(self, v: int, prefer: tuple[int, ...] | None = None) -> int:
+        """Insert visit ``v`` with its cheapest (or preferred) feasible pattern; return copies placed."""
+        pats = self.m.patterns[v]
+        if not pats:
+            return 0
+        cache: dict[int, tuple[float, int, int] | None] = {}
+
+        def day(d: int):
+            if d not in cache:
+                cache[d] = self._best_day(v, d)
+            return cache[d]
+
+        best, best_key = None, None
+        for p in pats:
+            ins = [day(d) for d in p]
+            placed = sum(x is not None for x in ins)
+            cost = sum(x[0] for x in ins if x is not None)
+            key = (-placed, 0 if p == prefer else 1, cost)
+            if best_key is None or key < best_key:
+                best, best_key = (p, ins), key
+        p, ins = best
+        n = 0
+        for d, x in zip(p, ins):
+            if x is not None:
+                self.routes[x[1]].insert(v, x[2])
+                self.where[v][d] = x[1]
+                n += 1
+        return n
+
+    def unplace(self, v: int) -> None:
+        for d, k in self.where[v].items():
+            self.routes[k].remove(v)
+        self.where[v] = {}
+
+    def cost(self) -> float:
+        return sum(r.cost for r in self.routes)
+
+    def construct(self, order: list[int], prefer: dict[int, tuple[int, ...]]) -> None:
+        for v in order:
+            self.place(v, prefer.get(v))
+
+    def eject_for(self, v: int) -> None:
+        """Try to place a high-priority visit by removing lower-priority ones from its best pattern's days."""
+        prio = self.m.problem.visits[v].priority
+        for p in self.m.patterns[v][:20]:
+            removed: list[int] = []
+            for d in p:
+                if self._best_day(v, d) is not None:
+                    continue
+                done = False
+                cands = [(self.m.problem.visits[w].priority, w, k) for k in self.m.by_day[d]
+                         for w in self.routes[k].seq if self.m.problem.visits[w].priority < prio
+                         and self.m.vehicles[k].steward in self.m.eligible[v]]
+                for _, w, k in sorted(cands):
+                    self.unplace(w)
+                    removed.append(w)
+                    if self._best_day(v, d) is not None:
+                        done = True
+                        break
+                if not done:
+                    break
+            if self.place(v, p) == len(p):
+                for w in removed:  # put back what still fits
+                    self.place(w)
+                return
+            self.unplace(v)
+            for w in removed:
+                self.place(w)
+
+    def pattern_search(self, deadline: float, visits: list[int]) -> None:
+        """Move whole visits to cheaper patterns until no move improves or time is up."""
+        improved = True
+        while improved and time.monotonic() < deadline:
+            improved = False
+            for v in visits:
+                if time.monotonic() >= deadline:
+                    return
+                if len(self.m.patterns[v]) <= 1 and self.m.problem.visits[v].count == 1 and len(self.m.by_day) == 1:
+                    continue
+                before_n = len(self.where[v])
+                if before_n == 0:
+                    if self.place(v):
+                        improved = True
+                    continue
+                old = {d: (k, self.routes[k].seq.index(v)) for d, k in self.where[v].items()}
+                c0 = self.cost()
+                self.unplace(v)
+                n = self.place(v)
+                if n > before_n or (n == before_n and self.cost() < c0 - 1e-6):
+                    improved = True
+                    continue
+                self.unplace(v)
+                for d, (k, pos) in sorted(old.items(), key=lambda kv: kv[1][1]):
+                    self.routes[k].insert(v, pos)
+                    self.where[v][d] = k
+
+
+# ------------------------------------------------------------------ OR-Tools stage
+
+
+def _route_day(m: _Model, vehicles: list[int], seqs: list[list[int]], time_limit: float, optional: list[int],
+               cost_scale: float) -> list[list[int]]:
+    """Route one day's vehicles with OR-Tools from the given sequences; returns new sequences (visit indices)."""
+    from ortools.constraint_solver import pywrapcp, routing_enums_pb2
+
+    nodes_v = [v for s in seqs for v in s] + list(optional)
+    if not nodes_v:
+        return [list(s) for s in seqs]
+    nv = len(vehicles)
+    locs = []
+    for k in vehicles:
+        locs += [m.vehicles[k].start, m.vehicles[k].end]
+    locs += [m.problem.visits[v].location for v in nodes_v]
+    locs = np.array(locs)
+    serv = np.r_[np.zeros(2 * nv, dtype=np.int64), m.service[nodes_v]] if nodes_v else np.zeros(2 * nv)
+    manager = pywrapcp.RoutingIndexManager(len(locs), nv, [2 * i for i in range(nv)], [2 * i + 1 for i in range(nv)])
+    routing = pywrapcp.RoutingModel(manager)
+    # RegisterTransitMatrix / RegisterUnaryTransitVector are indexed by node (not by routing index)
+    loc_i = locs
+    serv_i = serv
+    time_cb, cost_cb = {}, {}
+    for mode in {m.vehicles[k].mode for k in vehicles}:
+        Tm = m.T[mode][np.ix_(loc_i, loc_i)] + serv_i[:, None]
+        time_cb[mode] = routing.RegisterTransitMatrix(Tm.astype(np.int64).tolist())
+        Cm = np.rint(m.C[mode][np.ix_(loc_i, loc_i)] * cost_scale).astype(np.int64)
+        cost_cb[mode] = routing.RegisterTransitMatrix(Cm.tolist())
+    horizon = int(max(m.vehicles[k].shift[1] for k in vehicles)) + 1
+    tcbs = [time_cb[m.vehicles[k].mode] for k in vehicles]
+    routing.AddDimensionWithVehicleTransits(tcbs, horizon, horizon, False, "time")
+    tdim = routing.GetDimensionOrDie("time")
+    for i, k in enumerate(vehicles):
+        veh = m.vehicles[k]
+        routing.SetArcCostEvaluatorOfVehicle(cost_cb[veh.mode], i)
+        tdim.CumulVar(routing.Start(i)).SetRange(veh.shift[0], veh.shift[1])
+        tdim.CumulVar(routing.End(i)).SetRange(veh.shift[0], veh.shift[1])
+    if any(m.vehicles[k].max_work < m.vehicles[k].shift[1] - m.vehicles[k].shift[0] for k in vehicles):
+        routing.AddDimensionWithVehicleTransitAndCapacity(
+            tcbs, 0, [int(m.vehicles[k].max_work) for k in vehicles], True, "work")
+    if any(np.isfinite(m.vehicles[k].capacity) for k in vehicles) and m.demand[nodes_v].any():
+        dem = np.r_[np.zeros(2 * nv), m.demand[nodes_v]]
+        dcb = routing.RegisterUnaryTransitVector(np.rint(dem).astype(np.int64).tolist())
+        caps = [int(min(m.vehicles[k].capacity, 2**40)) for k in vehicles]
+        routing.AddDimensionWithVehicleCapacity(dcb, 0, caps, True, "load")
+    stew = [m.vehicles[k].steward for k in vehicles]
+    for j, v in enumerate(nodes_v):
+        node = 2 * nv + j
+        index = manager.NodeToIndex(node)
+        w = m.windows[v]
+        if w:
+            cv = tdim.CumulVar(index)
+            cv.SetRange(int(w[0][0]), int(w[-1][1]))
+            for (a, b), (c, _) in zip(w[:-1], w[1:]):
+                if c - 1 >= b + 1:
+                    cv.RemoveInterval(int(b + 1), int(c - 1))
+        routing.AddDisjunction([index], _penalty(m.problem.visits[v].priority))
+        allowed = [i for i, s in enumerate(stew) if s in m.eligible[v]]
+        if len(allowed) < nv:
+            routing.SetAllowedVehiclesForIndex(allowed, index)
+    params = pywrapcp.DefaultRoutingSearchParameters()
+    params.first_solution_strategy = routing_enums_pb2.FirstSolutionStrategy.PARALLEL_CHEAPEST_INSERTION
+    params.local_search_metaheuristic = routing_enums_pb2.LocalSearchMetaheuristic.GUIDED_LOCAL_SEARCH
+    params.time_limit.FromMilliseconds(max(10, int(time_limit * 1000)))
+    params.log_search = False
+    deadline = time.monotonic() + time_limit * 1.05 + 0.5
+
+    def guard() -> None:  # wall-clock guard: GLS can overrun its limit on a loaded machine
+        if time.monotonic() > deadline:
+            routing.solver().FinishCurrentSearch()
+
+    routing.AddAtSolutionCallback(guard)
+    routing.CloseModelWithParameters(params)
+    # initial routes: node numbers of the given sequences
+    init, pos = [], 2 * nv
+    for s in seqs:
+        init.append([manager.NodeToIndex(pos + j) for j in range(len(s))])
+        pos += len(s)
+    sol = None
+    start_assign = routing.ReadAssignmentFromRoutes(init, True)
+    if start_assign is not None:
+        sol = routing.SolveFromAssignmentWithParameters(start_assign, params)
+    if sol is None:
+        sol = routing.SolveWithParameters(params)
+    if sol is None:
+        return [list(s) for s in seqs]
+    out = []
+    for i in range(nv):
+        idx = sol.Value(routing.NextVar(routing.Start(i)))
+        seq = []
+        while not routing.IsEnd(idx):
+            seq.append(nodes_v[manager.IndexToNode(idx) - 2 * nv])
+            idx = sol.Value(routing.NextVar(idx))
+        out.append(seq)
+    old = sum(_seq_cost(m, k, s) for k, s in zip(vehicles, seqs)) + sum(
+        _penalty(m.problem.visits[v].priority) / cost_scale for v in optional)
+    new_dropped = set(nodes_v) - {v for s in out for v in s}
+    new = sum(_seq_cost(m, k, s) for k, s in zip(vehicles, out)) + sum(
+        _penalty(m.problem.visits[v].priority) / cost_scale for v in new_dropped)
+    return out if new <= old + 1e-6 else [list(s) for s in seqs]
+
+
+def _seq_cost(m: _Model, k: int, seq: list[int]) -> float:
+    veh = m.vehicles[k]
+    locs = [veh.start] + [m.problem.visits[v].location for v in seq] + [veh.end]
+    C = m.C[veh.mode]
+    return float(sum(C[a, b] for a, b in zip(locs[:-1], locs[1:])))
+
+
+# ------------------------------------------------------------------ reasons
+
+
+def _reason(m: _Model, days: "_Days", v: int) -> str:
+    visit = m.problem.visits[v]
+    if not m.patterns[v]:
+        if visit.count > 1 and not visit.explicit_patterns and len(visit.patterns) == 0 and visit.days:
+            return "spacing"
+        return "days"
+    days = sorted({d for p in m.patterns[v] for d in p})
+    ks = [k for d in days for k in m.by_day[d] if m.vehicles[k].steward in m.eligible[v]]
+    if all(m.demand[v] > m.vehicles[k].capacity for k in ks):
+        return "capacity"
+    any_plain = any_tw = False
+    for k in ks:
+        veh = m.vehicles[k]
+        T = m.T[veh.mode]
+        u = visit.location
+        go, back = T[veh.start, u], T[u, veh.end]
+        if go + back + visit.service_seconds > veh.max_work:
+            continue
+        lo, hi = veh.shift
+        if lo + go + visit.service_seconds + back > hi:
+            continue
+        any_plain = True
+        for a, b in (visit.time_windows or [(lo, hi)]):
+            s = max(a, lo + go)
+            if s <= b and s + visit.service_seconds + back <= hi:
+                any_tw = True
+    if any_plain and not any_tw:
+        return "time_window"
+    if not any_plain:
+        return "no_time"
+    if m.demand[v] > 0 and all(days.routes[k].load + m.demand[v] > m.vehicles[k].capacity for k in ks):
+        return "capacity"
+    return "no_time"
+
+
+def _fallback(reason: str, priority: int, n_stewards: int) -> str:
+    if reason in ("no_time", "capacity") and n_stewards > 1:
+        return "other_steward"
+    if priority >= 4:
+        return "video"
+    if priority == 3 or reason == "time_window":
+        return "phone"
+    return "next_week"
+
+
+# ------------------------------------------------------------------ public
+
+
+def solve(
+    problem: Problem,
+    time_limit: float = 10.0,
+    seed: int = 0,
+    initial: Plan | None = None,
+    matrix: ProblemMatrix | None = None,
+    geometry: bool = False,
+    graphs: dict | None = None,
+    rounds: int | None = None,
+) -> Plan:
+    """Plan the problem's visits; never fails for lack of a solution.
+
+    Parameters
+    ----------
+    problem
+        A parsed problem (:func:`gridmap.routing.problem.parse_problem`).
+    time_limit
+        Seconds of search (wall clock, guarded).
+    seed
+        Random seed (tie-breaking in the day stage); same seed and time → same plan
+        unless the machine's load cuts the search at a different point.
+    initial
+        A previous plan (e.g. last week's) to start from: visits keep their
+        weekdays and order where still feasible.
+    matrix
+        Precomputed matrices (default :func:`gridmap.routing.matrix.problem_matrix`).
+    geometry
+        Draw each route along the roads (needs the road network; problems with coordinates only).
+    graphs
+        ``mode -> road graph`` for matrices and geometry.
+    rounds
+        Day/route alternations (default 1 for one day, 2 otherwise).
+
+    Returns
+    -------
+    Plan
+    """
+    t0 = time.monotonic()
+    deadline = t0 + max(time_limit, 0.05)
+    pm = matrix if matrix is not None else problem_matrix(problem, graphs)
+    m = _build_model(problem, pm)
+    rng = np.random.default_rng(seed)
+    n_days = len(problem.days)
+    visits = problem.visits
+    nvis = len(visits)
+    if n_days == 1 and initial is None:
+        # one day: let OR-Tools build and improve (its C++ insertion beats ours), ours is the fallback
+        days = _Days(m, rng)
+        seqs = _route_day(m, m.by_day[0], [[] for _ in m.by_day[0]], time_limit * 0.97,
+                          [v for v in range(nvis) if m.patterns[v]], _cost_scale(m))
+        for k, s in zip(m.by_day[0], seqs):
+            days.routes[k].seq = list(s)
+            days.routes[k].update()
+            for v in s:
+                days.where[v][0] = k
+        if not all(r.feasible for r in days.routes):  # pragma: no cover - OR-Tools keeps feasibility
+            days = _Days(m, rng)
+            days.construct(_order(m, rng), {})
+    else:
+        days = _Days(m, rng)
+        prefer = _preferences(problem, initial, m)
+        days.construct(_order(m, rng, prefer), prefer)
+        for v in sorted(range(nvis), key=lambda v: -visits[v].priority):
+            if len(days.where[v]) < visits[v].count and m.patterns[v] and visits[v].priority > 1:
+                if any(visits[w].priority < visits[v].priority for w in range(nvis) if days.where[w]):
+                    days.eject_for(v)
+        if initial is None:
+            days.pattern_search(t0 + 0.2 * time_limit, _order(m, rng))
+        n_rounds = rounds or 2
+        for rnd in range(n_rounds):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0.05:
+                break
+            budget = remaining * (0.6 if rnd < n_rounds - 1 else 0.97)
+            _route_all_days(m, days, budget)
+            if rnd < n_rounds - 1:
+                days.pattern_search(time.monotonic() + 0.15 * (deadline - time.monotonic()), _order(m, rng))
+    return _to_plan(m, pm, days, geometry, graphs)
+
+
+def _cost_scale(m: _Model) -> float:
+    mx = max(float(np.max(c)) if c.size else 0.0 for c in m.C.values())
+    return 100.0 if mx < 1e5 else 1.0
+
+
+def _route_all_days(m: _Model, days: _Days, budget: float) -> None:
+    sizes = [sum(len(days.routes[k].seq) for k in m.by_day[d]) for d in range(len(m.by_day))]
+    total = sum(sizes) or 1
+    start = time.monotonic()
+    for d in range(len(m.by_day)):
+        if not sizes[d]:
+            continue
+        spent = time.monotonic() - start
+        share = sizes[d] / total * budget
+        share = min(share, max(0.05, budget - spent))
+        ks = m.by_day[d]
+        seqs = _route_day(m, ks, [days.routes[k].seq for k in ks], share, [], _cost_scale(m))
+        for k, s in zip(ks, seqs):
+            days.routes[k].seq = list(s)
+            days.routes[k].update()
+        for v in {v for s in seqs for v in s} | {v for v, w in days.where.items() if d in w}:
+            where = days.where[v]
+            where.pop(d, None)
+            for k, s in zip(ks, seqs):
+                if v in s:
+                    where[d] = k
+        dropped = [v for v in range(len(m.problem.visits)) if d in days.where[v] and days.where[v][d] not in ks]
+        for v in dropped:  # pragma: no cover
+            days.where[v].pop(d)
+
+
+def _order(m: _Model, rng: np.random.Generator, prefer: dict | None = None) -> list[int]:
+    visits = m.problem.visits
+    noise = rng.random(len(visits))
+    prefer = prefer or {}
+    return sorted(range(len(visits)), key=lambda v: (
+        v not in prefer, -visits[v].priority, len(m.patterns[v]) / max(visits[v].count, 1), -visits[v].count,
+        (sum(b - a for a, b in m.windows[v]) if m.windows[v] else 10**9), noise[v]))
+
+
+def _preferences(problem: Problem, initial: Plan | None, m: _Model) -> dict[int, tuple[int, ...]]:
+    if initial is None:
+        return {}
+    import datetime as dt
+
+    weekday_to_day = {}
+    for i, d in enumerate(problem.days):
+        weekday_to_day.setdefault(d.weekday(), i)
+    vid = {v.id: i for i, v in enumerate(problem.visits)}
+    seen: dict[int, set[int]] = {}
+    for r in initial.routes:
+        try:
+            wd = dt.date.fromisoformat(r.day).weekday()
+        except ValueError:
+            continue
+        d = weekday_to_day.get(wd)
+        if d is None:
+            continue
+        for s in r.stops:
+            if s.visit in vid:
+                seen.setdefault(vid[s.visit], set()).add(d)
+    out = {}
+    for v, ds in seen.items():
+        target = tuple(sorted(ds))
+        if target in m.patterns[v]:
+            out[v] = target
+    return out
+
+
+def _to_plan(m: _Model, pm: ProblemMatrix, days: _Days, geometry: bool, graphs: dict | None) -> Plan:
+    p = m.problem
+    routes: list[Route] = []
+    est_s = tot_s = 0.0
+    for k, r in enumerate(days.routes):
+        if not r.seq:
+            continue
+        veh = m.vehicles[k]
+        mode = pm.mode_of(veh.mode)
+        T, M, E = pm.seconds[mode], pm.metres[mode], pm.estimated[mode]
+        stops = []
+        t = float(veh.shift[0])
+        prev = veh.start
+        travel = dist = serv = 0.0
+        # leave as late as possible without delaying the first start (shorter working day)
+        first = r.seq[0]
+        lat0 = r.L[1] - T[prev, p.visits[first].location]
+        t = max(t, min(lat0, r.E[1] - T[prev, p.visits[first].location]))
+        for v in r.seq:
+            loc = p.visits[v].location
+            arr = t + T[prev, loc]
+            start = _earliest(r.win(v), arr)
+            start = arr if start is None else start
+            end = start + p.visits[v].service_seconds
+            stops.append(Stop(p.visits[v].id, int(arr), int(start), int(end)))
+            travel += T[prev, loc]
+            dist += M[prev, loc]
+            if E[prev, loc]:
+                est_s += T[prev, loc]
+            serv += p.visits[v].service_seconds
+            t, prev = end, loc
+        travel += T[prev, veh.end]
+        dist += M[prev, veh.end]
+        if E[prev, veh.end]:
+            est_s += T[prev, veh.end]
+        tot_s += travel
+        geom = _geometry(p, veh, r.seq, graphs) if geometry else None
+        routes.append(Route(p.stewards[veh.steward].id, p.day_str(veh.day), stops, float(travel), float(dist),
+                            round((travel + serv) / 60.0, 2), geom))
+    routes.sort(key=lambda r: (r.day, r.steward))
+    unassigned = []
+    for v, visit in enumerate(p.visits):
+        placed = len(days.where[v])
+        if placed < visit.count:
+            reason = _reason(m, days, v)
+            unassigned.append(Unassigned(visit.id, visit.count - placed, reason,
+                                         _fallback(reason, visit.priority, len(p.stewards))))
+    required = sum(v.count for v in p.visits)
+    planned = sum(len(r.stops) for r in routes)
+    summary = Summary(required, planned, float(sum(r.travel_seconds for r in routes)),
+                      float(sum(r.distance_metres for r in routes)), round(est_s / tot_s, 4) if tot_s else 0.0)
+    return Plan(routes, unassigned, summary)
+
+
+def _geometry(p: Problem, veh: _Vehicle, seq: list[int], graphs: dict | None) -> dict | None:
+    if not p.points:
+        return None
+    try:
+        from gridmap.layers.travel import route_geometry
+
+        G = (graphs or {}).get(veh.mode)
+        if G is None:
+            from gridmap.layers.roads import build_road_graph
+
+            G = build_road_graph(mode="bike" if veh.mode == "ebike" else veh.mode)
+        locs = [veh.start] + [p.visits[v].location for v in seq] + [veh.end]
+        coords: list = []
+        for a, b in zip(locs[:-1], locs[1:]):
+            (xa, ya), (xb, yb) = p.points[a], p.points[b]
+            line = route_geometry(G, xa, ya, xb, yb).geometry
+            c = [list(map(float, xy)) for xy in line.coords]
+            coords += c if not coords else c[1:]
+        return {"type": "LineString", "coordinates": coords}
+    except Exception:  # noqa: BLE001 - drawing is optional; the plan stands without it
+        return None
+
+
+__all__ = ["BASE_PENALTY", "PRIORITY_BASE", "solve"]
