@@ -342,5 +342,5 @@ def load_rules(path: str | Path | None = None, overrides: dict[str, Any] | None 
 
 
 def load_responsibilities() -> list[dict[str, Any]]:
-    """The 20 rows of 附件1-1 (序号 ``no``, 责任单位 ``unit``, 主要任务 ``task``)."""
+    """The 20 rows of 附件1-1 (序号 ``number``, 责任单位 ``unit``, 主要任务 ``task``)."""
     return yaml.safe_load(RESPONSIBILITIES_PATH.read_text(encoding="utf-8"))

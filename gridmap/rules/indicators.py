@@ -145,7 +145,7 @@ def visit_flags(visits: pd.DataFrame, elders: pd.DataFrame, rules: Rules) -> pd.
     v["short"] = in_home & minutes.notna() & (minutes < rules.min_in_home_minutes)
     cols = [c for c in ANSWER_FIELDS if c in v.columns]
     v = v.sort_values(["elder_id", "visited_on", "id"])
-    key = v[cols].astype(str).agg("|".join, axis=1) if cols else pd.Series("", index=v.index)
+    key = v[cols].astype(object).where(v[cols].notna(), "").astype(str).agg("|".join, axis=1) if cols else pd.Series("", index=v.index)
     has_answers = v[cols].notna().any(axis=1) if cols else pd.Series(False, index=v.index)
     new_run = (key != key.groupby(v["elder_id"]).shift()) | ~has_answers
     run_id = new_run.cumsum()

@@ -64,7 +64,7 @@ def write_report(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     resp = pd.DataFrame(load_responsibilities()).rename(
-        columns={"no": "序号", "task": "主要任务", "unit": "责任单位"})[["序号", "主要任务", "责任单位"]]
+        columns={"number": "序号", "task": "主要任务", "unit": "责任单位"})[["序号", "主要任务", "责任单位"]]
     notes = pd.DataFrame({"项目": ["统计周期", "截至", "周探访率", "月有效探访率", "逾期探访",
                                  "未整改隐患", "排序"],
                           "说明": [period.label, period.end.isoformat(),

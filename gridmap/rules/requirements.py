@@ -260,7 +260,7 @@ def elder_requirements(
         if ev_remote or ev_in_home:
             reasons.append("event")
             priority = min(5, priority + 1)
-        in_home += ev_in_home
+        in_home = min(7, in_home + ev_in_home)  # at most one in-home visit a day
         remote += ev_remote
         evd = tuple(sorted(ev_days))
         if in_home:
@@ -346,7 +346,7 @@ def routing_visits(
                 if r.mode == MODE_IN_HOME and r.by == "steward" and r.count > 0]
         if not reqs:
             continue
-        count = sum(r.count for r in reqs)
+        count = min(7, sum(r.count for r in reqs))
         factors = risk_factors(f, monday, rules)
         entry: dict[str, Any] = {
             "id": str(f.id),
