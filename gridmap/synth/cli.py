@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -20,11 +20,11 @@ def register(
     out: Annotated[Path, typer.Option("--out", help="Output file, .xlsx or .csv (UTF-8 with BOM).")],
     elders: Annotated[int, typer.Option("--elders", min=0, help="Number of elders.")] = 30000,
     seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same file).")] = 1,
-    stewards_out: Annotated[Optional[Path], typer.Option("--stewards-out", help="Also write the stewards.")] = None,
-    visits_out: Annotated[Optional[Path], typer.Option("--visits-out", help="Also write 8 weeks of visits.")] = None,
+    stewards_out: Annotated[Path | None, typer.Option("--stewards-out", help="Also write the stewards.")] = None,
+    visits_out: Annotated[Path | None, typer.Option("--visits-out", help="Also write 8 weeks of visits.")] = None,
     near_roads: Annotated[bool, typer.Option("--near-roads/--no-near-roads",
                                              help="Pull homes near roads when a road graph is cached.")] = True,
-    data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="Geodata directory.")] = None,
+    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Geodata directory.")] = None,
 ) -> None:
     """Generate a synthetic register (Chinese headers of the record form) deterministically for a seed."""
     import os

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, timedelta, timezone
 from typing import Any
 
 import geopandas as gpd
@@ -27,7 +27,7 @@ import shapely
 from pyproj import Transformer
 
 from gridmap._errors import ValidationError
-from gridmap.domain.enums import DisabilityLevel, FirstContactRule, WelfareStatus
+from gridmap.domain.enums import DisabilityLevel, WelfareStatus
 from gridmap.register.columns import CANONICAL_COLUMNS
 from gridmap.synth import names as nm
 from gridmap.synth import targets as T
@@ -72,7 +72,7 @@ class SyntheticRegister:
         df = self.elders[list(CANONICAL_COLUMNS)].copy()
         for col in YES_NO_COLUMNS:
             df[col] = np.where(df[col].to_numpy(dtype=bool), "是", "否")
-        df["残疾等级"] = [f"{int(g)}级" if g and g == g else "" for g in df["残疾等级"]]
+        df["残疾等级"] = [f"{int(g)}级" if g and not pd.isna(g) else "" for g in df["残疾等级"]]
         return df
 
 
@@ -225,7 +225,7 @@ def _homes(rng: np.random.Generator, comm_m: gpd.GeoDataFrame, comm_idx: np.ndar
         ok = far & shapely.contains_xy(polys[comm_idx], nx_, ny_)
         x = np.where(ok, nx_, x)
         y = np.where(ok, ny_, y)
-        near = ok | ((d <= 60))
+        near = ok | (d <= 60)
     return x, y, near
 
 
@@ -390,22 +390,18 @@ def generate_register(
     u = rng.random(n)
     signed_station = u < T.P_SIGNED_STATION
     signed_bed = (u >= T.P_SIGNED_STATION) & (u < T.P_SIGNED_STATION + T.P_SIGNED_HOME_BED)
+    refuse = refuse & ~(signed_station | signed_bed)  # signing with a station means accepting its visits
     lives_at_hukou = rng.random(n) < T.P_LIVES_AT_HUKOU
     doctor = rng.random(n) < T.P_FAMILY_DOCTOR
     water_safe = rng.random(n) < T.P_WATER_SAFE
     elec_safe = rng.random(n) < T.P_ELECTRICITY_SAFE
     housing_safe = rng.random(n) < T.P_HOUSING_SAFE
 
-    # first contact by the document's rules
-    rule = np.empty(n, dtype=object)
+    # first contact: who the elder can name (chosen below by the document's rules)
     has_child = nch > 0
-    rule[has_child] = FirstContactRule.CHILD.value
-    staff = ~has_child & ~spouse_alive
-    rule[staff] = FirstContactRule.COMMUNITY_STAFF.value
-    no_cores = ~has_child & spouse_alive & ~coresident
-    rule[no_cores] = _pick(rng, T.FIRST_CONTACT_NO_CHILD, n)[no_cores]
-    rest = ~has_child & spouse_alive & coresident
-    rule[rest] = FirstContactRule.COMMUNITY_DESIGNATED.value
+    designation = _pick(rng, T.FIRST_CONTACT_NO_CHILD, n)
+    # only elders without children and without anyone living with them name someone
+    designation = np.where(~has_child & ~coresident, designation, "none")
     rel_kind = np.array(["侄子", "侄女", "外甥", "外甥女", "弟弟", "妹妹", "哥哥", "姐姐"])[rng.integers(0, 8, n)]
     rel_name = nm.full_names(rng, np.isin(rel_kind, ["侄女", "外甥女", "妹妹", "姐姐"]),
                              young=np.isin(rel_kind, ["侄子", "侄女", "外甥", "外甥女"]),
@@ -415,14 +411,6 @@ def generate_register(
     helper_kind = np.array(["楼门长", "社区志愿者", "网格员", "邻居"])[rng.integers(0, 4, n)]
     helper_name = nm.full_names(rng, rng.random(n) < 0.6)
     helper_phone = nm.mobiles(rng, n)
-    fc_name = np.where(rule == "child", ch_name,
-                       np.where(np.isin(rule, ["designated_relative", "heir"]), rel_name, helper_name)).astype(object)
-    fc_rel = np.where(rule == "child", np.where(ch_female, "女儿", "儿子"),
-                      np.where(rule == "designated_relative", rel_kind,
-                               np.where(rule == "heir", np.char.add("继承人（", np.char.add(rel_kind, "）")),
-                                        helper_kind))).astype(object)
-    fc_phone = np.where(rule == "child", ch_phone,
-                        np.where(np.isin(rule, ["designated_relative", "heir"]), rel_phone, helper_phone)).astype(object)
     bar.update(1)
 
     # ---- homes and addresses
@@ -471,11 +459,10 @@ def generate_register(
     stewards, visit_code, service_code = _stewards(rng, comm, stations, comm_idx)
     st_name = dict(zip(stewards["code"], stewards["name"], strict=True))
     st_phone = dict(zip(stewards["code"], stewards["phone"], strict=True))
-    # 村（居）委会工作人员 as first contact: the community's visit steward
-    staff_rows = rule == "community_staff"
-    fc_name = np.where(staff_rows, [st_name[c] for c in visit_code], fc_name)
-    fc_phone = np.where(staff_rows, [st_phone[c] for c in visit_code], fc_phone)
-    fc_rel = np.where(staff_rows, np.where(kind == "村", "村委会工作人员", "居委会工作人员"), fc_rel)
+    rule, fc_name, fc_rel, fc_phone = _first_contacts(
+        has_child, ch_name, np.where(ch_female, "女儿", "儿子"), ch_phone, child_cores, spouse_alive, sp_name,
+        spouse_cores, designation, rel_name, rel_kind, rel_phone, helper_name, helper_kind, helper_phone,
+        [st_name[c] for c in visit_code], [st_phone[c] for c in visit_code], cname)
     bar.update(1)
 
     # categories, devices, household lists
@@ -555,6 +542,7 @@ def generate_register(
         disability_grade=np.where(handicapped, grade, None), disability_type=htype,
         welfare_status=welfare, dispersed_support=tekun, n_children=nch, spouse_alive=spouse_alive,
         spouse_coresident=spouse_cores, child_coresident=child_cores, first_contact_rule=rule,
+        first_contact_designation=designation,
         household=household, devices=devices, street_code=scode, community_code=ccode,
         geocode_quality=quality, near_road=near, hukou_street=hukou_street, hukou_address=hukou_address,
         water_safe=water_safe, electricity_safe=elec_safe, housing_safe=housing_safe,
@@ -569,6 +557,46 @@ def generate_register(
     bar.close()
     return SyntheticRegister(elders, stewards, visits, seed, reference_date,
                              info={"per_street": per_street, "near_roads": graph is not None})
+
+
+def _first_contacts(has_child: np.ndarray, ch_name: np.ndarray, ch_rel: np.ndarray, ch_phone: np.ndarray,
+                    child_cores: np.ndarray, spouse_alive: np.ndarray, sp_name: np.ndarray, spouse_cores: np.ndarray,
+                    designation: np.ndarray, rel_name: np.ndarray, rel_kind: np.ndarray, rel_phone: np.ndarray,
+                    helper_name: np.ndarray, helper_kind: np.ndarray, helper_phone: np.ndarray,
+                    staff_name: list[str], staff_phone: list[str], organisation: np.ndarray,
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Choose each first contact with :func:`gridmap.register.first_contact.choose_first_contact`.
+
+    Children come first; without children, a relative or heir the elder named;
+    then, with no spouse, a staff member of the committee (the community's
+    探访管家); otherwise a person the street/committee names (楼门长, 网格员…).
+    """
+    from gridmap.register.first_contact import (
+        Contact,
+        Relative,
+        StaffContact,
+        choose_first_contact,
+    )
+
+    n = len(has_child)
+    out = np.empty((4, n), dtype=object)
+    for i in range(n):
+        people = []
+        if has_child[i]:
+            people.append(Relative(str(ch_name[i]), str(ch_rel[i]), str(ch_phone[i]), lives_with=bool(child_cores[i])))
+        if spouse_alive[i]:
+            people.append(Relative(str(sp_name[i]), "配偶", None, lives_with=bool(spouse_cores[i])))
+        d = designation[i]
+        if d in ("designated_relative", "heir"):
+            rel = str(rel_kind[i]) if d == "designated_relative" else f"继承人（{rel_kind[i]}）"
+            people.append(Relative(str(rel_name[i]), rel, str(rel_phone[i]), is_heir=d == "heir", designated=True))
+        choice = choose_first_contact(
+            people, has_spouse=bool(spouse_alive[i]),
+            community_staff=StaffContact(staff_name[i], staff_phone[i], organisation=str(organisation[i])),
+            street_designated=Contact(str(helper_name[i]), str(helper_phone[i]), relation=str(helper_kind[i])),
+        )
+        out[:, i] = (choice.rule.value, choice.name, choice.relation, choice.phone)
+    return out[0], out[1], out[2], out[3]
 
 
 def nm_cache(rng: np.random.Generator, female: bool, surname: str | None = None) -> str:

@@ -115,8 +115,9 @@ P_ALONE_HAS_SPOUSE = 0.05
 #: Empty-nest elders 82+ with children who live with a child aged 60+ instead of a spouse.
 P_EMPTY_NEST_WITH_OLD_CHILD = 0.12
 
-#: First contact without children and without co-resident: elder designates a
-#: relative, an heir, or cannot designate (street/community designates).
+#: Elders without children and without anyone living with them: they name a relative,
+#: an heir, or nobody (then, by the document's rules as implemented in
+#: gridmap.register.first_contact: no spouse → committee staff, else the street/committee names one).
 FIRST_CONTACT_NO_CHILD = {"designated_relative": 0.60, "heir": 0.15, "community_designated": 0.25}
 
 #: 低保 / 低收入 shares; 特困 only among elders without children (法定赡养人).
@@ -124,7 +125,8 @@ P_DIBAO = 0.04
 P_LOW_INCOME = 0.04
 P_TEKUN_IF_NO_CHILDREN = 0.10
 
-#: Refuse visits (the document: visits only where the elder is willing).
+#: Refuse visits (the document: visits only where the elder is willing); elders signed
+#: with a care station or home bed accept its visits, so they are never refusers.
 P_REFUSE = 0.07
 #: Signed with a care station (签约驿站) or a home care bed (家庭照护床位).
 P_SIGNED_STATION = 0.05
@@ -216,7 +218,8 @@ def expected_shares() -> dict[str, float]:
         alone += share * (q * HOUSEHOLD_IF_QUALIFIED[0] + (1 - q) * HOUSEHOLD_OTHERWISE[0])
         nest += share * (q * HOUSEHOLD_IF_QUALIFIED[1] + (1 - q) * HOUSEHOLD_OTHERWISE[1])
         other += share * (1 - q) * HOUSEHOLD_OTHERWISE[2]
-    out.update(living_alone=alone, empty_nest=nest, other_only=other, refuse=P_REFUSE,
+    out.update(living_alone=alone, empty_nest=nest, other_only=other,
+               refuse=P_REFUSE * (1 - P_SIGNED_STATION - P_SIGNED_HOME_BED),
                signed=P_SIGNED_STATION + P_SIGNED_HOME_BED,
                female=(1 - p80) * P_FEMALE_UNDER_80 + p80 * P_FEMALE_80_PLUS)
     return out
