@@ -69,7 +69,11 @@ def db_init(database_url: DbOpt = None) -> None:
 
 
 @layers_app.command("build")
-def layers_build(data_dir: DataDirOpt = None, database_url: DbOpt = None) -> None:
+def layers_build(
+    data_dir: DataDirOpt = None,
+    database_url: DbOpt = None,
+    roads: Annotated[bool, typer.Option(help="On PostGIS, also write the walk graph's road_edges table.")] = True,
+) -> None:
     """Build admin units, communities, grids and service points from the real data and store them."""
     from gridmap.layers.build import build_layers
     from gridmap.store.db import init_db
@@ -82,6 +86,11 @@ def layers_build(data_dir: DataDirOpt = None, database_url: DbOpt = None) -> Non
         layers = build_layers(progress=True)
         counts = save_admin_layers(engine, layers.district, layers.streets, layers.communities,
                                    layers.grids, layers.service_points)
+        if roads and engine.dialect.name == "postgresql":
+            from gridmap.layers.export import export_road_edges_postgis
+            from gridmap.layers.roads import build_road_graph
+
+            counts["road_edges"] = export_road_edges_postgis(build_road_graph(mode="walk", progress=True), engine)
     except GridmapError as exc:
         _fail(exc)
     console.print("[green]✓[/green] layers stored: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
@@ -107,14 +116,17 @@ def layers_info(data_dir: DataDirOpt = None) -> None:
     if "roads" in report:
         r = report["roads"]
         Console().print(
-            f"walk graph: {r['nodes']} nodes, {r['edges']} edges, {r['km']:.0f} km, "
-            f"largest component keeps {r['largest_component_share']:.1%} of nodes"
+            f"步行路网 / walk graph: {r['nodes']} nodes, {r['edges']} directed edges, "
+            f"{r['km']:.0f} km in the largest component ({r['km_mode_total']:.0f} km walkable in all); "
+            f"the largest component keeps {r['lscc_node_share']:.1%} of nodes and {r['lscc_km_share']:.1%} "
+            f"of km; detour factor {r['detour_factor']:.2f}"
         )
         cov = Table(title="道路覆盖 / share of each street's area within 300 m of a road")
-        cov.add_column("街道")
-        cov.add_column("share", justify="right")
-        for street, share in sorted(r["street_coverage_300m"].items(), key=lambda kv: kv[1]):
-            cov.add_row(street, f"{share:.1%}")
+        cov.add_column("街道 / street")
+        cov.add_column("km", justify="right")
+        cov.add_column("≤300 m", justify="right")
+        for row in sorted(r["streets"], key=lambda x: x["share_within_300m"]):
+            cov.add_row(row["name"], f"{row['km']:.0f}", f"{row['share_within_300m']:.1%}")
         Console().print(cov)
 
 
@@ -228,6 +240,13 @@ from gridmap.rules.cli import report_command, visits_app  # noqa: E402
 
 app.add_typer(visits_app, name="visits")
 app.command("report")(report_command)
+
+
+from gridmap.routing.cli import plan_app  # noqa: E402
+
+app.add_typer(plan_app, name="plan")
+
+import gridmap.register.cli_exports  # noqa: E402,F401
 
 
 def main() -> None:  # pragma: no cover

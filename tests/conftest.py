@@ -39,17 +39,49 @@ def _postgis_unavailable(reason: str) -> None:
     pytest.skip(f"PostGIS unavailable ({reason}); set GRIDMAP_TEST_POSTGIS_URL")
 
 
+def _private_database(url: str) -> tuple[str, object]:
+    """Create a database of this test process beside ``url`` (so parallel runs don't collide).
+
+    Returns the new URL and a cleanup callable; falls back to ``url`` itself when
+    the server refuses to create databases.
+    """
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    base = make_url(url)
+    name = f"{base.database}_{os.getpid()}"
+    admin = create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception:
+        admin.dispose()
+        return url, lambda: None
+
+    def drop() -> None:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    return base.set(database=name).render_as_string(hide_password=False), drop
+
+
 @pytest.fixture(scope="session")
 def _postgis_engine() -> Iterator[Engine]:
-    """One engine on the PostGIS test database with a fresh schema for the session."""
+    """An engine on a fresh PostGIS database of this test session (created and dropped here)."""
     from gridmap.store.db import DatabaseUnavailable, check_connection, init_db, make_engine
     from gridmap.store.models import Base
 
-    engine = make_engine(postgis_url(), pool_size=10)
+    probe = make_engine(postgis_url())
     try:
-        check_connection(engine)
+        check_connection(probe)
     except DatabaseUnavailable as exc:
         _postgis_unavailable(exc.message_en)
+    finally:
+        probe.dispose()
+    url, drop = _private_database(postgis_url())
+    engine = make_engine(url, pool_size=10)
     try:
         with engine.begin() as conn:
             conn.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
@@ -57,9 +89,12 @@ def _postgis_engine() -> Iterator[Engine]:
         Base.metadata.drop_all(engine)
         init_db(engine)
     except Exception as exc:  # e.g. the postgis extension is not installed
+        engine.dispose()
+        drop()
         _postgis_unavailable(f"{type(exc).__name__}: {exc}")
     yield engine
     engine.dispose()
+    drop()
 
 
 def _truncate_all(engine: Engine) -> None:

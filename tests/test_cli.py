@@ -106,3 +106,39 @@ def test_demo_fails_cleanly_without_a_database_server() -> None:
     url = "postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=2"
     result = runner.invoke(app, ["demo", "--no-serve", "--database-url", url])
     assert result.exit_code == 1 and "无法连接数据库" in result.output
+
+
+@pytest.mark.slow
+def test_layers_info_reports_counts_and_road_coverage_per_street(data_dir: Path) -> None:
+    result = runner.invoke(app, ["layers", "info"])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "communities" in out and "654" in out
+    assert "walk graph" in out and "km" in out
+    for street in ("中关村街道", "苏家坨镇", "上庄镇"):
+        assert street in out
+
+
+@pytest.mark.slow
+def test_layers_build_on_postgis_makes_tables_qgis_can_open(engine: Engine, data_dir: Path) -> None:
+    from sqlalchemy import text
+
+    url = engine.url.render_as_string(hide_password=False)
+    result = runner.invoke(app, ["layers", "build", "--database-url", url])
+    assert result.exit_code == 0, result.output
+    assert _counts(engine)["community"] == 654
+    if engine.dialect.name != "postgresql":
+        return
+    with engine.connect() as conn:
+        rows = dict(conn.execute(text(
+            "SELECT f_table_name, srid FROM geometry_columns WHERE f_table_name IN "
+            "('street', 'community', 'grid', 'service_station', 'road_edges')")).all())
+        gist = set(conn.execute(text(
+            "SELECT tablename FROM pg_indexes WHERE indexdef ILIKE '%USING gist%'")).scalars())
+        n_edges = conn.execute(text("SELECT count(*) FROM road_edges")).scalar()
+        conn.execute(text("DROP TABLE road_edges"))
+        conn.commit()
+    assert set(rows) == {"street", "community", "grid", "service_station", "road_edges"}
+    assert set(rows.values()) == {4326}
+    assert {"street", "community", "grid", "service_station", "road_edges"} <= gist
+    assert n_edges > 10000
