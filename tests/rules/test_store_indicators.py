@@ -248,3 +248,44 @@ def test_cli_due_record_and_report(engine, tmp_path):
                               "--database-url", url])
     assert res.exit_code == 0, res.output
     assert [r[0] for r in openpyxl.load_workbook(out).worksheets[0].iter_rows(min_row=2, values_only=True)] == ["乙街道"]
+
+
+@pytest.mark.slow
+def test_indicators_on_the_synthetic_demo_register_agree_for_every_street(engine, data_dir):
+    """The synthetic register with its 8 weeks of visits (gridmap.synth), checked street by street."""
+    demo = pytest.importorskip("gridmap.synth.demo")
+    import pandas as pd
+
+    from gridmap.layers.build import build_layers
+    from gridmap.store.layers_store import save_admin_layers
+    from gridmap.store.models import Elder, Street
+
+    layers = build_layers(data_dir)
+    save_admin_layers(engine, layers.district, layers.streets, layers.communities, layers.grids,
+                      layers.service_points)
+    demo.load_demo_register(engine, layers, elders=400, seed=2)
+    week = "2026-W48"
+    mon, sun = parse_week(week)
+    ms = date(2026, 11, 1)
+    elders, v, h, r = indicator_inputs(engine, ms, sun, rules=RULES)
+    got = compute_indicators(elders, v, h, r, week=week, level="street", rules=RULES)
+    # independent: raw tables, plain pandas
+    with engine.connect() as conn:
+        E = pd.DataFrame(conn.execute(select(Elder.id, Elder.willing_to_be_visited, Elder.status, Street.name)
+                                      .join(Street, Street.id == Elder.street_id)).all(),
+                         columns=["id", "willing", "status", "street"])
+        V = pd.DataFrame(conn.execute(select(Visit.elder_id, Visit.visited_on, Visit.mode, Visit.effective,
+                                             Visit.visitor_role)).all(),
+                         columns=["elder_id", "visited_on", "mode", "effective", "role"])
+    E = E[E["status"].astype(str).isin({"active", "in_hospital"})]
+    V = V[V["effective"] & V["mode"].astype(str).isin({str(m) for m in RULES.effective_modes})
+          & V["role"].astype(str).isin({str(x) for x in RULES.credited_roles})]
+    in_week = set(V.loc[(V.visited_on >= mon) & (V.visited_on <= sun), "elder_id"])
+    in_month = set(V.loc[(V.visited_on >= ms) & (V.visited_on <= sun), "elder_id"])
+    assert len(got) == E["street"].nunique() > 1
+    for street, grp in E.groupby("street"):
+        w = grp[grp["willing"]]
+        if len(w):
+            assert got.loc[street, "weekly_rate"] == pytest.approx(w["id"].isin(in_week).mean())
+        assert got.loc[street, "monthly_rate"] == pytest.approx(grp["id"].isin(in_month).mean())
+        assert got.loc[street, "elders"] == len(grp)
