@@ -190,6 +190,10 @@ def load_demo_register(
     from gridmap.synth.register import generate_register
 
     say = (lambda m: print(m, flush=True)) if progress else (lambda m: None)
+    if elders <= 0:  # layers only: remove any earlier synthetic register, generate nothing
+        removed = clear_synthetic(engine)
+        say(f"no synthetic elders requested; {removed} old synthetic elders removed")
+        return 0
     t0 = time.perf_counter()
     reg = generate_register(layers, elders, seed, near_roads=near_roads, progress=progress)
     E = reg.elders
