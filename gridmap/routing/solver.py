@@ -254,6 +254,8 @@ class _Days:
     def eject_for(self, v: int) -> None:
         """Try to place a high-priority visit by removing lower-priority ones from its best pattern's days."""
         prio = self.m.problem.visits[v].priority
+        had = len(self.where[v])
+        self.unplace(v)
         for p in self.m.patterns[v][:20]:
             removed: list[int] = []
             for d in p:
@@ -278,6 +280,8 @@ class _Days:
             self.unplace(v)
             for w in removed:
                 self.place(w)
+        if self.place(v) < had:  # pragma: no cover - the earlier placement was still available
+            self.unplace(v)
 
     def pattern_search(self, deadline: float, visits: list[int]) -> None:
         """Move whole visits to cheaper patterns until no move improves or time is up."""
@@ -315,6 +319,8 @@ def _route_day(m: _Model, vehicles: list[int], seqs: list[list[int]], time_limit
     """Route one day's vehicles with OR-Tools from the given sequences; returns new sequences (visit indices)."""
     from ortools.constraint_solver import pywrapcp, routing_enums_pb2
 
+    horizon = int(max(m.vehicles[k].shift[1] for k in vehicles)) + 1
+    optional = [v for v in optional if not m.windows[v] or any(a < horizon for a, _ in m.windows[v])]
     nodes_v = [v for s in seqs for v in s] + list(optional)
     if not nodes_v:
         return [list(s) for s in seqs]
@@ -336,7 +342,6 @@ def _route_day(m: _Model, vehicles: list[int], seqs: list[list[int]], time_limit
         time_cb[mode] = routing.RegisterTransitMatrix(Tm.astype(np.int64).tolist())
         Cm = np.rint(m.C[mode][np.ix_(loc_i, loc_i)] * cost_scale).astype(np.int64)
         cost_cb[mode] = routing.RegisterTransitMatrix(Cm.tolist())
-    horizon = int(max(m.vehicles[k].shift[1] for k in vehicles)) + 1
     tcbs = [time_cb[m.vehicles[k].mode] for k in vehicles]
     routing.AddDimensionWithVehicleTransits(tcbs, horizon, horizon, False, "time")
     tdim = routing.GetDimensionOrDie("time")
@@ -360,14 +365,20 @@ def _route_day(m: _Model, vehicles: list[int], seqs: list[list[int]], time_limit
         w = m.windows[v]
         if w:
             cv = tdim.CumulVar(index)
+            w = [(a, min(b, horizon - 1)) for a, b in w if a < horizon]
             cv.SetRange(int(w[0][0]), int(w[-1][1]))
             for (a, b), (c, _) in zip(w[:-1], w[1:]):
                 if c - 1 >= b + 1:
                     cv.RemoveInterval(int(b + 1), int(c - 1))
         routing.AddDisjunction([index], _penalty(m.problem.visits[v].priority))
-        allowed = [i for i, s in enumerate(stew) if s in m.eligible[v]]
-        if len(allowed) < nv:
-            routing.SetAllowedVehiclesForIndex(allowed, index)
+    # fixed stewards: a zero-capacity dimension counting visits the vehicle's steward may not make
+    # (SetAllowedVehiclesForIndex does not accept Python lists in this OR-Tools build)
+    if any(len(m.eligible[v]) < len(m.problem.stewards) for v in nodes_v):
+        cbs = {}
+        for st_ in set(stew):
+            forbid = [0] * (2 * nv) + [0 if st_ in m.eligible[v] else 1 for v in nodes_v]
+            cbs[st_] = routing.RegisterUnaryTransitVector(forbid)
+        routing.AddDimensionWithVehicleTransits([cbs[st_] for st_ in stew], 0, 0, True, "steward")
     params = pywrapcp.DefaultRoutingSearchParameters()
     params.first_solution_strategy = routing_enums_pb2.FirstSolutionStrategy.PARALLEL_CHEAPEST_INSERTION
     params.local_search_metaheuristic = routing_enums_pb2.LocalSearchMetaheuristic.GUIDED_LOCAL_SEARCH
@@ -426,8 +437,8 @@ def _reason(m: _Model, days: "_Days", v: int) -> str:
         if visit.count > 1 and not visit.explicit_patterns and len(visit.patterns) == 0 and visit.days:
             return "spacing"
         return "days"
-    days = sorted({d for p in m.patterns[v] for d in p})
-    ks = [k for d in days for k in m.by_day[d] if m.vehicles[k].steward in m.eligible[v]]
+    pat_days = sorted({d for p in m.patterns[v] for d in p})
+    ks = [k for d in pat_days for k in m.by_day[d] if m.vehicles[k].steward in m.eligible[v]]
     if all(m.demand[v] > m.vehicles[k].capacity for k in ks):
         return "capacity"
     any_plain = any_tw = False
@@ -543,7 +554,7 @@ def solve(
                 break
             budget = remaining * (0.6 if rnd < n_rounds - 1 else 0.97)
             _route_all_days(m, days, budget)
-            if rnd < n_rounds - 1:
+            if rnd < n_rounds - 1 and initial is None:  # a warm start keeps last week's days
                 days.pattern_search(time.monotonic() + 0.15 * (deadline - time.monotonic()), _order(m, rng))
     return _to_plan(m, pm, days, geometry, graphs)
 
