@@ -73,6 +73,7 @@ def write_csv(rows: list[dict[str, str]], path: Path, encoding: str = "utf-8-sig
 def write_xlsx(rows: list[dict[str, str]], path: Path, title: str | None = None) -> Path:
     """Write rows as an xlsx ledger, optionally under a title row (header then on row 2 or 3)."""
     import openpyxl
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
     wb = openpyxl.Workbook()
     ws = wb.active
@@ -82,7 +83,7 @@ def write_xlsx(rows: list[dict[str, str]], path: Path, title: str | None = None)
     headers = list(rows[0]) if rows else ["姓名", "居民身份证号码", "家庭住址"]
     ws.append(headers)
     for r in rows:
-        ws.append([r.get(h, "") for h in headers])
+        ws.append([ILLEGAL_CHARACTERS_RE.sub("", str(r.get(h, ""))) for h in headers])
     wb.save(path)
     return path
 
