@@ -382,7 +382,7 @@ class Hazard(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
     elder_id: Mapped[int | None] = mapped_column(ForeignKey("elder.id"), index=True)
-    visit_id: Mapped[int | None] = mapped_column(ForeignKey("visit.id"))
+    visit_id: Mapped[int | None] = mapped_column(ForeignKey("visit.id"), index=True)
     kind: Mapped[HazardKind] = mapped_column(EnumType(HazardKind))
     severity: Mapped[Severity] = mapped_column(EnumType(Severity))
     source: Mapped[str] = mapped_column(String(40))  # visit / joint inspection / device
@@ -461,7 +461,7 @@ class CareService(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     elder_id: Mapped[int] = mapped_column(ForeignKey("elder.id"), index=True)
-    visit_id: Mapped[int | None] = mapped_column(ForeignKey("visit.id"))
+    visit_id: Mapped[int | None] = mapped_column(ForeignKey("visit.id"), index=True)
     seq: Mapped[int | None] = mapped_column(Integer)
     served_on: Mapped[date] = mapped_column(Date)
     kind: Mapped[str | None] = mapped_column(String(40))  # 助餐/助医/助浴/助洁/...
@@ -480,7 +480,7 @@ class Referral(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
     elder_id: Mapped[int] = mapped_column(ForeignKey("elder.id"), index=True)
-    visit_id: Mapped[int | None] = mapped_column(ForeignKey("visit.id"))
+    visit_id: Mapped[int | None] = mapped_column(ForeignKey("visit.id"), index=True)
     need: Mapped[str] = mapped_column(Text)
     target: Mapped[ReferralTarget] = mapped_column(EnumType(ReferralTarget))
     target_name: Mapped[str | None] = mapped_column(String(120))
