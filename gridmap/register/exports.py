@@ -381,6 +381,53 @@ def export_register(
     return ExportResult(path, n, mask, wm)
 
 
+def export_first_contact_gaps(
+    gaps: pd.DataFrame,
+    path: str | Path,
+    *,
+    mask: bool = True,
+    reason: str | None = None,
+    user: str = "system",
+    audit_engine: Any = None,
+    street: str | None = None,
+) -> ExportResult:
+    """Write the elders without a valid first contact (see
+    :func:`gridmap.register.first_contact.elders_without_valid_first_contact`) to xlsx.
+
+    Masked by default; unmasked needs ``reason`` and is audited when ``audit_engine`` is given.
+    """
+    from openpyxl import Workbook
+
+    _require_reason(mask, reason)
+    view = gaps.copy()
+    if mask:
+        for col, fn in (("name", mask_name), ("first_contact_name", mask_name),
+                        ("first_contact_phone", mask_phone)):
+            view[col] = [fn(v) if isinstance(v, str) else v for v in view[col]]
+    wm = watermark_text(user, masked=mask, reason=reason)
+    headers = {"elder_id": "系统编号", "name": "姓名", "street": "街道（乡镇）", "community": "居（村）",
+               "first_contact_name": "第一联系人", "first_contact_relation": "第一联系人关系",
+               "first_contact_phone": "第一联系人电话", "first_contact_rule": "登记的确定规则",
+               "problems": "问题代码", "reason_zh": "原因", "reason_en": "reason"}
+    wb = Workbook(write_only=True)
+    ws = wb.create_sheet("无有效第一联系人")
+    ws.oddHeader.center.text = wm.replace("&", "&&")
+    ws.append([f"无有效第一联系人的老年人　{wm}"])
+    ws.append(list(headers.values()))
+    for rec in view[list(headers)].itertuples(index=False, name=None):
+        ws.append([", ".join(v) if isinstance(v, list) else _cell(v) for v in rec])
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".partial.xlsx")
+    wb.save(tmp)
+    os.replace(tmp, path)
+    if audit_engine is not None:
+        write_audit(audit_engine, user=user, action="export" if mask else "export_unmasked",
+                    entity="first_contact_gaps", entity_id=street,
+                    detail={"file": path.name, "rows": len(view), "masked": mask, "reason": reason})
+    return ExportResult(path, len(view), mask, wm)
+
+
 # ============================================================ record form data
 
 
@@ -1005,7 +1052,7 @@ def export_record_form(
 
 __all__ = [
     "EXTRA_COLUMNS", "ExportError", "ExportResult", "FormCell", "RecordForm",
-    "export_record_form", "export_register", "load_record_form", "masked_frame",
+    "export_first_contact_gaps", "export_record_form", "export_register", "load_record_form", "masked_frame",
     "read_register_frame", "record_form_layout", "render_form_pdf", "render_form_xlsx",
     "watermark_text", "write_audit",
 ]

@@ -273,3 +273,33 @@ def test_export_of_120000_rows_is_fast(tmp_path: Path) -> None:
     elapsed = time.perf_counter() - t0
     assert res.rows == n
     assert elapsed < 45, elapsed
+
+
+def test_cli_export_form_and_first_contacts(engine: Engine, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from gridmap.cli import app
+
+    ids = seed(engine)
+    url = engine.url.render_as_string(hide_password=False)
+    run = CliRunner().invoke
+    r = run(app, ["register", "export", "--out", str(tmp_path / "r.xlsx"), "--unmask",
+                  "--database-url", url])
+    assert r.exit_code == 2 and not (tmp_path / "r.xlsx").exists()
+    r = run(app, ["register", "export", "--out", str(tmp_path / "r.xlsx"), "--user", "科员",
+                  "--street", "中关村街道", "--database-url", url])
+    assert r.exit_code == 0, r.output
+    assert "科员" in _sheet_text(tmp_path / "r.xlsx")
+    r = run(app, ["register", "form", str(ids["e1"]), "--out", str(tmp_path / "f.xlsx"),
+                  "--database-url", url])
+    assert r.exit_code == 0, r.output
+    r = run(app, ["register", "form", "999999", "--out", str(tmp_path / "g.xlsx"), "--database-url", url])
+    assert r.exit_code == 1 and "999999" in r.output
+    r = run(app, ["register", "first-contacts", "--out", str(tmp_path / "gaps.xlsx"),
+                  "--database-url", url])
+    assert r.exit_code == 0, r.output
+    flat = re.sub(r"[\s│┃]", "", r.output)  # rich wraps long cells on narrow terminals
+    assert "elderswithoutavalidfirstcontact:2" in flat and "李大山" not in flat
+    gaps = [row for row in load_workbook(tmp_path / "gaps.xlsx").active.iter_rows(values_only=True)][2:]
+    assert sorted(g[0] for g in gaps) == sorted([ids["e2"], ids["e3"]])
+    assert all("李大山" not in str(g) and "13600003333" not in str(g) for g in gaps)
