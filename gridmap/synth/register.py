@@ -113,8 +113,12 @@ def _pick(rng: np.random.Generator, options: dict[Any, float] | tuple[float, ...
 
 
 def _birth_dates(rng: np.random.Generator, ages: np.ndarray, ref: date) -> pd.DatetimeIndex:
-    """Birth dates giving exactly ``ages`` on ``ref``."""
-    back = rng.integers(0, 365, len(ages))
+    """Birth dates giving exactly ``ages`` on ``ref``.
+
+    The youngest (60) turned 60 at least 90 days before ``ref``, so a register
+    generated for a reference date validates as 60+ on the days around it too.
+    """
+    back = np.where(np.asarray(ages) <= 60, rng.integers(90, 365, len(ages)), rng.integers(0, 365, len(ages)))
     anniv = pd.Timestamp(ref) - pd.to_timedelta(back, unit="D")
     y = anniv.year.to_numpy() - ages
     m = anniv.month.to_numpy()
