@@ -130,11 +130,11 @@ def exact_cost(plan, problem_dict: dict, D: np.ndarray) -> float:
     return total / SCALE
 
 
-def run_ours(problem_dict: dict, limit: float, seed: int) -> dict:
+def run_ours(problem_dict: dict, limit: float, seed: int, method: str = "two_stage") -> dict:
     prob = parse_problem(problem_dict)
     pm = problem_matrix(prob)
     t0 = time.perf_counter()
-    plan = solve(prob, time_limit=limit, seed=seed, matrix=pm)
+    plan = solve(prob, time_limit=limit, seed=seed, matrix=pm, method=method)
     wall = time.perf_counter() - t0
     viol = check_plan(prob, plan, pm)
     D = np.asarray(problem_dict["matrix"]["metres"])
@@ -148,26 +148,27 @@ def run_pyvrp_solomon(inst: dict, limit: float, seed: int) -> dict:
 
     n = len(inst["x"])
     m = pyvrp.Model()
-    depot = m.add_depot(x=int(inst["x"][0] * SCALE), y=int(inst["y"][0] * SCALE), tw_early=int(inst["ready"][0] * SCALE),
-                        tw_late=int(inst["due"][0] * SCALE))
+    L = [m.add_location(x=int(round(inst["x"][i] * SCALE)), y=int(round(inst["y"][i] * SCALE))) for i in range(n)]
+    depot = m.add_depot(L[0], tw_early=int(inst["ready"][0] * SCALE), tw_late=int(inst["due"][0] * SCALE))
     m.add_vehicle_type(num_available=inst["vehicles"], capacity=int(inst["capacity"]), start_depot=depot, end_depot=depot,
                        tw_early=int(inst["ready"][0] * SCALE), tw_late=int(inst["due"][0] * SCALE))
-    clients = [m.add_client(x=int(inst["x"][i] * SCALE), y=int(inst["y"][i] * SCALE), delivery=int(inst["demand"][i]),
-                            service_duration=int(inst["service"][i] * SCALE), tw_early=int(inst["ready"][i] * SCALE),
-                            tw_late=int(inst["due"][i] * SCALE)) for i in range(1, n)]
-    locs = [depot] + clients
+    for i in range(1, n):
+        m.add_client(L[i], delivery=int(inst["demand"][i]), service_duration=int(inst["service"][i] * SCALE),
+                     tw_early=int(inst["ready"][i] * SCALE), tw_late=int(inst["due"][i] * SCALE))
     D = _euclid(inst["x"], inst["y"])
-    Di = np.ceil(D * SCALE - 1e-9).astype(int)
-    for i, a in enumerate(locs):
-        for j, b in enumerate(locs):
+    Di = np.ceil(D * SCALE - 1e-9).astype(int)  # same rounding as ours: feasible at 0.01 precision
+    for i in range(n):
+        for j in range(n):
             if i != j:
-                m.add_edge(a, b, distance=int(Di[i, j]), duration=int(Di[i, j]))
+                m.add_edge(L[i], L[j], distance=int(Di[i, j]), duration=int(Di[i, j]))
     t0 = time.perf_counter()
     res = m.solve(stop=MaxRuntime(limit), seed=seed, display=False)
     wall = time.perf_counter() - t0
     cost = 0.0
     for r in res.best.routes():
-        v = [0] + list(r.visits()) + [0]
+        # ScheduledActivity.idx is the client's own index (0-based); location = idx + 1 (one depot)
+        v = [0] + [a.idx + 1 for a in r.schedule() if a.is_client()] + [0]
+        assert abs(sum(Di[a, b] for a, b in zip(v[:-1], v[1:])) - r.distance()) <= 2, (v, r.distance(), sum(Di[a, b] for a, b in zip(v[:-1], v[1:])))
         cost += sum(D[a, b] for a, b in zip(v[:-1], v[1:]))
     return {"cost": cost, "wall": wall, "valid": bool(res.best.is_feasible()), "unassigned": 0,
             "routes": res.best.num_routes()}
@@ -200,6 +201,8 @@ def main() -> None:
     ap.add_argument("--only", choices=["solomon", "cordeau"], default=None)
     ap.add_argument("--instances", default=None, help="comma-separated subset")
     ap.add_argument("--no-peer", action="store_true")
+    ap.add_argument("--peer-only", action="store_true")
+    ap.add_argument("--method", default="two_stage", choices=["two_stage", "one_model"])
     ap.add_argument("--out", default=str(OUT_JSON))
     args = ap.parse_args()
     limits = [float(x) for x in args.limits.split(",")]
@@ -224,23 +227,25 @@ def main() -> None:
             pd_ = solomon_problem(inst)
             row = res["solomon"].setdefault(name, {"bks": sol_bks[name]})
             for lim in limits:
-                runs = [run_ours(pd_, lim, s) for s in range(args.seeds)]
-                row[f"ours_{lim:g}"] = _agg(runs, sol_bks[name])
+                if not args.peer_only:
+                    runs = [run_ours(pd_, lim, s) for s in range(args.seeds)]
+                    row[f"ours_{lim:g}"] = _agg(runs, sol_bks[name])
                 if not args.no_peer:
                     try:
                         pr = [run_pyvrp_solomon(inst, lim, s) for s in range(args.seeds)]
                         row[f"pyvrp_{lim:g}"] = _agg(pr, sol_bks[name])
                     except ImportError:
                         row[f"pyvrp_{lim:g}"] = None
-                print(name, lim, row[f"ours_{lim:g}"], row.get(f"pyvrp_{lim:g}"), flush=True)
+                print(name, lim, row.get(f"ours_{lim:g}"), row.get(f"pyvrp_{lim:g}"), flush=True)
                 save()
     if args.only in (None, "cordeau"):
         for name in CORDEAU:
             if subset and name not in subset:
                 continue
             pd_ = cordeau_problem(read_cordeau(name))
-            runs = [run_ours(pd_, args.pvrp_limit, s) for s in range(args.seeds)]
-            res["cordeau"][name] = {"bks": cor_bks[name], f"ours_{args.pvrp_limit:g}": _agg(runs, cor_bks[name])}
+            runs = [run_ours(pd_, args.pvrp_limit, s, args.method) for s in range(args.seeds)]
+            key = f"ours_{args.pvrp_limit:g}" + ("" if args.method == "two_stage" else f"_{args.method}")
+            res["cordeau"].setdefault(name, {"bks": cor_bks[name]})[key] = _agg(runs, cor_bks[name])
             print(name, res["cordeau"][name], flush=True)
             save()
     save()

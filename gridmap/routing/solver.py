@@ -315,8 +315,12 @@ class _Days:
 
 
 def _route_day(m: _Model, vehicles: list[int], seqs: list[list[int]], time_limit: float, optional: list[int],
-               cost_scale: float) -> list[list[int]]:
-    """Route one day's vehicles with OR-Tools from the given sequences; returns new sequences (visit indices)."""
+               cost_scale: float, joint: bool = False) -> list[list[int]]:
+    """Route vehicles with OR-Tools from the given sequences; returns new sequences (visit indices).
+
+    With ``joint`` the vehicles span several days: a visit needed once may move to any
+    vehicle of an allowed day; copies of visits needed more often stay on their day.
+    """
     from ortools.constraint_solver import pywrapcp, routing_enums_pb2
 
     horizon = int(max(m.vehicles[k].shift[1] for k in vehicles)) + 1
@@ -373,7 +377,20 @@ def _route_day(m: _Model, vehicles: list[int], seqs: list[list[int]], time_limit
         routing.AddDisjunction([index], _penalty(m.problem.visits[v].priority))
     # fixed stewards: a zero-capacity dimension counting visits the vehicle's steward may not make
     # (SetAllowedVehiclesForIndex does not accept Python lists in this OR-Tools build)
-    if any(len(m.eligible[v]) < len(m.problem.stewards) for v in nodes_v):
+    if joint:
+        node_day = [m.vehicles[k].day for k, sq in zip(vehicles, seqs) for _ in sq] + [-1] * len(optional)
+        free = [m.problem.visits[v].count == 1 for v in nodes_v]
+        ok_days = [{p[0] for p in m.patterns[v]} if f else set() for v, f in zip(nodes_v, free)]
+        vecs = []
+        for k in vehicles:
+            veh = m.vehicles[k]
+            vecs.append(tuple([0] * (2 * nv) + [
+                0 if (veh.steward in m.eligible[v] and ((veh.day in ok_days[j]) if free[j] else veh.day == node_day[j]))
+                else 1 for j, v in enumerate(nodes_v)]))
+        if any(any(vec) for vec in vecs):
+            reg = {vec: routing.RegisterUnaryTransitVector(list(vec)) for vec in set(vecs)}
+            routing.AddDimensionWithVehicleTransits([reg[vec] for vec in vecs], 0, 0, True, "allowed")
+    elif any(len(m.eligible[v]) < len(m.problem.stewards) for v in nodes_v):
         cbs = {}
         for st_ in set(stew):
             forbid = [0] * (2 * nv) + [0 if st_ in m.eligible[v] else 1 for v in nodes_v]
@@ -488,6 +505,7 @@ def solve(
     geometry: bool = False,
     graphs: dict | None = None,
     rounds: int | None = None,
+    method: str = "two_stage",
 ) -> Plan:
     """Plan the problem's visits; never fails for lack of a solution.
 
@@ -510,7 +528,11 @@ def solve(
     graphs
         ``mode -> road graph`` for matrices and geometry.
     rounds
-        Day/route alternations (default 1 for one day, 2 otherwise).
+        Day/route alternations over several days (default 4; 2 with a warm start).
+    method
+        ``"two_stage"``: each day routed on its own; ``"one_model"``: all steward-days in one
+        OR-Tools model where visits needed once may also change day (both alternate with the
+        pattern search of stage 1).
 
     Returns
     -------
@@ -547,13 +569,16 @@ def solve(
                     days.eject_for(v)
         if initial is None:
             days.pattern_search(t0 + 0.2 * time_limit, _order(m, rng))
-        n_rounds = rounds or 2
+        n_rounds = rounds or (2 if initial is not None else 4)
         for rnd in range(n_rounds):
             remaining = deadline - time.monotonic()
             if remaining <= 0.05:
                 break
-            budget = remaining * (0.6 if rnd < n_rounds - 1 else 0.97)
-            _route_all_days(m, days, budget)
+            budget = remaining * (0.85 / (n_rounds - rnd) if rnd < n_rounds - 1 else 0.97)
+            if method == "one_model":
+                _route_joint(m, days, budget)
+            else:
+                _route_all_days(m, days, budget)
             if rnd < n_rounds - 1 and initial is None:  # a warm start keeps last week's days
                 days.pattern_search(time.monotonic() + 0.15 * (deadline - time.monotonic()), _order(m, rng))
     return _to_plan(m, pm, days, geometry, graphs)
@@ -590,13 +615,31 @@ def _route_all_days(m: _Model, days: _Days, budget: float) -> None:
             days.where[v].pop(d)
 
 
+def _route_joint(m: _Model, days: _Days, budget: float) -> None:
+    """Route all steward-days in one OR-Tools model (visits needed once may change day)."""
+    ks = list(range(len(m.vehicles)))
+    seqs = _route_day(m, ks, [days.routes[k].seq for k in ks], budget, [], _cost_scale(m), joint=True)
+    for k, sq in zip(ks, seqs):
+        days.routes[k].seq = list(sq)
+        days.routes[k].update()
+    for v in days.where:
+        days.where[v] = {}
+    for k, sq in zip(ks, seqs):
+        for v in sq:
+            days.where[v][m.vehicles[k].day] = k
+
+
 def _order(m: _Model, rng: np.random.Generator, prefer: dict | None = None) -> list[int]:
     visits = m.problem.visits
     noise = rng.random(len(visits))
     prefer = prefer or {}
+    # farthest from the stewards' bases first (within priority and flexibility classes)
+    bases = sorted({k.start for k in m.vehicles})
+    C = next(iter(m.C.values()))
+    far = [-float(min(C[b, visits[v].location] for b in bases)) if bases else 0.0 for v in range(len(visits))]
     return sorted(range(len(visits)), key=lambda v: (
         v not in prefer, -visits[v].priority, len(m.patterns[v]) / max(visits[v].count, 1), -visits[v].count,
-        (sum(b - a for a, b in m.windows[v]) if m.windows[v] else 10**9), noise[v]))
+        (sum(b - a for a, b in m.windows[v]) if m.windows[v] else 10**9), far[v] * (1 + 0.1 * noise[v])))
 
 
 def _preferences(problem: Problem, initial: Plan | None, m: _Model) -> dict[int, tuple[int, ...]]:
