@@ -287,16 +287,26 @@ def write_md(res: dict) -> None:
         lines.append("")
     cor = res.get("cordeau", {})
     if cor:
-        k = next(k for k in next(iter(cor.values())) if k != "bks")
-        lines += ["## Cordeau periodic VRP pr01–pr10", "", "| instance | BKS | cost | gap % | unassigned | checker |",
-                  "|---|---:|---:|---:|---:|---|"]
+        keys = sorted({k for r in cor.values() for k in r if k != "bks"})
+        lines += ["## Cordeau periodic VRP pr01–pr10 (`count`, `day_patterns`, duration and capacity limits)", "",
+                  "`ours_60` = two-stage (day patterns by insertion + pattern search, each day routed by OR-Tools, "
+                  "alternating); `ours_60_one_model` = the same alternation but all steward-days in one OR-Tools model.", "",
+                  "| instance | BKS | " + " | ".join(f"{k} cost | gap % | unassigned | checker" for k in keys) + " |",
+                  "|---|---:|" + "---:|---:|---:|---|" * len(keys)]
         for name, r in cor.items():
-            a = r[k]
-            lines.append(f"| {name} | {r['bks']} | {a['cost']} | {a['gap_pct']:.2f} | {a['unassigned_max']} | "
-                         f"{'valid' if a['all_valid'] else 'INVALID'} |")
-        g = [r[k]["gap_pct"] for r in cor.values()]
-        lines += ["", f"{k}: mean gap {statistics.mean(g):.2f} %, worst {max(g):.2f} %, "
-                  f"instances with unassigned visits: {sum(1 for r in cor.values() if r[k]['unassigned_max'])}", ""]
+            cells = []
+            for k in keys:
+                a = r.get(k)
+                cells.append("— | — | — | —" if not a else
+                             f"{a['cost']} | {a['gap_pct']:.2f} | {a['unassigned_max']} | {'valid' if a['all_valid'] else 'INVALID'}")
+            lines.append(f"| {name} | {r['bks']} | " + " | ".join(cells) + " |")
+        lines.append("")
+        for k in keys:
+            g = [r[k]["gap_pct"] for r in cor.values() if r.get(k)]
+            un = sum(1 for r in cor.values() if r.get(k) and r[k]["unassigned_max"])
+            lines.append(f"- {k}: {len(g)} instances, mean gap {statistics.mean(g):.2f} %, worst {max(g):.2f} %, "
+                         f"instances with unassigned visits: {un}")
+        lines.append("")
     OUT_MD.write_text("\n".join(lines) + "\n")
 
 
