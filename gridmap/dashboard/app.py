@@ -1,99 +1,140 @@
-"""The Dash application: a Chinese-language map of the Haidian grid.
+"""The Dash application: a Chinese-language dashboard for supervisors (街镇), stewards (管家) and planners (规划).
 
-A thin layer over the store: layers are read with
-:func:`gridmap.store.layers_store.read_layer` and drawn with dash-leaflet.
-Later views (supervisor, steward, planner) plug into :func:`create_app`.
+A thin layer over the domain: data come from :class:`gridmap.dashboard.data.DashboardData`
+(cached calls to :mod:`gridmap.rules` and the store), each view lives in its own
+module (:mod:`~gridmap.dashboard.supervisor`, :mod:`~gridmap.dashboard.steward`,
+:mod:`~gridmap.dashboard.planner`) and the map pieces in :mod:`~gridmap.dashboard.map`.
+The header shows the (demo) user; a banner says when the database is unreachable
+and disappears when it returns.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
+import logging
+import threading
+from datetime import date
 from typing import Any
 
 import dash
-import dash_leaflet as dl
-import geopandas as gpd
-from dash import html
+from dash import Input, Output, State, dcc, html, no_update
 from sqlalchemy import Engine
 
+from gridmap.dashboard import map as gm
+from gridmap.dashboard import planner, steward, supervisor
 from gridmap.dashboard.basemap import Basemap, basemap_from_env
+from gridmap.dashboard.data import DashboardData, current_user
+from gridmap.dashboard.fmt import fmt_date
 from gridmap.store.db import DatabaseUnavailable, check_connection
-from gridmap.store.layers_store import read_layer
 
-HAIDIAN_CENTRE = (39.99, 116.26)
+__all__ = ["create_app"]
 
-
-def _geojson(gdf: gpd.GeoDataFrame, columns: list[str], basemap: Basemap, simplify: float = 0.0) -> dict[str, Any]:
-    frame = gdf[[c for c in columns if c in gdf.columns]].copy()
-    geom = gdf.geometry
-    if simplify:
-        geom = geom.simplify(simplify, preserve_topology=True)
-    if basemap.gcj02:
-        from gridmap.layers.crs import transform_geometry
-
-        geom = geom.map(lambda g: transform_geometry(g, "WGS84", "GCJ-02"))
-    frame = gpd.GeoDataFrame(frame, geometry=geom.values, crs="EPSG:4326")
-    return json.loads(frame.to_json(drop_id=True))
+log = logging.getLogger("gridmap.dashboard")
+TITLE = "海淀区特殊困难老年人探访关爱"
 
 
-def _error_page(exc: DatabaseUnavailable) -> html.Div:
-    return html.Div(
-        [html.H2("数据库暂时无法连接"), html.P(exc.message_zh), html.P(exc.message_en, style={"color": "#666"})],
-        style={"padding": "2em", "fontFamily": "sans-serif"},
-    )
+def _error_page(exc: BaseException) -> html.Div:
+    zh = getattr(exc, "message_zh", "数据库暂时无法连接，请稍后刷新页面")
+    en = getattr(exc, "message_en", "database unavailable")
+    return html.Div([html.H2("数据库暂时无法连接"), html.P(zh), html.P(en, style={"color": "#666"}),
+                     html.P("恢复后刷新本页即可继续使用。")],
+                    style={"padding": "2em"}, id="db-error-page", lang="zh-CN")
 
 
-def map_children(engine: Engine, basemap: Basemap) -> list[Any]:
-    """The map's layers: basemap (or offline background), boundaries, service points."""
-    streets = read_layer(engine, "streets")
-    communities = read_layer(engine, "communities")
-    points = read_layer(engine, "service_points")
-    base: list[Any] = []
-    if basemap.url:
-        base.append(dl.BaseLayer(dl.TileLayer(url=basemap.url, attribution=basemap.attribution),
-                                 name="底图", checked=True))
-    overlays = [
-        dl.Overlay(dl.GeoJSON(data=_geojson(streets, ["name", "pop_2020"], basemap, 0.0002), id="streets-layer",
-                              options={"style": {"color": "#1f4e79", "weight": 2, "fillOpacity": 0.05}}),
-                   name="街道/镇", checked=True),
-        dl.Overlay(dl.GeoJSON(data=_geojson(communities, ["name", "street"], basemap, 0.0001),
-                              id="communities-layer",
-                              options={"style": {"color": "#7f7f7f", "weight": 1, "fillOpacity": 0}}),
-                   name="社区/村（近似边界）", checked=False),
-        dl.Overlay(dl.GeoJSON(data=_geojson(points, ["name", "kind", "street"], basemap), id="stations-layer",
-                              cluster=True, zoomToBoundsOnClick=True),
-                   name="服务站点", checked=True),
-    ]
-    return [dl.LayersControl(base + overlays), dl.ScaleControl(position="bottomleft")]
+def create_app(engine: Engine, *, basemap: Basemap | None = None, today: date | None = None,
+               warm: bool = True) -> dash.Dash:
+    """Build the dashboard on a store that holds the layers (and usually a register).
 
-
-def create_app(engine: Engine, *, basemap: Basemap | None = None) -> dash.Dash:
-    """Build the dashboard on a store that holds the layers."""
+    Parameters
+    ----------
+    engine
+        The store.
+    basemap
+        Tile source (default: from the environment, see :mod:`gridmap.dashboard.basemap`).
+    today
+        The working date (default: today in Beijing); tests pin it.
+    warm
+        Read the register and compute the default view in a background thread at start.
+    """
     basemap = basemap or basemap_from_env()
-    app = dash.Dash(__name__, title="海淀区特殊困难老年人探访关爱", update_title="加载中…")
+    data = DashboardData(engine, today=today)
+    app = dash.Dash(__name__, title=TITLE, update_title="加载中…", suppress_callback_exceptions=True)
+    app.gridmap_data = data  # type: ignore[attr-defined]
+
+    if warm:
+        def _warm() -> None:
+            try:
+                data.warm()
+            except Exception:  # noqa: BLE001 - the page reports the database state itself
+                log.warning("warm-up failed", exc_info=True)
+
+        threading.Thread(target=_warm, daemon=True, name="gridmap-warm").start()
 
     def layout() -> html.Div:
         try:
             check_connection(engine)
-            children = map_children(engine, basemap)
-        except DatabaseUnavailable as exc:
+            sup = supervisor.layout(data, basemap)
+            stw = steward.layout(data, basemap)
+            pln = planner.layout(data, basemap)
+        except Exception as exc:  # noqa: BLE001 - DB down or layers missing: a message, not a trace
+            log.warning("layout failed", exc_info=True)
             return _error_page(exc)
-        return html.Div(
-            [
-                html.Header(
-                    [html.H1("海淀区特殊困难老年人探访关爱 · 网格地图", style={"fontSize": "1.4em", "margin": "0.4em"})],
-                    style={"background": "#1f4e79", "color": "white"},
-                ),
-                dl.Map(children, center=HAIDIAN_CENTRE, zoom=11, id="map",
-                       style={"height": "calc(100vh - 90px)", "background": "#f4f1ea"}),
-                html.Div(basemap.attribution, id="osm-attribution",
-                         style={"position": "fixed", "right": "4px", "bottom": "2px", "fontSize": "11px",
-                                "background": "rgba(255,255,255,0.8)", "padding": "1px 4px", "zIndex": 1000}),
-            ],
-            lang="zh-CN",
-        )
+        user = current_user()
+        return html.Div([
+            html.Header([
+                html.H1(f"{TITLE} · 网格地图"),
+                html.Div(f"{user.name} · {fmt_date(data.today, weekday=True)}", id="user-box"),
+            ], className="gm-header"),
+            html.Div(id="db-banner"),
+            dcc.Interval(id="db-check", interval=5000),
+            dcc.Store(id="data-version", data=data.version),
+            dcc.Tabs([
+                dcc.Tab(sup, label="街镇督导", value="supervisor", id="tab-supervisor"),
+                dcc.Tab(stw, label="管家工作台", value="steward", id="tab-steward"),
+                dcc.Tab(pln, label="规划调度", value="planner", id="tab-planner"),
+            ], value="supervisor", id="tabs"),
+        ], lang="zh-CN")
 
     app.layout = layout
+
+    @app.callback(Output("db-banner", "children"), Output("data-version", "data"),
+                  Input("db-check", "n_intervals"), State("data-version", "data"))
+    def _db_state(_n: Any, version: Any) -> Any:
+        try:
+            check_connection(engine)
+        except DatabaseUnavailable:
+            return (html.Div("⚠ 数据库暂时无法连接：显示的是最近一次读取的数据，保存操作暂不可用；连接恢复后自动更新。",
+                             className="gm-banner", id="db-down"), no_update)
+        return None, (data.version if version != data.version else no_update)
+
+    supervisor.register(app, data, basemap)
+    steward.register(app, data, basemap)
+    planner.register(app, data, basemap)
+
+    static_cache: dict[str, bytes] = {}
+
+    @app.server.get("/gm-layers/<name>.json")
+    def static_layer(name: str) -> Any:
+        from flask import Response, abort, request
+
+        if name not in gm.STATIC_LAYERS:
+            abort(404)
+        if name not in static_cache:
+            try:
+                payload = gm.static_layer(name, data.layer("district"), data.layer("service_points"), basemap)
+            except Exception:  # noqa: BLE001
+                log.warning("static layer %s failed", name, exc_info=True)
+                return Response('{"type":"FeatureCollection","features":[]}', 503, mimetype="application/json")
+            static_cache[name] = gzip.compress(json.dumps(payload, ensure_ascii=False,
+                                                          separators=(",", ":")).encode(), 6)
+        body = static_cache[name]
+        headers = {"Cache-Control": "public, max-age=3600"}
+        if "gzip" in request.headers.get("Accept-Encoding", ""):
+            headers["Content-Encoding"] = "gzip"
+        else:
+            body = gzip.decompress(body)
+        return Response(body, 200, headers=headers, mimetype="application/json")
 
     @app.server.get("/healthz")
     def healthz() -> tuple[str, int]:

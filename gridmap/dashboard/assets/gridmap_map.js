@@ -1,0 +1,47 @@
+// Styling functions of the gridmap dashboard map (referenced as {"variable": "gridmap.<name>"}).
+window.gridmap = Object.assign({}, window.gridmap, {
+    choropleth: function (feature) {
+        var p = feature.properties || {};
+        return {color: "#1f4e79", weight: p.level === "grid" ? 0.6 : 1.5, fillColor: p.color || "#bdbdbd",
+                fillOpacity: 0.55};
+    },
+    before: function (feature) {
+        return {color: "#7f7f7f", weight: 2, dashArray: "6 4", fill: false};
+    },
+    roads: function (feature) {
+        var k = (feature.properties || {}).kind || "";
+        var w = /motorway|trunk/.test(k) ? 2.5 : (/primary/.test(k) ? 2 : 1.2);
+        return {color: "#c9b79c", weight: w, opacity: 0.9};
+    },
+    estimated: function (feature) {
+        return {color: "#555", weight: 1, dashArray: "4 4", fillColor: "#787878", fillOpacity: 0.35};
+    },
+    boundary: function (feature) {
+        return {color: "#1f4e79", weight: 2.5, fill: false};
+    },
+    elder: function (feature, latlng) {
+        var c = {visited: "#1a9850", due: "#f0ad4e", overdue: "#d73027"}[feature.properties.s] || "#777";
+        return L.circleMarker(latlng, {radius: 5, color: "#fff", weight: 1, fillColor: c, fillOpacity: 0.95});
+    },
+    station: function (feature, latlng) {
+        var health = /卫生|诊所/.test(feature.properties.kind || "");
+        return L.circleMarker(latlng, {radius: 4, color: health ? "#6a3d9a" : "#1f78b4", weight: 1,
+                                       fillColor: health ? "#cab2d6" : "#a6cee3", fillOpacity: 0.9});
+    },
+    hotspot: function (feature, latlng) {
+        var n = feature.properties.n || 1;
+        return L.circleMarker(latlng, {radius: 4 + 3 * Math.sqrt(n), color: "#b30000", weight: 1,
+                                       fillColor: "#e34a33", fillOpacity: 0.45});
+    },
+    tooltip: function (feature, layer) {
+        var p = feature.properties || {};
+        if (p.rate_text !== undefined) {
+            layer.bindTooltip("<b>" + p.label + "</b><br>周探访率 " + p.rate_text + "<br>老人 " + p.elders +
+                              " 人，逾期 " + p.overdue + " 人");
+        } else if (p.n !== undefined) {
+            layer.bindTooltip(p.name + "：未整改隐患 " + p.n + " 处");
+        } else if (p.kind !== undefined && p.name !== undefined) {
+            layer.bindTooltip(p.name + "（" + p.kind + "）");
+        }
+    }
+});

@@ -1,0 +1,433 @@
+"""Data access of the dashboard: cached calls to the rules/store functions, always through the user's scope.
+
+Every query takes the :class:`User` (whose :class:`Scope` limits the streets
+and communities seen) and the view's :class:`Filters`; results are cached per
+(data version, scope, filters) and the version is bumped by every write, so a
+visit recorded by a steward shows at once in the supervisor's numbers.
+
+The register inputs of the indicators (:func:`gridmap.rules.store.indicator_inputs`)
+are read once for the whole district (12 weeks of visits plus history) and
+updated in place after a write (only the new visit and the follow-ups are
+re-read), which keeps every callback fast on a 120,000-elder register.
+Personal fields leave this module masked (:mod:`gridmap.domain.masking`).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Engine, select
+
+from gridmap.domain.masking import mask_address, mask_name, mask_phone
+from gridmap.rules.config import Rules, load_rules
+from gridmap.rules.indicators import compute_indicators, elder_status, period_of
+from gridmap.rules.requirements import parse_week, week_of
+from gridmap.rules.store import (
+    RecordResult,
+    elders_frame,
+    indicator_inputs,
+    read_facts,
+    read_hazards,
+    read_referrals,
+    read_visits,
+    record_visit,
+)
+from gridmap.rules.visits import ANSWER_FIELDS, parse_visit
+from gridmap.store.layers_store import read_layer
+from gridmap.store.models import Elder, FirstContact, Steward
+
+__all__ = ["DashboardData", "Filters", "Scope", "User", "current_user", "today_beijing"]
+
+BEIJING = timezone(timedelta(hours=8))
+#: Weeks shown in the trend chart and the week filter.
+HISTORY_WEEKS = 12
+
+
+def today_beijing() -> date:
+    """Today's date in Beijing."""
+    return datetime.now(BEIJING).date()
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The areas a user may see; ``None`` means all (the district bureau)."""
+
+    streets: tuple[str, ...] | None = None
+    communities: tuple[str, ...] | None = None
+    steward_id: int | None = None  # a steward sees own elders only
+
+
+@dataclass(frozen=True)
+class User:
+    """The signed-in user (issue 8 replaces the demo identity with sign-in)."""
+
+    name: str
+    role: str  # district | street | community | service | planner | inspector
+    scope: Scope = field(default_factory=Scope)
+    can_unmask: bool = False
+
+
+def current_user() -> User:
+    """The user of the current request: a demo district-bureau identity until sign-in exists."""
+    return User(name="演示用户（区民政局）", role="district")
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Filters of the supervisor view (``None`` = all)."""
+
+    week: str
+    street: str | None = None
+    community: str | None = None
+    category: str | None = None
+
+
+class _Cache:
+    """A small thread-safe LRU cache of computed results."""
+
+    def __init__(self, size: int = 256) -> None:
+        self._d: OrderedDict[Hashable, Any] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+        with self._lock:
+            if key in self._d:
+                self._d.move_to_end(key)
+                return self._d[key]
+        value = compute()
+        with self._lock:
+            self._d[key] = value
+            while len(self._d) > self._size:
+                self._d.popitem(last=False)
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._d.clear()
+
+
+def _has_category(cats: pd.Series, category: str) -> pd.Series:
+    return cats.apply(lambda c: category in {str(x) for x in (c if isinstance(c, (list, tuple, set, frozenset)) else [])})
+
+
+def _light(visits: pd.DataFrame) -> pd.DataFrame:
+    """Visits without the section 五 answers.
+
+    ``compute_indicators`` then skips the copied-answers check (答案重复照抄),
+    whose row-wise key takes ~20 s on 850,000 visits; that sign of 流于形式
+    stays in the supervision report (``gridmap report``), not the live view.
+    """
+    return visits.drop(columns=[c for c in ANSWER_FIELDS if c in visits.columns])
+
+
+class DashboardData:
+    """Cached, scoped access to the register for the dashboard.
+
+    Parameters
+    ----------
+    engine
+        The store.
+    today
+        The date the dashboard works on (default: today in Beijing).
+    rules
+        Visit rules (default :func:`gridmap.rules.config.load_rules`).
+    """
+
+    def __init__(self, engine: Engine, *, today: date | None = None, rules: Rules | None = None) -> None:
+        self.engine = engine
+        self._today = today
+        self.rules = rules or load_rules()
+        self.version = 0
+        self._lock = threading.RLock()
+        self._inputs: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame] | None = None
+        self._layers: dict[str, Any] = {}
+        self._cache = _Cache()
+
+    # ------------------------------------------------------------ time
+    @property
+    def today(self) -> date:
+        """The working date."""
+        return self._today or today_beijing()
+
+    def weeks(self) -> list[str]:
+        """The ISO weeks of the trend and the week filter, newest first."""
+        monday = self.today - timedelta(days=self.today.weekday())
+        return [week_of(monday - timedelta(weeks=i)) for i in range(HISTORY_WEEKS)]
+
+    def default_week(self) -> str:
+        """The current week."""
+        return week_of(self.today)
+
+    # ------------------------------------------------------------ layers
+    def layer(self, name: str) -> Any:
+        """A store layer (cached; layers change only with ``gridmap layers build``)."""
+        with self._lock:
+            if name not in self._layers:
+                self._layers[name] = read_layer(self.engine, name)
+            return self._layers[name]
+
+    def streets(self, user: User) -> list[str]:
+        """Street names the user may see."""
+        names = sorted(self.layer("streets")["name"].tolist())
+        if user.scope.streets is not None:
+            names = [n for n in names if n in user.scope.streets]
+        return names
+
+    def communities(self, user: User, street: str | None = None) -> list[str]:
+        """Community names (of one street) the user may see."""
+        c = self.layer("communities")
+        if street:
+            c = c[c["street"] == street]
+        if user.scope.streets is not None:
+            c = c[c["street"].isin(user.scope.streets)]
+        if user.scope.communities is not None:
+            c = c[c["name"].isin(user.scope.communities)]
+        return sorted(c["name"].tolist())
+
+    # ------------------------------------------------------------ register inputs
+    def inputs(self) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+        """The district's (elders, visits, hazards, referrals) frames, read once."""
+        with self._lock:
+            if self._inputs is None:
+                start, _ = parse_week(self.weeks()[-1])
+                e, v, h, r = indicator_inputs(self.engine, start, self.today, rules=self.rules)
+                self._inputs = (e, _light(v), h, r)
+            return self._inputs
+
+    def warm(self) -> None:
+        """Read the inputs and compute the default view (for a fast first page)."""
+        f = Filters(week=self.default_week())
+        u = current_user()
+        self.kpis(u, f)
+        self.indicators(u, f, "street")
+        self.trend(u, f)
+
+    def _scoped(self, user: User, filters: Filters) -> tuple[pd.DataFrame, ...]:
+        key = ("scoped", self.version, user.scope, filters.street, filters.community, filters.category)
+
+        def compute() -> tuple[pd.DataFrame, ...]:
+            elders, visits, hazards, referrals = self.inputs()
+            e = elders
+            sc = user.scope
+            if sc.streets is not None:
+                e = e[e["street"].isin(sc.streets)]
+            if sc.communities is not None:
+                e = e[e["community"].isin(sc.communities)]
+            if sc.steward_id is not None:
+                e = e[e["steward_id"] == sc.steward_id]
+            if filters.street:
+                e = e[e["street"] == filters.street]
+            if filters.community:
+                e = e[e["community"] == filters.community]
+            if filters.category:
+                e = e[_has_category(e["categories"], filters.category)]
+            if len(e) == len(elders):
+                return elders, visits, hazards, referrals
+            ids = e["elder_id"]
+            return (e, visits[visits["elder_id"].isin(ids)], hazards[hazards["elder_id"].isin(ids)],
+                    referrals[referrals["elder_id"].isin(ids)])
+
+        return self._cache.get(key, compute)
+
+    # ------------------------------------------------------------ indicators
+    def indicators(self, user: User, filters: Filters, level: str) -> pd.DataFrame:
+        """:func:`compute_indicators` of the filtered register for the week at ``level``."""
+        key = ("ind", self.version, user.scope, filters, level)
+
+        def compute() -> pd.DataFrame:
+            e, v, h, r = self._scoped(user, filters)
+            if e.empty:
+                return pd.DataFrame()
+            return compute_indicators(e, v, h, r, week=filters.week, level=level, rules=self.rules)
+
+        return self._cache.get(key, compute)
+
+    def kpis(self, user: User, filters: Filters) -> dict[str, Any]:
+        """The KPI cards: one row of district-level indicators (empty dict if no elder matches)."""
+        ind = self.indicators(user, filters, "district")
+        if ind.empty:
+            return {}
+        return ind.iloc[0].to_dict()
+
+    def status(self, user: User, filters: Filters) -> pd.DataFrame:
+        """Per elder of the filter: visited this week, overdue (days), last visit (rules' ``elder_status``)."""
+        key = ("status", self.version, user.scope, filters)
+
+        def compute() -> pd.DataFrame:
+            e, v, _h, _r = self._scoped(user, filters)
+            st = elder_status(e, v, period_of(week=filters.week), self.rules)
+            st["visited"] = st[f"visited_{filters.week}"]
+            st["state"] = np.where(st["visited"], "visited", np.where(st["overdue"], "overdue", "due"))
+            return st
+
+        return self._cache.get(key, compute)
+
+    def trend(self, user: User, filters: Filters) -> pd.DataFrame:
+        """Weekly visit rate of the filtered register over the last weeks (oldest first).
+
+        Uses :func:`gridmap.rules.indicators.elder_status` over a period covering
+        all weeks (the rate of a week is the share of willing elders in the
+        programme with an effective visit that week, as in ``compute_indicators``).
+        """
+        key = ("trend", self.version, user.scope, replace(filters, week=""))
+
+        def compute() -> pd.DataFrame:
+            e, v, _h, _r = self._scoped(user, filters)
+            weeks = list(reversed(self.weeks()))
+            base = period_of(week=weeks[-1])
+            start, _ = parse_week(weeks[0])
+            period = replace(base, start=start, weeks=tuple(weeks))
+            st = elder_status(e, v, period, self.rules)
+            w = st[st["willing"].astype(bool)]
+            vd = pd.to_datetime(v["visited_on"])
+            # a week before the first recorded visit has no data (not a 0% rate)
+            has_data = [bool(((vd >= pd.Timestamp(parse_week(k)[0]))
+                              & (vd <= pd.Timestamp(parse_week(k)[1]))).any()) for k in weeks]
+            rates = [float(w[f"visited_{k}"].mean()) if len(w) and ok else float("nan")
+                     for k, ok in zip(weeks, has_data, strict=True)]
+            return pd.DataFrame({"week": weeks, "weekly_rate": rates,
+                                 "monday": [parse_week(k)[0] for k in weeks]})
+
+        return self._cache.get(key, compute)
+
+    # ------------------------------------------------------------ tables
+    def overdue_elders(self, user: User, filters: Filters, limit: int = 500) -> pd.DataFrame:
+        """Overdue elders of the filter, most overdue first, with masked names and addresses."""
+        st = self.status(user, filters)
+        od = st[st["overdue"]].sort_values("overdue_days", ascending=False).head(limit)
+        if od.empty:
+            return pd.DataFrame(columns=["elder_id", "name", "address", "street", "community", "grid",
+                                         "steward", "last_visit", "overdue_days"])
+        ids = od["elder_id"].astype(int).tolist()
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(Elder.id, Elder.name, Elder.address).where(Elder.id.in_(ids))).all()
+        names = {i: (n, a) for i, n, a in rows}
+        stewards = self.steward_names()
+        return pd.DataFrame({
+            "elder_id": ids,
+            "name": [mask_name(names.get(i, (None, None))[0]) for i in ids],
+            "address": [mask_address(names.get(i, (None, None))[1]) for i in ids],
+            "street": od["street"].tolist(),
+            "community": od["community"].tolist(),
+            "grid": od["grid_id"].tolist(),
+            "steward": [stewards.get(s, "—") if pd.notna(s) else "—" for s in od["steward_id"]],
+            "last_visit": od["last_visit"].tolist(),
+            "overdue_days": od["overdue_days"].astype(int).tolist(),
+        })
+
+    def steward_names(self) -> dict[int, str]:
+        """Steward id → ``name（code）``."""
+        def compute() -> dict[int, str]:
+            with self.engine.connect() as conn:
+                return {i: f"{n}（{c}）" for i, n, c in conn.execute(select(Steward.id, Steward.name, Steward.code))}
+
+        return self._cache.get(("stewards",), compute)
+
+    def stewards(self, user: User, street: str | None = None) -> pd.DataFrame:
+        """Stewards with their community, street, base and work settings."""
+        def compute() -> pd.DataFrame:
+            from gridmap.store.models import Community, Street
+            q = (select(Steward.id, Steward.code, Steward.name, Steward.kind, Steward.base,
+                        Steward.max_work_minutes, Steward.travel_mode, Steward.shift_start, Steward.shift_end,
+                        Community.name.label("community"), Street.name.label("street"))
+                 .outerjoin(Community, Community.id == Steward.community_id)
+                 .outerjoin(Street, Street.id == Community.street_id)
+                 .where(Steward.active.is_(True)).order_by(Steward.id))
+            with self.engine.connect() as conn:
+                df = pd.DataFrame([dict(r) for r in conn.execute(q).mappings()])
+            if df.empty:
+                return df
+            df["kind"] = df["kind"].astype(str)
+            df["base_lon"] = [g.x if g is not None else np.nan for g in df["base"]]
+            df["base_lat"] = [g.y if g is not None else np.nan for g in df["base"]]
+            return df.drop(columns=["base"])
+
+        df = self._cache.get(("steward_table",), compute)
+        if df.empty:
+            return df
+        if user.scope.streets is not None:
+            df = df[df["street"].isin(user.scope.streets)]
+        if user.scope.communities is not None:
+            df = df[df["community"].isin(user.scope.communities)]
+        if street:
+            df = df[df["street"] == street]
+        return df
+
+    def elder_detail(self, user: User, elder_id: int) -> dict[str, Any] | None:
+        """One elder's details, masked (``None`` when out of the user's scope)."""
+        elders = self.inputs()[0]
+        row = elders[elders["elder_id"] == int(elder_id)]
+        if row.empty:
+            return None
+        r = row.iloc[0]
+        sc = user.scope
+        if (sc.streets is not None and r["street"] not in sc.streets) or \
+                (sc.communities is not None and r["community"] not in sc.communities):
+            return None
+        with self.engine.connect() as conn:
+            e = conn.execute(select(Elder.name, Elder.address, Elder.phone).where(Elder.id == int(elder_id))).one()
+            fc = conn.execute(select(FirstContact.name, FirstContact.phone).where(
+                FirstContact.elder_id == int(elder_id), FirstContact.valid.is_(True))).first()
+        return {"elder_id": int(elder_id), "name": mask_name(e.name), "address": mask_address(e.address),
+                "phone": mask_phone(e.phone), "age": r["age"], "street": r["street"],
+                "community": r["community"], "grid": r["grid_id"], "categories": r["categories"],
+                "last_visit": r["last_visit_on"],
+                "first_contact": f"{mask_name(fc.name)} {mask_phone(fc.phone)}" if fc else "无"}
+
+    # ------------------------------------------------------------ writing
+    def record_visit(self, user: User, data: dict[str, Any]) -> RecordResult:
+        """Validate (``parse_visit``) and save (``record_visit``) a visit, then refresh the caches.
+
+        Raises
+        ------
+        gridmap._errors.ValidationError
+            When the form is invalid or the elder is outside the user's scope.
+        """
+        from gridmap._errors import ValidationError
+
+        rec = parse_visit(data, self.rules)
+        if self.elder_detail(user, rec.elder_id) is None:
+            raise ValidationError("elder not in your area", "该老人不在您的管辖范围内", field="elder_id",
+                                  value=rec.elder_id, code="scope")
+        res = record_visit(self.engine, rec, rules=self.rules, user=user.name)
+        self._after_write(rec.elder_id, rec.visited_on)
+        return res
+
+    def _after_write(self, elder_id: int, visited_on: date) -> None:
+        """Refresh only what a visit changes: its row, the elder's last visit, hazards and referrals."""
+        with self._lock:
+            if self._inputs is not None:
+                elders, visits, _h, _r = self._inputs
+                new = read_visits(self.engine, visited_on, visited_on, elder_ids=[elder_id])
+                new = _light(new[~new["id"].isin(visits["id"])])
+                visits = pd.concat([visits, new], ignore_index=True) if not new.empty else visits
+                f = read_facts(self.engine, self.today + timedelta(days=1), elder_ids=[elder_id],
+                               rules=self.rules)
+                if f:
+                    row = elders_frame(f, self.today)
+                    elders = elders.copy()
+                    idx = elders.index[elders["elder_id"] == elder_id]
+                    if len(idx):
+                        elders.loc[idx, "last_visit_on"] = row["last_visit_on"].iloc[0]
+                start, _ = parse_week(self.weeks()[-1])
+                hazards = read_hazards(self.engine, self.today, since=start)
+                referrals = read_referrals(self.engine, since=datetime.combine(start, datetime.min.time(),
+                                                                               tzinfo=BEIJING))
+                self._inputs = (elders, visits, hazards, referrals)
+            self.version += 1
+            self._cache.clear()
+
+    def invalidate(self) -> None:
+        """Forget everything (re-read the register on next use)."""
+        with self._lock:
+            self._inputs = None
+            self.version += 1
+            self._cache.clear()

@@ -1,0 +1,300 @@
+"""Steward view (管家工作台): today's route list and map, the visit form of section 五, a print view.
+
+No plan is stored in the register yet, so the day's list is the week's due
+in-home visits of the steward (:func:`gridmap.rules.requirements.routing_visits`)
+not yet done this week, highest priority first, ordered by a simple
+nearest-neighbour walk from the steward's base and cut at the day's working
+minutes — the page says so. Visits are validated with
+:func:`gridmap.rules.visits.parse_visit` and saved with
+:func:`gridmap.rules.store.record_visit` (hazards and referrals follow the rules).
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+import dash
+import pandas as pd
+from dash import ALL, Input, Output, State, dcc, html, no_update
+from sqlalchemy import select
+
+from gridmap.dashboard import map as gm
+from gridmap.dashboard.basemap import Basemap
+from gridmap.dashboard.data import BEIJING, DashboardData, current_user
+from gridmap.dashboard.fmt import fmt_date, fmt_minutes
+from gridmap.dashboard.ui import error_text, guarded, message
+from gridmap.domain.enums import Satisfaction, VisitMode, VisitorRole
+from gridmap.domain.masking import mask_address, mask_name
+from gridmap.rules.requirements import REASON_LABELS, routing_visits, week_of
+from gridmap.rules.store import read_facts
+from gridmap.rules.visits import ANSWER_FIELDS, ANSWER_LABELS
+from gridmap.store.models import Elder
+
+__all__ = ["ROUTE_NOTE", "day_route", "form_to_record", "layout", "register"]
+
+#: Honest label of the route list while no plan is stored.
+ROUTE_NOTE = ("说明：系统中尚无已保存的排班计划，以下为本周尚未完成的上门探访，按优先级和就近原则"
+              "（从出发点起的简单最近邻顺序，非优化结果）排列，按当日工作时长截取；行程时间按步行直线距离估算。")
+WALK_M_PER_MIN = 70.0
+DETOUR = 1.3
+
+
+def _metres(a: tuple[float, float], b: tuple[float, float]) -> float:
+    lon1, lat1, lon2, lat2 = map(math.radians, (a[0], a[1], b[0], b[1]))
+    h = math.sin((lat2 - lat1) / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
+    return 2 * 6371008.8 * math.asin(math.sqrt(h))
+
+
+def day_route(data: DashboardData, steward_id: int, day: date) -> tuple[pd.DataFrame, tuple[float, float] | None]:
+    """The day's stops of one steward (see the module docstring) and the steward's base."""
+    st = data.stewards(current_user())
+    row = st[st["id"] == steward_id]
+    base = None
+    max_minutes, start = 360, time(8, 30)
+    if not row.empty:
+        r = row.iloc[0]
+        if pd.notna(r["base_lon"]):
+            base = (float(r["base_lon"]), float(r["base_lat"]))
+        max_minutes = int(r["max_work_minutes"] or 360)
+        start = r["shift_start"] or start
+    facts = read_facts(data.engine, day, steward_id=steward_id, rules=data.rules)
+    week = week_of(day)
+    due = routing_visits(facts, week, data.rules)
+    monday = day - timedelta(days=day.weekday())
+    visits = data.inputs()[1]
+    done = visits[(pd.to_datetime(visits["visited_on"]) >= pd.Timestamp(monday))
+                  & (pd.to_datetime(visits["visited_on"]) <= pd.Timestamp(day))
+                  & (visits["mode"] == "in_home")].groupby("elder_id").size()
+    todo = [v for v in due if v.get("location") and v["count"] > int(done.get(int(v["id"]), 0))]
+    cols = ["order", "elder_id", "label", "address", "lon", "lat", "arrival", "depart", "service_minutes",
+            "walk_minutes", "check", "priority", "deadline"]
+    if not todo:
+        return pd.DataFrame(columns=cols), base
+    ids = [int(v["id"]) for v in todo]
+    with data.engine.connect() as conn:
+        names = {i: (n, a) for i, n, a in conn.execute(
+            select(Elder.id, Elder.name, Elder.address).where(Elder.id.in_(ids)))}
+    pos = base or tuple(todo[0]["location"])
+    clock = datetime.combine(day, start)
+    used = 0.0
+    rows: list[dict[str, Any]] = []
+    remaining = sorted(todo, key=lambda v: -v["priority"])
+    while remaining:
+        top = remaining[0]["priority"]
+        same = [v for v in remaining if v["priority"] == top]
+        nxt = min(same, key=lambda v: _metres(pos, tuple(v["location"])))
+        walk = _metres(pos, tuple(nxt["location"])) * DETOUR / WALK_M_PER_MIN
+        if used + walk + nxt["service_minutes"] > max_minutes and rows:
+            break
+        remaining.remove(nxt)
+        arrival = clock + timedelta(minutes=walk)
+        depart = arrival + timedelta(minutes=nxt["service_minutes"])
+        eid = int(nxt["id"])
+        n, a = names.get(eid, (None, None))
+        rows.append({"order": len(rows) + 1, "elder_id": eid, "label": mask_name(n) or str(eid),
+                     "address": mask_address(a) or "—", "lon": nxt["location"][0], "lat": nxt["location"][1],
+                     "arrival": arrival.strftime("%H:%M"), "depart": depart.strftime("%H:%M"),
+                     "service_minutes": nxt["service_minutes"], "walk_minutes": round(walk),
+                     "check": "；".join(REASON_LABELS.get(x, x) for x in nxt["reasons"]),
+                     "priority": nxt["priority"], "deadline": nxt["deadline"]})
+        used += walk + nxt["service_minutes"]
+        clock, pos = depart, tuple(nxt["location"])
+    return pd.DataFrame(rows, columns=cols), base
+
+
+def _options(enum: type) -> list[dict[str, str]]:
+    return [{"label": m.label, "value": m.value} for m in enum]
+
+
+def _field(label: str, control: Any) -> html.Div:
+    return html.Div([html.Label(label), control])
+
+
+def layout(data: DashboardData, basemap: Basemap) -> html.Div:
+    """The steward view."""
+    st = data.stewards(current_user())
+    st = st[st["kind"] == "visit_steward"] if not st.empty else st
+    opts = [{"label": f"{r.name}（{r.code}，{r.community}）", "value": int(r.id)} for r in st.itertuples()]
+    answers = [_field(ANSWER_LABELS[k], dcc.Dropdown(_options(enum), None, id={"type": "stw-ans", "field": k},
+                                                     placeholder="请选择"))
+               for k, enum in ANSWER_FIELDS.items()]
+    today = data.today
+    return html.Div([
+        html.Div([
+            html.Div([html.Label("管家"), dcc.Dropdown(opts, opts[0]["value"] if opts else None, id="stw-steward",
+                                                     clearable=False)], style={"flex": "2 1 300px"}),
+            html.Div([html.Label("日期"), dcc.DatePickerSingle(id="stw-day", date=today, display_format="YYYY年M月D日",
+                                                             max_date_allowed=today, first_day_of_week=1)]),
+            html.Div([html.Button("打印当日工作单", id="stw-print", className="gm-btn secondary")],
+                     style={"flex": "0 0 auto"}),
+        ], className="gm-filters gm-noprint"),
+        html.Div(id="stw-msg"),
+        html.Div([
+            html.Div([html.H3("当日探访路线", style={"margin": "4px"}),
+                      html.Div(ROUTE_NOTE, className="gm-hint"),
+                      dcc.Loading(html.Div(id="stw-route"))], className="gm-col"),
+            html.Div([gm.map_shell("stw-map", [
+                dl_overlay_roads(basemap),
+                _route_overlay(),
+            ], basemap, height="55vh", zoom=14)], className="gm-col gm-noprint"),
+        ], className="gm-row"),
+        html.Div([html.Div([
+            html.H3("探访记录（附件1-2 第五部分）", style={"margin": "4px"}),
+            html.Div([
+                _field("老人", dcc.Dropdown([], None, id="stw-elder", placeholder="选择老人（编号 姓名）")),
+                _field("探访日期", dcc.DatePickerSingle(id="stw-visited-on", date=today, max_date_allowed=today,
+                                                      display_format="YYYY年M月D日", first_day_of_week=1)),
+                _field("探访方式", dcc.Dropdown(_options(VisitMode), "in_home", id="stw-mode", clearable=False)),
+                _field("探访人身份", dcc.Dropdown(_options(VisitorRole), "visit_steward", id="stw-role",
+                                                clearable=False)),
+                _field("探访人姓名", dcc.Input(id="stw-visitor", type="text", maxLength=40)),
+                _field("开始时间", dcc.Input(id="stw-start", type="time", value="09:00")),
+                _field("结束时间", dcc.Input(id="stw-end", type="time", value="09:30")),
+                *answers,
+                _field("家庭人口变化人数", dcc.Input(id="stw-fcc", type="number", min=0, max=20)),
+                _field("疾病名称（如有）", dcc.Input(id="stw-illness", type="text", maxLength=80)),
+                _field("老年人服务需求", dcc.Textarea(id="stw-needs", maxLength=4000, style={"width": "100%"})),
+                _field("意见建议", dcc.Textarea(id="stw-suggestions", maxLength=4000, style={"width": "100%"})),
+                _field("紧急情况", dcc.Checklist([{"label": "存在危及生命安全的紧急情况", "value": "yes"}], [],
+                                              id="stw-emergency")),
+                _field("探访人签字", dcc.Input(id="stw-sig-visitor", type="text", maxLength=40)),
+                _field("老人（家属）签字", dcc.Input(id="stw-sig-elder", type="text", maxLength=40)),
+                _field("记录人签字", dcc.Input(id="stw-sig-recorder", type="text", maxLength=40)),
+                _field("定位经度（选填）", dcc.Input(id="stw-gps-lon", type="number")),
+                _field("定位纬度（选填）", dcc.Input(id="stw-gps-lat", type="number")),
+                _field("关爱服务项目（第六部分，选填）", dcc.Input(id="stw-cs-kind", type="text", maxLength=40)),
+                _field("服务内容", dcc.Input(id="stw-cs-desc", type="text", maxLength=2000)),
+                _field("服务机构", dcc.Input(id="stw-cs-provider", type="text", maxLength=120)),
+                _field("满意度", dcc.Dropdown(_options(Satisfaction), None, id="stw-cs-sat")),
+            ], className="gm-form"),
+            html.Div([html.Button("保存探访记录", id="stw-save", className="gm-btn")], style={"marginTop": "8px"}),
+            dcc.Loading(html.Div(id="stw-save-msg")),
+        ], className="gm-col")], className="gm-row gm-noprint"),
+    ], id="steward-view")
+
+
+def dl_overlay_roads(basemap: Basemap) -> Any:
+    """The offline road background of the steward map."""
+    import dash_leaflet as dl
+
+    return dl.Overlay(dl.GeoJSON(url=gm.layer_url("roads") if not basemap.url else None, id="stw-roads",
+                                 style={"variable": "gridmap.roads"}, interactive=False),
+                      name="路网", checked=True)
+
+
+def _route_overlay() -> Any:
+    import dash_leaflet as dl
+
+    return dl.Overlay(dl.LayerGroup(id="stw-route-layer"), name="当日路线", checked=True)
+
+
+def form_to_record(values: dict[str, Any], steward_id: int | None, now: datetime | None = None) -> dict[str, Any]:
+    """The mapping :func:`gridmap.rules.visits.parse_visit` takes, from the form's values."""
+    day = values.get("visited_on")
+    rec: dict[str, Any] = {
+        "elder_id": values.get("elder_id"), "visited_on": day, "mode": values.get("mode"),
+        "visitor_role": values.get("visitor_role"), "visitor_name": values.get("visitor_name"),
+        "steward_id": steward_id, "family_change_count": values.get("family_change_count"),
+        "illness_name": values.get("illness_name"), "needs": values.get("needs"),
+        "suggestions": values.get("suggestions"), "emergency": bool(values.get("emergency")),
+        "visitor_signature": values.get("sig_visitor"), "elder_signature": values.get("sig_elder"),
+        "recorder_signature": values.get("sig_recorder"),
+        "answers": {k: v for k, v in (values.get("answers") or {}).items() if v},
+    }
+    for key in ("started_at", "ended_at"):
+        t = values.get(key)
+        if t and day:
+            rec[key] = f"{day}T{t}"
+    lon, lat = values.get("gps_lon"), values.get("gps_lat")
+    if lon not in (None, "") or lat not in (None, ""):
+        rec["gps"] = [lon, lat]
+        rec["gps_time"] = rec.get("ended_at") or (now or datetime.now(BEIJING)).isoformat()
+    if values.get("cs_kind") or values.get("cs_desc"):
+        rec["care_services"] = [{"served_on": day, "kind": values.get("cs_kind"), "description": values.get("cs_desc"),
+                                 "provider": values.get("cs_provider"), "satisfaction": values.get("cs_sat")}]
+    if rec["answers"] == {}:
+        rec.pop("answers")
+    return rec
+
+
+def register(app: dash.Dash, data: DashboardData, basemap: Basemap) -> None:
+    """Register the steward callbacks."""
+
+    @app.callback(Output("stw-route", "children"), Output("stw-route-layer", "children"),
+                  Output("stw-elder", "options"), Output("stw-map", "viewport"), Output("stw-msg", "children"),
+                  Input("stw-steward", "value"), Input("stw-day", "date"), Input("data-version", "data"))
+    @guarded(5)
+    def _route(steward_id: int | None, day: str | None, _v: Any) -> Any:
+        if steward_id is None or not day:
+            return message("请选择管家和日期", "info"), [], [], no_update, None
+        d = date.fromisoformat(day[:10])
+        stops, base = day_route(data, int(steward_id), d)
+        facts = read_facts(data.engine, d, steward_id=int(steward_id), rules=data.rules)
+        with data.engine.connect() as conn:
+            names = dict(conn.execute(select(Elder.id, Elder.name).where(Elder.id.in_([f.id for f in facts]))).all())
+        elder_opts = [{"label": f"{f.id} {mask_name(names.get(f.id))}（{f.community or ''}）", "value": f.id}
+                      for f in facts]
+        if stops.empty:
+            return (message(f"{fmt_date(d, weekday=True)}：本周上门探访已全部完成或无待探访老人", "ok"), [],
+                    elder_opts, no_update, None)
+        header = html.Tr([html.Th(h) for h in ("序号", "老人", "住址", "预计到达", "离开", "步行", "查看要点")])
+        body = [html.Tr([html.Td(r.order), html.Td(f"{r.label}（{r.elder_id}）"), html.Td(r.address),
+                         html.Td(r.arrival), html.Td(r.depart), html.Td(fmt_minutes(r.walk_minutes)),
+                         html.Td(r.check)]) for r in stops.itertuples()]
+        total = stops["service_minutes"].sum() + stops["walk_minutes"].sum()
+        table = html.Div([
+            html.Div(f"{fmt_date(d, weekday=True)} · 共 {len(stops)} 站 · 预计用时 {fmt_minutes(total)}",
+                     id="stw-route-summary"),
+            html.Table([html.Thead(header), html.Tbody(body)], className="gm-route-table", id="stw-route-table",
+                       style={"width": "100%", "fontSize": "0.9em"}),
+        ])
+        layer = gm.route_layer(stops, base, basemap)
+        lons = list(stops["lon"]) + ([base[0]] if base else [])
+        lats = list(stops["lat"]) + ([base[1]] if base else [])
+        viewport = {"bounds": [[min(lats), min(lons)], [max(lats), max(lons)]]}
+        return table, layer, elder_opts, viewport, None
+
+    app.clientside_callback("function(n){ if(n){ window.print(); } return ''; }",
+                            Output("stw-print", "title"), Input("stw-print", "n_clicks"), prevent_initial_call=True)
+
+    @app.callback(Output("stw-save-msg", "children"), Output("data-version", "data", allow_duplicate=True),
+                  Input("stw-save", "n_clicks"),
+                  State("stw-steward", "value"), State("stw-elder", "value"), State("stw-visited-on", "date"),
+                  State("stw-mode", "value"), State("stw-role", "value"), State("stw-visitor", "value"),
+                  State("stw-start", "value"), State("stw-end", "value"),
+                  State({"type": "stw-ans", "field": ALL}, "value"), State({"type": "stw-ans", "field": ALL}, "id"),
+                  State("stw-fcc", "value"), State("stw-illness", "value"), State("stw-needs", "value"),
+                  State("stw-suggestions", "value"), State("stw-emergency", "value"),
+                  State("stw-sig-visitor", "value"), State("stw-sig-elder", "value"),
+                  State("stw-sig-recorder", "value"), State("stw-gps-lon", "value"), State("stw-gps-lat", "value"),
+                  State("stw-cs-kind", "value"), State("stw-cs-desc", "value"), State("stw-cs-provider", "value"),
+                  State("stw-cs-sat", "value"), prevent_initial_call=True)
+    def _save(_n: int, steward_id: int | None, elder_id: int | None, visited_on: str | None, mode: str,
+              role: str, visitor: str | None, start: str | None, end: str | None, ans_values: list[Any],
+              ans_ids: list[dict[str, str]], fcc: Any, illness: Any, needs: Any, suggestions: Any,
+              emergency: list[str], sig_v: Any, sig_e: Any, sig_r: Any, lon: Any, lat: Any, cs_kind: Any,
+              cs_desc: Any, cs_provider: Any, cs_sat: Any) -> Any:
+        values = {"elder_id": elder_id, "visited_on": (visited_on or "")[:10] or None, "mode": mode,
+                  "visitor_role": role, "visitor_name": visitor, "started_at": start, "ended_at": end,
+                  "answers": {i["field"]: v for i, v in zip(ans_ids, ans_values, strict=True)},
+                  "family_change_count": fcc, "illness_name": illness, "needs": needs, "suggestions": suggestions,
+                  "emergency": bool(emergency), "sig_visitor": sig_v, "sig_elder": sig_e, "sig_recorder": sig_r,
+                  "gps_lon": lon, "gps_lat": lat, "cs_kind": cs_kind, "cs_desc": cs_desc,
+                  "cs_provider": cs_provider, "cs_sat": cs_sat}
+        if elder_id is None:
+            return message("请选择老人（字段：elder_id）", "err"), no_update
+        try:
+            res = data.record_visit(current_user(), form_to_record(values, steward_id))
+        except Exception as exc:  # noqa: BLE001 - shown as a message
+            return message("未保存：" + error_text(exc), "err"), no_update
+        extra = []
+        if res.hazard_ids:
+            extra.append(f"已登记隐患 {len(res.hazard_ids)} 项")
+        if res.referral_ids:
+            extra.append(f"已发起转介 {len(res.referral_ids)} 项")
+        if res.late_entry:
+            extra.append("补录（超过规定录入时限）")
+        return (message(f"已保存探访记录（编号 {res.visit_id}）" + ("；" + "，".join(extra) if extra else ""), "ok"),
+                data.version)

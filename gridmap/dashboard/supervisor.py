@@ -1,0 +1,294 @@
+"""Supervisor view (街镇督导): KPI cards, coverage map, overdue/lagging tables, trend chart, filters, xlsx export."""
+
+from __future__ import annotations
+
+import io
+from datetime import datetime
+from typing import Any
+
+import dash
+import dash_ag_grid as dag
+import dash_leaflet as dl
+import pandas as pd
+import plotly.graph_objects as go
+from dash import Input, Output, State, dcc, html, no_update
+
+from gridmap.dashboard import map as gm
+from gridmap.dashboard.basemap import Basemap
+from gridmap.dashboard.data import DashboardData, Filters, current_user
+from gridmap.dashboard.fmt import fmt_count, fmt_date, fmt_pct, fmt_week
+from gridmap.dashboard.ui import card, guarded, message
+from gridmap.domain.enums import Category
+
+__all__ = ["layout", "register"]
+
+LEVEL_LABELS = {"street": "街道/镇", "community": "社区/村", "grid": "网格"}
+
+
+def layout(data: DashboardData, basemap: Basemap) -> html.Div:
+    """The supervisor view."""
+    user = current_user()
+    weeks = data.weeks()
+    district = data.layer("district")
+    static = [
+        dl.Overlay(dl.GeoJSON(url=gm.layer_url("estimated"), id="sup-estimated",
+                              style={"variable": "gridmap.estimated"}, interactive=False),
+                   name="无路网数据区域（估算）", checked=True),
+        dl.Overlay(dl.GeoJSON(url=gm.layer_url("stations"), id="sup-stations",
+                              pointToLayer={"variable": "gridmap.station"},
+                              onEachFeature={"variable": "gridmap.tooltip"}),
+                   name="养老驿站与卫生服务站点", checked=False),
+    ]
+    if not basemap.url:
+        static.insert(0, dl.Overlay(dl.GeoJSON(url=gm.layer_url("roads"), id="sup-roads",
+                                               style={"variable": "gridmap.roads"}, interactive=False),
+                                    name="路网（离线底图）", checked=True))
+    overlays = [
+        *static,
+        dl.Overlay(dl.GeoJSON(id="sup-choropleth", style={"variable": "gridmap.choropleth"},
+                              onEachFeature={"variable": "gridmap.tooltip"}),
+                   name="周探访率（分区着色）", checked=True),
+        dl.Overlay(dl.GeoJSON(url=gm.layer_url("district"), id="sup-district", style={"variable": "gridmap.boundary"}, interactive=False),
+                   name="海淀区界", checked=True),
+        dl.Overlay(dl.GeoJSON(id="sup-hotspots", pointToLayer={"variable": "gridmap.hotspot"},
+                              onEachFeature={"variable": "gridmap.tooltip"}),
+                   name="隐患热点（未整改）", checked=True),
+        dl.Overlay(dl.GeoJSON(id="sup-elders", cluster=True, format="geobuf", zoomToBoundsOnClick=True,
+                              pointToLayer={"variable": "gridmap.elder"},
+                              superClusterOptions={"radius": 60}),
+                   name="老人（聚合显示）", checked=True),
+    ]
+    cats = [{"label": c.label, "value": c.value} for c in Category]
+    return html.Div([
+        html.Div([
+            html.Div([html.Label("街道/镇"), dcc.Dropdown(data.streets(user), None, id="sup-street",
+                                                         placeholder="全区")]),
+            html.Div([html.Label("社区/村"), dcc.Dropdown([], None, id="sup-community", placeholder="全部社区")]),
+            html.Div([html.Label("类别"), dcc.Dropdown(cats, None, id="sup-category", placeholder="全部类别")]),
+            html.Div([html.Label("周次"), dcc.Dropdown([{"label": fmt_week(w), "value": w} for w in weeks],
+                                                      weeks[0], id="sup-week", clearable=False)]),
+            html.Div([html.Label("地图分区"), dcc.RadioItems(
+                [{"label": v, "value": k} for k, v in LEVEL_LABELS.items()], "street", id="sup-level",
+                inline=True, inputStyle={"marginRight": "3px", "marginLeft": "8px"})]),
+            html.Div([html.Button("导出Excel（已脱敏）", id="sup-export-btn", className="gm-btn"),
+                      dcc.Download(id="sup-download")], style={"flex": "0 0 auto"}),
+        ], className="gm-filters gm-noprint"),
+        html.Div(id="sup-msg"),
+        dcc.Loading(html.Div(id="sup-kpis", className="gm-cards"), type="dot"),
+        html.Div([
+            html.Div([
+                html.Div([gm.map_shell("sup-map", overlays, basemap), gm.legend()], className="gm-map-wrap"),
+                html.Div(id="sup-map-hint", className="gm-hint"),
+                html.Div(id="sup-detail"),
+            ], className="gm-col", style={"flex": "2 1 560px"}),
+            html.Div([
+                html.H3("周探访率趋势", style={"margin": "4px"}),
+                dcc.Loading(dcc.Graph(id="sup-trend", config={"displaylogo": False, "locale": "zh-CN"},
+                                      style={"height": "300px"})),
+            ], className="gm-col"),
+        ], className="gm-row"),
+        html.Div([
+            html.Div([
+                dcc.RadioItems([{"label": "逾期未探访老人", "value": "overdue"},
+                                {"label": "落后网格", "value": "grid"},
+                                {"label": "落后管家", "value": "steward"}], "overdue", id="sup-table-kind",
+                               inline=True, inputStyle={"marginRight": "3px", "marginLeft": "10px"}),
+                dcc.Loading(dag.AgGrid(id="sup-table", columnDefs=[], rowData=[],
+                                       defaultColDef={"sortable": True, "filter": True, "resizable": True},
+                                       dashGridOptions={"pagination": True, "paginationPageSize": 20,
+                                                        "localeText": _AG_LOCALE},
+                                       style={"height": "460px"}, className="ag-theme-alpine")),
+            ], className="gm-col"),
+        ], className="gm-row"),
+    ], id="supervisor-view")
+
+
+_AG_LOCALE = {"page": "页", "of": "/", "to": "至", "next": "下一页", "previous": "上一页", "first": "首页",
+              "last": "末页", "noRowsToShow": "无数据", "loadingOoo": "加载中…", "filterOoo": "筛选…",
+              "contains": "包含", "equals": "等于", "lessThan": "小于", "greaterThan": "大于",
+              "pageSizeSelectorLabel": "每页"}
+
+
+def filters_of(week: str, street: str | None, community: str | None, category: str | None) -> Filters:
+    """The :class:`Filters` of the view's inputs."""
+    return Filters(week=week, street=street or None, community=community or None, category=category or None)
+
+
+def kpi_cards(k: dict[str, Any], week: str) -> list[html.Div]:
+    """The KPI cards of one indicator row."""
+    if not k:
+        return [message("所选范围内没有在册老人", "info")]
+    wr = k.get("weekly_rate")
+    return [
+        card("周探访率（目标100%）", fmt_pct(wr), fmt_week(week), "good" if wr and wr >= 0.999 else "bad",
+             "kpi-weekly-rate"),
+        card("月有效探访率", fmt_pct(k.get("monthly_rate")), "每月至少1次有效探访", "", "kpi-monthly-rate"),
+        card("逾期探访", fmt_count(k.get("overdue")), f"在册 {fmt_count(k.get('elders'))} 人", "bad"
+             if k.get("overdue") else "good", "kpi-overdue"),
+        card("未整改隐患", fmt_count(k.get("hazards_open")), f"其中逾期 {fmt_count(k.get('hazards_overdue'))}",
+             "bad" if k.get("hazards_overdue") else "", "kpi-hazards"),
+        card("待处理转介", fmt_count(k.get("referrals_open")), f"其中逾期 {fmt_count(k.get('referrals_overdue'))}",
+             "bad" if k.get("referrals_overdue") else "", "kpi-referrals"),
+        card("烟感覆盖率", fmt_pct(k.get("smoke_alarm_coverage")),
+             f"一键式终端 {fmt_pct(k.get('terminal_coverage'))}（80岁以上及计生特殊）", "", "kpi-devices"),
+    ]
+
+
+def trend_figure(tr: pd.DataFrame) -> go.Figure:
+    """The weekly-rate trend with the 100% target line."""
+    x = [f"{d.month}月{d.day}日" for d in tr["monday"]]
+    fig = go.Figure(go.Scatter(x=x, y=tr["weekly_rate"] * 100, mode="lines+markers", name="周探访率",
+                               line={"color": "#1f4e79"},
+                               hovertemplate="%{x}起一周：%{y:.1f}%<extra></extra>"))
+    fig.add_hline(y=100, line_dash="dash", line_color="#1a9850", annotation_text="目标100%")
+    fig.update_layout(margin={"l": 40, "r": 10, "t": 10, "b": 40}, yaxis={"ticksuffix": "%", "rangemode": "tozero"},
+                      xaxis={"title": "周（起始日）"}, font={"family": "Noto Sans CJK SC, sans-serif"},
+                      plot_bgcolor="white", showlegend=False)
+    return fig
+
+
+def table_rows(data: DashboardData, f: Filters, kind: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Column definitions and rows of the overdue/lagging table (masked)."""
+    user = current_user()
+    if kind == "overdue":
+        df = data.overdue_elders(user, f)
+        rows = [{"编号": r.elder_id, "姓名": r.name, "住址": r.address, "街道": r.street, "社区": r.community,
+                 "网格": r.grid, "探访管家": r.steward, "最近有效探访": fmt_date(r.last_visit),
+                 "逾期天数": r.overdue_days} for r in df.itertuples(index=False)]
+        cols = ["编号", "姓名", "住址", "街道", "社区", "网格", "探访管家", "最近有效探访", "逾期天数"]
+    else:
+        ind = data.indicators(user, f, kind)
+        if ind.empty:
+            return [], []
+        names = data.steward_names() if kind == "steward" else {}
+        ind = ind[(ind["weekly_rate"] < 0.999) | (ind["overdue"] > 0)].head(300)
+        rows = [{("网格" if kind == "grid" else "探访管家"): names.get(u, str(u)) if kind == "steward" else str(u),
+                 "在册老人": int(r["elders"]), "周探访率": fmt_pct(r["weekly_rate"]),
+                 "月有效探访率": fmt_pct(r["monthly_rate"]), "逾期探访": int(r["overdue"]),
+                 "未整改隐患": int(r["hazards_open"])} for u, r in ind.iterrows()]
+        cols = [("网格" if kind == "grid" else "探访管家"), "在册老人", "周探访率", "月有效探访率", "逾期探访",
+                "未整改隐患"]
+    return [{"field": c, "headerName": c} for c in cols], rows
+
+
+def register(app: dash.Dash, data: DashboardData, basemap: Basemap) -> None:
+    """Register the supervisor callbacks."""
+
+    @app.callback(Output("sup-community", "options"), Output("sup-community", "value"),
+                  Input("sup-street", "value"))
+    def _communities(street: str | None) -> tuple[list[str], None]:
+        return (data.communities(current_user(), street) if street else []), None
+
+    @app.callback(Output("sup-kpis", "children"), Output("sup-trend", "figure"), Output("sup-msg", "children"),
+                  Input("sup-week", "value"), Input("sup-street", "value"), Input("sup-community", "value"),
+                  Input("sup-category", "value"), Input("data-version", "data"))
+    @guarded(3)
+    def _kpis(week: str, street: str | None, community: str | None, category: str | None, _v: Any) -> Any:
+        f = filters_of(week, street, community, category)
+        u = current_user()
+        return kpi_cards(data.kpis(u, f), week), trend_figure(data.trend(u, f)), None
+
+    @app.callback(Output("sup-choropleth", "data"), Output("sup-elders", "data"), Output("sup-hotspots", "data"),
+                  Output("sup-map", "viewport"), Output("sup-map-hint", "children"),
+                  Input("sup-week", "value"), Input("sup-street", "value"), Input("sup-community", "value"),
+                  Input("sup-category", "value"), Input("sup-level", "value"), Input("data-version", "data"))
+    @guarded(5)
+    def _map(week: str, street: str | None, community: str | None, category: str | None, level: str,
+             _v: Any) -> Any:
+        f = filters_of(week, street, community, category)
+        u = current_user()
+        layer = {"street": "streets", "community": "communities", "grid": "grids"}[level]
+        areas = data.layer(layer)
+        key = "id" if level == "grid" else "name"
+        if street and level != "street":
+            areas = areas[areas["street"] == street]
+        if community and level == "grid":
+            areas = areas[areas["community"] == community]
+        ind = data.indicators(u, f, level)
+        choro = gm.choropleth(areas, level, ind, basemap, key=key)
+        status = data.status(u, f)
+        _e, _v2, hazards, _r = data._scoped(u, f)
+        hot = gm.hotspots(hazards, status, data.layer("communities"), basemap)
+        trigger = dash.ctx.triggered_id
+        viewport = no_update
+        if street or community:
+            elders = gm.elders_geobuf(status, basemap)
+            hint = f"显示{community or street}的 {fmt_count(len(status))} 位老人（聚合显示，点击放大）"
+            if trigger in ("sup-street", "sup-community"):
+                sel = data.layer("communities" if community else "streets")
+                sel = sel[sel["name"] == (community or street)]
+                if not sel.empty:
+                    b = sel.total_bounds
+                    viewport = {"bounds": [[b[1], b[0]], [b[3], b[2]]], "transition": "flyToBounds"}
+        else:
+            elders = None
+            hint = "全区范围只显示分区统计；选择街道或社区后在地图上显示老人点位（不下发全区个人数据）"
+        return choro, elders, hot, viewport, hint
+
+    @app.callback(Output("sup-table", "columnDefs"), Output("sup-table", "rowData"), Output("sup-msg", "children",
+                                                                                              allow_duplicate=True),
+                  Input("sup-week", "value"), Input("sup-street", "value"), Input("sup-community", "value"),
+                  Input("sup-category", "value"), Input("sup-table-kind", "value"), Input("data-version", "data"),
+                  prevent_initial_call="initial_duplicate")
+    @guarded(3)
+    def _table(week: str, street: str | None, community: str | None, category: str | None, kind: str,
+               _v: Any) -> Any:
+        cols, rows = table_rows(data, filters_of(week, street, community, category), kind)
+        return cols, rows, no_update
+
+    @app.callback(Output("sup-detail", "children"), Input("sup-choropleth", "clickData"),
+                  Input("sup-elders", "clickData"), State("sup-week", "value"), prevent_initial_call=True)
+    @guarded(1)
+    def _detail(area: dict | None, elder: dict | None, week: str) -> Any:
+        trig = dash.ctx.triggered_id
+        if trig == "sup-elders" and elder and not elder.get("properties", {}).get("cluster"):
+            d = data.elder_detail(current_user(), int(elder["properties"]["id"]))
+            if d is None:
+                return message("无权查看该老人或记录不存在", "err")
+            return html.Div([html.B(f"{d['name']}（编号{d['elder_id']}）"),
+                             html.Div(f"{d['age']}岁 · {d['street']} {d['community']} · 网格 {d['grid']}"),
+                             html.Div(f"住址：{d['address']} · 电话：{d['phone']} · 第一联系人：{d['first_contact']}"),
+                             html.Div(f"最近有效探访：{fmt_date(d['last_visit'])}")], className="gm-msg info")
+        if trig == "sup-choropleth" and area:
+            p = area.get("properties", {})
+            return message(f"{p.get('label')}：周探访率 {p.get('rate_text')}，老人 {p.get('elders')} 人，"
+                           f"逾期 {p.get('overdue')} 人（{fmt_week(week)}）", "info")
+        return no_update
+
+    @app.callback(Output("sup-download", "data"), Output("sup-msg", "children", allow_duplicate=True),
+                  Input("sup-export-btn", "n_clicks"), State("sup-week", "value"), State("sup-street", "value"),
+                  State("sup-community", "value"), State("sup-category", "value"), State("sup-level", "value"),
+                  prevent_initial_call=True)
+    @guarded(2)
+    def _export(_n: int, week: str, street: str | None, community: str | None, category: str | None,
+                level: str) -> Any:
+        f = filters_of(week, street, community, category)
+        return dcc.send_bytes(export_xlsx(data, f, level),
+                              f"探访督导_{week}_{datetime.now():%Y%m%d%H%M}.xlsx"), message("已导出（个人信息已脱敏）", "ok")
+
+
+def export_xlsx(data: DashboardData, f: Filters, level: str) -> bytes:
+    """What the view shows, as xlsx: KPIs, the areas' indicators, overdue elders (masked), trend."""
+    from gridmap.rules.indicators import INDICATOR_LABELS
+
+    user = current_user()
+    buf = io.BytesIO()
+    scope = " / ".join(x for x in (f.street, f.community, Category(f.category).label if f.category else None) if x)
+    with pd.ExcelWriter(buf, engine="openpyxl") as xw:
+        k = data.kpis(user, f)
+        pd.DataFrame({"指标": [INDICATOR_LABELS.get(c, c) for c in k],
+                      "数值": [v for v in k.values()]}).to_excel(xw, sheet_name="指标", index=False)
+        ind = data.indicators(user, f, level).rename(columns=INDICATOR_LABELS)
+        ind.index.name = LEVEL_LABELS.get(level, level)
+        ind.to_excel(xw, sheet_name="分区指标")
+        _cols, rows = table_rows(data, f, "overdue")
+        pd.DataFrame(rows).to_excel(xw, sheet_name="逾期老人（脱敏）", index=False)
+        tr = data.trend(user, f)
+        pd.DataFrame({"周次": tr["week"], "周探访率": tr["weekly_rate"]}).to_excel(xw, sheet_name="趋势", index=False)
+        ws = xw.book.create_sheet("说明")
+        ws.append(["范围", scope or "全区"])
+        ws.append(["周次", fmt_week(f.week)])
+        ws.append(["导出人", user.name])
+        ws.append(["导出时间", datetime.now().strftime("%Y年%m月%d日 %H:%M")])
+        ws.append(["说明", "姓名、住址已脱敏；仅供工作使用，严禁外传"])
+    return buf.getvalue()

@@ -1,0 +1,59 @@
+"""Small shared UI pieces: KPI cards, messages, and a guard that turns errors into Chinese messages."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from dash import html, no_update
+from dash.exceptions import PreventUpdate
+
+from gridmap._errors import GridmapError
+
+__all__ = ["card", "error_text", "guarded", "message"]
+
+log = logging.getLogger("gridmap.dashboard")
+
+
+def card(title: str, value: str, sub: str = "", tone: str = "", card_id: str | None = None) -> html.Div:
+    """A KPI card: title, big value, small note; ``tone`` is ``good``/``bad``/''."""
+    return html.Div([html.Div(title, className="t"), html.Div(value, className=f"v {tone}"),
+                     html.Div(sub, className="s")], className="gm-card", id=card_id or "")
+
+
+def message(text: str, kind: str = "info") -> html.Div:
+    """A message line (``ok``, ``err`` or ``info``)."""
+    return html.Div(text, className=f"gm-msg {kind}")
+
+
+def error_text(exc: BaseException) -> str:
+    """The Chinese text shown for an error (never a stack trace)."""
+    if isinstance(exc, GridmapError):
+        field = getattr(exc, "field", None)
+        return f"{exc.message_zh}" + (f"（字段：{field}）" if field else "")
+    name = type(exc).__name__
+    if "Operational" in name or "Unavailable" in name or "Interface" in name:
+        return "数据库暂时无法连接，请稍后重试（Database unavailable）"
+    return "操作失败，请稍后重试；如持续出现请联系管理员"
+
+
+def guarded(n_outputs: int) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorate a callback whose LAST output is a message area: errors become a message there."""
+
+    def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except PreventUpdate:
+                raise
+            except Exception as exc:  # noqa: BLE001 - shown as a message, logged with the trace
+                log.exception("callback %s failed", fn.__name__)
+                out = [no_update] * (n_outputs - 1) + [message(error_text(exc), "err")]
+                return out[0] if n_outputs == 1 else out
+
+        return wrapper
+
+    return deco
