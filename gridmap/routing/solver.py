@@ -415,7 +415,7 @@ def _route_day(m: _Model, vehicles: list[int], seqs: list[list[int]], time_limit
         init.append([manager.NodeToIndex(pos + j) for j in range(len(s))])
         pos += len(s)
     sol = None
-    start_assign = routing.ReadAssignmentFromRoutes(init, True)
+    start_assign = routing.ReadAssignmentFromRoutes(init, True) if any(init) else None
     if start_assign is not None:
         sol = routing.SolveFromAssignmentWithParameters(start_assign, params)
     if sol is None:
