@@ -96,6 +96,35 @@ def layers_build(
     console.print("[green]✓[/green] layers stored: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
 
 
+@layers_app.command("grids-import")
+def layers_grids_import(
+    file: Annotated[Path, typer.Argument(help="GeoPackage/GeoJSON of redrawn grids (grid_id or id, community_code).")],
+    database_url: DbOpt = None,
+    data_dir: DataDirOpt = None,
+    user: Annotated[str, typer.Option(help="Who redrew the grids (written to the history).")] = "planner",
+) -> None:
+    """Replace the stored grids by a planner's redrawn ones (checked first; history kept)."""
+    from gridmap.layers.admin import load_admin_layers
+    from gridmap.layers.grids_io import GridFileError, read_grid_file
+    from gridmap.store.db import init_db
+    from gridmap.store.layers_store import save_admin_layers
+
+    _set_data_dir(data_dir)
+    engine = _engine(database_url)
+    try:
+        init_db(engine)
+        admin = load_admin_layers()
+        grids = read_grid_file(file, admin.communities)
+        counts = save_admin_layers(engine, admin.district, admin.streets, admin.communities, grids, user=user)
+    except GridFileError as exc:
+        for e in exc.errors:
+            console.print(f"[red]✗[/red] {e.message_zh}\n  {e.message_en} ({e.code})")
+        _fail(exc)
+    except GridmapError as exc:
+        _fail(exc)
+    console.print(f"[green]✓[/green] {counts['grids']} grids stored (history kept)")
+
+
 @layers_app.command("info")
 def layers_info(data_dir: DataDirOpt = None) -> None:
     """Counts, road-network coverage per street, approximate geometries."""

@@ -115,11 +115,13 @@ def save_admin_layers(
                 g.updated_by = user
                 s.add(g)
                 keep.add(row.grid_id)
+            s.flush()
             stale = [g.id for code, g in old.items() if code not in keep]
             if stale:
                 s.execute(update(Elder).where(Elder.grid_id.in_(stale)).values(grid_id=None))
                 s.execute(delete(Grid).where(Grid.id.in_(stale)))
             counts["grids"] = len(keep)
+            counts["elders_relinked"] = _relink_elders_to_grids(s, grids)
         if stations is not None:
             used = set(s.scalars(select(Steward.station_id).where(Steward.station_id.is_not(None))))
             stmt = delete(ServiceStation)
@@ -143,6 +145,35 @@ def save_admin_layers(
             counts["stations"] = n + len(existing)
         s.merge(MetaInfo(key="layers_built_at", value=pd.Timestamp.now(tz="UTC").isoformat()))
     return counts
+
+
+def _relink_elders_to_grids(session: Any, grids: gpd.GeoDataFrame) -> int:
+    """Point every located elder at the grid that now contains it (same community); returns changes.
+
+    Runs as a Core bulk update: grid boundaries are area data, so the elder's
+    ``grid_id`` follows them without a register history row per elder (the
+    grid change itself is history).
+    """
+    rows = session.execute(select(Elder.id, Elder.grid_id, Elder.geom).where(Elder.geom.is_not(None))).all()
+    if not rows:
+        return 0
+    grid_pk = dict(session.execute(select(Grid.code, Grid.id)).all())
+    pts = gpd.GeoDataFrame(
+        {"elder_id": [r[0] for r in rows], "old": [r[1] for r in rows]},
+        geometry=[r[2] for r in rows], crs="EPSG:4326",
+    )
+    g = gpd.GeoDataFrame({"grid_id": grids["grid_id"].to_numpy()}, geometry=grids.geometry.values, crs="EPSG:4326")
+    joined = gpd.sjoin(pts, g, how="left", predicate="within")
+    joined = joined[~joined.index.duplicated(keep="first")]
+    new_ids = joined["grid_id"].map(grid_pk)
+    changed = joined[(new_ids.notna()) & (new_ids != joined["old"])]
+    params = [{"eid": int(e), "gid": int(grid_pk[c])} for e, c in zip(changed["elder_id"], changed["grid_id"])]
+    if params:
+        from sqlalchemy import bindparam
+
+        stmt = update(Elder.__table__).where(Elder.__table__.c.id == bindparam("eid")).values(grid_id=bindparam("gid"), version=Elder.__table__.c.version + 1)
+        session.connection().execute(stmt, params)
+    return len(params)
 
 
 def read_layer(engine: Engine, name: str) -> gpd.GeoDataFrame:
