@@ -77,7 +77,10 @@ def create_app(engine: Engine, *, basemap: Basemap | None = None, today: date | 
             sup = supervisor.layout(data, basemap)
             stw = steward.layout(data, basemap)
             pln = planner.layout(data, basemap)
-        except Exception as exc:  # noqa: BLE001 - DB down or layers missing: a message, not a trace
+        except DatabaseUnavailable as exc:
+            log.warning("layout: %s", exc.message_en)
+            return _error_page(exc)
+        except Exception as exc:  # noqa: BLE001 - layers missing etc.: a message, not a trace
             log.warning("layout failed", exc_info=True)
             return _error_page(exc)
         user = current_user()

@@ -345,7 +345,7 @@ class DashboardData:
                 df = pd.DataFrame([dict(r) for r in conn.execute(q).mappings()])
             if df.empty:
                 return df
-            df["kind"] = df["kind"].astype(str)
+            df["kind"] = [getattr(k, "value", k) for k in df["kind"]]
             df["base_lon"] = [g.x if g is not None else np.nan for g in df["base"]]
             df["base_lat"] = [g.y if g is not None else np.nan for g in df["base"]]
             return df.drop(columns=["base"])

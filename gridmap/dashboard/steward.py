@@ -115,7 +115,7 @@ def _field(label: str, control: Any) -> html.Div:
 def layout(data: DashboardData, basemap: Basemap) -> html.Div:
     """The steward view."""
     st = data.stewards(current_user())
-    st = st[st["kind"] == "visit_steward"] if not st.empty else st
+    st = st[st["kind"] == "visit"] if not st.empty else st
     opts = [{"label": f"{r.name}（{r.code}，{r.community}）", "value": int(r.id)} for r in st.itertuples()]
     answers = [_field(ANSWER_LABELS[k], dcc.Dropdown(_options(enum), None, id={"type": "stw-ans", "field": k},
                                                      placeholder="请选择"))

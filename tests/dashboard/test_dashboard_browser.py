@@ -1,0 +1,216 @@
+"""The dashboard in headless Chromium: map layers, filters, a steward's visit changing the supervisor's numbers, rebalancing.
+
+Run with ``GRIDMAP_SCREENSHOTS=1`` to save a PNG of each view under
+``bench/results/screenshots/``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+TIMEOUT = 60.0
+
+
+def _wait(fn: Callable[[], Any], timeout: float = TIMEOUT, what: str = "condition") -> Any:
+    end = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < end:
+        try:
+            v = fn()
+            if v:
+                return v
+        except Exception as exc:  # noqa: BLE001 - DOM still changing
+            last = exc
+        time.sleep(0.25)
+    raise AssertionError(f"timed out waiting for {what} ({last})")
+
+
+def _by_id(browser: Any, id_: str) -> Any:
+    from selenium.webdriver.common.by import By
+
+    return browser.find_element(By.ID, id_)
+
+
+def _choose(browser: Any, element: Any, text: str) -> None:
+    """Pick an option of a Dash dropdown by typing into its search box."""
+    from selenium.webdriver.common.keys import Keys
+
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", element)
+    element.click()
+    from selenium.webdriver.common.by import By
+
+    def search_box() -> Any:
+        act = browser.switch_to.active_element
+        if act.tag_name == "input" and "dash-dropdown-search" in (act.get_attribute("class") or ""):
+            return act
+        boxes = [b for b in browser.find_elements(By.CSS_SELECTOR, "input.dash-dropdown-search") if b.is_displayed()]
+        return boxes[-1] if boxes else None
+
+    box = _wait(search_box, 10, "dropdown search box")
+    box.send_keys(text)
+    time.sleep(0.3)
+    box.send_keys(Keys.ENTER)
+    time.sleep(0.2)
+
+
+def _open(browser: Any, live_app: Any) -> None:
+    from selenium.webdriver.common.by import By
+
+    browser.get(live_app.url)
+    _wait(lambda: "%" in _by_id(browser, "kpi-weekly-rate").text, what="KPI cards")
+    _wait(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#sup-map path.leaflet-interactive")) >= 29,
+          what="choropleth of the 29 streets")
+
+
+def _tab(browser: Any, label: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    tab = next(t for t in browser.find_elements(By.CSS_SELECTOR, ".tab") if t.text.strip() == label)
+    tab.click()
+    time.sleep(0.5)
+
+
+def test_map_renders_with_layers(browser: Any, live_app: Any, screenshot: Callable[[str], Any]) -> None:
+    from selenium.webdriver.common.by import By
+
+    _open(browser, live_app)
+    control = browser.find_element(By.CSS_SELECTOR, "#sup-map .leaflet-control-layers").text
+    for name in ("周探访率", "海淀区界", "隐患热点", "老人", "无路网数据区域", "路网"):
+        assert name in control
+    _wait(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#sup-map path.leaflet-interactive")) > 100,
+          what="roads and boundaries drawn")
+    legend = _by_id(browser, "map-legend").text
+    assert "周探访率" in legend and "逾期未探访" in legend
+    assert "OpenStreetMap" in browser.find_element(By.CSS_SELECTOR, "#sup-map .leaflet-control-attribution").text
+    assert "全区范围只显示分区统计" in _by_id(browser, "sup-map-hint").text  # no per-elder data district-wide
+    _wait(lambda: browser.find_elements(By.CSS_SELECTOR, "#sup-trend .scatterlayer .point"), what="trend chart")
+    assert "周探访率趋势" in browser.page_source
+    time.sleep(1.0)
+    screenshot("supervisor")
+
+
+def test_filter_changes_kpis_and_shows_elders(browser: Any, live_app: Any, screenshot: Callable[[str], Any]) -> None:
+    from selenium.webdriver.common.by import By
+
+    _open(browser, live_app)
+    before = _by_id(browser, "kpi-overdue").text
+    assert "在册 2,000 人" in before
+    elders = live_app.data.inputs()[0]
+    street = elders["street"].value_counts().index[0]
+    n = int((elders["street"] == street).sum())
+    _choose(browser, _by_id(browser, "sup-street"), street)
+    _wait(lambda: f"在册 {n:,} 人" in _by_id(browser, "kpi-overdue").text, what="KPIs of the street")
+    _wait(lambda: browser.find_elements(By.CSS_SELECTOR, "#sup-map .marker-cluster, #sup-map path.leaflet-interactive"),
+          what="elders on the map")
+    assert street in _by_id(browser, "sup-map-hint").text
+    # the overdue table lists only this street, names masked
+    rows = _wait(lambda: browser.find_elements(By.CSS_SELECTOR, "#sup-table .ag-row"), what="overdue rows")
+    assert rows and all(street in r.text for r in rows[:5])
+    assert "*" in rows[0].text
+    time.sleep(1.0)
+    screenshot("supervisor_street")
+    _by_id(browser, "sup-street").find_element(By.CSS_SELECTOR, ".dash-dropdown-clear").click() \
+        if browser.find_elements(By.CSS_SELECTOR, "#sup-street .dash-dropdown-clear") else None
+
+
+def test_steward_records_visit_and_supervisor_numbers_change(browser: Any, live_app: Any,
+                                                              screenshot: Callable[[str], Any]) -> None:
+    from selenium.webdriver.common.by import By
+
+    from gridmap.dashboard.data import Filters, current_user
+    from gridmap.domain.enums import Change, FamilyChange, IllnessChange, Safety
+
+    data = live_app.data
+    week = data.default_week()
+    st = data.status(current_user(), Filters(week=week))
+    cand = st[(st["state"] != "visited") & st["willing"].astype(bool) & st["steward_id"].notna()]
+    assert not cand.empty, "the demo register has elders not yet visited this week"
+    from gridmap.dashboard.steward import day_route
+
+    elder = cand.iloc[0]
+    for _, row in cand.head(15).iterrows():  # prefer a steward whose day still has stops (for the screenshot)
+        stops, _base = day_route(data, int(row["steward_id"]), data.today)
+        if len(stops):
+            elder = row
+            break
+    stewards = data.stewards(current_user())
+    code = stewards.loc[stewards["id"] == int(elder["steward_id"]), "code"].iloc[0]
+    rate_before = data.kpis(current_user(), Filters(week=week))["weekly_rate"]
+
+    _open(browser, live_app)
+    kpi_before = _by_id(browser, "kpi-weekly-rate").text
+    _tab(browser, "管家工作台")
+    _choose(browser, _by_id(browser, "stw-steward"), code)
+    _wait(lambda: "站" in _by_id(browser, "stw-route").text or "全部完成" in _by_id(browser, "stw-route").text,
+          what="route list")
+    assert "简单最近邻" in browser.page_source  # the list is labelled honestly
+    time.sleep(1.5)
+    screenshot("steward")
+
+    _choose(browser, _by_id(browser, "stw-elder"), str(int(elder["elder_id"])))
+    # an in-home visit without the answers of section 五 is refused with a message
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", _by_id(browser, "stw-save"))
+    _by_id(browser, "stw-save").click()
+    msg = _wait(lambda: _by_id(browser, "stw-save-msg").text, what="validation message")
+    assert "未保存" in msg and "第五部分" in msg
+    labels = {"family_change": FamilyChange.UNCHANGED.label, "illness": IllnessChange.UNCHANGED.label}
+    for box in browser.find_elements(By.CSS_SELECTOR, "button[id*='stw-ans']"):
+        field = next(f for f in ("family_change", "expression", "mobility", "illness", "mood", "gas_safety",
+                                 "water_heating_safety", "electricity_safety", "personal_hygiene", "home_hygiene",
+                                 "indoor_environment") if f in box.get_attribute("id"))
+        text = labels.get(field, Safety.SAFE.label if "safety" in field else Change.UNCHANGED.label)
+        _choose(browser, box, text)
+    _by_id(browser, "stw-visitor").send_keys("测试管家")
+    _by_id(browser, "stw-save").click()
+    _wait(lambda: "已保存探访记录" in _by_id(browser, "stw-save-msg").text, what="saved message")
+
+    rate_after = data.kpis(current_user(), Filters(week=week))["weekly_rate"]
+    assert rate_after > rate_before
+    _tab(browser, "街镇督导")
+    _wait(lambda: _by_id(browser, "kpi-weekly-rate").text != kpi_before, what="supervisor KPI updated")
+
+
+def test_planner_rebalancing_runs(browser: Any, live_app: Any, screenshot: Callable[[str], Any]) -> None:
+    from selenium.webdriver.common.by import By
+
+    from gridmap.dashboard.planner import workload
+
+    data = live_app.data
+    week = data.default_week()
+    best, most = None, -1.0
+    for street in data.streets(__import__("gridmap.dashboard.data", fromlist=["current_user"]).current_user())[:12]:
+        st, _el = workload(data, street, week)
+        over = float((st["load"] - st["capacity"]).clip(lower=0).sum()) if len(st) else 0.0
+        if over > most:
+            best, most = street, over
+    _open(browser, live_app)
+    _tab(browser, "规划调度")
+    _choose(browser, _by_id(browser, "pln-street"), best)
+    _wait(lambda: best in _by_id(browser, "pln-msg").text, what="workload of the street")
+    _wait(lambda: browser.find_elements(By.CSS_SELECTOR, "#pln-bars .bars path"), what="workload bars")
+    _by_id(browser, "pln-run").click()
+    msg = _wait(lambda: "负载均衡方案" in _by_id(browser, "pln-msg").text and _by_id(browser, "pln-msg").text,
+                what="rebalancing result")
+    assert "超负荷合计" in msg
+    _wait(lambda: "调整后" in _by_id(browser, "pln-bars").text, what="before/after bars")
+    time.sleep(1.0)
+    screenshot("planner")
+
+
+def test_database_unreachable_is_a_message() -> None:
+    from gridmap.dashboard.app import create_app
+    from gridmap.store.db import make_engine
+
+    app = create_app(make_engine("postgresql+psycopg://nobody@127.0.0.1:1/none"), warm=False)
+    client = app.server.test_client()
+    import json
+
+    body = json.dumps(client.get("/_dash-layout").get_json(), ensure_ascii=False)
+    assert "数据库暂时无法连接" in body and "Traceback" not in body
+    assert client.get("/healthz").status_code == 503
