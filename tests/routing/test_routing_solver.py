@@ -213,3 +213,11 @@ def test_road_network_matrix_and_geometry(data_dir):
     assert plan.summary.estimated_share < 0.5  # central Haidian is on the network
     r = plan.routes[0]
     assert r.geometry["type"] == "LineString" and len(r.geometry["coordinates"]) > len(r.stops) + 1
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(problems())
+def test_one_model_variant_passes_the_checker(data):
+    p = parse_problem(data)
+    plan = solve(p, time_limit=0.2, seed=0, method="one_model")
+    assert check_plan(p, plan) == []
