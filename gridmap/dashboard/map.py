@@ -103,7 +103,8 @@ def choropleth(layer: gpd.GeoDataFrame, level: str, indicators: pd.DataFrame, ba
     r = names.map(rates.to_dict())
     frame = pd.DataFrame({
         "name": names.to_numpy(),
-        "label": (layer["name"] if "name" in layer.columns else names).astype(str).to_numpy(),
+        "label": (layer["name"] if "name" in layer.columns else
+                  ("网格 " + layer["id"].astype(str)) if "id" in layer.columns else names).astype(str).to_numpy(),
         "rate": r.astype(float).round(4).to_numpy(),
         "rate_text": [fmt_pct(x) if pd.notna(x) else "无数据" for x in r],
         "elders": [fmt_count(x) if pd.notna(x) else "0" for x in names.map(elders.to_dict())],

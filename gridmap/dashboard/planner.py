@@ -160,7 +160,7 @@ def register(app: dash.Dash, data: DashboardData, basemap: Basemap) -> None:
         grids = data.layer("grids")
         grids = grids[grids["street"] == street]
         per_grid = data.indicators(current_user(), _filters(week, street), "grid")
-        choro = gm.choropleth(grids, "grid", per_grid, basemap, key="id")
+        choro = gm.choropleth(grids, "grid", per_grid, basemap, key="grid_pk")
         b = grids.total_bounds if len(grids) else None
         viewport = {"bounds": [[b[1], b[0]], [b[3], b[2]]]} if b is not None and trig in (None, "pln-street") \
             else no_update
@@ -171,7 +171,7 @@ def register(app: dash.Dash, data: DashboardData, basemap: Basemap) -> None:
             return _bars(st, None, names), choro, _steward_markers(st, None), viewport, None, True, msg
         prop = rebalance(st.rename(columns={"base_lon": "lon", "base_lat": "lat"})[["steward_id", "capacity",
                                                                                     "lon", "lat"]], el)
-        msg = message(f"负载均衡方案：调整 {len(prop.moves)} 位老人的探访管家；超负荷合计 "
+        msg = message(f"负载均衡方案：调整 {len(prop.moves)} 位老人的探访管家；超出均衡上限（平均负载×1.3或每周可用时长）合计 "
                       f"{fmt_minutes(prop.overload_before)} → {fmt_minutes(prop.overload_after)}。"
                       + "".join(prop.notes), "ok" if len(prop.moves) else "info")
         moves = prop.moves.to_dict("records")

@@ -253,7 +253,8 @@ def register(app: dash.Dash, data: DashboardData, basemap: Basemap) -> None:
         layer = gm.route_layer(stops, base, basemap)
         lons = list(stops["lon"]) + ([base[0]] if base else [])
         lats = list(stops["lat"]) + ([base[1]] if base else [])
-        viewport = {"bounds": [[min(lats), min(lons)], [max(lats), max(lons)]]}
+        pad = 0.003  # about 300 m around the stops
+        viewport = {"bounds": [[min(lats) - pad, min(lons) - pad], [max(lats) + pad, max(lons) + pad]]}
         return table, layer, elder_opts, viewport, None
 
     app.clientside_callback("function(n){ if(n){ window.print(); } return ''; }",

@@ -199,7 +199,7 @@ def register(app: dash.Dash, data: DashboardData, basemap: Basemap) -> None:
         u = current_user()
         layer = {"street": "streets", "community": "communities", "grid": "grids"}[level]
         areas = data.layer(layer)
-        key = "id" if level == "grid" else "name"
+        key = "grid_pk" if level == "grid" else "name"
         if street and level != "street":
             areas = areas[areas["street"] == street]
         if community and level == "grid":

@@ -34,7 +34,11 @@ def haversine_minutes(a: tuple[float, float], b: tuple[float, float], *, metres_
 
 @dataclass
 class Proposal:
-    """Moves (elder_id, from_steward, to_steward, minutes) and the load per steward before and after."""
+    """Moves (elder_id, from_steward, to_steward, minutes) and the load per steward before and after.
+
+    ``capacity`` is the limit the proposal worked to: the weekly capacity, or
+    ``balance`` × the mean load when that is lower.
+    """
 
     moves: pd.DataFrame
     before: pd.Series
@@ -60,6 +64,7 @@ def rebalance(
     *,
     max_travel_minutes: float = 30.0,
     max_moves: int = 500,
+    balance: float | None = 1.3,
 ) -> Proposal:
     """Propose elder moves that reduce minutes above each steward's weekly capacity.
 
@@ -74,6 +79,10 @@ def rebalance(
         whose base is within ``max_travel_minutes`` of the elder's home.
     max_moves
         Upper bound on moves (keeps proposals reviewable).
+    balance
+        Also treat minutes above ``balance`` × the mean load as overload, so that
+        the proposal evens out the work even when nobody exceeds the capacity
+        (``None``: capacity only).
 
     Returns
     -------
@@ -99,6 +108,8 @@ def rebalance(
     home = {e: (float(x), float(y)) for e, x, y in elders[["elder_id", "lon", "lat"]].itertuples(index=False)}
     load = elders.groupby("steward_id")["minutes"].sum().reindex(cap.index, fill_value=0.0).astype(float)
     before = load.copy()
+    if balance is not None and len(load):
+        cap = cap.clip(upper=max(float(load.mean()) * balance, 1.0))
     moves: list[dict[str, object]] = []
     notes: list[str] = []
     tcache: dict[tuple[object, object], float] = {}
