@@ -277,6 +277,11 @@ app.add_typer(plan_app, name="plan")
 
 import gridmap.register.cli_exports  # noqa: E402,F401
 
+from gridmap.access.cli import audit_app, users_app  # noqa: E402
+
+app.add_typer(users_app, name="users")
+app.add_typer(audit_app, name="audit")
+
 
 def main() -> None:  # pragma: no cover
     """Entry point for ``python -m gridmap``."""

@@ -1,0 +1,208 @@
+"""The ``gridmap users`` and ``gridmap audit`` sub-apps: manage users and roles, report unusual access.
+
+Passwords are read from standard input (``--password-stdin``, first line) or
+asked for twice without echo; they never appear on the command line.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from gridmap._errors import GridmapError, ValidationError
+
+users_app = typer.Typer(help="Users and roles (用户与角色).", no_args_is_help=True)
+audit_app = typer.Typer(help="Audit log (审计日志): unusual access.", no_args_is_help=True)
+
+console = Console(stderr=True)
+out = Console()
+
+DbOpt = Annotated[
+    Optional[str],
+    typer.Option("--database-url", help="SQLAlchemy URL (default: GRIDMAP_DATABASE_URL or ./var/gridmap.sqlite)."),
+]
+RoleOpt = Annotated[str, typer.Option("--role", help="district|street|community|service|planner|inspector")]
+StreetOpt = Annotated[Optional[str], typer.Option("--street", help="Street (街道/镇) name or code.")]
+CommunityOpt = Annotated[Optional[str], typer.Option("--community", help="Community name or 12-digit code.")]
+StewardOpt = Annotated[Optional[str], typer.Option(
+    "--steward", help="Code of the user's steward (community: 探访管家; service: 服务管家).")]
+GrantOpt = Annotated[Optional[list[str]], typer.Option(
+    "--grant", help="A street granted to a planner or inspector (repeat for several).")]
+
+
+def _fail(exc: GridmapError, code: int = 1) -> None:
+    console.print(f"[red]错误[/red] {exc.message_zh}\n[red]Error[/red] {exc.message_en}")
+    raise typer.Exit(code)
+
+
+def _engine(database_url: str | None):  # noqa: ANN202
+    from gridmap.store.db import check_connection, make_engine
+
+    engine = make_engine(database_url)
+    check_connection(engine)
+    return engine
+
+
+def _read_password(stdin: bool) -> str:
+    if stdin:
+        line = sys.stdin.readline()
+        return line.rstrip("\r\n")
+    pw = typer.prompt("密码 / password", hide_input=True, confirmation_prompt=True)
+    return str(pw)
+
+
+def _area(u) -> str:  # noqa: ANN001
+    sc = u.scope
+    if sc.is_all:
+        return "全区 / all"
+    parts = []
+    if sc.street_names:
+        parts.append("、".join(sc.street_names))
+    if u.community:
+        parts.append(u.community)
+    if sc.steward_id is not None:
+        parts.append(f"管家#{sc.steward_id}")
+    return " · ".join(parts) or "（无）"
+
+
+@users_app.command("add")
+def add(
+    name: Annotated[str, typer.Argument(help="User name.")],
+    role: RoleOpt,
+    street: StreetOpt = None,
+    community: CommunityOpt = None,
+    steward: StewardOpt = None,
+    grant: GrantOpt = None,
+    display_name: Annotated[Optional[str], typer.Option("--display-name", help="Name shown in pages.")] = None,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
+    database_url: DbOpt = None,
+) -> None:
+    """Add a user with a role scoped to an area."""
+    from gridmap.access.users import add_user
+
+    try:
+        pw = _read_password(password_stdin)
+        u = add_user(_engine(database_url), name, role, street, community, steward, password=pw,
+                     display_name=display_name, grant=grant, by="cli")
+    except GridmapError as exc:
+        _fail(exc)
+    console.print(f"[green]✓[/green] 用户 {u.username}：{u.role.label} · {_area(u)}")
+
+
+@users_app.command("disable")
+def disable(name: Annotated[str, typer.Argument(help="User name.")],
+            enable: Annotated[bool, typer.Option("--enable", help="Enable again instead.")] = False,
+            database_url: DbOpt = None) -> None:
+    """Disable a user (their sessions end within seconds); ``--enable`` re-enables."""
+    from gridmap.access.users import disable_user
+
+    try:
+        u = disable_user(_engine(database_url), name, disabled=not enable, by="cli")
+    except GridmapError as exc:
+        _fail(exc)
+    console.print(f"[green]✓[/green] 用户 {u.username} {'已停用 / disabled' if u.disabled else '已启用 / enabled'}")
+
+
+@users_app.command("set-role")
+def set_role_cmd(
+    name: Annotated[str, typer.Argument(help="User name.")],
+    role: RoleOpt,
+    street: StreetOpt = None,
+    community: CommunityOpt = None,
+    steward: StewardOpt = None,
+    grant: GrantOpt = None,
+    database_url: DbOpt = None,
+) -> None:
+    """Change a user's role and area."""
+    from gridmap.access.users import set_role
+
+    try:
+        u = set_role(_engine(database_url), name, role, street, community, steward, grant=grant, by="cli")
+    except GridmapError as exc:
+        _fail(exc)
+    console.print(f"[green]✓[/green] 用户 {u.username}：{u.role.label} · {_area(u)}")
+
+
+@users_app.command("set-password")
+def set_password_cmd(
+    name: Annotated[str, typer.Argument(help="User name.")],
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
+    database_url: DbOpt = None,
+) -> None:
+    """Replace a user's password."""
+    from gridmap.access.users import set_password
+
+    try:
+        set_password(_engine(database_url), name, _read_password(password_stdin), by="cli")
+    except GridmapError as exc:
+        _fail(exc)
+    console.print("[green]✓[/green] 密码已更新 / password changed")
+
+
+@users_app.command("list")
+def list_cmd(database_url: DbOpt = None) -> None:
+    """List the users with their role and area."""
+    from gridmap.access.users import list_users
+
+    try:
+        users = list_users(_engine(database_url))
+    except GridmapError as exc:
+        _fail(exc)
+    t = Table("用户名", "显示名", "角色", "范围", "状态")
+    for u in users:
+        t.add_row(u.username, u.display_name or "", u.role.label, _area(u), "停用" if u.disabled else "启用")
+    out.print(t)
+
+
+def _parse_since(text: str) -> datetime:
+    m = re.fullmatch(r"\s*(\d+)\s*([hdm])\s*", text)
+    if m:
+        n, unit = int(m.group(1)), m.group(2)
+        delta = {"h": timedelta(hours=n), "d": timedelta(days=n), "m": timedelta(minutes=n)}[unit]
+        return datetime.now(timezone.utc) - delta
+    try:
+        dt = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValidationError("--since is a date/time (2025-03-01, 2025-03-01T08:00) or 24h / 7d / 30m",
+                              "--since 须为日期时间（如 2025-03-01）或 24h / 7d / 30m", field="since",
+                              value=text, code="since") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone(timedelta(hours=8)))  # Beijing time
+    return dt
+
+
+@audit_app.command("report")
+def report(
+    since: Annotated[str, typer.Option("--since", help="From when: 2025-03-01 (Beijing time) or 24h, 7d.")] = "7d",
+    views: Annotated[int, typer.Option("--views", help="Records viewed within --window that are unusual.")] = 200,
+    window: Annotated[int, typer.Option("--window", help="Window in minutes for --views.")] = 10,
+    csv: Annotated[Optional[Path], typer.Option("--csv", help="Also write the findings as CSV.")] = None,
+    database_url: DbOpt = None,
+) -> None:
+    """Report unusual access: many records in a short time, access outside one's area, denied requests,
+    failed sign-ins. Exit code 1 when anything is found."""
+    from gridmap.access.audit import unusual_access_report
+
+    try:
+        df = unusual_access_report(_engine(database_url), _parse_since(since), view_threshold=views,
+                                   window_minutes=window)
+    except GridmapError as exc:
+        _fail(exc, 2)
+    if csv is not None:
+        df.to_csv(csv, index=False, encoding="utf-8-sig")
+    if df.empty:
+        console.print("[green]✓[/green] 未发现异常访问 / no unusual access")
+        return
+    t = Table("类型", "用户", "来源", "次数", "开始", "结束", "说明")
+    for r in df.itertuples():
+        t.add_row(r.kind, str(r.username), str(r.client), str(r.count), str(r.first_at)[:19], str(r.last_at)[:19],
+                  r.detail)
+    out.print(t)
+    raise typer.Exit(1)
