@@ -66,6 +66,7 @@ def create_app(engine: Engine, *, basemap: Basemap | None = None, today: date | 
         def _warm() -> None:
             try:
                 data.warm()
+                data.warm_more()
             except Exception:  # noqa: BLE001 - the page reports the database state itself
                 log.warning("warm-up failed", exc_info=True)
 

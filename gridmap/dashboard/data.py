@@ -204,11 +204,47 @@ class DashboardData:
 
     def warm(self) -> None:
         """Read the inputs and compute the default view (for a fast first page)."""
+        from sqlalchemy.orm import configure_mappers
+
+        configure_mappers()  # the first save would otherwise pay for it
         f = Filters(week=self.default_week())
         u = current_user()
         self.kpis(u, f)
         self.indicators(u, f, "street")
         self.trend(u, f)
+        self.status(u, f)
+        self.overdue_elders(u, f)
+
+    def warm_more(self) -> None:
+        """Precompute the other levels of the default week and the district KPIs of every week."""
+        u = current_user()
+        version = self.version
+        f = Filters(week=self.default_week())
+        for level in ("community", "grid", "steward"):
+            if self.version != version:
+                return
+            self.indicators(u, f, level)
+        for w in self.weeks()[1:]:
+            if self.version != version:
+                return
+            self.kpis(u, Filters(week=w))
+            self.indicators(u, Filters(week=w), "street")
+
+    def steward_elder_ids(self, steward_id: int) -> list[int]:
+        """Elders of a visit steward (from the cached register)."""
+        e = self.inputs()[0]
+        return e.loc[e["steward_id"] == steward_id, "elder_id"].astype(int).tolist()
+
+    def street_elder_ids(self, street: str) -> list[int]:
+        """Elders living in a street (from the cached register)."""
+        e = self.inputs()[0]
+        return e.loc[e["street"] == street, "elder_id"].astype(int).tolist()
+
+    def facts(self, on: date, elder_ids: list[int]) -> list[Any]:
+        """:func:`read_facts` of some elders (by id: the last-visit query then uses the index)."""
+        if not elder_ids:
+            return []
+        return read_facts(self.engine, on, elder_ids=elder_ids, rules=self.rules)
 
     def _scoped(self, user: User, filters: Filters) -> tuple[pd.DataFrame, ...]:
         key = ("scoped", self.version, user.scope, filters.street, filters.community, filters.category)
@@ -424,6 +460,18 @@ class DashboardData:
                 self._inputs = (elders, visits, hazards, referrals)
             self.version += 1
             self._cache.clear()
+        self._rewarm()
+
+    def _rewarm(self) -> None:
+        """Recompute the default view in the background after a write."""
+        def run() -> None:
+            try:
+                self.warm()
+                self.warm_more()
+            except Exception:  # noqa: BLE001 - the next request computes it and reports errors
+                pass
+
+        threading.Thread(target=run, daemon=True, name="gridmap-rewarm").start()
 
     def invalidate(self) -> None:
         """Forget everything (re-read the register on next use)."""

@@ -17,6 +17,7 @@ import dash_leaflet as dl
 import pandas as pd
 import plotly.graph_objects as go
 from dash import Input, Output, State, dcc, html, no_update
+from dash.exceptions import PreventUpdate
 from sqlalchemy import select
 
 from gridmap.dashboard import map as gm
@@ -26,7 +27,6 @@ from gridmap.dashboard.fmt import fmt_minutes, fmt_week
 from gridmap.dashboard.ui import guarded, message
 from gridmap.routing.rebalance import rebalance
 from gridmap.rules.requirements import parse_week, routing_visits
-from gridmap.rules.store import read_facts
 from gridmap.store.db import session_scope
 from gridmap.store.models import Elder, Steward
 
@@ -40,7 +40,7 @@ def workload(data: DashboardData, street: str, week: str) -> tuple[pd.DataFrame,
     """(stewards with ``capacity`` and ``load`` minutes, elders with ``minutes``) of one street for a week."""
     def compute() -> tuple[pd.DataFrame, pd.DataFrame]:
         monday, _ = parse_week(week)
-        facts = read_facts(data.engine, monday, street=street, rules=data.rules)
+        facts = data.facts(monday, data.street_elder_ids(street))
         rv = routing_visits(facts, week, data.rules)
         el = pd.DataFrame([{"elder_id": int(v["id"]), "steward_id": int(v["steward"]) if v.get("steward") else None,
                             "minutes": v["count"] * (v["service_minutes"] + TRAVEL_ALLOWANCE_MIN),
@@ -147,9 +147,11 @@ def register(app: dash.Dash, data: DashboardData, basemap: Basemap) -> None:
                   Output("pln-map", "viewport"), Output("pln-proposal", "data"), Output("pln-accept", "disabled"),
                   Output("pln-msg", "children"),
                   Input("pln-street", "value"), Input("pln-week", "value"), Input("pln-run", "n_clicks"),
-                  Input("pln-replan", "n_clicks"), Input("data-version", "data"))
+                  Input("pln-replan", "n_clicks"), Input("data-version", "data"), Input("tabs", "value"))
     @guarded(7)
-    def _plan(street: str | None, week: str, _run: Any, _replan: Any, _v: Any) -> Any:
+    def _plan(street: str | None, week: str, _run: Any, _replan: Any, _v: Any, tab: str) -> Any:
+        if tab != "planner":  # computed when the tab is opened, not on every page load
+            raise PreventUpdate
         if not street:
             return go.Figure(), None, [], no_update, None, True, message("请选择街道", "info")
         trig = dash.ctx.triggered_id
@@ -162,7 +164,7 @@ def register(app: dash.Dash, data: DashboardData, basemap: Basemap) -> None:
         per_grid = data.indicators(current_user(), _filters(week, street), "grid")
         choro = gm.choropleth(grids, "grid", per_grid, basemap, key="grid_pk")
         b = grids.total_bounds if len(grids) else None
-        viewport = {"bounds": [[b[1], b[0]], [b[3], b[2]]]} if b is not None and trig in (None, "pln-street") \
+        viewport = {"bounds": [[b[1], b[0]], [b[3], b[2]]]} if b is not None and trig in (None, "pln-street", "tabs") \
             else no_update
         if trig != "pln-run":
             over = int((st["load"] > st["capacity"]).sum())
@@ -171,8 +173,10 @@ def register(app: dash.Dash, data: DashboardData, basemap: Basemap) -> None:
             return _bars(st, None, names), choro, _steward_markers(st, None), viewport, None, True, msg
         prop = rebalance(st.rename(columns={"base_lon": "lon", "base_lat": "lat"})[["steward_id", "capacity",
                                                                                     "lon", "lat"]], el)
-        msg = message(f"负载均衡方案：调整 {len(prop.moves)} 位老人的探访管家；超出均衡上限（平均负载×1.3或每周可用时长）合计 "
-                      f"{fmt_minutes(prop.overload_before)} → {fmt_minutes(prop.overload_after)}。"
+        msg = message(f"负载均衡方案：调整 {len(prop.moves)} 位老人的探访管家；最高周负载 "
+                      f"{fmt_minutes(prop.before.max())} → {fmt_minutes(prop.max_after)}；超出均衡上限"
+                      f"（平均负载×1.3或每周可用时长）合计 {fmt_minutes(prop.overload_before)} → "
+                      f"{fmt_minutes(prop.overload_after)}。"
                       + "".join(prop.notes), "ok" if len(prop.moves) else "info")
         moves = prop.moves.to_dict("records")
         return (_bars(st, prop.after, names), choro, _steward_markers(st, prop.after), no_update,

@@ -18,6 +18,7 @@ from typing import Any
 import dash
 import pandas as pd
 from dash import ALL, Input, Output, State, dcc, html, no_update
+from dash.exceptions import PreventUpdate
 from sqlalchemy import select
 
 from gridmap.dashboard import map as gm
@@ -28,7 +29,6 @@ from gridmap.dashboard.ui import error_text, guarded, message
 from gridmap.domain.enums import Satisfaction, VisitMode, VisitorRole
 from gridmap.domain.masking import mask_address, mask_name
 from gridmap.rules.requirements import REASON_LABELS, routing_visits, week_of
-from gridmap.rules.store import read_facts
 from gridmap.rules.visits import ANSWER_FIELDS, ANSWER_LABELS
 from gridmap.store.models import Elder
 
@@ -59,7 +59,7 @@ def day_route(data: DashboardData, steward_id: int, day: date) -> tuple[pd.DataF
             base = (float(r["base_lon"]), float(r["base_lat"]))
         max_minutes = int(r["max_work_minutes"] or 360)
         start = r["shift_start"] or start
-    facts = read_facts(data.engine, day, steward_id=steward_id, rules=data.rules)
+    facts = data.facts(day, data.steward_elder_ids(steward_id))
     week = week_of(day)
     due = routing_visits(facts, week, data.rules)
     monday = day - timedelta(days=day.weekday())
@@ -224,18 +224,24 @@ def register(app: dash.Dash, data: DashboardData, basemap: Basemap) -> None:
 
     @app.callback(Output("stw-route", "children"), Output("stw-route-layer", "children"),
                   Output("stw-elder", "options"), Output("stw-map", "viewport"), Output("stw-msg", "children"),
-                  Input("stw-steward", "value"), Input("stw-day", "date"), Input("data-version", "data"))
+                  Input("stw-steward", "value"), Input("stw-day", "date"), Input("data-version", "data"),
+                  Input("tabs", "value"))
     @guarded(5)
-    def _route(steward_id: int | None, day: str | None, _v: Any) -> Any:
+    def _route(steward_id: int | None, day: str | None, _v: Any, tab: str) -> Any:
+        if tab != "steward":  # computed when the tab is opened, not on every page load
+            raise PreventUpdate
         if steward_id is None or not day:
             return message("请选择管家和日期", "info"), [], [], no_update, None
         d = date.fromisoformat(day[:10])
-        stops, base = day_route(data, int(steward_id), d)
-        facts = read_facts(data.engine, d, steward_id=int(steward_id), rules=data.rules)
+        stops, base = data._cache.get(("route", data.version, int(steward_id), d),
+                                      lambda: day_route(data, int(steward_id), d))
+        elders = data.inputs()[0]
+        mine = elders[elders["steward_id"] == int(steward_id)]
         with data.engine.connect() as conn:
-            names = dict(conn.execute(select(Elder.id, Elder.name).where(Elder.id.in_([f.id for f in facts]))).all())
-        elder_opts = [{"label": f"{f.id} {mask_name(names.get(f.id))}（{f.community or ''}）", "value": f.id}
-                      for f in facts]
+            names = dict(conn.execute(select(Elder.id, Elder.name).where(
+                Elder.id.in_(mine["elder_id"].astype(int).tolist()))).all())
+        elder_opts = [{"label": f"{int(i)} {mask_name(names.get(int(i)))}（{c or ''}）", "value": int(i)}
+                      for i, c in zip(mine["elder_id"], mine["community"], strict=True)]
         if stops.empty:
             return (message(f"{fmt_date(d, weekday=True)}：本周上门探访已全部完成或无待探访老人", "ok"), [],
                     elder_opts, no_update, None)

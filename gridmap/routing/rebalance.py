@@ -2,9 +2,10 @@
 
 :func:`rebalance` takes the stewards (capacity in minutes per week, base), the
 elders (current steward, home, weekly minutes) and a travel function, and
-greedily moves elders from the most loaded steward to a nearby steward with
-spare capacity while that lowers the overload, preferring elders close to the
-receiving steward's base. It never writes anything; the dashboard (or a CLI)
+greedily moves elders from the most loaded steward to a nearby steward while
+that lowers the sum of squared minutes above the limit (capacity, or
+``balance`` × the mean load), preferring elders close to the receiving
+steward's base. It never writes anything; the dashboard (or a CLI)
 shows the proposal and records it when accepted.
 """
 
@@ -52,6 +53,21 @@ class Proposal:
         return float((self.before - self.capacity).clip(lower=0).sum())
 
     @property
+    def imbalance_before(self) -> float:
+        """Sum of squared minutes above the limit, before (what :func:`rebalance` lowers)."""
+        return float(((self.before - self.capacity).clip(lower=0) ** 2).sum())
+
+    @property
+    def imbalance_after(self) -> float:
+        """Sum of squared minutes above the limit, after."""
+        return float(((self.after - self.capacity).clip(lower=0) ** 2).sum())
+
+    @property
+    def max_after(self) -> float:
+        """Largest weekly load after the moves."""
+        return float(self.after.max()) if len(self.after) else 0.0
+
+    @property
     def overload_after(self) -> float:
         """Minutes above capacity, summed over stewards, after."""
         return float((self.after - self.capacity).clip(lower=0).sum())
@@ -88,7 +104,7 @@ def rebalance(
     -------
     Proposal
         Never worse than the current assignment: a move is made only when it
-        lowers the total overload.
+        lowers the sum of squared minutes above the limit.
 
     Raises
     ------
@@ -101,60 +117,69 @@ def rebalance(
         if missing:
             raise ValidationError(f"{name} lacks columns {missing}", f"{name} 缺少列 {missing}", field=name,
                                   code="columns")
-    cap = stewards.set_index("steward_id")["capacity"].astype(float)
-    base = {s: (float(x), float(y)) for s, x, y in stewards[["steward_id", "lon", "lat"]].itertuples(index=False)}
-    owner = dict(zip(elders["elder_id"], elders["steward_id"], strict=True))
-    minutes = dict(zip(elders["elder_id"], elders["minutes"].astype(float), strict=True))
-    home = {e: (float(x), float(y)) for e, x, y in elders[["elder_id", "lon", "lat"]].itertuples(index=False)}
-    load = elders.groupby("steward_id")["minutes"].sum().reindex(cap.index, fill_value=0.0).astype(float)
-    before = load.copy()
-    if balance is not None and len(load):
-        cap = cap.clip(upper=max(float(load.mean()) * balance, 1.0))
+    cap_s = stewards.set_index("steward_id")["capacity"].astype(float)
+    sids = list(cap_s.index)
+    eids = list(elders["elder_id"])
+    sidx = {s: i for i, s in enumerate(sids)}
+    owner = np.array([sidx.get(s, -1) for s in elders["steward_id"]])
+    minutes = elders["minutes"].to_numpy(dtype=float)
+    load0 = np.bincount(owner[owner >= 0], weights=minutes[owner >= 0], minlength=len(sids)).astype(float)
+    cap = cap_s.to_numpy(dtype=float).copy()
+    if balance is not None and len(load0):
+        cap = np.minimum(cap, max(float(load0.mean()) * balance, 1.0))
+    # travel minutes elder home -> steward base (inf where unknown or beyond the limit)
+    ex, ey = elders["lon"].to_numpy(dtype=float), elders["lat"].to_numpy(dtype=float)
+    bx = stewards.set_index("steward_id").loc[sids, "lon"].to_numpy(dtype=float)
+    by = stewards.set_index("steward_id").loc[sids, "lat"].to_numpy(dtype=float)
+    if travel is haversine_minutes:
+        lon1, lat1, lon2, lat2 = (np.radians(a) for a in (ex[:, None], ey[:, None], bx[None, :], by[None, :]))
+        h = np.sin((lat2 - lat1) / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
+        T = 2 * 6371008.8 * np.arcsin(np.sqrt(h)) * 1.3 / 70.0
+    else:
+        T = np.array([[travel((x, y), (u, v)) for u, v in zip(bx, by, strict=True)]
+                      for x, y in zip(ex, ey, strict=True)]).reshape(len(ex), len(bx))
+    T = np.where(np.isnan(T) | (T > max_travel_minutes), np.inf, T)
+    load = load0.copy()
     moves: list[dict[str, object]] = []
     notes: list[str] = []
-    tcache: dict[tuple[object, object], float] = {}
-    by_steward: dict[object, list[object]] = {}
-    for e, s in owner.items():
-        by_steward.setdefault(s, []).append(e)
+
+    def sq(x: np.ndarray, c: np.ndarray | float) -> np.ndarray:
+        return np.maximum(x - c, 0.0) ** 2
+
     while len(moves) < max_moves:
-        over = (load - cap)
-        if over.max() <= 1e-9:
+        excess = load - cap
+        if not len(excess) or excess.max() <= 1e-9:
             break
         moved = False
-        for s in over[over > 1e-9].sort_values(ascending=False).index:
-            best: tuple[float, object, object] | None = None
-            for e in by_steward.get(s, []):
-                if any(np.isnan(home[e])):
-                    continue
-                for t, b in base.items():
-                    if t == s or any(np.isnan(b)):
-                        continue
-                    tt = tcache.get((e, t))
-                    if tt is None:
-                        tt = tcache[(e, t)] = travel(home[e], b)
-                    if tt > max_travel_minutes:
-                        continue
-                    m = minutes[e]
-                    gain = (max(load[s] - cap[s], 0) + max(load[t] - cap[t], 0)
-                            - max(load[s] - m - cap[s], 0) - max(load[t] + m - cap[t], 0))
-                    if gain <= 1e-9:
-                        continue
-                    score = gain - 0.1 * tt
-                    if best is None or score > best[0]:
-                        best = (score, e, t)
-            if best is not None:
-                _score, e, t = best
-                m = minutes[e]
-                load[s] -= m
-                load[t] += m
-                by_steward[s].remove(e)
-                by_steward.setdefault(t, []).append(e)
-                owner[e] = t
-                moves.append({"elder_id": e, "from_steward": s, "to_steward": t, "minutes": m})
-                moved = True
+        for s in np.argsort(-excess):
+            if excess[s] <= 1e-9:
                 break
+            mine = np.flatnonzero(owner == s)
+            if not len(mine):
+                continue
+            m = minutes[mine][:, None]
+            # squared excess: also evens out load when everybody is above the limit
+            gain = (sq(load[s], cap[s]) + sq(load, cap)[None, :]
+                    - sq(load[s] - m, cap[s]) - sq(load[None, :] + m, cap[None, :]))
+            gain[:, s] = -np.inf
+            score = np.where(np.isfinite(T[mine]) & (gain > 1e-9), gain - 0.1 * T[mine], -np.inf)
+            k = int(np.argmax(score))
+            i, t = divmod(k, len(sids))
+            if not np.isfinite(score[i, t]):
+                continue
+            e = mine[i]
+            load[s] -= minutes[e]
+            load[t] += minutes[e]
+            owner[e] = t
+            moves.append({"elder_id": eids[e], "from_steward": sids[s], "to_steward": sids[t],
+                          "minutes": float(minutes[e])})
+            moved = True
+            break
         if not moved:
             notes.append("部分管家仍超负荷：附近没有有余量的管家（需增加人手或调整网格）")
             break
+    before = pd.Series(load0, index=cap_s.index)
+    after = pd.Series(load, index=cap_s.index)
+    cap = pd.Series(cap, index=cap_s.index)
     return Proposal(pd.DataFrame(moves, columns=["elder_id", "from_steward", "to_steward", "minutes"]),
-                    before, load, cap, notes)
+                    before, after, cap, notes)

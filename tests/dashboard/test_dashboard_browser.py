@@ -197,7 +197,7 @@ def test_planner_rebalancing_runs(browser: Any, live_app: Any, screenshot: Calla
     _by_id(browser, "pln-run").click()
     msg = _wait(lambda: "负载均衡方案" in _by_id(browser, "pln-msg").text and _by_id(browser, "pln-msg").text,
                 what="rebalancing result")
-    assert "超负荷合计" in msg
+    assert "最高周负载" in msg
     _wait(lambda: "调整后" in _by_id(browser, "pln-bars").text, what="before/after bars")
     time.sleep(1.0)
     screenshot("planner")

@@ -55,7 +55,7 @@ def _workloads(draw):  # noqa: ANN202
 def test_rebalance_never_worsens_and_keeps_every_elder(w, balance) -> None:  # noqa: ANN001
     stewards, elders = w
     p = rebalance(stewards, elders, balance=balance)
-    assert p.overload_after <= p.overload_before + 1e-6
+    assert p.imbalance_after <= p.imbalance_before + 1e-6
     assert p.after.sum() == pytest.approx(p.before.sum())  # minutes are moved, not lost
     assert p.moves["elder_id"].is_unique if len(p.moves) else True
     owner = dict(zip(elders["elder_id"], elders["steward_id"], strict=True))

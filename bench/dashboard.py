@@ -1,0 +1,277 @@
+"""Benchmark of the dashboard on the 120,000-elder synthetic register: page load and every callback.
+
+Usage::
+
+    python -m gridmap demo --no-serve --elders 120000 --database-url sqlite:///var/bench_120k.sqlite
+    python bench/dashboard.py [--db var/bench_120k.sqlite] [--repeat 3]
+
+Callbacks are called through Dash's HTTP endpoint (``/_dash-update-component``,
+Flask test client: server time, JSON encoding included) with the inputs a user
+would send; each is measured "cold" (first time for these filters, after the
+start-up warm-up) and "warm" (the same request again, cached). The first page
+load is measured in headless Chromium (until the KPI cards and the choropleth
+are drawn). Results: ``bench/results/dashboard.json`` and ``.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def _pct(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    if not xs:
+        return float("nan")
+    k = (len(xs) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
+
+
+def _deps(client: Any) -> dict[str, dict[str, Any]]:
+    deps = client.get("/_dash-dependencies").get_json()
+    return {d["output"]: d for d in deps}
+
+
+def _find(deps: dict[str, dict[str, Any]], first_output: str) -> dict[str, Any]:
+    for k, d in deps.items():
+        if k.lstrip(".").startswith(first_output):
+            return d
+    raise KeyError(first_output)
+
+
+def _call(client: Any, dep: dict[str, Any], values: dict[str, Any], changed: list[str]) -> tuple[float, int, int]:
+    """POST one callback; returns (seconds, HTTP status, response bytes)."""
+    def part(x: dict[str, Any]) -> dict[str, Any]:
+        key = f"{x['id']}.{x['property']}"
+        return {"id": x["id"], "property": x["property"], "value": values.get(key)}
+
+    outs = dep["output"][2:-2].split("...") if dep["output"].startswith("..") else [dep["output"]]
+    outputs = []
+    for o in outs:
+        oid, prop = o.rsplit(".", 1)
+        outputs.append({"id": oid, "property": prop})
+    body = {"output": dep["output"], "outputs": outputs if len(outputs) > 1 else outputs[0],
+            "inputs": [part(i) for i in dep["inputs"]], "state": [part(s) for s in dep["state"]],
+            "changedPropIds": changed}
+    t = time.perf_counter()
+    r = client.post("/_dash-update-component", json=body)
+    dt = time.perf_counter() - t
+    if r.status_code not in (200, 204):
+        raise RuntimeError(f"callback {dep['output']} answered {r.status_code}: {r.data[:300]!r}")
+    if b"gm-msg err" in r.data or "操作失败".encode() in r.data:
+        raise RuntimeError(f"callback {dep['output']} reported an error: {r.data[:300]!r}")
+    return dt, r.status_code, len(r.data)
+
+
+def page_load(url: str, repeat: int) -> list[float]:
+    """Seconds from navigation to KPI cards and choropleth drawn, in headless Chromium."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = "/usr/bin/chromium"
+    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+              "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+              "--window-size=1400,1000", f"--user-data-dir={tempfile.mkdtemp(prefix='gm-bench-')}"):
+        opts.add_argument(a)
+    d = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+    out = []
+    try:
+        for _ in range(repeat):
+            d.get("about:blank")
+            t = time.perf_counter()
+            d.get(url)
+            while time.perf_counter() - t < 60:
+                k = d.find_elements(By.ID, "kpi-weekly-rate")
+                if k and "%" in k[0].text and len(d.find_elements(By.CSS_SELECTOR,
+                                                                  "#sup-map path.leaflet-interactive")) >= 29:
+                    break
+                time.sleep(0.02)
+            out.append(time.perf_counter() - t)
+    finally:
+        d.quit()
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--db", default=str(ROOT / "var" / "bench_120k.sqlite"))
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--no-browser", action="store_true")
+    args = ap.parse_args()
+
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    from gridmap.dashboard.app import create_app
+    from gridmap.dashboard.data import Filters, current_user
+    from gridmap.store.db import make_engine
+    from tests.dashboard.conftest import serve
+
+    engine = make_engine(f"sqlite:///{args.db}")
+    t0 = time.perf_counter()
+    app = create_app(engine, warm=False)
+    data = app.gridmap_data  # type: ignore[attr-defined]
+    data.warm()
+    warm_s = time.perf_counter() - t0
+    n_elders = len(data.inputs()[0])
+    n_visits = len(data.inputs()[1])
+    client = app.server.test_client()
+    t = time.perf_counter()
+    layout = client.get("/_dash-layout")
+    layout_s = time.perf_counter() - t
+    statics = {}
+    for name in ("roads", "estimated", "stations", "district"):
+        t = time.perf_counter()
+        r = client.get(f"/gm-layers/{name}.json", headers={"Accept-Encoding": "gzip"})
+        statics[name] = {"seconds": round(time.perf_counter() - t, 3), "bytes_gzip": len(r.data)}
+
+    deps = _deps(client)
+    week = data.default_week()
+    weeks = data.weeks()
+    streets = data.streets(current_user())
+    counts = data.inputs()[0]["street"].value_counts()
+    big = [s for s in counts.index if s in streets][:6]
+    stw = data.stewards(current_user())
+    stw = stw[stw["kind"] == "visit"]
+    sample_stewards = stw["id"].sample(6, random_state=1).astype(int).tolist()
+
+    base = {"sup-week.value": week, "sup-street.value": None, "sup-community.value": None,
+            "sup-category.value": None, "sup-level.value": "street", "data-version.data": data.version,
+            "sup-table-kind.value": "overdue"}
+    cases: list[tuple[str, str, list[tuple[dict[str, Any], list[str]]]]] = []
+    street_inputs = [({**base, "sup-street.value": s}, ["sup-street.value"]) for s in big]
+    cases.append(("supervisor KPIs + trend (street filter)", "sup-kpis.children", street_inputs))
+    cases.append(("supervisor KPIs + trend (week filter, district)", "sup-kpis.children",
+                  [({**base, "sup-week.value": w}, ["sup-week.value"]) for w in weeks[1:5]]))
+    cases.append(("supervisor KPIs (category filter)", "sup-kpis.children",
+                  [({**base, "sup-category.value": c}, ["sup-category.value"])
+                   for c in ("living_alone", "empty_nest", "disabled")]))
+    cases.append(("supervisor map (street filter: choropleth + elders geobuf + hotspots)", "sup-choropleth.data",
+                  street_inputs))
+    cases.append(("supervisor map (district, community level)", "sup-choropleth.data",
+                  [({**base, "sup-level.value": "community"}, ["sup-level.value"])]))
+    cases.append(("supervisor map (district, grid level)", "sup-choropleth.data",
+                  [({**base, "sup-level.value": "grid"}, ["sup-level.value"])]))
+    cases.append(("supervisor table: overdue elders (street)", "sup-table.columnDefs", street_inputs))
+    cases.append(("supervisor table: lagging grids (district)", "sup-table.columnDefs",
+                  [({**base, "sup-table-kind.value": "grid"}, ["sup-table-kind.value"])]))
+    cases.append(("supervisor table: lagging stewards (district)", "sup-table.columnDefs",
+                  [({**base, "sup-table-kind.value": "steward"}, ["sup-table-kind.value"])]))
+    cases.append(("supervisor communities of a street", "sup-community.options",
+                  [({"sup-street.value": s}, ["sup-street.value"]) for s in big]))
+    cases.append(("steward route of the day", "stw-route.children",
+                  [({"stw-steward.value": s, "stw-day.date": data.today.isoformat(),
+                     "data-version.data": data.version, "tabs.value": "steward"}, ["stw-steward.value"]) for s in sample_stewards]))
+    cases.append(("planner workload (street)", "pln-bars.figure",
+                  [({"pln-street.value": s, "pln-week.value": week, "data-version.data": data.version,
+                     "tabs.value": "planner"},
+                    ["pln-street.value"]) for s in big[:4]]))
+    cases.append(("planner rebalancing run (street)", "pln-bars.figure",
+                  [({"pln-street.value": s, "pln-week.value": week, "pln-run.n_clicks": 1,
+                     "data-version.data": data.version, "tabs.value": "planner"}, ["pln-run.n_clicks"]) for s in big[:4]]))
+    cases.append(("supervisor export xlsx (street)", "sup-download.data",
+                  [({**base, "sup-street.value": s, "sup-export-btn.n_clicks": 1}, ["sup-export-btn.n_clicks"])
+                   for s in big[:3]]))
+    cases.append(("database state check", "db-banner.children",
+                  [({"db-check.n_intervals": i, "data-version.data": data.version}, ["db-check.n_intervals"])
+                   for i in range(5)]))
+
+    results = []
+    for label, out, inputs in cases:
+        dep = _find(deps, out)
+        cold, warm, sizes, statuses = [], [], [], set()
+        for values, changed in inputs:
+            dt, code, size = _call(client, dep, values, changed)
+            cold.append(dt)
+            sizes.append(size)
+            statuses.add(code)
+            for _ in range(args.repeat):
+                dt, code, _size = _call(client, dep, values, changed)
+                warm.append(dt)
+                statuses.add(code)
+        allv = cold + warm
+        results.append({"callback": label, "calls": len(allv), "status": sorted(statuses),
+                        "cold_median_ms": round(statistics.median(cold) * 1000, 1),
+                        "cold_p95_ms": round(_pct(cold, 0.95) * 1000, 1),
+                        "warm_median_ms": round(statistics.median(warm) * 1000, 1),
+                        "warm_p95_ms": round(_pct(warm, 0.95) * 1000, 1),
+                        "all_p95_ms": round(_pct(allv, 0.95) * 1000, 1),
+                        "response_kb_max": round(max(sizes) / 1024, 1)})
+        print(f"{label}: cold p95 {results[-1]['cold_p95_ms']} ms, warm p95 {results[-1]['warm_p95_ms']} ms, "
+              f"{results[-1]['response_kb_max']} kB", flush=True)
+
+    # a visit saved, then the supervisor's KPIs recomputed (cache invalidated)
+    st = data.status(current_user(), Filters(week=week))
+    cand = st[(st["state"] != "visited") & st["willing"].astype(bool)].head(3)
+    save, after = [], []
+    dep = _find(deps, "sup-kpis.children")
+    for eid in cand["elder_id"]:
+        t = time.perf_counter()
+        data.record_visit(current_user(), {"elder_id": int(eid), "visited_on": data.today.isoformat(),
+                                           "mode": "phone", "visitor_role": "visit_steward"})
+        save.append(time.perf_counter() - t)
+        dt, _c, _s = _call(client, dep, {**base, "data-version.data": data.version}, ["data-version.data"])
+        after.append(dt)
+    results.append({"callback": "visit save (parse_visit + record_visit + cache refresh)", "calls": len(save),
+                    "status": [200], "cold_median_ms": round(statistics.median(save) * 1000, 1),
+                    "cold_p95_ms": round(_pct(save, 0.95) * 1000, 1), "warm_median_ms": None, "warm_p95_ms": None,
+                    "all_p95_ms": round(_pct(save, 0.95) * 1000, 1), "response_kb_max": None})
+    results.append({"callback": "supervisor KPIs right after a save (district, recomputed)", "calls": len(after),
+                    "status": [200], "cold_median_ms": round(statistics.median(after) * 1000, 1),
+                    "cold_p95_ms": round(_pct(after, 0.95) * 1000, 1), "warm_median_ms": None, "warm_p95_ms": None,
+                    "all_p95_ms": round(_pct(after, 0.95) * 1000, 1), "response_kb_max": None})
+
+    loads: list[float] = []
+    if not args.no_browser:
+        live = serve(app)
+        page_load(live.url, 1)  # browser cache of the JS bundles, as for a returning user
+        loads = page_load(live.url, max(3, args.repeat + 2))
+        live.server.shutdown()
+
+    out = {"elders": n_elders, "visits_in_memory": n_visits, "startup_warm_seconds": round(warm_s, 2),
+           "layout_seconds": round(layout_s, 3), "layout_kb": round(len(layout.data) / 1024, 1),
+           "static_layers": statics,
+           "page_load_seconds": {"runs": [round(x, 3) for x in loads],
+                                 "median": round(statistics.median(loads), 3) if loads else None,
+                                 "p95": round(_pct(loads, 0.95), 3) if loads else None},
+           "callbacks": results, "targets": {"page_load_s": 2.0, "callback_p95_ms": 300}}
+    res = ROOT / "bench" / "results"
+    res.mkdir(parents=True, exist_ok=True)
+    (res / "dashboard.json").write_text(json.dumps(out, ensure_ascii=False, indent=1), encoding="utf-8")
+    lines = [
+        "# Dashboard benchmark", "",
+        f"Register: {n_elders:,} elders, {n_visits:,} visits in memory (12 weeks + history); SQLite `{Path(args.db).name}`.",
+        f"Start-up warm-up (read register, default view): {warm_s:.1f} s (background thread in `create_app`).",
+        f"Layout: {layout_s * 1000:.0f} ms, {len(layout.data) / 1024:.0f} kB. Static layers (gzip): "
+        + ", ".join(f"{k} {v['bytes_gzip'] / 1024:.0f} kB" for k, v in statics.items()) + ".",
+        "",
+        f"First page load in headless Chromium (KPI cards + choropleth drawn): median "
+        f"{out['page_load_seconds']['median']} s, p95 {out['page_load_seconds']['p95']} s (target < 2 s).", "",
+        "| callback | calls | cold median ms | cold p95 ms | warm median ms | warm p95 ms | all p95 ms | max response kB |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        lines.append(f"| {r['callback']} | {r['calls']} | {r['cold_median_ms']} | {r['cold_p95_ms']} | "
+                     f"{r['warm_median_ms'] if r['warm_median_ms'] is not None else '—'} | "
+                     f"{r['warm_p95_ms'] if r['warm_p95_ms'] is not None else '—'} | {r['all_p95_ms']} | "
+                     f"{r['response_kb_max'] if r['response_kb_max'] is not None else '—'} |")
+    lines += ["", "Cold = first request for these filters after start-up; warm = the same request again (cached). "
+              "Target: callbacks < 300 ms at p95."]
+    (res / "dashboard.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
