@@ -34,7 +34,7 @@ import tempfile
 import threading
 import time
 from collections import defaultdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -109,7 +109,7 @@ def _payloads(deps: list[dict[str, Any]], layout: dict[str, dict[str, Any]]) -> 
         dep = next((d for d in deps if key in d["output"]), None)
         if dep is None:
             continue
-        val = lambda i: layout.get(i["id"], {}).get(i["property"]) if isinstance(i["id"], str) else None  # noqa: E731
+        val = lambda i: layout.get(i["id"], {}).get(i["property"]) if isinstance(i["id"], str) else None
         out[name] = {"output": dep["output"], "outputs": _outputs(dep["output"]),
                      "inputs": [{**i, "value": val(i)} for i in dep["inputs"]],
                      "state": [{**s, "value": val(s)} for s in dep.get("state", [])],
@@ -245,7 +245,7 @@ def run(users: int, duration: float, max_requests: int, port: int) -> dict[str, 
     all_lat = [x for xs in rec.lat.values() for x in xs]
     errors = sum(rec.err.values())
     return {
-        "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                                  cwd=ROOT).stdout.strip(),
         "machine": f"{platform.node()} · {os.cpu_count()} cores (shared with other engineers' jobs)",

@@ -14,9 +14,9 @@ Actions written by gridmap: ``login``, ``login_failed``, ``login_limited``,
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -29,8 +29,8 @@ from gridmap.store.db import session_scope
 from gridmap.store.models import AuditLog, Elder, FirstContact
 
 __all__ = [
-    "PermissionDenied",
     "UNMASKABLE",
+    "PermissionDenied",
     "audit",
     "count_recent",
     "read_elder",
@@ -307,7 +307,7 @@ def unusual_access_report(engine: Engine, since: datetime, *, until: datetime | 
         most serious first.
     """
     if since.tzinfo is None:
-        since = since.replace(tzinfo=timezone.utc)
+        since = since.replace(tzinfo=UTC)
     th = _Thresholds(view_threshold, timedelta(minutes=window_minutes), failed_threshold, unmask_threshold)
     cols = ["kind", "username", "client", "count", "first_at", "last_at", "detail"]
     df = _rows(engine, since, until)

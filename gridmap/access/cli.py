@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import re
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -25,15 +25,15 @@ console = Console(stderr=True)
 out = Console()
 
 DbOpt = Annotated[
-    Optional[str],
+    str | None,
     typer.Option("--database-url", help="SQLAlchemy URL (default: GRIDMAP_DATABASE_URL or ./var/gridmap.sqlite)."),
 ]
 RoleOpt = Annotated[str, typer.Option("--role", help="district|street|community|service|planner|inspector")]
-StreetOpt = Annotated[Optional[str], typer.Option("--street", help="Street (街道/镇) name or code.")]
-CommunityOpt = Annotated[Optional[str], typer.Option("--community", help="Community name or 12-digit code.")]
-StewardOpt = Annotated[Optional[str], typer.Option(
+StreetOpt = Annotated[str | None, typer.Option("--street", help="Street (街道/镇) name or code.")]
+CommunityOpt = Annotated[str | None, typer.Option("--community", help="Community name or 12-digit code.")]
+StewardOpt = Annotated[str | None, typer.Option(
     "--steward", help="Code of the user's steward (community: 探访管家; service: 服务管家).")]
-GrantOpt = Annotated[Optional[list[str]], typer.Option(
+GrantOpt = Annotated[list[str] | None, typer.Option(
     "--grant", help="A street granted to a planner or inspector (repeat for several).")]
 
 
@@ -42,7 +42,7 @@ def _fail(exc: GridmapError, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
-def _engine(database_url: str | None):  # noqa: ANN202
+def _engine(database_url: str | None):
     from gridmap.store.db import check_connection, make_engine
 
     engine = make_engine(database_url)
@@ -58,7 +58,7 @@ def _read_password(stdin: bool) -> str:
     return str(pw)
 
 
-def _area(u) -> str:  # noqa: ANN001
+def _area(u) -> str:
     sc = u.scope
     if sc.is_all:
         return "全区 / all"
@@ -80,7 +80,7 @@ def add(
     community: CommunityOpt = None,
     steward: StewardOpt = None,
     grant: GrantOpt = None,
-    display_name: Annotated[Optional[str], typer.Option("--display-name", help="Name shown in pages.")] = None,
+    display_name: Annotated[str | None, typer.Option("--display-name", help="Name shown in pages.")] = None,
     password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
     database_url: DbOpt = None,
 ) -> None:
@@ -166,7 +166,7 @@ def _parse_since(text: str) -> datetime:
     if m:
         n, unit = int(m.group(1)), m.group(2)
         delta = {"h": timedelta(hours=n), "d": timedelta(days=n), "m": timedelta(minutes=n)}[unit]
-        return datetime.now(timezone.utc) - delta
+        return datetime.now(UTC) - delta
     try:
         dt = datetime.fromisoformat(text.strip())
     except ValueError:
@@ -183,7 +183,7 @@ def report(
     since: Annotated[str, typer.Option("--since", help="From when: 2025-03-01 (Beijing time) or 24h, 7d.")] = "7d",
     views: Annotated[int, typer.Option("--views", help="Records viewed within --window that are unusual.")] = 200,
     window: Annotated[int, typer.Option("--window", help="Window in minutes for --views.")] = 10,
-    csv: Annotated[Optional[Path], typer.Option("--csv", help="Also write the findings as CSV.")] = None,
+    csv: Annotated[Path | None, typer.Option("--csv", help="Also write the findings as CSV.")] = None,
     database_url: DbOpt = None,
 ) -> None:
     """Report unusual access: many records in a short time, access outside one's area, denied requests,

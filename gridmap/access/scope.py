@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import ColumnElement, Engine, and_, false, or_, select, true
+from sqlalchemy import ColumnElement, Engine, false, or_, select, true
 
 from gridmap.domain.enums import Role
 from gridmap.store.models import Community, Elder, Grid, ServiceStation, Steward, Street

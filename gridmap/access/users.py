@@ -15,7 +15,7 @@ from __future__ import annotations
 import secrets
 import unicodedata
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, func, select
@@ -31,9 +31,9 @@ from gridmap.store.models import AppUser, Community, Elder, Steward, Street, Use
 __all__ = [
     "MAX_FAILURES",
     "MAX_FAILURES_PER_USER",
+    "WINDOW",
     "RateLimited",
     "User",
-    "WINDOW",
     "add_user",
     "authenticate",
     "create_demo_users",
@@ -139,7 +139,7 @@ def _community_id(s: Any, name: str | None, street_id: int | None) -> int | None
     if len(rows) != 1:
         raise ValidationError(
             f"{'no' if not rows else 'more than one'} community named {t!r}"
-            + ("" if rows else "") + (" (give --street or the 12-digit code)" if rows else ""),
+            + (" (give --street or the 12-digit code)" if rows else ""),
             f"{'没有' if not rows else '有多个'}名为“{t}”的社区" + ("（请加 --street 或使用12位代码）" if rows else ""),
             field="community", value=t, code="unknown_community" if not rows else "ambiguous_community")
     return rows[0][0]
@@ -390,7 +390,7 @@ def authenticate(engine: Engine, username: str, password: str, client: str | Non
         :data:`MAX_FAILURES_PER_USER` from all) within :data:`WINDOW`; the
         password is then not checked.
     """
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     lookup = _lookup_name(username)
     # what the audit log and the rate limit key on: the name as typed, cleaned and cut to size
     name = lookup or _norm_username(username if isinstance(username, str) else "")[:_USERNAME_MAX]

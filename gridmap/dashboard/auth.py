@@ -48,7 +48,14 @@ from flask import Response, g, redirect, request, session
 from flask.sessions import SecureCookieSessionInterface
 from sqlalchemy import Engine
 
-from gridmap.access import RateLimited, User, audit, authenticate, load_user_by_id, session_secret
+from gridmap.access import (
+    RateLimited,
+    User,
+    audit,
+    authenticate,
+    load_user_by_id,
+    session_secret,
+)
 from gridmap.access.users import create_demo_users
 from gridmap.store.db import DatabaseUnavailable
 
@@ -189,8 +196,8 @@ def _safe_next(value: str | None) -> str:
     if not value or not isinstance(value, str) or len(value) > 500:
         return "/"
     parts = urlsplit(value)
-    if parts.scheme or parts.netloc or not value.startswith("/") or value.startswith("//") or "\\" in value \
-            or any(ord(c) < 32 for c in value) or value.startswith("/login") or value.startswith("/logout"):
+    if parts.scheme or parts.netloc or not value.startswith("/") or value.startswith(("//", "/login", "/logout")) \
+            or "\\" in value or any(ord(c) < 32 for c in value):
         return "/"
     return value
 

@@ -9,8 +9,15 @@ import pytest
 import shapely
 from sqlalchemy import Engine
 
+from gridmap.domain.enums import (
+    HazardKind,
+    ReferralTarget,
+    Severity,
+    StewardKind,
+    VisitMode,
+    VisitorRole,
+)
 from gridmap.domain.idcard import make_id_number
-from gridmap.domain.enums import HazardKind, ReferralTarget, Severity, StewardKind, VisitMode, VisitorRole
 from gridmap.store.db import session_scope
 from gridmap.store.models import (
     Community,

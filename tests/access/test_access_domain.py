@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
@@ -13,7 +13,17 @@ from sqlalchemy.exc import DBAPIError
 
 import gridmap.access as acc
 from gridmap._errors import ValidationError
-from gridmap.store.models import AuditLog, Community, Elder, Grid, Hazard, Referral, Steward, Street, Visit
+from gridmap.store.models import (
+    AuditLog,
+    Community,
+    Elder,
+    Grid,
+    Hazard,
+    Referral,
+    Steward,
+    Street,
+    Visit,
+)
 from tests.access.conftest import PASSWORD, USERS, VISIBLE
 
 # ------------------------------------------------------------------ passwords
@@ -82,7 +92,7 @@ def test_add_user_refuses_bad_input(world, engine):
 
 
 def test_failed_sign_ins_are_rate_limited_per_user_and_client(world, engine):
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     for _ in range(acc.users.MAX_FAILURES):
         assert acc.authenticate(engine, "dist", "wrong!", "10.0.0.9", now=now) is None
     with pytest.raises(acc.RateLimited):  # even the right password is refused now
@@ -176,9 +186,8 @@ def test_edit_rights(world, engine):
 def test_audit_log_is_append_only_through_the_app_engine(world, engine):
     acc.audit(engine, "dist", "view", "elder", 1, "127.0.0.1", {"rows": 1})
     for stmt in ("UPDATE audit_log SET username = 'x'", "DELETE FROM audit_log"):
-        with pytest.raises(DBAPIError):
-            with engine.begin() as conn:
-                conn.execute(text(stmt))
+        with pytest.raises(DBAPIError), engine.begin() as conn:
+            conn.execute(text(stmt))
     with engine.connect() as conn:
         assert conn.execute(select(AuditLog.username).where(AuditLog.action == "view")).scalars().all() == ["dist"]
 
@@ -231,7 +240,7 @@ def test_read_elder_is_masked_and_outside_area_returns_nothing(world, engine):
 
 
 def test_unusual_access_report(world, engine):
-    t0 = datetime.now(timezone.utc) - timedelta(hours=1)
+    t0 = datetime.now(UTC) - timedelta(hours=1)
     street = acc.load_user(engine, "street_a")
     acc.audit(engine, "street_a", "view", "elder_list", None, "c1", {"rows": 150})
     acc.audit(engine, "street_a", "view", "elder_list", None, "c1", {"rows": 60})
@@ -248,7 +257,7 @@ def test_unusual_access_report(world, engine):
     assert kinds[("outside_area", "street_a")].count == 1
     assert kinds[("failed_logins", "dist")].client == "6.6.6.6"
     assert list(rep.columns) == ["kind", "username", "client", "count", "first_at", "last_at", "detail"]
-    assert acc.unusual_access_report(engine, datetime.now(timezone.utc) + timedelta(hours=1)).empty
+    assert acc.unusual_access_report(engine, datetime.now(UTC) + timedelta(hours=1)).empty
 
 
 # ------------------------------------------------------------------ fuzzing

@@ -17,7 +17,13 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 import gridmap.access as acc
-from gridmap.dashboard.auth import CSRF_COOKIE, current_user, install_auth, log_access, logout_button
+from gridmap.dashboard.auth import (
+    CSRF_COOKIE,
+    current_user,
+    install_auth,
+    log_access,
+    logout_button,
+)
 from gridmap.store.models import AuditLog, Elder, FirstContact
 from tests.access.conftest import PASSWORD, USERS, VISIBLE
 

@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -126,7 +126,7 @@ def _rows(engine: Engine, tables: tuple[str, ...]) -> dict[str, list[tuple[str, 
 def _record(name: str, result: dict[str, object]) -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    data[name] = {"measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), **result}
+    data[name] = {"measured_at": datetime.now(UTC).isoformat(timespec="seconds"), **result}
     RESULTS.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
 
 
