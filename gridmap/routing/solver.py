@@ -38,6 +38,8 @@ from gridmap.routing.problem import Problem
 BASE_PENALTY = 10**8
 #: Each priority level multiplies the drop penalty by this.
 PRIORITY_BASE = 200
+#: First-solution strategies of the one-day multi-start (each then improved by guided local search).
+MULTI_START: tuple[str, ...] = ("PARALLEL_CHEAPEST_INSERTION", "SAVINGS")
 _INF = math.inf
 
 
@@ -315,7 +317,7 @@ class _Days:
 
 
 def _route_day(m: _Model, vehicles: list[int], seqs: list[list[int]], time_limit: float, optional: list[int],
-               cost_scale: float, joint: bool = False) -> list[list[int]]:
+               cost_scale: float, joint: bool = False, first: str = "PARALLEL_CHEAPEST_INSERTION") -> list[list[int]]:
     """Route vehicles with OR-Tools from the given sequences; returns new sequences (visit indices).
 
     With ``joint`` the vehicles span several days: a visit needed once may move to any
@@ -397,7 +399,7 @@ def _route_day(m: _Model, vehicles: list[int], seqs: list[list[int]], time_limit
             cbs[st_] = routing.RegisterUnaryTransitVector(forbid)
         routing.AddDimensionWithVehicleTransits([cbs[st_] for st_ in stew], 0, 0, True, "steward")
     params = pywrapcp.DefaultRoutingSearchParameters()
-    params.first_solution_strategy = routing_enums_pb2.FirstSolutionStrategy.PARALLEL_CHEAPEST_INSERTION
+    params.first_solution_strategy = getattr(routing_enums_pb2.FirstSolutionStrategy, first)
     params.local_search_metaheuristic = routing_enums_pb2.LocalSearchMetaheuristic.GUIDED_LOCAL_SEARCH
     params.time_limit.FromMilliseconds(max(10, int(time_limit * 1000)))
     params.log_search = False
@@ -420,6 +422,9 @@ def _route_day(m: _Model, vehicles: list[int], seqs: list[list[int]], time_limit
         sol = routing.SolveFromAssignmentWithParameters(start_assign, params)
     if sol is None:
         sol = routing.SolveWithParameters(params)
+    if sol is None and first != "PARALLEL_CHEAPEST_INSERTION":  # e.g. savings on tight windows
+        return _route_day(m, vehicles, seqs, max(0.05, deadline - 0.5 - time.monotonic()), optional, cost_scale,
+                          joint)
     if sol is None:
         return [list(s) for s in seqs]
     out = []
@@ -548,9 +553,23 @@ def solve(
     nvis = len(visits)
     if n_days == 1 and initial is None:
         # one day: let OR-Tools build and improve (its C++ insertion beats ours), ours is the fallback
+        # one day: let OR-Tools build and improve (its C++ insertion beats ours), ours is the fallback.
+        # Guided local search stalls early and its outcome depends much on the start, so with time to
+        # spare it runs from two different first solutions and the better plan is kept.
         days = _Days(m, rng)
-        seqs = _route_day(m, m.by_day[0], [[] for _ in m.by_day[0]], time_limit * 0.97,
-                          [v for v in range(nvis) if m.patterns[v]], _cost_scale(m))
+        ks = m.by_day[0]
+        todo = [v for v in range(nvis) if m.patterns[v]]
+        starts = MULTI_START if time_limit >= 2.0 else MULTI_START[:1]
+        best_seqs, best_cost = None, _INF
+        for i, first in enumerate(starts):
+            share = (deadline - time.monotonic()) * 0.97 / (len(starts) - i)
+            seqs = _route_day(m, ks, [[] for _ in ks], share, todo, _cost_scale(m), first=first)
+            done = {v for sq in seqs for v in sq}
+            cost = sum(_seq_cost(m, k, sq) for k, sq in zip(ks, seqs)) + sum(
+                _penalty(visits[v].priority) for v in todo if v not in done)
+            if cost < best_cost - 1e-9:
+                best_seqs, best_cost = seqs, cost
+        seqs = best_seqs
         for k, s in zip(m.by_day[0], seqs):
             days.routes[k].seq = list(s)
             days.routes[k].update()
