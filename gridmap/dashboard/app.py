@@ -13,7 +13,6 @@ from __future__ import annotations
 import gzip
 import json
 import logging
-import threading
 from datetime import date
 from typing import Any
 
@@ -63,14 +62,7 @@ def create_app(engine: Engine, *, basemap: Basemap | None = None, today: date | 
     app.gridmap_data = data  # type: ignore[attr-defined]
 
     if warm:
-        def _warm() -> None:
-            try:
-                data.warm()
-                data.warm_more()
-            except Exception:  # noqa: BLE001 - the page reports the database state itself
-                log.warning("warm-up failed", exc_info=True)
-
-        threading.Thread(target=_warm, daemon=True, name="gridmap-warm").start()
+        data.start_warm()
 
     def layout() -> html.Div:
         try:

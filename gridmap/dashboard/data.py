@@ -90,24 +90,40 @@ class Filters:
 
 
 class _Cache:
-    """A small thread-safe LRU cache of computed results."""
+    """A small thread-safe LRU cache; concurrent requests for one key compute it once."""
 
-    def __init__(self, size: int = 256) -> None:
+    def __init__(self, size: int = 512) -> None:
         self._d: OrderedDict[Hashable, Any] = OrderedDict()
         self._size = size
         self._lock = threading.Lock()
+        self._inflight: dict[Hashable, threading.Event] = {}
 
     def get(self, key: Hashable, compute: Callable[[], Any]) -> Any:
-        with self._lock:
-            if key in self._d:
-                self._d.move_to_end(key)
-                return self._d[key]
-        value = compute()
-        with self._lock:
-            self._d[key] = value
-            while len(self._d) > self._size:
-                self._d.popitem(last=False)
-        return value
+        while True:
+            with self._lock:
+                if key in self._d:
+                    self._d.move_to_end(key)
+                    return self._d[key]
+                ev = self._inflight.get(key)
+                if ev is None:
+                    ev = self._inflight[key] = threading.Event()
+                    owner = True
+                else:
+                    owner = False
+            if not owner:
+                ev.wait(120)
+                continue  # computed (or failed: then compute it here)
+            try:
+                value = compute()
+                with self._lock:
+                    self._d[key] = value
+                    while len(self._d) > self._size:
+                        self._d.popitem(last=False)
+                return value
+            finally:
+                with self._lock:
+                    self._inflight.pop(key, None)
+                ev.set()
 
     def clear(self) -> None:
         with self._lock:
@@ -150,6 +166,9 @@ class DashboardData:
         self._inputs: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame] | None = None
         self._layers: dict[str, Any] = {}
         self._cache = _Cache()
+        self._warm_lock = threading.Lock()
+        self._warm_pending = False
+        self._warm_thread: threading.Thread | None = None
 
     # ------------------------------------------------------------ time
     @property
@@ -224,6 +243,12 @@ class DashboardData:
             if self.version != version:
                 return
             self.indicators(u, f, level)
+        from gridmap.domain.enums import Category
+
+        for c in Category:
+            if self.version != version:
+                return
+            self.kpis(u, replace(f, category=c.value))
         for w in self.weeks()[1:]:
             if self.version != version:
                 return
@@ -280,7 +305,10 @@ class DashboardData:
 
         def compute() -> pd.DataFrame:
             e, v, h, r = self._scoped(user, filters)
-            if e.empty:
+            _mon, sunday = parse_week(filters.week)
+            if e.empty or not (pd.to_datetime(v["visited_on"]) <= pd.Timestamp(sunday)).any():
+                # no visit recorded up to that week: nothing to measure (and compute_indicators
+                # fails on pandas 3 when no visit precedes the period's end)
                 return pd.DataFrame()
             return compute_indicators(e, v, h, r, week=filters.week, level=level, rules=self.rules)
 
@@ -443,8 +471,15 @@ class DashboardData:
             if self._inputs is not None:
                 elders, visits, _h, _r = self._inputs
                 new = read_visits(self.engine, visited_on, visited_on, elder_ids=[elder_id])
-                new = _light(new[~new["id"].isin(visits["id"])])
-                visits = pd.concat([visits, new], ignore_index=True) if not new.empty else visits
+                new = _light(new[~new["id"].isin(visits["id"])]).copy()
+                if not new.empty:
+                    for c in new.columns.intersection(visits.columns):
+                        if new[c].dtype != visits[c].dtype:
+                            try:
+                                new[c] = new[c].astype(visits[c].dtype)
+                            except (TypeError, ValueError):
+                                pass
+                    visits = pd.concat([visits, new], ignore_index=True)
                 f = read_facts(self.engine, self.today + timedelta(days=1), elder_ids=[elder_id],
                                rules=self.rules)
                 if f:
@@ -463,15 +498,40 @@ class DashboardData:
         self._rewarm()
 
     def _rewarm(self) -> None:
-        """Recompute the default view in the background after a write."""
-        def run() -> None:
+        """(Re)compute the default view and the other weeks/levels in ONE background worker.
+
+        Writes arriving while it runs are coalesced into one more pass.
+        """
+        with self._warm_lock:
+            self._warm_pending = True
+            if self._warm_thread is not None and self._warm_thread.is_alive():
+                return
+            self._warm_thread = threading.Thread(target=self._warm_loop, daemon=True, name="gridmap-warm")
+            self._warm_thread.start()
+
+    def start_warm(self) -> None:
+        """Start the background warm-up (used by :func:`gridmap.dashboard.app.create_app`)."""
+        self._rewarm()
+
+    def _warm_loop(self) -> None:
+        import logging
+
+        while True:
+            with self._warm_lock:
+                if not self._warm_pending:
+                    return
+                self._warm_pending = False
             try:
                 self.warm()
                 self.warm_more()
             except Exception:  # noqa: BLE001 - the next request computes it and reports errors
-                pass
+                logging.getLogger("gridmap.dashboard").warning("warm-up failed", exc_info=True)
 
-        threading.Thread(target=run, daemon=True, name="gridmap-rewarm").start()
+    def wait_warm(self, timeout: float | None = None) -> None:
+        """Wait for the background warm-up to finish."""
+        t = self._warm_thread
+        if t is not None:
+            t.join(timeout)
 
     def invalidate(self) -> None:
         """Forget everything (re-read the register on next use)."""

@@ -117,7 +117,7 @@ def filters_of(week: str, street: str | None, community: str | None, category: s
 def kpi_cards(k: dict[str, Any], week: str) -> list[html.Div]:
     """The KPI cards of one indicator row."""
     if not k:
-        return [message("所选范围内没有在册老人", "info")]
+        return [message("所选范围或周次没有数据（无在册老人或该周之前无探访记录）", "info")]
     wr = k.get("weekly_rate")
     return [
         card("周探访率（目标100%）", fmt_pct(wr), fmt_week(week), "good" if wr and wr >= 0.999 else "bad",

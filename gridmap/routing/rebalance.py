@@ -178,6 +178,14 @@ def rebalance(
         if not moved:
             notes.append("部分管家仍超负荷：附近没有有余量的管家（需增加人手或调整网格）")
             break
+    # one row per elder: where it started and where it ends (an elder may have moved twice)
+    final: dict[object, dict[str, object]] = {}
+    for mv in moves:
+        if mv["elder_id"] in final:
+            final[mv["elder_id"]]["to_steward"] = mv["to_steward"]
+        else:
+            final[mv["elder_id"]] = dict(mv)
+    moves = [mv for mv in final.values() if mv["from_steward"] != mv["to_steward"]]
     before = pd.Series(load0, index=cap_s.index)
     after = pd.Series(load, index=cap_s.index)
     cap = pd.Series(cap, index=cap_s.index)
