@@ -254,6 +254,12 @@ class DashboardData:
                 return
             self.kpis(u, Filters(week=w))
             self.indicators(u, Filters(week=w), "street")
+        from gridmap.dashboard.planner import workload
+
+        for street in self.streets(u):  # the planner's first view of each street
+            if self.version != version:
+                return
+            workload(self, street, f.week)
 
     def steward_elder_ids(self, steward_id: int) -> list[int]:
         """Elders of a visit steward (from the cached register)."""

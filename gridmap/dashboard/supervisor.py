@@ -197,6 +197,22 @@ def register(app: dash.Dash, data: DashboardData, basemap: Basemap) -> None:
              _v: Any) -> Any:
         f = filters_of(week, street, community, category)
         u = current_user()
+        trigger = dash.ctx.triggered_id
+        choro, elders, hot, hint = data._cache.get(("map-view", data.version, u.scope, f, level),
+                                                   lambda: _map_view(f, level))
+        viewport = no_update
+        if (street or community) and trigger in ("sup-street", "sup-community"):
+            sel = data.layer("communities" if community else "streets")
+            sel = sel[sel["name"] == (community or street)]
+            if not sel.empty:
+                b = sel.total_bounds
+                viewport = {"bounds": [[b[1], b[0]], [b[3], b[2]]], "transition": "flyToBounds"}
+        return choro, elders, hot, viewport, hint
+
+    def _map_view(f: Filters, level: str) -> tuple[Any, Any, Any, str]:
+        """Choropleth, elders (geobuf, only for a street or community) and hotspots of a filter."""
+        u = current_user()
+        street, community = f.street, f.community
         layer = {"street": "streets", "community": "communities", "grid": "grids"}[level]
         areas = data.layer(layer)
         key = "grid_pk" if level == "grid" else "name"
@@ -209,21 +225,13 @@ def register(app: dash.Dash, data: DashboardData, basemap: Basemap) -> None:
         status = data.status(u, f)
         _e, _v2, hazards, _r = data._scoped(u, f)
         hot = gm.hotspots(hazards, status, data.layer("communities"), basemap)
-        trigger = dash.ctx.triggered_id
-        viewport = no_update
         if street or community:
             elders = gm.elders_geobuf(status, basemap)
             hint = f"显示{community or street}的 {fmt_count(len(status))} 位老人（聚合显示，点击放大）"
-            if trigger in ("sup-street", "sup-community"):
-                sel = data.layer("communities" if community else "streets")
-                sel = sel[sel["name"] == (community or street)]
-                if not sel.empty:
-                    b = sel.total_bounds
-                    viewport = {"bounds": [[b[1], b[0]], [b[3], b[2]]], "transition": "flyToBounds"}
         else:
             elders = None
             hint = "全区范围只显示分区统计；选择街道或社区后在地图上显示老人点位（不下发全区个人数据）"
-        return choro, elders, hot, viewport, hint
+        return choro, elders, hot, hint
 
     @app.callback(Output("sup-table", "columnDefs"), Output("sup-table", "rowData"), Output("sup-msg", "children",
                                                                                               allow_duplicate=True),
