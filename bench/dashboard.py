@@ -258,15 +258,15 @@ def main() -> None:
     (res / "dashboard.json").write_text(json.dumps(out, ensure_ascii=False, indent=1), encoding="utf-8")
     lines = [
         "# Dashboard benchmark", "",
-        f"Register: {n_elders:,} elders, {n_visits:,} visits in memory (12 weeks + history); SQLite `{Path(args.db).name}`.",
-        f"Start-up warm-up (read register, default view): {warm_s:.1f} s; all 12 weeks and levels: {warm_all_s:.1f} s "
-        f"(one background worker started by `create_app`; the numbers below are measured after it). "
-        f"After the saves the worker re-warmed in {rewarm_s:.1f} s more before the page-load runs.",
-        f"Layout: {layout_s * 1000:.0f} ms, {len(layout.data) / 1024:.0f} kB. Static layers (gzip): "
-        + ", ".join(f"{k} {v['bytes_gzip'] / 1024:.0f} kB" for k, v in statics.items()) + ".",
+        (f"Register: {n_elders:,} elders, {n_visits:,} visits in memory (12 weeks + history); SQLite `{Path(args.db).name}`."),
+        (f"Start-up warm-up (read register, default view): {warm_s:.1f} s; all 12 weeks and levels: {warm_all_s:.1f} s "
+         f"(one background worker started by `create_app`; the numbers below are measured after it). "
+         f"After the saves the worker re-warmed in {rewarm_s:.1f} s more before the page-load runs."),
+        (f"Layout: {layout_s * 1000:.0f} ms, {len(layout.data) / 1024:.0f} kB. Static layers (gzip): "
+         + ", ".join(f"{k} {v['bytes_gzip'] / 1024:.0f} kB" for k, v in statics.items()) + "."),
         "",
-        f"First page load in headless Chromium (KPI cards + choropleth drawn): median "
-        f"{out['page_load_seconds']['median']} s, p95 {out['page_load_seconds']['p95']} s (target < 2 s).", "",
+        (f"First page load in headless Chromium (KPI cards + choropleth drawn): median "
+         f"{out['page_load_seconds']['median']} s, p95 {out['page_load_seconds']['p95']} s (target < 2 s)."), "",
         "| callback | calls | cold median ms | cold p95 ms | warm median ms | warm p95 ms | all p95 ms | max response kB |",
         "|---|---|---|---|---|---|---|---|",
     ]
@@ -275,8 +275,8 @@ def main() -> None:
                      f"{r['warm_median_ms'] if r['warm_median_ms'] is not None else '—'} | "
                      f"{r['warm_p95_ms'] if r['warm_p95_ms'] is not None else '—'} | {r['all_p95_ms']} | "
                      f"{r['response_kb_max'] if r['response_kb_max'] is not None else '—'} |")
-    lines += ["", "Cold = first request for these filters after start-up; warm = the same request again (cached). "
-              "Target: callbacks < 300 ms at p95."]
+    lines += ["", ("Cold = first request for these filters after start-up; warm = the same request again (cached). "
+                   "Target: callbacks < 300 ms at p95.")]
     (res / "dashboard.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
 

@@ -73,7 +73,7 @@ def create_app(engine: Engine, *, basemap: Basemap | None = None, today: date | 
         except DatabaseUnavailable as exc:
             log.warning("layout: %s", exc.message_en)
             return _error_page(exc)
-        except Exception as exc:  # noqa: BLE001 - layers missing etc.: a message, not a trace
+        except Exception as exc:
             log.warning("layout failed", exc_info=True)
             return _error_page(exc)
         user = current_user()
@@ -119,7 +119,7 @@ def create_app(engine: Engine, *, basemap: Basemap | None = None, today: date | 
         if name not in static_cache:
             try:
                 payload = gm.static_layer(name, data.layer("district"), data.layer("service_points"), basemap)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.warning("static layer %s failed", name, exc_info=True)
                 return Response('{"type":"FeatureCollection","features":[]}', 503, mimetype="application/json")
             static_cache[name] = gzip.compress(json.dumps(payload, ensure_ascii=False,

@@ -530,7 +530,7 @@ class DashboardData:
             try:
                 self.warm()
                 self.warm_more()
-            except Exception:  # noqa: BLE001 - the next request computes it and reports errors
+            except Exception:
                 logging.getLogger("gridmap.dashboard").warning("warm-up failed", exc_info=True)
 
     def wait_warm(self, timeout: float | None = None) -> None:

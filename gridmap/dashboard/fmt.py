@@ -37,21 +37,21 @@ def fmt_pct(value: float | None, digits: int = 1) -> str:
     return f"{float(value) * 100:.{digits}f}%"  # type: ignore[arg-type]
 
 
-def fmt_count(value: float | int | None) -> str:
+def fmt_count(value: float | None) -> str:
     """A count with 万 from 100,000 on (``12.0万``), thousands separators below."""
     if _missing(value):
         return "—"
     v = float(value)  # type: ignore[arg-type]
     if abs(v) >= 100_000:
         return f"{v / 10_000:.1f}万"
-    return f"{int(round(v)):,}"
+    return f"{round(v):,}"
 
 
 def fmt_minutes(value: float | None) -> str:
     """Minutes as ``5小时20分`` or ``45分钟``."""
     if _missing(value):
         return "—"
-    m = int(round(float(value)))  # type: ignore[arg-type]
+    m = round(float(value))  # type: ignore[arg-type]
     if m >= 60:
         return f"{m // 60}小时{m % 60:02d}分"
     return f"{m}分钟"

@@ -9,6 +9,7 @@ with client-side clustering and carry only an id and a status code.
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 from typing import Any
@@ -25,8 +26,20 @@ from gridmap.dashboard.basemap import Basemap
 from gridmap.dashboard.fmt import fmt_count, fmt_pct
 
 __all__ = [
-    "RATE_BINS", "STATIC_LAYERS", "choropleth", "layer_url", "static_layer", "elders_geobuf", "estimated_area", "hotspots", "legend", "map_shell",
-    "rate_colour", "road_lines", "route_layer", "stations",
+    "RATE_BINS",
+    "STATIC_LAYERS",
+    "choropleth",
+    "elders_geobuf",
+    "estimated_area",
+    "hotspots",
+    "layer_url",
+    "legend",
+    "map_shell",
+    "rate_colour",
+    "road_lines",
+    "route_layer",
+    "static_layer",
+    "stations",
 ]
 
 HAIDIAN_CENTRE = (40.02, 116.24)
@@ -266,7 +279,7 @@ def route_layer(stops: pd.DataFrame, base: tuple[float, float] | None, basemap: 
     children: list[Any] = []
     G = _road_graph() if along_roads else None
     path: list[tuple[float, float]] = []
-    for a, b in zip(pts[:-1], pts[1:], strict=True):
+    for a, b in itertools.pairwise(pts):
         seg = [a, b]
         if G is not None and not basemap.gcj02:
             try:

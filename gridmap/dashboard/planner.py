@@ -9,7 +9,6 @@ visit steward in one transaction (the store's history records every change).
 
 from __future__ import annotations
 
-
 from typing import Any
 
 import dash

@@ -29,7 +29,6 @@ def layout(data: DashboardData, basemap: Basemap) -> html.Div:
     """The supervisor view."""
     user = current_user()
     weeks = data.weeks()
-    district = data.layer("district")
     static = [
         dl.Overlay(dl.GeoJSON(url=gm.layer_url("estimated"), id="sup-estimated",
                               style={"variable": "gridmap.estimated"}, interactive=False),

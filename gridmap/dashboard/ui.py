@@ -49,7 +49,7 @@ def guarded(n_outputs: int) -> Callable[[Callable[..., Any]], Callable[..., Any]
                 return fn(*args, **kwargs)
             except PreventUpdate:
                 raise
-            except Exception as exc:  # noqa: BLE001 - shown as a message, logged with the trace
+            except Exception as exc:
                 log.exception("callback %s failed", fn.__name__)
                 out = [no_update] * (n_outputs - 1) + [message(error_text(exc), "err")]
                 return out[0] if n_outputs == 1 else out

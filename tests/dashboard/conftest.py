@@ -8,7 +8,6 @@ import socket
 import tempfile
 import threading
 from collections.abc import Iterator
-
 from pathlib import Path
 
 import pytest
@@ -51,7 +50,7 @@ class LiveApp:
         self.url = f"http://127.0.0.1:{port}/"
 
     @property
-    def data(self):  # noqa: ANN201
+    def data(self):
         return self.app.gridmap_data  # type: ignore[attr-defined]
 
 
@@ -99,7 +98,7 @@ def browser() -> Iterator[object]:
 
 
 @pytest.fixture
-def screenshot(browser: object):  # noqa: ANN201
+def screenshot(browser: object):
     """``screenshot(name)`` saves a PNG under bench/results/screenshots/ when GRIDMAP_SCREENSHOTS=1."""
     def take(name: str) -> Path | None:
         if os.environ.get("GRIDMAP_SCREENSHOTS") != "1":

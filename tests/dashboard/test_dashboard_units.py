@@ -38,7 +38,7 @@ def test_rate_colours_follow_the_legend() -> None:
 
 
 @st.composite
-def _workloads(draw):  # noqa: ANN202
+def _workloads(draw):
     n_s = draw(st.integers(2, 6))
     n_e = draw(st.integers(1, 40))
     rng = np.random.default_rng(draw(st.integers(0, 10_000)))
@@ -52,7 +52,7 @@ def _workloads(draw):  # noqa: ANN202
 
 @settings(max_examples=60, deadline=None)
 @given(_workloads(), st.sampled_from([None, 1.3]))
-def test_rebalance_never_worsens_and_keeps_every_elder(w, balance) -> None:  # noqa: ANN001
+def test_rebalance_never_worsens_and_keeps_every_elder(w, balance) -> None:
     stewards, elders = w
     p = rebalance(stewards, elders, balance=balance)
     assert p.imbalance_after <= p.imbalance_before + 1e-6
@@ -95,7 +95,7 @@ def test_form_values_become_a_valid_visit_record() -> None:
 
 
 @pytest.mark.slow
-def test_export_is_masked(live_app) -> None:  # noqa: ANN001
+def test_export_is_masked(live_app) -> None:
     from sqlalchemy import select
 
     from gridmap.dashboard.data import Filters
