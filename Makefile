@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install demo-build bench bench-layers clean help
+.PHONY: demo test install demo-build bench bench-layers bench-register bench-routing bench-dashboard bench-load clean help
 
 help:
 	@echo "make demo   build the embedded demo database (real layers + synthetic data) and serve the dashboard"
@@ -27,10 +27,27 @@ demo-build: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e ".[test,bench]"
+	touch $(BENCH_STAMP)
+
 bench-layers: $(STAMP)
 	$(BIN)/python bench/layers.py
 
-bench: bench-layers
+bench-register: $(STAMP)
+	$(BIN)/python bench/register.py
+
+bench-routing: $(BENCH_STAMP)
+	$(BIN)/python bench/routing.py
+
+bench-dashboard: $(STAMP)
+	$(BIN)/python bench/dashboard.py
+
+bench-load: $(BENCH_STAMP)
+	$(BIN)/python bench/load.py
+
+bench: bench-layers bench-register bench-routing bench-dashboard bench-load
 
 clean:
 	rm -rf var/ .pytest_cache
