@@ -112,16 +112,17 @@ def choropleth(layer: gpd.GeoDataFrame, level: str, indicators: pd.DataFrame, ba
     rates = indicators["weekly_rate"] if "weekly_rate" in indicators.columns else pd.Series(dtype=float)
     overdue = indicators["overdue"] if "overdue" in indicators.columns else pd.Series(dtype=float)
     elders = indicators["elders"] if "elders" in indicators.columns else pd.Series(dtype=float)
-    names = layer[key].astype(str)
-    r = names.map(rates.to_dict())
+    keys = layer[key]
+    names = keys.astype(str)
+    r = keys.map(rates.to_dict()).astype(float)
     frame = pd.DataFrame({
         "name": names.to_numpy(),
         "label": (layer["name"] if "name" in layer.columns else
                   ("网格 " + layer["id"].astype(str)) if "id" in layer.columns else names).astype(str).to_numpy(),
         "rate": r.astype(float).round(4).to_numpy(),
         "rate_text": [fmt_pct(x) if pd.notna(x) else "无数据" for x in r],
-        "elders": [fmt_count(x) if pd.notna(x) else "0" for x in names.map(elders.to_dict())],
-        "overdue": [int(x) if pd.notna(x) else 0 for x in names.map(overdue.to_dict())],
+        "elders": [fmt_count(x) if pd.notna(x) else "0" for x in keys.map(elders.to_dict())],
+        "overdue": [int(x) if pd.notna(x) else 0 for x in keys.map(overdue.to_dict())],
         "color": [rate_colour(x if pd.notna(x) else None) for x in r],
         "level": level,
     })

@@ -176,7 +176,8 @@ def rebalance(
             moved = True
             break
         if not moved:
-            notes.append("部分管家仍超负荷：附近没有有余量的管家（需增加人手或调整网格）")
+            if (load > cap_s.to_numpy(dtype=float)).any():
+                notes.append("部分管家仍超出每周可用时长：附近没有有余量的管家（需增加人手或调整网格）")
             break
     # one row per elder: where it started and where it ends (an elder may have moved twice)
     final: dict[object, dict[str, object]] = {}

@@ -194,6 +194,8 @@ def test_planner_rebalancing_runs(browser: Any, live_app: Any, screenshot: Calla
     _choose(browser, _by_id(browser, "pln-street"), best)
     _wait(lambda: best in _by_id(browser, "pln-msg").text, what="workload of the street")
     _wait(lambda: browser.find_elements(By.CSS_SELECTOR, "#pln-bars .bars path"), what="workload bars")
+    _wait(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#pln-map path.leaflet-interactive")) >= 2,
+          what="the street's grids on the planner map")
     _by_id(browser, "pln-run").click()
     msg = _wait(lambda: "负载均衡方案" in _by_id(browser, "pln-msg").text and _by_id(browser, "pln-msg").text,
                 what="rebalancing result")

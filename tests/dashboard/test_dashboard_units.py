@@ -114,3 +114,22 @@ def test_export_is_masked(live_app) -> None:
     text = pd.concat([v.drop(columns=["探访管家"], errors="ignore") for v in sheets.values()]).astype(str).to_string()
     leaked = [n for n in names if len(n) >= 2 and n in text]
     assert not leaked, leaked
+
+
+def test_choropleth_joins_indicators_on_the_unit_key() -> None:
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    from gridmap.dashboard.basemap import Basemap
+    from gridmap.dashboard.map import choropleth
+
+    grids = gpd.GeoDataFrame({"grid_pk": [1, 2, 3], "id": ["A-01", "A-02", "A-03"]},
+                             geometry=[box(116.3, 39.9, 116.31, 39.91), box(116.31, 39.9, 116.32, 39.91),
+                                       box(116.32, 39.9, 116.33, 39.91)], crs="EPSG:4326")
+    ind = pd.DataFrame({"weekly_rate": [1.0, 0.5], "overdue": [0, 3], "elders": [10, 12]},
+                       index=pd.Index([1, 2], name="grid"))
+    gj = choropleth(grids, "grid", ind, Basemap("offline", None, ""), key="grid_pk")
+    props = {f["properties"]["name"]: f["properties"] for f in gj["features"]}
+    assert set(props) == {"1", "2"}  # grid 3 has no data: not drawn at grid level
+    assert props["1"]["rate_text"] == "100.0%" and props["2"]["overdue"] == 3
+    assert props["2"]["color"] == RATE_BINS[-1][1] and props["1"]["label"] == "网格 A-01"
