@@ -145,7 +145,9 @@ def visit_flags(visits: pd.DataFrame, elders: pd.DataFrame, rules: Rules) -> pd.
     v["short"] = in_home & minutes.notna() & (minutes < rules.min_in_home_minutes)
     cols = [c for c in ANSWER_FIELDS if c in v.columns]
     v = v.sort_values(["elder_id", "visited_on", "id"])
-    key = v[cols].astype(object).where(v[cols].notna(), "").astype(str).agg("|".join, axis=1) if cols else pd.Series("", index=v.index)
+    # one hash per row of answers (vectorised; a row-wise string join took ~20 s on 850,000 visits)
+    key = (pd.util.hash_pandas_object(v[cols].astype(str).where(v[cols].notna(), ""), index=False)
+           if cols else pd.Series(0, index=v.index, dtype="uint64"))
     has_answers = v[cols].notna().any(axis=1) if cols else pd.Series(False, index=v.index)
     new_run = (key != key.groupby(v["elder_id"]).shift()) | ~has_answers
     run_id = new_run.cumsum()
@@ -176,11 +178,16 @@ def elder_status(
         e[f"visited_{w}"] = e["elder_id"].isin(in_w["elder_id"])
     in_m = upto[(vd_upto >= pd.Timestamp(period.month_start)) & (vd_upto <= pd.Timestamp(period.month_end))]
     e["visited_month"] = e["elder_id"].isin(in_m["elder_id"])
-    last = vd_upto.groupby(upto["elder_id"]).max() if not upto.empty else pd.Series(dtype="datetime64[ns]")
-    e["last_visit"] = e["elder_id"].map(last)
+    if upto.empty:
+        e["last_visit"] = pd.Series(pd.NaT, index=e.index, dtype="datetime64[ns]")
+    else:
+        last = vd_upto.groupby(upto["elder_id"]).max()
+        e["last_visit"] = _dates(e["elder_id"].map(last)).astype("datetime64[ns]")
     if "last_visit_on" in e.columns:  # the store's last visit, for visits older than those read
-        known = _dates(e["last_visit_on"])
-        e["last_visit"] = pd.concat([_dates(e["last_visit"]), known.where(known <= end)], axis=1).max(axis=1)
+        known = _dates(e["last_visit_on"]).astype("datetime64[ns]")
+        known = known.where(known <= end)
+        cur = e["last_visit"]
+        e["last_visit"] = cur.where(cur.notna() & (known.isna() | (cur >= known)), known)
     interval = np.where(e["willing"].astype(bool), 7, 31)
     ref = e["last_visit"].fillna(pd.Timestamp(period.start) - pd.Timedelta(days=1))
     days = (end - ref).dt.days - interval
