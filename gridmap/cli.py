@@ -282,6 +282,8 @@ from gridmap.access.cli import audit_app, users_app  # noqa: E402
 app.add_typer(users_app, name="users")
 app.add_typer(audit_app, name="audit")
 
+import gridmap.routing.cli_week  # noqa: E402,F401
+
 
 def main() -> None:  # pragma: no cover
     """Entry point for ``python -m gridmap``."""
