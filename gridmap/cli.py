@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import Engine
 
 from gridmap._errors import GridmapError
 
@@ -27,11 +28,11 @@ app.add_typer(layers_app, name="layers")
 console = Console(stderr=True)
 
 DataDirOpt = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option("--data-dir", help="Geodata directory (default: GRIDMAP_DATA_DIR or ../shared/data)."),
 ]
 DbOpt = Annotated[
-    Optional[str],
+    str | None,
     typer.Option("--database-url", help="SQLAlchemy URL (default: GRIDMAP_DATABASE_URL or ./var/gridmap.sqlite)."),
 ]
 
@@ -41,7 +42,7 @@ def _fail(exc: GridmapError, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
-def _engine(database_url: str | None):  # noqa: ANN202
+def _engine(database_url: str | None):
     from gridmap.store.db import make_engine
 
     return make_engine(database_url)
@@ -180,7 +181,7 @@ def layers_export(
 @layers_app.command("fetch")
 def layers_fetch(
     place: Annotated[str, typer.Option("--place", help='Place name for osmnx, e.g. "海淀区, 北京".')] = "海淀区, 北京",
-    out_dir: Annotated[Optional[Path], typer.Option("--out-dir", help="Where to write the .osm extract.")] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out-dir", help="Where to write the .osm extract.")] = None,
 ) -> None:
     """Download a current OSM extract with osmnx (needs the internet)."""
     from gridmap.config import get_settings
@@ -212,7 +213,26 @@ def _build_demo(database_url: str | None, elders: int, seed: int) -> str:
     else:
         n = load_demo_register(engine, layers, elders=elders, seed=seed, progress=True)
         console.print(f"[green]✓[/green] synthetic register: {n} elders")
+    _print_demo_users(engine)
     return engine.url.render_as_string(hide_password=True)
+
+
+def _print_demo_users(engine: Engine) -> None:
+    """Create one demo user per role and print their passwords once (they are stored only hashed)."""
+    from gridmap.access import create_demo_users, load_user
+
+    users = create_demo_users(engine)
+    table = Table(title="演示用户 / demo users（每个角色一个）")
+    for col in ("角色 / role", "用户名 / user", "密码 / password", "范围 / area"):
+        table.add_column(col)
+    for name, password in users.items():
+        u = load_user(engine, name)
+        area = (u.community or u.street or ("、".join(u.scope.street_names) if u.scope.street_names else "全区")) \
+            if u is not None else ""
+        table.add_row(u.role.label if u is not None else "", name, password, area)
+    console.print(table)
+    console.print("[yellow]![/yellow] 密码只在此显示一次，请妥善保存（数据库中只存哈希）。"
+                  "Passwords are shown only now; the store keeps only their hashes.")
 
 
 @app.command()
@@ -255,34 +275,33 @@ def serve(
         _fail(exc)
 
 
-from gridmap.synth.cli import synth_app  # noqa: E402
+from gridmap.synth.cli import synth_app
 
 app.add_typer(synth_app, name="synth")
 
 
-from gridmap.register.cli import register_app  # noqa: E402
+from gridmap.register.cli import register_app
 
 app.add_typer(register_app, name="register")
 
 
-from gridmap.rules.cli import report_command, visits_app  # noqa: E402
+from gridmap.rules.cli import report_command, visits_app
 
 app.add_typer(visits_app, name="visits")
 app.command("report")(report_command)
 
 
-from gridmap.routing.cli import plan_app  # noqa: E402
+from gridmap.routing.cli import plan_app
 
 app.add_typer(plan_app, name="plan")
 
-import gridmap.register.cli_exports  # noqa: E402,F401
-
-from gridmap.access.cli import audit_app, users_app  # noqa: E402
+import gridmap.register.cli_exports
+from gridmap.access.cli import audit_app, users_app
 
 app.add_typer(users_app, name="users")
 app.add_typer(audit_app, name="audit")
 
-import gridmap.routing.cli_week  # noqa: E402,F401
+import gridmap.routing.cli_week  # noqa: F401
 
 
 def main() -> None:  # pragma: no cover

@@ -4,8 +4,10 @@ A thin layer over the domain: data come from :class:`gridmap.dashboard.data.Dash
 (cached calls to :mod:`gridmap.rules` and the store), each view lives in its own
 module (:mod:`~gridmap.dashboard.supervisor`, :mod:`~gridmap.dashboard.steward`,
 :mod:`~gridmap.dashboard.planner`) and the map pieces in :mod:`~gridmap.dashboard.map`.
-The header shows the (demo) user; a banner says when the database is unreachable
-and disappears when it returns.
+Sign-in is required (:func:`gridmap.dashboard.auth.install_auth`): the header
+shows the signed-in user and a sign-out button, and every view reads the
+register through the user's scope (:mod:`gridmap.access`). A banner says when
+the database is unreachable and disappears when it returns.
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ from sqlalchemy import Engine
 
 from gridmap.dashboard import map as gm
 from gridmap.dashboard import planner, steward, supervisor
+from gridmap.dashboard.auth import install_auth, is_installed, logout_button
 from gridmap.dashboard.basemap import Basemap, basemap_from_env
 from gridmap.dashboard.data import DashboardData, current_user
 from gridmap.dashboard.fmt import fmt_date
+from gridmap.domain.enums import Role
 from gridmap.store.db import DatabaseUnavailable, check_connection
 
 __all__ = ["create_app"]
@@ -42,7 +46,7 @@ def _error_page(exc: BaseException) -> html.Div:
 
 
 def create_app(engine: Engine, *, basemap: Basemap | None = None, today: date | None = None,
-               warm: bool = True) -> dash.Dash:
+               warm: bool = True, auth: bool = True, secret_key: str | bytes | None = None) -> dash.Dash:
     """Build the dashboard on a store that holds the layers (and usually a register).
 
     Parameters
@@ -55,6 +59,12 @@ def create_app(engine: Engine, *, basemap: Basemap | None = None, today: date | 
         The working date (default: today in Beijing); tests pin it.
     warm
         Read the register and compute the default view in a background thread at start.
+    auth
+        Require sign-in (the default, and the only way the dashboard is served);
+        ``False`` only for tests of the views themselves, which then see the
+        whole district as :data:`gridmap.dashboard.data.SYSTEM_USER`.
+    secret_key
+        Session-signing key (default ``GRIDMAP_SECRET_KEY``, see :func:`gridmap.access.session_secret`).
     """
     basemap = basemap or basemap_from_env()
     data = DashboardData(engine, today=today)
@@ -77,19 +87,24 @@ def create_app(engine: Engine, *, basemap: Basemap | None = None, today: date | 
             log.warning("layout failed", exc_info=True)
             return _error_page(exc)
         user = current_user()
+        data.start_warm_scope(user)
+        own_route = Role(user.role) in (Role.COMMUNITY, Role.SERVICE)
+        tabs = [dcc.Tab(sup, label="街镇督导", value="supervisor", id="tab-supervisor"),
+                dcc.Tab(stw, label="管家工作台", value="steward", id="tab-steward")]
+        if Role(user.role) not in (Role.COMMUNITY, Role.SERVICE):
+            tabs.append(dcc.Tab(pln, label="规划调度", value="planner", id="tab-planner"))
+        box = [html.Span(f"{user.label} · {fmt_date(data.today, weekday=True)}", id="user-label")]
+        if auth and is_installed():
+            box += [" ", logout_button()]
         return html.Div([
             html.Header([
                 html.H1(f"{TITLE} · 网格地图"),
-                html.Div(f"{user.name} · {fmt_date(data.today, weekday=True)}", id="user-box"),
+                html.Div(box, id="user-box"),
             ], className="gm-header"),
             html.Div(id="db-banner"),
             dcc.Interval(id="db-check", interval=5000),
             dcc.Store(id="data-version", data=data.version),
-            dcc.Tabs([
-                dcc.Tab(sup, label="街镇督导", value="supervisor", id="tab-supervisor"),
-                dcc.Tab(stw, label="管家工作台", value="steward", id="tab-steward"),
-                dcc.Tab(pln, label="规划调度", value="planner", id="tab-planner"),
-            ], value="supervisor", id="tabs"),
+            dcc.Tabs(tabs, value="steward" if own_route else "supervisor", id="tabs"),
         ], lang="zh-CN")
 
     app.layout = layout
@@ -140,4 +155,6 @@ def create_app(engine: Engine, *, basemap: Basemap | None = None, today: date | 
             return "database unavailable", 503
         return "ok", 200
 
+    if auth:
+        install_auth(app, engine, secret_key=secret_key)
     return app

@@ -59,7 +59,10 @@ from gridmap.access import (
 from gridmap.access.users import create_demo_users
 from gridmap.store.db import DatabaseUnavailable
 
-__all__ = ["create_demo_users", "csrf_token", "current_user", "install_auth", "log_access", "logout_button"]
+__all__ = [
+    "client_address", "create_demo_users", "csrf_token", "current_user", "install_auth", "is_installed",
+    "log_access", "logout_button",
+]
 
 SESSION_COOKIE = "gridmap_session"
 #: Cookie Dash's renderer reads the CSRF token from (dash's ``csrf_token_name`` default).
@@ -118,6 +121,11 @@ def current_user() -> User | None:
     if not flask.has_request_context():
         return None
     return g.get("gridmap_user")
+
+
+def is_installed() -> bool:
+    """Whether the app of the current request requires sign-in (:func:`install_auth` ran on it)."""
+    return flask.has_request_context() and flask.current_app.extensions.get(_EXT) is not None
 
 
 def csrf_token() -> str:
@@ -259,6 +267,8 @@ def install_auth(app: dash.Dash, engine: Engine, *, secret_key: str | bytes | No
         How long a user read from the store is reused.
     """
     server: flask.Flask = app.server
+    if _EXT in server.extensions:  # installed already (idempotent)
+        return
     if secure_cookies is None and os.environ.get("GRIDMAP_SECURE_COOKIES") in ("0", "1"):
         secure_cookies = os.environ["GRIDMAP_SECURE_COOKIES"] == "1"
     server.secret_key = secret_key or session_secret()

@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
@@ -25,7 +25,19 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, select
 
-from gridmap.domain.masking import mask_address, mask_name, mask_phone
+from gridmap.access import (
+    EDITABLE,
+    PermissionDenied,
+    Scope,
+    User,
+    can_edit,
+    filter_frame,
+    read_elder,
+    steward_clause,
+)
+from gridmap.access import visible_elder_ids as _visible_elder_ids
+from gridmap.domain.enums import Role
+from gridmap.domain.masking import mask_address, mask_name
 from gridmap.rules.config import Rules, load_rules
 from gridmap.rules.indicators import compute_indicators, elder_status, period_of
 from gridmap.rules.requirements import parse_week, week_of
@@ -41,9 +53,9 @@ from gridmap.rules.store import (
 )
 from gridmap.rules.visits import ANSWER_FIELDS, parse_visit
 from gridmap.store.layers_store import read_layer
-from gridmap.store.models import Elder, FirstContact, Steward
+from gridmap.store.models import Elder, Steward
 
-__all__ = ["DashboardData", "Filters", "Scope", "User", "current_user", "today_beijing"]
+__all__ = ["SYSTEM_USER", "DashboardData", "Filters", "Scope", "User", "current_user", "today_beijing"]
 
 BEIJING = timezone(timedelta(hours=8))
 #: Weeks shown in the trend chart and the week filter.
@@ -55,28 +67,29 @@ def today_beijing() -> date:
     return datetime.now(BEIJING).date()
 
 
-@dataclass(frozen=True)
-class Scope:
-    """The areas a user may see; ``None`` means all (the district bureau)."""
-
-    streets: tuple[str, ...] | None = None
-    communities: tuple[str, ...] | None = None
-    steward_id: int | None = None  # a steward sees own elders only
-
-
-@dataclass(frozen=True)
-class User:
-    """The signed-in user (issue 8 replaces the demo identity with sign-in)."""
-
-    name: str
-    role: str  # district | street | community | service | planner | inspector
-    scope: Scope = field(default_factory=Scope)
-    can_unmask: bool = False
+#: The identity of work done outside a request (background warm-up) and of the dashboard without
+#: sign-in (``create_app(..., auth=False)``, tests of the pure dashboard): the whole district.
+SYSTEM_USER = User(id=0, username="system", display_name="演示用户（区民政局）", role=Role.DISTRICT,
+                   scope=Scope(role=Role.DISTRICT, street_ids=None, street_names=None))
 
 
 def current_user() -> User:
-    """The user of the current request: a demo district-bureau identity until sign-in exists."""
-    return User(name="演示用户（区民政局）", role="district")
+    """The signed-in user of the current request (:func:`gridmap.dashboard.auth.current_user`).
+
+    Outside a request (background work), or in an app built without sign-in,
+    :data:`SYSTEM_USER`. Inside a request of an app with sign-in and no user
+    (which the sign-in guard never lets through) raises :class:`PermissionDenied`.
+    """
+    import flask
+
+    from gridmap.dashboard import auth
+
+    user = auth.current_user()
+    if user is not None:
+        return user
+    if flask.has_request_context() and auth.is_installed():
+        raise PermissionDenied("not signed in", "未登录或登录已过期，请重新登录")
+    return SYSTEM_USER
 
 
 @dataclass(frozen=True)
@@ -169,6 +182,7 @@ class DashboardData:
         self._warm_lock = threading.Lock()
         self._warm_pending = False
         self._warm_thread: threading.Thread | None = None
+        self._scopes_warmed: set[Hashable] = set()
 
     # ------------------------------------------------------------ time
     @property
@@ -194,10 +208,11 @@ class DashboardData:
             return self._layers[name]
 
     def streets(self, user: User) -> list[str]:
-        """Street names the user may see."""
+        """Street names the user may see (``scope.street_names``; ``None`` = all)."""
         names = sorted(self.layer("streets")["name"].tolist())
-        if user.scope.streets is not None:
-            names = [n for n in names if n in user.scope.streets]
+        if user.scope.street_names is not None:
+            allowed = set(user.scope.street_names)
+            names = [n for n in names if n in allowed]
         return names
 
     def communities(self, user: User, street: str | None = None) -> list[str]:
@@ -205,11 +220,36 @@ class DashboardData:
         c = self.layer("communities")
         if street:
             c = c[c["street"] == street]
-        if user.scope.streets is not None:
-            c = c[c["street"].isin(user.scope.streets)]
-        if user.scope.communities is not None:
-            c = c[c["name"].isin(user.scope.communities)]
+        sc = user.scope
+        if not sc.is_all:
+            whole = set(sc.street_names or ()) if sc.street_ids else set()
+            c = c[c["street"].isin(whole) | c["name"].isin(sc.community_names)]
         return sorted(c["name"].tolist())
+
+    # ------------------------------------------------------------ scope
+    def visible_ids(self, scope: Scope) -> frozenset[int] | None:
+        """Ids of the elders ``scope`` sees (``None`` = all), cached per data version and scope."""
+        if scope.is_all:
+            return None
+        return self._cache.get(("ids", self.version, scope), lambda: _visible_elder_ids(self.engine, scope))
+
+    def visible_steward_ids(self, scope: Scope) -> frozenset[int] | None:
+        """Ids of the stewards ``scope`` sees (``None`` = all)."""
+        if scope.is_all:
+            return None
+
+        def compute() -> frozenset[int]:
+            with self.engine.connect() as conn:
+                return frozenset(conn.execute(select(Steward.id).where(steward_clause(scope))).scalars())
+
+        return self._cache.get(("steward_ids", self.version, scope), compute)
+
+    def elder_scope_row(self, elder_id: int) -> dict[str, Any] | None:
+        """The fields of an elder the scope rules look at (street, community, stewards), or ``None``."""
+        with self.engine.connect() as conn:
+            r = conn.execute(select(Elder.id, Elder.street_id, Elder.community_id, Elder.visit_steward_id,
+                                    Elder.service_steward_id).where(Elder.id == int(elder_id))).mappings().first()
+        return dict(r) if r is not None else None
 
     # ------------------------------------------------------------ register inputs
     def inputs(self) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -227,7 +267,7 @@ class DashboardData:
 
         configure_mappers()  # the first save would otherwise pay for it
         f = Filters(week=self.default_week())
-        u = current_user()
+        u = SYSTEM_USER
         self.kpis(u, f)
         self.indicators(u, f, "street")
         self.trend(u, f)
@@ -236,7 +276,7 @@ class DashboardData:
 
     def warm_more(self) -> None:
         """Precompute the other levels of the default week and the district KPIs of every week."""
-        u = current_user()
+        u = SYSTEM_USER
         version = self.version
         f = Filters(week=self.default_week())
         for level in ("community", "grid", "steward"):
@@ -261,10 +301,48 @@ class DashboardData:
                 return
             workload(self, street, f.week)
 
-    def steward_elder_ids(self, steward_id: int) -> list[int]:
-        """Elders of a visit steward (from the cached register)."""
+    def warm_scope(self, user: User) -> None:
+        """Compute the default view of a limited scope (started in the background when its page loads)."""
+        if user.scope.is_all:
+            return
+        f = Filters(week=self.default_week())
+        try:
+            self.kpis(user, f)
+            self.trend(user, f)
+            self.indicators(user, f, "street")
+            self.overdue_elders(user, f)
+        except Exception:
+            import logging
+
+            logging.getLogger("gridmap.dashboard").warning("scope warm-up failed", exc_info=True)
+
+    def start_warm_scope(self, user: User) -> None:
+        """:meth:`warm_scope` in a daemon thread, once per (data version, scope)."""
+        if user.scope.is_all:
+            return
+        key = (self.version, user.scope)
+        with self._warm_lock:
+            if key in self._scopes_warmed:
+                return
+            self._scopes_warmed.add(key)
+            if len(self._scopes_warmed) > 1000:
+                self._scopes_warmed.clear()
+        threading.Thread(target=self.warm_scope, args=(user,), daemon=True, name="gridmap-warm-scope").start()
+
+    def steward_elder_ids(self, steward_id: int, user: User | None = None) -> list[int]:
+        """Elders of a steward that ``user`` may see (all of them without ``user``).
+
+        A service steward's own elders are those whose 服务管家 they are (their scope);
+        any other steward's are the elders whose 探访管家 it is.
+        """
+        sc = user.scope if user is not None else None
+        if sc is not None and sc.steward_field == "service_steward_id" and sc.steward_id == steward_id:
+            return sorted(self.visible_ids(sc) or ())
         e = self.inputs()[0]
-        return e.loc[e["steward_id"] == steward_id, "elder_id"].astype(int).tolist()
+        ids = e.loc[e["steward_id"] == steward_id, "elder_id"].astype(int)
+        if sc is not None and not sc.is_all:
+            ids = ids[ids.isin(self.visible_ids(sc) or frozenset())]
+        return ids.tolist()
 
     def street_elder_ids(self, street: str) -> list[int]:
         """Elders living in a street (from the cached register)."""
@@ -282,14 +360,7 @@ class DashboardData:
 
         def compute() -> tuple[pd.DataFrame, ...]:
             elders, visits, hazards, referrals = self.inputs()
-            e = elders
-            sc = user.scope
-            if sc.streets is not None:
-                e = e[e["street"].isin(sc.streets)]
-            if sc.communities is not None:
-                e = e[e["community"].isin(sc.communities)]
-            if sc.steward_id is not None:
-                e = e[e["steward_id"] == sc.steward_id]
+            e = filter_frame(elders, user.scope, visible_ids=self.visible_ids(user.scope))
             if filters.street:
                 e = e[e["street"] == filters.street]
             if filters.community:
@@ -423,34 +494,34 @@ class DashboardData:
         df = self._cache.get(("steward_table",), compute)
         if df.empty:
             return df
-        if user.scope.streets is not None:
-            df = df[df["street"].isin(user.scope.streets)]
-        if user.scope.communities is not None:
-            df = df[df["community"].isin(user.scope.communities)]
+        ids = self.visible_steward_ids(user.scope)
+        if ids is not None:
+            df = df[df["id"].isin(ids)]
         if street:
             df = df[df["street"] == street]
         return df
 
-    def elder_detail(self, user: User, elder_id: int) -> dict[str, Any] | None:
-        """One elder's details, masked (``None`` when out of the user's scope)."""
+    def elder_detail(self, user: User, elder_id: int, client: str | None = None) -> dict[str, Any] | None:
+        """One elder's details, masked; ``None`` when outside the user's scope or unknown.
+
+        Read with :func:`gridmap.access.read_elder`, which audits the view (or the
+        refusal, as ``denied``).
+        """
+        if client is None:
+            from gridmap.dashboard.auth import client_address
+
+            client = client_address()
+        rec = read_elder(self.engine, user, elder_id, client)
+        if rec is None:
+            return None
         elders = self.inputs()[0]
-        row = elders[elders["elder_id"] == int(elder_id)]
-        if row.empty:
-            return None
-        r = row.iloc[0]
-        sc = user.scope
-        if (sc.streets is not None and r["street"] not in sc.streets) or \
-                (sc.communities is not None and r["community"] not in sc.communities):
-            return None
-        with self.engine.connect() as conn:
-            e = conn.execute(select(Elder.name, Elder.address, Elder.phone).where(Elder.id == int(elder_id))).one()
-            fc = conn.execute(select(FirstContact.name, FirstContact.phone).where(
-                FirstContact.elder_id == int(elder_id), FirstContact.valid.is_(True))).first()
-        return {"elder_id": int(elder_id), "name": mask_name(e.name), "address": mask_address(e.address),
-                "phone": mask_phone(e.phone), "age": r["age"], "street": r["street"],
-                "community": r["community"], "grid": r["grid_id"], "categories": r["categories"],
-                "last_visit": r["last_visit_on"],
-                "first_contact": f"{mask_name(fc.name)} {mask_phone(fc.phone)}" if fc else "无"}
+        row = elders[elders["elder_id"] == int(rec["elder_id"])]
+        r = row.iloc[0] if not row.empty else {}
+        fc = " ".join(x for x in (rec.get("first_contact_name"), rec.get("first_contact_phone")) if x) or "无"
+        return {"elder_id": int(rec["elder_id"]), "name": rec["name"], "address": rec["address"],
+                "phone": rec["phone"], "age": r.get("age"), "street": r.get("street"),
+                "community": r.get("community"), "grid": r.get("grid_id"), "categories": r.get("categories"),
+                "last_visit": r.get("last_visit_on"), "first_contact": fc}
 
     # ------------------------------------------------------------ writing
     def record_visit(self, user: User, data: dict[str, Any]) -> RecordResult:
@@ -459,15 +530,24 @@ class DashboardData:
         Raises
         ------
         gridmap._errors.ValidationError
-            When the form is invalid or the elder is outside the user's scope.
+            When the form is invalid.
+        gridmap.access.PermissionDenied
+            When the user's role may not record visits (planner, inspector) or the
+            elder is outside the user's scope (audited as ``denied``).
         """
-        from gridmap._errors import ValidationError
+        from gridmap.dashboard.auth import log_access
 
+        sc = user.scope
+        if sc.read_only or Role(user.role) not in EDITABLE["visit"]:
+            log_access("denied", "visit", data.get("elder_id"), {"reason": "role_may_not_edit"})
+            raise PermissionDenied(f"the role {user.role.value} may not record visits",
+                                   f"您的角色（{Role(user.role).label}）只能查看，无权保存探访记录")
         rec = parse_visit(data, self.rules)
-        if self.elder_detail(user, rec.elder_id) is None:
-            raise ValidationError("elder not in your area", "该老人不在您的管辖范围内", field="elder_id",
-                                  value=rec.elder_id, code="scope")
-        res = record_visit(self.engine, rec, rules=self.rules, user=user.name)
+        if not can_edit(sc, "visit", elder=self.elder_scope_row(rec.elder_id)):
+            log_access("denied", "elder", rec.elder_id, {"reason": "outside_area", "op": "record_visit"})
+            raise PermissionDenied("elder not in your area", "您的管辖范围内没有该老人，未保存")
+        res = record_visit(self.engine, rec, rules=self.rules, user=user.username)
+        log_access("update", "visit", res.visit_id, {"elder_id": rec.elder_id, "op": "record_visit"})
         self._after_write(rec.elder_id, rec.visited_on)
         return res
 

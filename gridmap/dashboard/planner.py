@@ -19,15 +19,18 @@ from dash import Input, Output, State, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 from sqlalchemy import select
 
+from gridmap.access import PermissionDenied, User, can_edit
 from gridmap.dashboard import map as gm
+from gridmap.dashboard.auth import log_access
 from gridmap.dashboard.basemap import Basemap
-from gridmap.dashboard.data import DashboardData, current_user
+from gridmap.dashboard.data import SYSTEM_USER, DashboardData, current_user
 from gridmap.dashboard.fmt import fmt_minutes, fmt_week
 from gridmap.dashboard.ui import guarded, message
+from gridmap.domain.enums import Role
 from gridmap.routing.rebalance import rebalance
 from gridmap.rules.requirements import parse_week, routing_visits
 from gridmap.store.db import session_scope
-from gridmap.store.models import Elder, Steward
+from gridmap.store.models import Elder, Steward, Street
 
 __all__ = ["TRAVEL_ALLOWANCE_MIN", "accept_moves", "layout", "register", "workload"]
 
@@ -51,7 +54,7 @@ def workload(data: DashboardData, street: str, week: str) -> tuple[pd.DataFrame,
             rows = conn.execute(select(Steward.id, Steward.work_days).where(
                 Steward.id.in_(el["steward_id"].astype(int).unique().tolist()))).all()
         days = {i: len(w or [1, 2, 3, 4, 5]) for i, w in rows}
-        st = data.stewards(current_user())
+        st = data.stewards(SYSTEM_USER)  # scope-free (cached per street); callers check the street
         st = st[st["id"].isin(days)].copy()
         st["capacity"] = [int(m or 360) * days.get(i, 5) for i, m in zip(st["id"], st["max_work_minutes"],
                                                                       strict=True)]
@@ -61,15 +64,44 @@ def workload(data: DashboardData, street: str, week: str) -> tuple[pd.DataFrame,
     return data._cache.get(("workload", data.version, street, week), compute)
 
 
-def accept_moves(data: DashboardData, moves: list[dict[str, Any]], user: str) -> int:
-    """Give each moved elder its new visit steward, in one transaction (recorded in the history)."""
-    with session_scope(data.engine, user=user, source="planner", reason="规划调度：管家负载均衡") as s:
+def accept_moves(data: DashboardData, moves: list[dict[str, Any]], user: User | str,
+                 street: str | None = None) -> int:
+    """Give each moved elder its new visit steward, in one transaction (recorded in the history).
+
+    With a :class:`~gridmap.access.User`, the user must be allowed to change plans in
+    ``street`` (:func:`gridmap.access.can_edit`), and only moves of that street's elders
+    between stewards the user sees are applied (the proposal comes back from the page).
+
+    Raises
+    ------
+    gridmap.access.PermissionDenied
+        When the user may not change plans there (audited as ``denied``).
+    """
+    name = user if isinstance(user, str) else user.username
+    elder_ok: Any = None
+    steward_ok: frozenset[int] | None = None
+    if not isinstance(user, str):
+        with data.engine.connect() as conn:
+            sid = conn.execute(select(Street.id).where(Street.name == street)).scalar() if street else None
+        if sid is None or not can_edit(user.scope, "plan", street_id=sid):
+            log_access("denied", "plan", street, {"reason": "may_not_edit_plan"})
+            raise PermissionDenied("you may not change plans of this street", "您无权调整该街道的探访管家安排")
+        elder_ok = set(data.street_elder_ids(street))
+        steward_ok = data.visible_steward_ids(user.scope)
+    done = 0
+    with session_scope(data.engine, user=name, source="planner", reason="规划调度：管家负载均衡") as s:
         for m in moves:
-            e = s.get(Elder, int(m["elder_id"]))
+            eid, to = int(m["elder_id"]), int(m["to_steward"])
+            if elder_ok is not None and (eid not in elder_ok or (steward_ok is not None and to not in steward_ok)):
+                continue
+            e = s.get(Elder, eid)
             if e is not None and e.visit_steward_id == int(m["from_steward"]):
-                e.visit_steward_id = int(m["to_steward"])
+                e.visit_steward_id = to
+                done += 1
+    if not isinstance(user, str):
+        log_access("update", "plan", street, {"moves": done})
     data.invalidate()
-    return len(moves)
+    return done
 
 
 def layout(data: DashboardData, basemap: Basemap) -> html.Div:
@@ -153,6 +185,10 @@ def register(app: dash.Dash, data: DashboardData, basemap: Basemap) -> None:
             raise PreventUpdate
         if not street:
             return go.Figure(), None, [], no_update, None, True, message("请选择街道", "info")
+        user = current_user()
+        if Role(user.role) in (Role.COMMUNITY, Role.SERVICE) or street not in data.streets(user):
+            log_access("denied", "plan", street, {"reason": "outside_area"})
+            return go.Figure(), None, [], no_update, None, True, message("该街道不在您的管辖范围内", "err")
         trig = dash.ctx.triggered_id
         if trig == "pln-replan":
             data.invalidate()
@@ -189,7 +225,7 @@ def register(app: dash.Dash, data: DashboardData, basemap: Basemap) -> None:
     def _accept(_n: int, proposal: dict | None) -> Any:
         if not proposal or not proposal.get("moves"):
             return message("没有可采纳的方案", "info"), no_update, True
-        n = accept_moves(data, proposal["moves"], current_user().name)
+        n = accept_moves(data, proposal["moves"], current_user(), proposal.get("street"))
         return message(f"已采纳：{n} 位老人的探访管家已调整（已记入台账变更历史）", "ok"), data.version, True
 
 

@@ -21,12 +21,14 @@ from dash import ALL, Input, Output, State, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 from sqlalchemy import select
 
+from gridmap.access import EDITABLE, User
 from gridmap.dashboard import map as gm
+from gridmap.dashboard.auth import log_access
 from gridmap.dashboard.basemap import Basemap
 from gridmap.dashboard.data import BEIJING, DashboardData, current_user
 from gridmap.dashboard.fmt import fmt_date, fmt_minutes
 from gridmap.dashboard.ui import error_text, guarded, message
-from gridmap.domain.enums import Satisfaction, VisitMode, VisitorRole
+from gridmap.domain.enums import Role, Satisfaction, VisitMode, VisitorRole
 from gridmap.domain.masking import mask_address, mask_name
 from gridmap.rules.requirements import REASON_LABELS, routing_visits, week_of
 from gridmap.rules.visits import ANSWER_FIELDS, ANSWER_LABELS
@@ -47,9 +49,14 @@ def _metres(a: tuple[float, float], b: tuple[float, float]) -> float:
     return 2 * 6371008.8 * math.asin(math.sqrt(h))
 
 
-def day_route(data: DashboardData, steward_id: int, day: date) -> tuple[pd.DataFrame, tuple[float, float] | None]:
-    """The day's stops of one steward (see the module docstring) and the steward's base."""
-    st = data.stewards(current_user())
+def day_route(data: DashboardData, steward_id: int, day: date,
+              user: User | None = None) -> tuple[pd.DataFrame, tuple[float, float] | None]:
+    """The day's stops of one steward (see the module docstring) and the steward's base.
+
+    Only the elders ``user`` may see are listed (default: the current user).
+    """
+    user = user or current_user()
+    st = data.stewards(user)
     row = st[st["id"] == steward_id]
     base = None
     max_minutes, start = 360, time(8, 30)
@@ -59,7 +66,7 @@ def day_route(data: DashboardData, steward_id: int, day: date) -> tuple[pd.DataF
             base = (float(r["base_lon"]), float(r["base_lat"]))
         max_minutes = int(r["max_work_minutes"] or 360)
         start = r["shift_start"] or start
-    facts = data.facts(day, data.steward_elder_ids(steward_id))
+    facts = data.facts(day, data.steward_elder_ids(steward_id, user))
     week = week_of(day)
     due = routing_visits(facts, week, data.rules)
     monday = day - timedelta(days=day.weekday())
@@ -114,9 +121,15 @@ def _field(label: str, control: Any) -> html.Div:
 
 def layout(data: DashboardData, basemap: Basemap) -> html.Div:
     """The steward view."""
-    st = data.stewards(current_user())
-    st = st[st["kind"] == "visit"] if not st.empty else st
-    opts = [{"label": f"{r.name}（{r.code}，{r.community}）", "value": int(r.id)} for r in st.itertuples()]
+    user = current_user()
+    st = data.stewards(user)
+    if not st.empty:
+        st = st[(st["kind"] == "visit") | (st["id"] == (user.steward_id or -1))]
+        own = st["id"] == (user.steward_id or -1)
+        st = pd.concat([st[own], st[~own]])  # the signed-in steward first (their own route by default)
+    opts = [{"label": f"{r.name}（{r.code}，{r.community if isinstance(r.community, str) else '服务管家'}）", "value": int(r.id)}
+            for r in st.itertuples()]
+    read_only = user.scope.read_only or Role(user.role) not in EDITABLE["visit"]
     answers = [_field(ANSWER_LABELS[k], dcc.Dropdown(_options(enum), None, id={"type": "stw-ans", "field": k},
                                                      placeholder="请选择"))
                for k, enum in ANSWER_FIELDS.items()]
@@ -169,7 +182,9 @@ def layout(data: DashboardData, basemap: Basemap) -> html.Div:
                 _field("服务机构", dcc.Input(id="stw-cs-provider", type="text", maxLength=120)),
                 _field("满意度", dcc.Dropdown(_options(Satisfaction), None, id="stw-cs-sat")),
             ], className="gm-form"),
-            html.Div([html.Button("保存探访记录", id="stw-save", className="gm-btn")], style={"marginTop": "8px"}),
+            html.Div([html.Button("保存探访记录", id="stw-save", className="gm-btn"),
+                      html.Span(f" 您的角色（{Role(user.role).label}）只能查看，不能保存探访记录" if read_only else "",
+                                className="gm-hint", id="stw-readonly")], style={"marginTop": "8px"}),
             dcc.Loading(html.Div(id="stw-save-msg")),
         ], className="gm-col")], className="gm-row gm-noprint"),
     ], id="steward-view")
@@ -233,10 +248,16 @@ def register(app: dash.Dash, data: DashboardData, basemap: Basemap) -> None:
         if steward_id is None or not day:
             return message("请选择管家和日期", "info"), [], [], no_update, None
         d = date.fromisoformat(day[:10])
-        stops, base = data._cache.get(("route", data.version, int(steward_id), d),
-                                      lambda: day_route(data, int(steward_id), d))
+        user = current_user()
+        allowed = data.visible_steward_ids(user.scope)
+        if allowed is not None and int(steward_id) not in allowed:
+            log_access("denied", "steward", steward_id, {"reason": "outside_area"})
+            return message("该管家不在您的管辖范围内", "err"), [], [], no_update, None
+        stops, base = data._cache.get(("route", data.version, user.scope, int(steward_id), d),
+                                      lambda: day_route(data, int(steward_id), d, user))
         elders = data.inputs()[0]
-        mine = elders[elders["steward_id"] == int(steward_id)]
+        mine = elders[elders["elder_id"].isin(data.steward_elder_ids(int(steward_id), user))]
+        log_access("view", "elder_list", None, {"rows": len(mine), "view": "steward", "steward_id": int(steward_id)})
         with data.engine.connect() as conn:
             names = dict(conn.execute(select(Elder.id, Elder.name).where(
                 Elder.id.in_(mine["elder_id"].astype(int).tolist()))).all())

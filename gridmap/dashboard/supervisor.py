@@ -13,16 +13,22 @@ import pandas as pd
 import plotly.graph_objects as go
 from dash import Input, Output, State, dcc, html, no_update
 
+from gridmap.access import PermissionDenied, unmask
 from gridmap.dashboard import map as gm
+from gridmap.dashboard.auth import client_address, log_access
 from gridmap.dashboard.basemap import Basemap
-from gridmap.dashboard.data import DashboardData, Filters, current_user
+from gridmap.dashboard.data import BEIJING, DashboardData, Filters, current_user
 from gridmap.dashboard.fmt import fmt_count, fmt_date, fmt_pct, fmt_week
 from gridmap.dashboard.ui import card, guarded, message
-from gridmap.domain.enums import Category
+from gridmap.domain.enums import Category, Role
 
 __all__ = ["layout", "register"]
 
 LEVEL_LABELS = {"street": "街道/镇", "community": "社区/村", "grid": "网格"}
+#: Fields the elder detail's "显示完整信息" shows in clear (with a reason, audited).
+UNMASK_FIELDS = ("name", "phone", "address", "first_contact_name", "first_contact_phone")
+UNMASK_LABELS = {"name": "姓名", "phone": "电话", "address": "住址", "first_contact_name": "第一联系人",
+                 "first_contact_phone": "第一联系人电话"}
 
 
 def layout(data: DashboardData, basemap: Basemap) -> html.Div:
@@ -108,9 +114,23 @@ _AG_LOCALE = {"page": "页", "of": "/", "to": "至", "next": "下一页", "previ
               "pageSizeSelectorLabel": "每页"}
 
 
-def filters_of(week: str, street: str | None, community: str | None, category: str | None) -> Filters:
-    """The :class:`Filters` of the view's inputs."""
-    return Filters(week=week, street=street or None, community=community or None, category=category or None)
+def filters_of(week: str, street: str | None, community: str | None, category: str | None,
+               data: DashboardData | None = None) -> Filters:
+    """The :class:`Filters` of the view's inputs.
+
+    With ``data``, a street or community outside the signed-in user's area is
+    refused (audited as ``denied``) with :class:`gridmap.access.PermissionDenied`.
+    """
+    f = Filters(week=week, street=street or None, community=community or None, category=category or None)
+    if data is not None:
+        u = current_user()
+        if f.street and f.street not in data.streets(u):
+            log_access("denied", "street", f.street, {"reason": "outside_area"})
+            raise PermissionDenied("street outside your area", "该街道不在您的管辖范围内")
+        if f.community and f.community not in data.communities(u, f.street):
+            log_access("denied", "community", f.community, {"reason": "outside_area"})
+            raise PermissionDenied("community outside your area", "该社区不在您的管辖范围内")
+    return f
 
 
 def kpi_cards(k: dict[str, Any], week: str) -> list[html.Div]:
@@ -151,6 +171,8 @@ def table_rows(data: DashboardData, f: Filters, kind: str) -> tuple[list[dict[st
     user = current_user()
     if kind == "overdue":
         df = data.overdue_elders(user, f)
+        log_access("view", "elder_list", None, {"rows": len(df), "view": "overdue", "street": f.street,
+                                                "community": f.community, "week": f.week})
         rows = [{"编号": r.elder_id, "姓名": r.name, "住址": r.address, "街道": r.street, "社区": r.community,
                  "网格": r.grid, "探访管家": r.steward, "最近有效探访": fmt_date(r.last_visit),
                  "逾期天数": r.overdue_days} for r in df.itertuples(index=False)]
@@ -176,14 +198,18 @@ def register(app: dash.Dash, data: DashboardData, basemap: Basemap) -> None:
     @app.callback(Output("sup-community", "options"), Output("sup-community", "value"),
                   Input("sup-street", "value"))
     def _communities(street: str | None) -> tuple[list[str], None]:
-        return (data.communities(current_user(), street) if street else []), None
+        u = current_user()
+        if street and street not in data.streets(u):
+            log_access("denied", "street", street, {"reason": "outside_area"})
+            return [], None
+        return (data.communities(u, street) if street else []), None
 
     @app.callback(Output("sup-kpis", "children"), Output("sup-trend", "figure"), Output("sup-msg", "children"),
                   Input("sup-week", "value"), Input("sup-street", "value"), Input("sup-community", "value"),
                   Input("sup-category", "value"), Input("data-version", "data"))
     @guarded(3)
     def _kpis(week: str, street: str | None, community: str | None, category: str | None, _v: Any) -> Any:
-        f = filters_of(week, street, community, category)
+        f = filters_of(week, street, community, category, data)
         u = current_user()
         return kpi_cards(data.kpis(u, f), week), trend_figure(data.trend(u, f)), None
 
@@ -194,11 +220,13 @@ def register(app: dash.Dash, data: DashboardData, basemap: Basemap) -> None:
     @guarded(5)
     def _map(week: str, street: str | None, community: str | None, category: str | None, level: str,
              _v: Any) -> Any:
-        f = filters_of(week, street, community, category)
+        f = filters_of(week, street, community, category, data)
         u = current_user()
         trigger = dash.ctx.triggered_id
-        choro, elders, hot, hint = data._cache.get(("map-view", data.version, u.scope, f, level),
-                                                   lambda: _map_view(f, level))
+        choro, elders, hot, hint, n_elders = data._cache.get(("map-view", data.version, u.scope, f, level),
+                                                             lambda: _map_view(f, level))
+        if n_elders:
+            log_access("view", "elder_map", None, {"rows": n_elders, "street": f.street, "community": f.community})
         viewport = no_update
         if (street or community) and trigger in ("sup-street", "sup-community"):
             sel = data.layer("communities" if community else "streets")
@@ -208,8 +236,8 @@ def register(app: dash.Dash, data: DashboardData, basemap: Basemap) -> None:
                 viewport = {"bounds": [[b[1], b[0]], [b[3], b[2]]], "transition": "flyToBounds"}
         return choro, elders, hot, viewport, hint
 
-    def _map_view(f: Filters, level: str) -> tuple[Any, Any, Any, str]:
-        """Choropleth, elders (geobuf, only for a street or community) and hotspots of a filter."""
+    def _map_view(f: Filters, level: str) -> tuple[Any, Any, Any, str, int]:
+        """Choropleth, elders (geobuf, only for a street or community), hotspots, hint, elders shown."""
         u = current_user()
         street, community = f.street, f.community
         layer = {"street": "streets", "community": "communities", "grid": "grids"}[level]
@@ -220,17 +248,20 @@ def register(app: dash.Dash, data: DashboardData, basemap: Basemap) -> None:
         if community and level == "grid":
             areas = areas[areas["community"] == community]
         ind = data.indicators(u, f, level)
+        if not u.scope.is_all:  # only the user's own areas are drawn
+            areas = areas[areas[key].astype(str).isin(ind.index.astype(str))] if not ind.empty else areas.iloc[:0]
         choro = gm.choropleth(areas, level, ind, basemap, key=key)
         status = data.status(u, f)
         _e, _v2, hazards, _r = data._scoped(u, f)
         hot = gm.hotspots(hazards, status, data.layer("communities"), basemap)
-        if street or community:
+        if street or community or Role(u.role) in (Role.COMMUNITY, Role.SERVICE):
             elders = gm.elders_geobuf(status, basemap)
-            hint = f"显示{community or street}的 {fmt_count(len(status))} 位老人（聚合显示，点击放大）"
-        else:
-            elders = None
-            hint = "全区范围只显示分区统计；选择街道或社区后在地图上显示老人点位（不下发全区个人数据）"
-        return choro, elders, hot, hint
+            where = community or street or "您负责"
+            hint = f"显示{where}的 {fmt_count(len(status))} 位老人（聚合显示，点击放大）"
+            return choro, elders, hot, hint, len(status)
+        hint = ("全区范围只显示分区统计；选择街道或社区后在地图上显示老人点位（不下发全区个人数据）" if u.scope.is_all
+                else "只显示分区统计；选择街道或社区后在地图上显示老人点位")
+        return choro, None, hot, hint, 0
 
     @app.callback(Output("sup-table", "columnDefs"), Output("sup-table", "rowData"), Output("sup-msg", "children",
                                                                                               allow_duplicate=True),
@@ -240,7 +271,7 @@ def register(app: dash.Dash, data: DashboardData, basemap: Basemap) -> None:
     @guarded(3)
     def _table(week: str, street: str | None, community: str | None, category: str | None, kind: str,
                _v: Any) -> Any:
-        cols, rows = table_rows(data, filters_of(week, street, community, category), kind)
+        cols, rows = table_rows(data, filters_of(week, street, community, category, data), kind)
         return cols, rows, no_update
 
     @app.callback(Output("sup-detail", "children"), Input("sup-choropleth", "clickData"),
@@ -249,18 +280,38 @@ def register(app: dash.Dash, data: DashboardData, basemap: Basemap) -> None:
     def _detail(area: dict | None, elder: dict | None, week: str) -> Any:
         trig = dash.ctx.triggered_id
         if trig == "sup-elders" and elder and not elder.get("properties", {}).get("cluster"):
-            d = data.elder_detail(current_user(), int(elder["properties"]["id"]))
+            u = current_user()
+            d = data.elder_detail(u, elder["properties"].get("id"))
             if d is None:
-                return message("无权查看该老人或记录不存在", "err")
-            return html.Div([html.B(f"{d['name']}（编号{d['elder_id']}）"),
-                             html.Div(f"{d['age']}岁 · {d['street']} {d['community']} · 网格 {d['grid']}"),
-                             html.Div(f"住址：{d['address']} · 电话：{d['phone']} · 第一联系人：{d['first_contact']}"),
-                             html.Div(f"最近有效探访：{fmt_date(d['last_visit'])}")], className="gm-msg info")
+                return message("您的管辖范围内没有该老人", "err")
+            parts: list[Any] = [
+                html.B(f"{d['name']}（编号{d['elder_id']}）"),
+                html.Div(f"{d['age']}岁 · {d['street']} {d['community']} · 网格 {d['grid']}"),
+                html.Div(f"住址：{d['address']} · 电话：{d['phone']} · 第一联系人：{d['first_contact']}"),
+                html.Div(f"最近有效探访：{fmt_date(d['last_visit'])}")]
+            if u.can_unmask:
+                parts.append(html.Div([
+                    dcc.Store(id="sup-unmask-elder", data=d["elder_id"]),
+                    dcc.Input(id="sup-unmask-reason", type="text", maxLength=200,
+                              placeholder="查看原因（必填，将记入审计日志）", style={"width": "60%"}),
+                    " ", html.Button("显示完整信息", id="sup-unmask-btn", className="gm-btn secondary"),
+                    html.Div(id="sup-unmask-out"),
+                ], className="gm-noprint", style={"marginTop": "6px"}))
+            return html.Div(parts, className="gm-msg info", id="sup-elder-detail")
         if trig == "sup-choropleth" and area:
             p = area.get("properties", {})
             return message(f"{p.get('label')}：周探访率 {p.get('rate_text')}，老人 {p.get('elders')} 人，"
                            f"逾期 {p.get('overdue')} 人（{fmt_week(week)}）", "info")
         return no_update
+
+    @app.callback(Output("sup-unmask-out", "children"), Input("sup-unmask-btn", "n_clicks"),
+                  State("sup-unmask-elder", "data"), State("sup-unmask-reason", "value"), prevent_initial_call=True)
+    @guarded(1)
+    def _unmask(_n: int, elder_id: Any, reason: str | None) -> Any:
+        vals = unmask(data.engine, current_user(), elder_id, UNMASK_FIELDS, reason, client_address())
+        return html.Div([html.Div(f"{UNMASK_LABELS[k]}：{v or '—'}") for k, v in vals.items()]
+                        + [html.Div("已显示完整信息（本次查看及原因已记入审计日志，请勿外传）", className="gm-hint")],
+                        id="sup-unmasked")
 
     @app.callback(Output("sup-download", "data"), Output("sup-msg", "children", allow_duplicate=True),
                   Input("sup-export-btn", "n_clicks"), State("sup-week", "value"), State("sup-street", "value"),
@@ -269,7 +320,7 @@ def register(app: dash.Dash, data: DashboardData, basemap: Basemap) -> None:
     @guarded(2)
     def _export(_n: int, week: str, street: str | None, community: str | None, category: str | None,
                 level: str) -> Any:
-        f = filters_of(week, street, community, category)
+        f = filters_of(week, street, community, category, data)
         return dcc.send_bytes(export_xlsx(data, f, level),
                               f"探访督导_{week}_{datetime.now():%Y%m%d%H%M}.xlsx"), message("已导出（个人信息已脱敏）", "ok")
 
@@ -288,14 +339,22 @@ def export_xlsx(data: DashboardData, f: Filters, level: str) -> bytes:
         ind = data.indicators(user, f, level).rename(columns=INDICATOR_LABELS)
         ind.index.name = LEVEL_LABELS.get(level, level)
         ind.to_excel(xw, sheet_name="分区指标")
-        _cols, rows = table_rows(data, f, "overdue")
+        df = data.overdue_elders(user, f)
+        rows = [{"编号": r.elder_id, "姓名": r.name, "住址": r.address, "街道": r.street, "社区": r.community,
+                 "网格": r.grid, "探访管家": r.steward, "最近有效探访": fmt_date(r.last_visit),
+                 "逾期天数": r.overdue_days} for r in df.itertuples(index=False)]
         pd.DataFrame(rows).to_excel(xw, sheet_name="逾期老人（脱敏）", index=False)
         tr = data.trend(user, f)
         pd.DataFrame({"周次": tr["week"], "周探访率": tr["weekly_rate"]}).to_excel(xw, sheet_name="趋势", index=False)
         ws = xw.book.create_sheet("说明")
         ws.append(["范围", scope or "全区"])
         ws.append(["周次", fmt_week(f.week)])
-        ws.append(["导出人", user.name])
-        ws.append(["导出时间", datetime.now().strftime("%Y年%m月%d日 %H:%M")])
+        stamp = datetime.now(BEIJING).strftime("%Y年%m月%d日 %H:%M")
+        ws.append(["导出人", f"{user.label}（{user.username}）"])
+        ws.append(["导出时间", stamp])
         ws.append(["说明", "姓名、住址已脱敏；仅供工作使用，严禁外传"])
+        for sheet in xw.book.worksheets:  # watermark: who exported, when
+            sheet.oddHeader.center.text = f"{user.username} 导出 {stamp} · 严禁外传"
+    log_access("export", "elder_list", None, {"rows": len(rows), "view": "supervisor", "street": f.street,
+                                              "community": f.community, "week": f.week, "masked": True})
     return buf.getvalue()

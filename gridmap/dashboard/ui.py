@@ -11,6 +11,7 @@ from dash import html, no_update
 from dash.exceptions import PreventUpdate
 
 from gridmap._errors import GridmapError
+from gridmap.access import PermissionDenied
 
 __all__ = ["card", "error_text", "guarded", "message"]
 
@@ -49,6 +50,9 @@ def guarded(n_outputs: int) -> Callable[[Callable[..., Any]], Callable[..., Any]
                 return fn(*args, **kwargs)
             except PreventUpdate:
                 raise
+            except PermissionDenied as exc:  # refused (and audited where raised): no stack trace
+                out = [no_update] * (n_outputs - 1) + [message(exc.message_zh, "err")]
+                return out[0] if n_outputs == 1 else out
             except Exception as exc:
                 log.exception("callback %s failed", fn.__name__)
                 out = [no_update] * (n_outputs - 1) + [message(error_text(exc), "err")]

@@ -1,4 +1,5 @@
-"""Fixtures of the dashboard tests: a small demo store, the app on a free loopback port, headless Chromium."""
+"""Fixtures of the dashboard tests: a small demo store with demo users, the app (sign-in required) on a
+free loopback port, headless Chromium, and sign-in helpers for the browser and Flask's test client."""
 
 from __future__ import annotations
 
@@ -42,6 +43,36 @@ def demo_engine(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Eng
     return engine
 
 
+@pytest.fixture(scope="session")
+def demo_users(demo_engine: Engine) -> dict[str, str]:
+    """One user per role (``demo_district``, ``demo_street``, …; :func:`gridmap.access.create_demo_users`)."""
+    from gridmap.access import create_demo_users
+
+    return create_demo_users(demo_engine)
+
+
+def http_login(client: object, username: str, password: str) -> object:
+    """Sign in through ``/login`` with Flask's test client (the form's CSRF token included)."""
+    import re
+
+    page = client.get("/login")  # type: ignore[attr-defined]
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+    return client.post("/login", data={"username": username, "password": password,  # type: ignore[attr-defined]
+                                       "csrf_token": token})
+
+
+def browser_login(browser: object, base_url: str, username: str, password: str) -> None:
+    """Sign in through the ``/login`` page in the browser (signs out a previous user first)."""
+    from selenium.webdriver.common.by import By
+
+    browser.get(base_url.rstrip("/") + "/login")  # type: ignore[attr-defined]
+    browser.delete_all_cookies()  # type: ignore[attr-defined]
+    browser.get(base_url.rstrip("/") + "/login")  # type: ignore[attr-defined]
+    browser.find_element(By.NAME, "username").send_keys(username)  # type: ignore[attr-defined]
+    browser.find_element(By.NAME, "password").send_keys(password)  # type: ignore[attr-defined]
+    browser.find_element(By.ID, "login-button").click()  # type: ignore[attr-defined]
+
+
 class LiveApp:
     """The dashboard served by werkzeug in a thread."""
 
@@ -65,11 +96,11 @@ def serve(app: object) -> LiveApp:
 
 
 @pytest.fixture(scope="session")
-def live_app(demo_engine: Engine) -> Iterator[LiveApp]:
-    """The dashboard on the demo store (today pinned to the register's last day)."""
+def live_app(demo_engine: Engine, demo_users: dict[str, str]) -> Iterator[LiveApp]:
+    """The dashboard on the demo store, sign-in required (the real serve path)."""
     from gridmap.dashboard.app import create_app
 
-    app = create_app(demo_engine, warm=True)
+    app = create_app(demo_engine, warm=True, secret_key="dashboard-test-secret-0123456789")
     live = serve(app)
     yield live
     live.server.shutdown()  # type: ignore[attr-defined]

@@ -1,4 +1,5 @@
-"""The dashboard in headless Chromium: map layers, filters, a steward's visit changing the supervisor's numbers, rebalancing.
+"""The dashboard in headless Chromium, signed in through /login: map layers, filters, a steward's visit changing
+the supervisor's numbers, rebalancing, a street supervisor's view of their own street only.
 
 Run with ``GRIDMAP_SCREENSHOTS=1`` to save a PNG of each view under
 ``bench/results/screenshots/``.
@@ -59,13 +60,27 @@ def _choose(browser: Any, element: Any, text: str) -> None:
     time.sleep(0.2)
 
 
-def _open(browser: Any, live_app: Any) -> None:
+def _sign_in(browser: Any, live_app: Any, users: dict[str, str], username: str) -> None:
+    from tests.dashboard.conftest import browser_login
+
+    browser_login(browser, live_app.url, username, users[username])
+    _wait(lambda: browser.current_url.rstrip("/") == live_app.url.rstrip("/"), what="landing on / after sign-in")
+
+
+def _open(browser: Any, live_app: Any, users: dict[str, str] | None = None, username: str = "demo_district",
+          streets: int = 29) -> None:
     from selenium.webdriver.common.by import By
 
     browser.get(live_app.url)
+    time.sleep(0.3)
+    if "/login" in browser.current_url or not browser.find_elements(By.ID, "user-label") \
+            or username not in (browser.get_cookie("gm_test_user") or {}).get("value", ""):
+        assert users is not None, "sign in first"
+        _sign_in(browser, live_app, users, username)
+        browser.add_cookie({"name": "gm_test_user", "value": username})
     _wait(lambda: "%" in _by_id(browser, "kpi-weekly-rate").text, what="KPI cards")
-    _wait(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#sup-map path.leaflet-interactive")) >= 29,
-          what="choropleth of the 29 streets")
+    _wait(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#sup-map path.leaflet-interactive")) >= streets,
+          what=f"choropleth of {streets} streets")
 
 
 def _tab(browser: Any, label: str) -> None:
@@ -76,10 +91,12 @@ def _tab(browser: Any, label: str) -> None:
     time.sleep(0.5)
 
 
-def test_map_renders_with_layers(browser: Any, live_app: Any, screenshot: Callable[[str], Any]) -> None:
+def test_map_renders_with_layers(browser: Any, live_app: Any, demo_users: dict[str, str],
+                                 screenshot: Callable[[str], Any]) -> None:
     from selenium.webdriver.common.by import By
 
-    _open(browser, live_app)
+    _open(browser, live_app, demo_users)
+    assert "区民政局" in _by_id(browser, "user-label").text and _by_id(browser, "logout-button")
     control = browser.find_element(By.CSS_SELECTOR, "#sup-map .leaflet-control-layers").text
     for name in ("周探访率", "海淀区界", "隐患热点", "老人", "无路网数据区域", "路网"):
         assert name in control
@@ -95,10 +112,11 @@ def test_map_renders_with_layers(browser: Any, live_app: Any, screenshot: Callab
     screenshot("supervisor")
 
 
-def test_filter_changes_kpis_and_shows_elders(browser: Any, live_app: Any, screenshot: Callable[[str], Any]) -> None:
+def test_filter_changes_kpis_and_shows_elders(browser: Any, live_app: Any, demo_users: dict[str, str],
+                                              screenshot: Callable[[str], Any]) -> None:
     from selenium.webdriver.common.by import By
 
-    _open(browser, live_app)
+    _open(browser, live_app, demo_users)
     before = _by_id(browser, "kpi-overdue").text
     assert "在册 2,000 人" in before
     elders = live_app.data.inputs()[0]
@@ -119,7 +137,7 @@ def test_filter_changes_kpis_and_shows_elders(browser: Any, live_app: Any, scree
         if browser.find_elements(By.CSS_SELECTOR, "#sup-street .dash-dropdown-clear") else None
 
 
-def test_steward_records_visit_and_supervisor_numbers_change(browser: Any, live_app: Any,
+def test_steward_records_visit_and_supervisor_numbers_change(browser: Any, live_app: Any, demo_users: dict[str, str],
                                                               screenshot: Callable[[str], Any]) -> None:
     from selenium.webdriver.common.by import By
 
@@ -143,7 +161,7 @@ def test_steward_records_visit_and_supervisor_numbers_change(browser: Any, live_
     code = stewards.loc[stewards["id"] == int(elder["steward_id"]), "code"].iloc[0]
     rate_before = data.kpis(current_user(), Filters(week=week))["weekly_rate"]
 
-    _open(browser, live_app)
+    _open(browser, live_app, demo_users)
     kpi_before = _by_id(browser, "kpi-weekly-rate").text
     _tab(browser, "管家工作台")
     _choose(browser, _by_id(browser, "stw-steward"), code)
@@ -176,7 +194,8 @@ def test_steward_records_visit_and_supervisor_numbers_change(browser: Any, live_
     _wait(lambda: _by_id(browser, "kpi-weekly-rate").text != kpi_before, what="supervisor KPI updated")
 
 
-def test_planner_rebalancing_runs(browser: Any, live_app: Any, screenshot: Callable[[str], Any]) -> None:
+def test_planner_rebalancing_runs(browser: Any, live_app: Any, demo_users: dict[str, str],
+                                  screenshot: Callable[[str], Any]) -> None:
     from selenium.webdriver.common.by import By
 
     from gridmap.dashboard.planner import workload
@@ -189,7 +208,7 @@ def test_planner_rebalancing_runs(browser: Any, live_app: Any, screenshot: Calla
         over = float((st["load"] - st["capacity"]).clip(lower=0).sum()) if len(st) else 0.0
         if over > most:
             best, most = street, over
-    _open(browser, live_app)
+    _open(browser, live_app, demo_users)
     _tab(browser, "规划调度")
     _choose(browser, _by_id(browser, "pln-street"), best)
     _wait(lambda: best in _by_id(browser, "pln-msg").text, what="workload of the street")
@@ -206,13 +225,53 @@ def test_planner_rebalancing_runs(browser: Any, live_app: Any, screenshot: Calla
 
 
 def test_database_unreachable_is_a_message() -> None:
+    import json
+
     from gridmap.dashboard.app import create_app
     from gridmap.store.db import make_engine
 
-    app = create_app(make_engine("postgresql+psycopg://nobody@127.0.0.1:1/none"), warm=False)
-    client = app.server.test_client()
-    import json
+    engine = make_engine("postgresql+psycopg://nobody@127.0.0.1:1/none")
+    client = create_app(engine, warm=False).server.test_client()
+    assert client.get("/_dash-layout").status_code == 401  # sign-in first, even when the database is down
+    from tests.dashboard.conftest import http_login
 
+    r = http_login(client, "demo_district", "whatever-password")
+    assert r.status_code == 503 and "数据库暂时无法连接" in r.text and "Traceback" not in r.text
+    assert client.get("/healthz").status_code == 503
+    # the views themselves (without sign-in) say so too
+    client = create_app(engine, warm=False, auth=False).server.test_client()
     body = json.dumps(client.get("/_dash-layout").get_json(), ensure_ascii=False)
     assert "数据库暂时无法连接" in body and "Traceback" not in body
-    assert client.get("/healthz").status_code == 503
+
+
+def test_street_supervisor_sees_only_their_street(browser: Any, live_app: Any, demo_users: dict[str, str],
+                                                 screenshot: Callable[[str], Any]) -> None:
+    from selenium.webdriver.common.by import By
+
+    from gridmap.access import load_user
+
+    data = live_app.data
+    user = load_user(data.engine, "demo_street")
+    street = user.street
+    elders = data.inputs()[0]
+    n = int((elders["street"] == street).sum())
+    _open(browser, live_app, demo_users, "demo_street", streets=1)
+    assert "街镇督导" in _by_id(browser, "user-label").text
+    _wait(lambda: f"在册 {n:,} 人" in _by_id(browser, "kpi-overdue").text, what="KPIs of the own street")
+    # only the own street on the choropleth, only it in the street filter
+    time.sleep(1.0)
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#sup-choropleth path.leaflet-interactive, "
+                                     "#sup-map .leaflet-overlay-pane path.leaflet-interactive")) >= 1
+    _by_id(browser, "sup-street").click()
+    time.sleep(0.5)
+    options = [o.text for o in browser.find_elements(By.CSS_SELECTOR, ".dash-dropdown-option, [role='option']")
+               if o.text.strip()]
+    assert options == [street], options
+    browser.find_element(By.TAG_NAME, "body").click()
+    rows = _wait(lambda: browser.find_elements(By.CSS_SELECTOR, "#sup-table .ag-row"), what="overdue rows")
+    assert rows and all(street in r.text for r in rows[:10])
+    time.sleep(1.0)
+    screenshot("supervisor_street_role")
+    browser.find_element(By.ID, "logout-button").click()
+    _wait(lambda: "/login" in browser.current_url, what="signed out")
+    screenshot("login")
