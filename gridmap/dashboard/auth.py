@@ -47,6 +47,7 @@ import flask
 from flask import Response, g, redirect, request, session
 from flask.sessions import SecureCookieSessionInterface
 from sqlalchemy import Engine
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from gridmap.access import (
     RateLimited,
@@ -76,6 +77,8 @@ _API_PREFIXES = ("/_dash-", "/gm-layers/", "/api/")
 #: Largest sign-in request accepted (the form is tiny; bigger bodies are refused unread).
 MAX_LOGIN_BYTES = 16_384
 _EXT = "gridmap_auth"
+#: Errors meaning the database cannot be reached (answered 503, never a stack trace).
+_DB_DOWN = (DatabaseUnavailable, OperationalError, InterfaceError)
 
 
 class _Sessions(SecureCookieSessionInterface):
@@ -299,7 +302,7 @@ def install_auth(app: dash.Dash, engine: Engine, *, secret_key: str | bytes | No
         if isinstance(uid, int):
             try:
                 user = state.user(uid)
-            except DatabaseUnavailable:
+            except _DB_DOWN:
                 return flask.jsonify(error="database unavailable", error_zh="数据库暂时无法连接"), 503
             if user is None or user.disabled or user.username != session.get("username"):
                 session.clear()
@@ -335,7 +338,7 @@ def install_auth(app: dash.Dash, engine: Engine, *, secret_key: str | bytes | No
             user = authenticate(engine, username, password, request.remote_addr)
         except RateLimited as exc:
             return _login_page(exc.message_zh, username, 429)
-        except DatabaseUnavailable:
+        except _DB_DOWN:
             return _login_page("数据库暂时无法连接，请稍后再试", username, 503)
         if user is None:
             return _login_page("用户名或密码错误，或账号已停用", username, 401)
