@@ -355,7 +355,8 @@ def plan_week(
                       "plan_path": str(d / "plan.json"), "geometry": geometry})
     # largest first: the long ones do not end up alone at the end
     tasks.sort(key=lambda t: -results[t["code"]].visits_required)
-    modes = sorted({p.problem["stewards"][0]["mode"] for p in problems})
+    modes = sorted({str(s.get("mode", "walk")) for p in problems for s in (p.problem.get("stewards") or [])
+                    if isinstance(s, dict)} & {"walk", "bike", "ebike", "car"})
     if tasks:
         load_graphs(modes)  # built (and cached on disk) once here; forked workers inherit them
 

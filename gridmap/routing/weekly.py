@@ -78,7 +78,11 @@ class StewardProblem:
     @property
     def size(self) -> int:
         """Required visit occurrences of the problem."""
-        return sum(int(v["count"]) for v in self.problem["visits"])
+        total = 0
+        for v in self.problem.get("visits") or []:
+            c = v.get("count", 1) if isinstance(v, dict) else 1
+            total += c if isinstance(c, int) and not isinstance(c, bool) and c > 0 else 1
+        return total
 
 
 @dataclass
@@ -107,6 +111,60 @@ def _visit_days(work: list[date], deadline: date | None, count: int, gap: int) -
         if len(early) >= count and _has_pattern(len(early), early, count, gap):
             return early
     return work
+
+
+def _work_days(work_days: Sequence[int] | None, monday: date) -> list[date]:
+    return [monday + timedelta(days=int(d) - 1) for d in sorted(set(work_days or [])) if 1 <= int(d) <= 7]
+
+
+def steward_problem(steward: Any, visits: Sequence[dict[str, Any]], week: str
+                    ) -> tuple[StewardProblem, list[tuple[dict[str, Any], int]]]:
+    """One steward's problem from its record and its entries of :func:`~gridmap.rules.requirements.routing_visits`.
+
+    Parameters
+    ----------
+    steward
+        An object with the :class:`~gridmap.store.models.Steward` attributes ``id, code, name,
+        kind, base`` (a point), ``work_days, shift_start, shift_end, max_work_minutes, travel_mode``.
+    visits
+        Its visits (each with a ``location``).
+    week
+        ISO week.
+
+    Returns
+    -------
+    (StewardProblem, short)
+        ``short``: ``(visit, occurrences)`` that exceed the steward's working days in the week.
+    """
+    monday, _ = parse_week(week)
+    st = steward
+    work = _work_days(st.work_days, monday)
+    base = [round(float(st.base.x), 7), round(float(st.base.y), 7)]
+    pvisits, meta, short = [], {}, []
+    for v in sorted(visits, key=lambda v: int(v["id"])):
+        deadline = date.fromisoformat(v["deadline"]) if v.get("deadline") else None
+        count = min(int(v["count"]), len(work))
+        days = _visit_days(work, deadline, count, int(v["min_gap_days"]))
+        entry = {k: v[k] for k in _VISIT_FIELDS if k in v}
+        entry["location"] = [round(float(x), 7) for x in v["location"]]
+        entry["count"] = count
+        entry["days"] = [d.isoformat() for d in days]
+        entry["steward"] = st.code
+        pvisits.append(entry)
+        meta[v["id"]] = {"elder_id": int(v["id"]), "reasons": list(v.get("reasons", [])),
+                         "deadline": v.get("deadline"), "count": int(v["count"])}
+        if count < int(v["count"]):
+            short.append((v, int(v["count"]) - count))
+    problem = {
+        "days": [d.isoformat() for d in work],
+        "stewards": [{"id": st.code, "start": base, "end": base,
+                      "shift": [_hhmm(st.shift_start), _hhmm(st.shift_end)],
+                      "max_work_minutes": int(st.max_work_minutes),
+                      "mode": getattr(st.travel_mode, "value", st.travel_mode)}],
+        "visits": pvisits,
+    }
+    kind = getattr(st.kind, "value", st.kind)
+    return StewardProblem(int(st.id), st.code, st.name, str(kind), week, problem, meta), short
 
 
 def weekly_problems(
@@ -174,40 +232,17 @@ def weekly_problems(
     problems: list[StewardProblem] = []
     for sid in sorted(grouped, key=lambda s: stewards[s].code):
         st = stewards[sid]
-        work = [monday + timedelta(days=int(d) - 1) for d in sorted(set(st.work_days or [])) if 1 <= int(d) <= 7]
-        if st.base is None or not work:
+        if st.base is None or not _work_days(st.work_days, monday):
             for v in grouped[sid]:
                 lost(v, "steward_no_base" if st.base is None else "steward_no_days", st)
             continue
-        base = [round(float(st.base.x), 7), round(float(st.base.y), 7)]
-        pvisits, meta = [], {}
-        for v in sorted(grouped[sid], key=lambda v: int(v["id"])):
-            deadline = date.fromisoformat(v["deadline"]) if v.get("deadline") else None
-            count = min(int(v["count"]), len(work))
-            days = _visit_days(work, deadline, count, int(v["min_gap_days"]))
-            entry = {k: v[k] for k in _VISIT_FIELDS if k in v}
-            entry["location"] = [round(float(x), 7) for x in v["location"]]
-            entry["count"] = count
-            entry["days"] = [d.isoformat() for d in days]
-            entry["steward"] = st.code
-            pvisits.append(entry)
-            meta[v["id"]] = {"elder_id": int(v["id"]), "reasons": list(v.get("reasons", [])),
-                             "deadline": v.get("deadline"), "count": int(v["count"])}
-            if count < int(v["count"]):  # more in-home visits than working days: the rest is not plannable
-                not_plannable.append({"elder_id": int(v["id"]), "visit": v["id"],
-                                      "occurrences": int(v["count"]) - count, "priority": int(v["priority"]),
-                                      "reason": "steward_no_days", "label": NOT_PLANNABLE["steward_no_days"],
-                                      "steward": st.code, "street": by_id[int(v["id"])].street})
-        kind = getattr(st.kind, "value", st.kind)
-        problem = {
-            "days": [d.isoformat() for d in work],
-            "stewards": [{"id": st.code, "start": base, "end": base,
-                          "shift": [_hhmm(st.shift_start), _hhmm(st.shift_end)],
-                          "max_work_minutes": int(st.max_work_minutes),
-                          "mode": getattr(st.travel_mode, "value", st.travel_mode)}],
-            "visits": pvisits,
-        }
-        problems.append(StewardProblem(int(sid), st.code, st.name, str(kind), week, problem, meta))
+        sp, short = steward_problem(st, grouped[sid], week)
+        for v, n in short:  # more in-home visits than working days: the rest is not plannable
+            not_plannable.append({"elder_id": int(v["id"]), "visit": v["id"], "occurrences": n,
+                                  "priority": int(v["priority"]), "reason": "steward_no_days",
+                                  "label": NOT_PLANNABLE["steward_no_days"], "steward": st.code,
+                                  "street": by_id[int(v["id"])].street})
+        problems.append(sp)
     return WeeklyProblems(week, problems, not_plannable)
 
 
@@ -227,4 +262,5 @@ def steward_problems(
     return weekly_problems(engine, week, street=street, rules=rules, events=events).problems
 
 
-__all__ = ["NOT_PLANNABLE", "StewardProblem", "WeeklyProblems", "steward_problems", "weekly_problems"]
+__all__ = ["NOT_PLANNABLE", "StewardProblem", "WeeklyProblems", "steward_problem", "steward_problems",
+           "weekly_problems"]
