@@ -303,6 +303,10 @@ app.add_typer(audit_app, name="audit")
 
 import gridmap.routing.cli_week  # noqa: F401
 
+from gridmap.scale.cli import city_app  # noqa: E402
+
+app.add_typer(city_app, name="city")
+
 
 def main() -> None:  # pragma: no cover
     """Entry point for ``python -m gridmap``."""
