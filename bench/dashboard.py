@@ -5,6 +5,11 @@ Usage::
     python -m gridmap demo --no-serve --elders 120000 --database-url sqlite:///var/bench_120k.sqlite
     python bench/dashboard.py [--db var/bench_120k.sqlite] [--repeat 3]
 
+The app is the real, authenticated one (``create_app`` installs sign-in): the
+benchmark creates the demo users on the database, signs in through ``/login``
+(as the district bureau, and as a street supervisor for the scoped pass) and
+sends the CSRF header with every callback, as the browser does.
+
 Callbacks are called through Dash's HTTP endpoint (``/_dash-update-component``,
 Flask test client: server time, JSON encoding included) with the inputs a user
 would send; each is measured "cold" (first time for these filters, after the
@@ -49,8 +54,12 @@ def _find(deps: dict[str, dict[str, Any]], first_output: str) -> dict[str, Any]:
     raise KeyError(first_output)
 
 
-def _call(client: Any, dep: dict[str, Any], values: dict[str, Any], changed: list[str]) -> tuple[float, int, int]:
-    """POST one callback; returns (seconds, HTTP status, response bytes)."""
+def _call(client: Any, dep: dict[str, Any], values: dict[str, Any], changed: list[str],
+          refusal: bool = False) -> tuple[float, int, int]:
+    """POST one callback; returns (seconds, HTTP status, response bytes).
+
+    With ``refusal``, the answer must be the refusal message (nothing else).
+    """
     def part(x: dict[str, Any]) -> dict[str, Any]:
         key = f"{x['id']}.{x['property']}"
         return {"id": x["id"], "property": x["property"], "value": values.get(key)}
@@ -63,18 +72,28 @@ def _call(client: Any, dep: dict[str, Any], values: dict[str, Any], changed: lis
     body = {"output": dep["output"], "outputs": outputs if len(outputs) > 1 else outputs[0],
             "inputs": [part(i) for i in dep["inputs"]], "state": [part(s) for s in dep["state"]],
             "changedPropIds": changed}
+    tok = client.get_cookie("_csrf_token")
     t = time.perf_counter()
-    r = client.post("/_dash-update-component", json=body)
+    r = client.post("/_dash-update-component", json=body, headers={"X-CSRFToken": tok.value if tok else ""})
     dt = time.perf_counter() - t
     if r.status_code not in (200, 204):
         raise RuntimeError(f"callback {dep['output']} answered {r.status_code}: {r.data[:300]!r}")
-    if b"gm-msg err" in r.data or "操作失败".encode() in r.data:
+    if refusal:
+        if "没有该老人".encode() not in r.data:
+            raise RuntimeError(f"callback {dep['output']} was not refused: {r.data[:300]!r}")
+    elif b"gm-msg err" in r.data or "操作失败".encode() in r.data:
         raise RuntimeError(f"callback {dep['output']} reported an error: {r.data[:300]!r}")
     return dt, r.status_code, len(r.data)
 
 
-def page_load(url: str, repeat: int) -> list[float]:
-    """Seconds from navigation to KPI cards and choropleth drawn, in headless Chromium."""
+def _call_allow_msg(client: Any, dep: dict[str, Any], values: dict[str, Any],
+                    changed: list[str]) -> tuple[float, int, int]:
+    """:func:`_call` for a request refused with a message (access outside the user's area)."""
+    return _call(client, dep, values, changed, refusal=True)
+
+
+def page_load(url: str, repeat: int, username: str, password: str) -> list[float]:
+    """Seconds from navigation to KPI cards and choropleth drawn, in headless Chromium (signed in first)."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
@@ -88,6 +107,11 @@ def page_load(url: str, repeat: int) -> list[float]:
     d = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
     out = []
     try:
+        d.get(url.rstrip("/") + "/login")
+        d.find_element(By.NAME, "username").send_keys(username)
+        d.find_element(By.NAME, "password").send_keys(password)
+        d.find_element(By.ID, "login-button").click()
+        time.sleep(1.0)
         for _ in range(repeat):
             d.get("about:blank")
             t = time.perf_counter()
@@ -114,14 +138,18 @@ def main() -> None:
     import logging
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    import os
+
+    from gridmap.access import create_demo_users, load_user
     from gridmap.dashboard.app import create_app
     from gridmap.dashboard.data import Filters, current_user
     from gridmap.store.db import make_engine
-    from tests.dashboard.conftest import serve
+    from tests.dashboard.conftest import http_login, serve
 
     engine = make_engine(f"sqlite:///{args.db}")
+    users = create_demo_users(engine)
     t0 = time.perf_counter()
-    app = create_app(engine, warm=False)
+    app = create_app(engine, warm=False, secret_key=os.urandom(32))
     data = app.gridmap_data  # type: ignore[attr-defined]
     data.warm()
     warm_s = time.perf_counter() - t0
@@ -130,6 +158,8 @@ def main() -> None:
     n_elders = len(data.inputs()[0])
     n_visits = len(data.inputs()[1])
     client = app.server.test_client()
+    assert client.get("/_dash-layout").status_code == 401  # sign-in is really required
+    assert http_login(client, "demo_district", users["demo_district"]).status_code == 303
     t = time.perf_counter()
     layout = client.get("/_dash-layout")
     layout_s = time.perf_counter() - t
@@ -214,6 +244,57 @@ def main() -> None:
         print(f"{label}: cold p95 {results[-1]['cold_p95_ms']} ms, warm p95 {results[-1]['warm_p95_ms']} ms, "
               f"{results[-1]['response_kb_max']} kB", flush=True)
 
+    # the street supervisor: the same views limited to their street (scope caches: first request is cold)
+    sclient = app.server.test_client()
+    assert http_login(sclient, "demo_street", users["demo_street"]).status_code == 303
+    suser = load_user(engine, "demo_street")
+    t = time.perf_counter()
+    sclient.get("/_dash-layout")  # starts the scope's warm-up in the background, as a real page load does
+    slayout_s = time.perf_counter() - t
+    elders_df = data.inputs()[0]
+    own = elders_df.loc[elders_df["street"] == suser.street, "elder_id"].astype(int).tolist()[:5]
+    other = elders_df.loc[elders_df["street"] != suser.street, "elder_id"].astype(int).tolist()[:5]
+    scases = [
+        ("[street supervisor] KPIs + trend (own street)", "sup-kpis.children",
+         [({**base, "sup-week.value": w}, ["sup-week.value"]) for w in weeks[:3]]),
+        ("[street supervisor] map (street level)", "sup-choropleth.data",
+         [({**base, "sup-week.value": w}, ["sup-week.value"]) for w in weeks[:3]]),
+        ("[street supervisor] map (own street selected: elders geobuf)", "sup-choropleth.data",
+         [({**base, "sup-street.value": suser.street}, ["sup-street.value"])]),
+        ("[street supervisor] overdue elders table", "sup-table.columnDefs",
+         [({**base, "sup-week.value": w}, ["sup-week.value"]) for w in weeks[:3]]),
+        ("[street supervisor] elder detail (own: read_elder, audited)", "sup-detail.children",
+         [({"sup-elders.clickData": {"properties": {"id": e}}, "sup-week.value": week}, ["sup-elders.clickData"])
+          for e in own]),
+        ("[street supervisor] elder detail of another street (denied, audited)", "sup-detail.children",
+         [({"sup-elders.clickData": {"properties": {"id": e}}, "sup-week.value": week}, ["sup-elders.clickData"])
+          for e in other]),
+    ]
+    sdeps = _deps(sclient)
+    for label, out_id, inputs in scases:
+        dep = _find(sdeps, out_id)
+        cold, warm, sizes, statuses = [], [], [], set()
+        for values, changed in inputs:
+            dt, code, size = _call(sclient, dep, values, changed) if "another" not in label else \
+                _call_allow_msg(sclient, dep, values, changed)
+            cold.append(dt)
+            sizes.append(size)
+            statuses.add(code)
+            for _ in range(args.repeat):
+                dt, code, _size = _call(sclient, dep, values, changed) if "another" not in label else \
+                    _call_allow_msg(sclient, dep, values, changed)
+                warm.append(dt)
+        allv = cold + warm
+        results.append({"callback": label, "calls": len(allv), "status": sorted(statuses),
+                        "cold_median_ms": round(statistics.median(cold) * 1000, 1),
+                        "cold_p95_ms": round(_pct(cold, 0.95) * 1000, 1),
+                        "warm_median_ms": round(statistics.median(warm) * 1000, 1),
+                        "warm_p95_ms": round(_pct(warm, 0.95) * 1000, 1),
+                        "all_p95_ms": round(_pct(allv, 0.95) * 1000, 1),
+                        "response_kb_max": round(max(sizes) / 1024, 1)})
+        print(f"{label}: cold p95 {results[-1]['cold_p95_ms']} ms, warm p95 {results[-1]['warm_p95_ms']} ms",
+              flush=True)
+
     # a visit saved, then the supervisor's KPIs recomputed (cache invalidated)
     st = data.status(current_user(), Filters(week=week))
     cand = st[(st["state"] != "visited") & st["willing"].astype(bool)].head(3)
@@ -241,13 +322,14 @@ def main() -> None:
     loads: list[float] = []
     if not args.no_browser:
         live = serve(app)
-        page_load(live.url, 1)  # browser cache of the JS bundles, as for a returning user
-        loads = page_load(live.url, max(3, args.repeat + 2))
+        page_load(live.url, 1, "demo_district", users["demo_district"])  # JS bundles cached, as for a returning user
+        loads = page_load(live.url, max(3, args.repeat + 2), "demo_district", users["demo_district"])
         live.server.shutdown()
 
     out = {"elders": n_elders, "visits_in_memory": n_visits, "startup_warm_seconds": round(warm_s, 2),
            "startup_warm_all_weeks_levels_seconds": round(warm_all_s, 2), "rewarm_after_saves_seconds": round(rewarm_s, 2),
-           "layout_seconds": round(layout_s, 3), "layout_kb": round(len(layout.data) / 1024, 1),
+           "layout_seconds": round(layout_s, 3), "street_supervisor_layout_seconds": round(slayout_s, 3),
+           "signed_in_as": ["demo_district", f"demo_street ({suser.street})"], "layout_kb": round(len(layout.data) / 1024, 1),
            "static_layers": statics,
            "page_load_seconds": {"runs": [round(x, 3) for x in loads],
                                  "median": round(statistics.median(loads), 3) if loads else None,
@@ -259,6 +341,9 @@ def main() -> None:
     lines = [
         "# Dashboard benchmark", "",
         (f"Register: {n_elders:,} elders, {n_visits:,} visits in memory (12 weeks + history); SQLite `{Path(args.db).name}`."),
+        (f"The authenticated app (sign-in required): signed in through /login as the district bureau "
+         f"(`demo_district`) and, for the rows marked [street supervisor], as `demo_street` ({suser.street}); "
+         f"every callback sends the CSRF header and is scoped and audited as in production."),
         (f"Start-up warm-up (read register, default view): {warm_s:.1f} s; all 12 weeks and levels: {warm_all_s:.1f} s "
          f"(one background worker started by `create_app`; the numbers below are measured after it). "
          f"After the saves the worker re-warmed in {rewarm_s:.1f} s more before the page-load runs."),

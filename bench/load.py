@@ -55,16 +55,15 @@ def serve(db: Path, port: int, secrets_file: Path) -> None:
     from werkzeug.serving import make_server
 
     from gridmap.dashboard.app import create_app
-    from gridmap.dashboard.auth import create_demo_users, install_auth
+    from gridmap.dashboard.auth import create_demo_users
     from gridmap.store.db import init_db, make_engine
 
     engine = make_engine(f"sqlite:///{db}", pool_size=20, max_overflow=40)
     init_db(engine)
     t0 = time.perf_counter()
-    app = create_app(engine, warm=False)
+    app = create_app(engine, warm=False, secret_key=os.urandom(32))  # sign-in installed by create_app
     app.gridmap_data.warm()  # type: ignore[attr-defined]
     warm = time.perf_counter() - t0
-    install_auth(app, engine, secret_key=os.urandom(32))
     users = create_demo_users(engine)
     fd = os.open(secrets_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:

@@ -67,7 +67,7 @@ def layout(data: DashboardData, basemap: Basemap) -> html.Div:
     return html.Div([
         html.Div([
             html.Div([html.Label("街道/镇"), dcc.Dropdown(data.streets(user), None, id="sup-street",
-                                                         placeholder="全区")]),
+                                                         placeholder="全区" if user.scope.is_all else "管辖范围内全部")]),
             html.Div([html.Label("社区/村"), dcc.Dropdown([], None, id="sup-community", placeholder="全部社区")]),
             html.Div([html.Label("类别"), dcc.Dropdown(cats, None, id="sup-category", placeholder="全部类别")]),
             html.Div([html.Label("周次"), dcc.Dropdown([{"label": fmt_week(w), "value": w} for w in weeks],
