@@ -1,9 +1,14 @@
 """Data access of the dashboard: cached calls to the rules/store functions, always through the user's scope.
 
-Every query takes the :class:`User` (whose :class:`Scope` limits the streets
-and communities seen) and the view's :class:`Filters`; results are cached per
-(data version, scope, filters) and the version is bumped by every write, so a
-visit recorded by a steward shows at once in the supervisor's numbers.
+Every query takes the signed-in :class:`gridmap.access.User` (whose
+:class:`gridmap.access.Scope` says which elders, streets and stewards are
+seen: :func:`gridmap.access.visible_elder_ids` cached per data version and
+scope, then :func:`gridmap.access.filter_frame`) and the view's
+:class:`Filters`; results are cached per (data version, scope, filters) and
+the version is bumped by every write, so a visit recorded by a steward shows
+at once in the supervisor's numbers. Elder details go through
+:func:`gridmap.access.read_elder` (masked, audited); saving a visit needs
+:func:`gridmap.access.can_edit`.
 
 The register inputs of the indicators (:func:`gridmap.rules.store.indicator_inputs`)
 are read once for the whole district (12 weeks of visits plus history) and
