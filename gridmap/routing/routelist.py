@@ -87,6 +87,7 @@ class RouteList:
     work_minutes: float
     geometry: list[list[float]]
     geometry_estimated: bool = False
+    legs: list[tuple[list[list[float]], bool]] = field(default_factory=list)
     unmasked: bool = False
     unassigned_week: list[dict[str, Any]] = field(default_factory=list)
 
@@ -225,7 +226,7 @@ def load_route_list(
         ))
     base = (float(st["start"][0]), float(st["start"][1]))
     end = (float(st.get("end", st["start"])[0]), float(st.get("end", st["start"])[1]))
-    geometry, estimated = _geometry(route.geometry, [base, *[(s.lon, s.lat) for s in stops], end],
+    legs = _geometry(route.geometry, [base, *[(s.lon, s.lat) for s in stops], end],
                                     st.get("mode", "walk"), graph, draw_roads)
     smeta = meta.get("steward", {})
     return RouteList(
@@ -233,7 +234,7 @@ def load_route_list(
         steward_kind=_KIND_LABELS.get(smeta.get("kind", ""), smeta.get("kind", "")), mode=st.get("mode", "walk"),
         shift=[str(x) for x in st.get("shift", [])], base=base, stops=stops,
         travel_seconds=route.travel_seconds, distance_metres=route.distance_metres, work_minutes=route.work_minutes,
-        geometry=geometry, geometry_estimated=estimated, unmasked=unmask_as is not None,
+        geometry=_join(legs), geometry_estimated=any(e for _, e in legs), legs=legs, unmasked=unmask_as is not None,
         unassigned_week=[{"visit": u.visit, "occurrences": u.occurrences, "reason": u.reason, "fallback": u.fallback}
                          for u in plan.unassigned],
     )
@@ -253,33 +254,40 @@ def _people(engine: Engine, ids: list[int]) -> dict[int, dict[str, Any]]:
                 for r in conn.execute(q)}
 
 
+def _join(legs: list[tuple[list[list[float]], bool]]) -> list[list[float]]:
+    coords: list[list[float]] = []
+    for c, _ in legs:
+        coords += c if not coords or coords[-1] != c[0] else c[1:]
+    return coords if len(coords) >= 2 else coords * 2
+
+
 def _geometry(given: dict | None, points: list[tuple[float, float]], mode: str, graph: Any,
-              draw_roads: bool) -> tuple[list[list[float]], bool]:
+              draw_roads: bool) -> list[tuple[list[list[float]], bool]]:
+    """Legs of the route (coordinates, estimated): the plan's geometry, else drawn along the roads, else straight."""
     if given and given.get("type") == "LineString" and len(given.get("coordinates", [])) >= 2:
-        return [[float(x), float(y)] for x, y in given["coordinates"]], False
-    if draw_roads:
+        return [([[float(x), float(y)] for x, y in given["coordinates"]], False)]
+    if draw_roads and graph is None:
         try:
+            from gridmap.routing.district import load_graphs
+
+            graph = load_graphs({mode}).get(mode)
+        except GridmapError:
+            graph = None
+    legs: list[tuple[list[list[float]], bool]] = []
+    for (xa, ya), (xb, yb) in itertools.pairwise(points):
+        if (xa, ya) == (xb, yb):
+            continue
+        if draw_roads and graph is not None:
             from gridmap.layers.travel import route_geometry
 
-            if graph is None:
-                from gridmap.routing.district import load_graphs
-
-                graph = load_graphs({mode}).get(mode)
-            if graph is not None:
-                coords: list[list[float]] = []
-                est = False
-                for (xa, ya), (xb, yb) in itertools.pairwise(points):
-                    if (xa, ya) == (xb, yb):
-                        continue
-                    leg = route_geometry(graph, xa, ya, xb, yb)
-                    est = est or leg.estimated
-                    c = [[float(x), float(y)] for x, y in leg.geometry.coords]
-                    coords += c if not coords else c[1:]
-                if len(coords) >= 2:
-                    return coords, est
-        except GridmapError:
-            pass
-    return [[x, y] for x, y in points], True
+            try:
+                leg = route_geometry(graph, xa, ya, xb, yb)
+                legs.append(([[float(x), float(y)] for x, y in leg.geometry.coords], bool(leg.estimated)))
+                continue
+            except GridmapError:
+                pass
+        legs.append(([[xa, ya], [xb, yb]], True))
+    return legs or [([list(points[0]), list(points[-1])], True)]
 
 
 # ------------------------------------------------------------------ map
@@ -309,7 +317,18 @@ def _figure(rl: RouteList, graph: Any, width_in: float, height_in: float) -> Any
     x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
     pad_x = max((x1 - x0) * 0.08, 0.002)
     pad_y = max((y1 - y0) * 0.08, 0.0015)
-    bbox = (x0 - pad_x, y0 - pad_y, x1 + pad_x, y1 + pad_y)
+    x0, x1, y0, y1 = x0 - pad_x, x1 + pad_x, y0 - pad_y, y1 + pad_y
+    # widen the shorter side so the map fills the frame (equal scale in metres both ways)
+    k = math.cos(math.radians((y0 + y1) / 2))
+    want = width_in / height_in
+    w_m, h_m = (x1 - x0) * k, (y1 - y0)
+    if w_m / h_m < want:
+        extra = (h_m * want / k - (x1 - x0)) / 2
+        x0, x1 = x0 - extra, x1 + extra
+    else:
+        extra = ((x1 - x0) * k / want - (y1 - y0)) / 2
+        y0, y1 = y0 - extra, y1 + extra
+    bbox = (x0, y0, x1, y1)
     if graph is None:
         try:
             from gridmap.routing.district import load_graphs
@@ -321,9 +340,9 @@ def _figure(rl: RouteList, graph: Any, width_in: float, height_in: float) -> Any
     for g in _roads_near(graph, bbox):
         c = list(g.coords)
         ax.plot([p[0] for p in c], [p[1] for p in c], color="#c8c8c8", lw=0.7, zorder=1)
-    gx = [p[0] for p in rl.geometry]
-    gy = [p[1] for p in rl.geometry]
-    ax.plot(gx, gy, color="#1f5fbf", lw=2.4, alpha=0.85, zorder=2, ls="--" if rl.geometry_estimated else "-")
+    for coords, est in rl.legs or [(rl.geometry, rl.geometry_estimated)]:
+        ax.plot([p[0] for p in coords], [p[1] for p in coords], color="#1f5fbf", lw=2.4, alpha=0.85, zorder=2,
+                ls=(0, (3, 2)) if est else "-")
     ax.scatter([rl.base[0]], [rl.base[1]], marker="D", s=90, color="#d62728", zorder=4, edgecolors="white")
     for s in rl.stops:
         ax.scatter([s.lon], [s.lat], s=260, color="#ff7f0e" if s.priority >= 4 else "#2ca02c", zorder=5,
@@ -446,7 +465,7 @@ def to_html(rl: RouteList, *, graph: Any = None, map_svg: str | None = None) -> 
 <tbody>
 {''.join(rows)}
 </tbody></table>
-<p class="note">◆ 出发点（驿站/基地）；圆点编号为探访顺序，橙色为高优先级。路线沿道路绘制{'（部分路段为直线估算）' if rl.geometry_estimated else ''}。
+<p class="note">◆ 出发点（驿站/基地）；圆点编号为探访顺序，橙色为高优先级。路线沿道路绘制{'（虚线路段为直线估算：住址距道路较远或路网缺失）' if rl.geometry_estimated else ''}。
 {e(phone_note)} 姓名、地址已脱敏。地图数据 {e(ATTRIBUTION)}。</p>
 <div class="sig"><span>管家签字：__________</span><span>社区审核：__________</span></div>
 </body></html>

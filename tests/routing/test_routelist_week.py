@@ -80,6 +80,27 @@ def test_route_list_of_a_real_steward_is_masked_ordered_and_exports(engine: Engi
     pdf = write_route_list(rl, tmp_path / "day.pdf").read_bytes()
     assert pdf.startswith(b"%PDF") and len(pdf) > 5000
 
+    # phones in clear only for a role allowed to unmask, with a reason, audited; never for a planner
+    from gridmap.access import create_demo_users, load_user
+    from gridmap.access.audit import PermissionDenied
+    from gridmap.store.models import AuditLog
+
+    create_demo_users(engine)
+    with_phone = [x for x in rl.stops if rows[x.elder_id].phone]
+    assert with_phone, "the synthetic register gives every elder a first contact with a phone"
+    if with_phone:
+        clear = load_route_list(engine, tmp_path / "run", s.code, day, unmask_as=load_user(engine, "demo_district"),
+                                reason="出行前电话确认", draw_roads=False)
+        assert clear.unmasked
+        assert {x.visit: x.contact_phone for x in clear.stops if x.elder_id in rows and rows[x.elder_id].phone} == {
+            x.visit: rows[x.elder_id].phone for x in with_phone}
+        assert clear.stops[0].name == rl.stops[0].name  # names stay masked
+        with engine.connect() as conn:
+            assert conn.execute(select(AuditLog.id).where(AuditLog.action == "unmask")).first() is not None
+        with pytest.raises(PermissionDenied):
+            load_route_list(engine, tmp_path / "run", s.code, day, unmask_as=load_user(engine, "demo_planner"),
+                            reason="想看", draw_roads=False)
+
 
 def test_gpx_and_geojson_of_a_stored_plan_without_register(tmp_path: Path) -> None:
     """Without a register the list shows visit ids; GPX parses, GeoJSON geometries are valid and in order."""
