@@ -79,7 +79,7 @@ def _call(client: Any, dep: dict[str, Any], values: dict[str, Any], changed: lis
     if r.status_code not in (200, 204):
         raise RuntimeError(f"callback {dep['output']} answered {r.status_code}: {r.data[:300]!r}")
     if refusal:
-        if "没有该老人".encode() not in r.data:
+        if b"gm-msg err" not in r.data:
             raise RuntimeError(f"callback {dep['output']} was not refused: {r.data[:300]!r}")
     elif b"gm-msg err" in r.data or "操作失败".encode() in r.data:
         raise RuntimeError(f"callback {dep['output']} reported an error: {r.data[:300]!r}")
