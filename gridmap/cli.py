@@ -227,8 +227,12 @@ def _print_demo_users(engine: Engine) -> None:
         table.add_column(col)
     for name, password in users.items():
         u = load_user(engine, name)
-        area = (u.community or u.street or ("、".join(u.scope.street_names) if u.scope.street_names else "全区")) \
-            if u is not None else ""
+        if u is None:
+            area = ""
+        elif u.scope.steward_field == "service_steward_id":
+            area = "本人负责的老人 / own elders"
+        else:
+            area = u.community or u.street or ("、".join(u.scope.street_names) if u.scope.street_names else "全区")
         table.add_row(u.role.label if u is not None else "", name, password, area)
     console.print(table)
     console.print("[yellow]![/yellow] 密码只在此显示一次，请妥善保存（数据库中只存哈希）。"
