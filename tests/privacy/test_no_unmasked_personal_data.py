@@ -309,13 +309,13 @@ def test_visits_due_and_report_are_masked(store: Engine, secrets: dict[str, set[
 def test_route_list_files_are_masked(store: Engine, secrets: dict[str, set[str]], tmp_path: Path) -> None:
     if not (ROOT / "gridmap" / "routing" / "routelist.py").exists():
         pytest.skip("gridmap/routing/routelist.py does not exist in this version")
+    from sqlalchemy import func
+
     from gridmap.dashboard.data import today_beijing
     from gridmap.routing.district import plan_week
     from gridmap.routing.routelist import load_route_list, write_route_list
     from gridmap.rules.requirements import week_of
     from gridmap.store.models import Elder, Street
-
-    from sqlalchemy import func
 
     with store.connect() as conn:  # the street with the most elders (a few stewards with stops)
         street = conn.execute(select(Street.name).join(Elder, Elder.street_id == Street.id)
