@@ -108,9 +108,8 @@ def indicator_query(
     roles = sorted(str(getattr(r, "value", r)) for r in rules.credited_roles)
     end, start = period.end, period.start
     if source == "main":
-        from gridmap.store.models import Community, Elder, Hazard, Street, Visit
-
         from gridmap.domain.enums import ElderStatus, VisitMode, VisitorRole
+        from gridmap.store.models import Community, Elder, Hazard, Street, Visit
 
         unit = {"district": literal("海淀区"), "street": Street.name, "community": Community.name}[level]
         e = (select(Elder.id.label("id"), unit.label("unit"), Elder.willing_to_be_visited.label("willing"))

@@ -12,7 +12,14 @@ from sqlalchemy import Engine
 
 from gridmap.domain.enums import FirstContactRule, StewardKind, TravelMode
 from gridmap.store.db import session_scope
-from gridmap.store.models import Community, District, Elder, FirstContact, Steward, Street
+from gridmap.store.models import (
+    Community,
+    District,
+    Elder,
+    FirstContact,
+    Steward,
+    Street,
+)
 
 #: Two streets side by side in Haidian (inside the road data, so road graphs apply).
 STREETS = {"甲街道": (116.300, 39.980), "乙街道": (116.320, 39.980)}

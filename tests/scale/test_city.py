@@ -13,9 +13,8 @@ from sqlalchemy import insert, text
 
 from gridmap._errors import GridmapError, ValidationError
 from gridmap.rules.config import load_rules
-from gridmap.rules.indicators import compute_indicators
+from gridmap.rules.indicators import compute_indicators, period_of
 from gridmap.rules.store import indicator_inputs
-from gridmap.rules.indicators import period_of
 from gridmap.scale.city import make_city
 from gridmap.scale.generate import iter_city_chunks
 from gridmap.scale.indicators import SQL_INDICATORS, explain_indicators, sql_indicators
@@ -72,7 +71,7 @@ def test_copies_are_shifted_recoded_and_flagged(city):
 def test_resized_copies_change_area_and_workload():
     c = make_city(3, resize=True)
     assert c.districts[2].scale == pytest.approx(0.85)
-    area = lambda d: d.streets.to_crs(32650).area.sum()  # noqa: E731
+    area = lambda d: d.streets.to_crs(32650).area.sum()
     assert area(c.districts[2]) / area(c.districts[0]) == pytest.approx(0.85**2, rel=1e-3)
     shares = c.shares(10000)
     assert sum(shares.values()) == 10000 and shares["110152"] < shares["110151"]
