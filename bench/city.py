@@ -282,7 +282,9 @@ def phase_plan(args: argparse.Namespace) -> None:
             client.close()
             cluster.close()
         n = len(r.stewards)
-        res = {"label": label, "scale": scale, "workers": workers, "problems": n, "wall_s": round(wall, 1),
+        extra = json.loads((d / "summary.json").read_text(encoding="utf-8"))
+        res = {"build_seconds_sum": extra.get("build_seconds"), "worker_processes_used": extra.get(
+            "worker_processes_used"), "label": label, "scale": scale, "workers": workers, "problems": n, "wall_s": round(wall, 1),
                "cost_per_problem_s": round(wall * workers / max(1, n), 3),
                "solve_seconds_mean": round(sum(s.seconds for s in r.stewards) / max(1, n), 3),
                "visits_required": r.visits_required, "visits_planned": r.visits_planned,
@@ -298,6 +300,8 @@ def phase_plan(args: argparse.Namespace) -> None:
         label = spec.strip()
         if label == "e2e":  # from the register: street build tasks + solve, 2 workers
             run("e2e-1x-w2", 1, 2, engine_url=f"sqlite:///{VAR / 'haidian_120k.sqlite'}")
+        elif label == "e2e-district":  # the same with one build task for the district
+            run("e2e-district-1x-w2", 1, 2, engine_url=f"sqlite:///{VAR / 'haidian_120k.sqlite'}", by_street=False)
         elif label == "same":
             _same_plans(problems, args, out)
             merge("plan", out)

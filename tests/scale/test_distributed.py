@@ -118,3 +118,14 @@ def test_problem_hash_ignores_key_order_but_not_content():
     b = {"visits": [{"count": 1, "id": "1"}], "days": ["2026-12-07"]}
     assert D.problem_hash(a) == D.problem_hash(b)
     assert D.problem_hash(a) != D.problem_hash({**a, "visits": [{"id": "1", "count": 2}]})
+
+
+@pytest.mark.slow
+def test_one_build_task_for_the_district_gives_the_same_problems(engine, tmp_path, dask_client):
+    build_tiny_register(engine, per_street=3)
+    url = engine_url(engine)
+    D.plan_week_dask(url, WEEK, out_dir=tmp_path / "s", client=dask_client, time_limit=LIMIT, seed=SEED)
+    D.plan_week_dask(url, WEEK, out_dir=tmp_path / "d", client=dask_client, time_limit=LIMIT, seed=SEED,
+                     by_street=False)
+    assert _problems(tmp_path / "d") == _problems(tmp_path / "s") and len(_problems(tmp_path / "d")) == 4
+    assert _plans(tmp_path / "d") == _plans(tmp_path / "s")
