@@ -1,8 +1,8 @@
 """Plan the week of every steward of the district (or a street) in parallel and store the plans with a run summary.
 
 :func:`plan_week` builds each steward's problem (:mod:`gridmap.routing.weekly`),
-solves them over the machine's cores (one process per core; each loads the
-cached road graphs once), checks every plan with the independent checker and
+solves them over the machine's cores (one process per core, replaced every
+:data:`TASKS_PER_WORKER` problems; each loads the cached road graphs), checks every plan with the independent checker and
 writes, under ``out_dir`` (default ``<var_dir>/plans/<week>``)::
 
     summary.json                  # the index: run totals, one entry per steward, not plannable elders
@@ -11,7 +11,10 @@ writes, under ``out_dir`` (default ``<var_dir>/plans/<week>``)::
     <steward code>/meta.json      # per visit: elder id, requirement reasons, deadline (for route lists)
 
 A failing problem (malformed, solver error, crashed worker) is recorded with
-its error in the summary and does not stop the others.
+its error in the summary and does not stop the others. A plan the checker
+finds over the working-time limit is solved again with the limit lowered by
+the excess (``repaired`` in the summary) — a safety net, not a substitute for
+the solver honouring the limit.
 
 Time limits: unless ``time_limit`` fixes one for all, each problem gets a
 share of ``budget`` seconds of wall time on all workers, proportional to
@@ -46,6 +49,8 @@ MAX_LIMIT = 60.0
 #: Share of the budget given to search (the rest: matrices, checks, files).
 _SEARCH_SHARE = 0.8
 SUMMARY_FILE = "summary.json"
+#: Problems a worker process solves before it is replaced (bounds the memory the solver leaks).
+TASKS_PER_WORKER = 30
 
 _GRAPHS: dict[str, Any] = {}
 _ROAD_OK: bool = True
@@ -74,6 +79,7 @@ class StewardResult:
     time_limit: float = 0.0
     seconds: float = 0.0
     warm_start: bool = False
+    repaired: bool = False
     dir: str = ""
 
 
@@ -140,6 +146,7 @@ class DistrictRun:
             "unassigned_by_reason": self.unassigned_by_reason,
             "all_plans_valid": self.all_valid,
             "plans_valid": sum(1 for s in self.stewards if s.status == "ok" and s.check_ok),
+            "plans_repaired": sum(1 for s in self.stewards if s.repaired),
             "work_minutes_per_steward_day": _quantiles(days),
             "estimated_share": round(
                 sum(s.estimated_share * s.travel_seconds for s in self.stewards)
@@ -210,6 +217,9 @@ def solve_task(task: dict[str, Any]) -> dict[str, Any]:
         plan = solve(problem, time_limit=task["time_limit"], seed=task.get("seed", 0), initial=initial, matrix=pm,
                      geometry=bool(task.get("geometry")), graphs=graphs)
         violations = check_plan(problem, plan, matrix=pm)
+        repaired = False
+        if violations and all(v.code == "work" for v in violations):
+            plan, violations, repaired = _repair_work(task, problem, plan, violations, pm, initial, graphs)
         plan.write(task["plan_path"])
     except GridmapError as exc:
         return {"code": task["code"], "error": f"{exc.message_en} / {exc.message_zh}",
@@ -229,9 +239,38 @@ def solve_task(task: dict[str, Any]) -> dict[str, Any]:
         "visits_planned": s.visits_planned, "unassigned": [asdict(u) for u in plan.unassigned],
         "unassigned_by_reason": dict(by_reason), "work_minutes": work, "travel_seconds": float(s.travel_seconds),
         "distance_metres": float(s.distance_metres), "estimated_share": float(s.estimated_share),
-        "check_ok": not violations, "violations": [str(v) for v in violations[:20]],
+        "check_ok": not violations, "violations": [str(v) for v in violations[:20]], "repaired": repaired,
         "seconds": time.monotonic() - t0,
     }
+
+
+def _repair_work(task: dict[str, Any], problem: Any, plan: Any, violations: list, pm: Any, initial: Any,
+                 graphs: dict) -> tuple[Any, list, bool]:
+    """Safety net for a solver plan over the working-time limit: solve again with the limit lowered by the
+    excess (twice at most) and keep the new plan if it passes the checker against the original problem."""
+    import copy
+
+    from gridmap.routing.check import check_plan
+    from gridmap.routing.problem import parse_problem
+    from gridmap.routing.solver import solve
+
+    limits = {s.id: s.max_work_seconds / 60.0 for s in problem.stewards}
+    excess = max((r.work_minutes - limits.get(r.steward, 1e9) for r in plan.routes), default=0.0)
+    for attempt in (1, 2):
+        data = copy.deepcopy(task["problem"])
+        for st in data["stewards"]:
+            base = st.get("max_work_minutes", limits.get(st["id"], 0))
+            st["max_work_minutes"] = max(1, int(base - attempt * max(5.0, excess + 1.0)))
+        try:
+            tight = parse_problem(data)
+        except GridmapError:
+            break
+        alt = solve(tight, time_limit=task["time_limit"], seed=task.get("seed", 0), initial=initial, matrix=pm,
+                    geometry=bool(task.get("geometry")), graphs=graphs)
+        v2 = check_plan(problem, alt, matrix=pm)
+        if not v2:
+            return alt, v2, True
+    return plan, violations, False
 
 
 # ------------------------------------------------------------------ time limits
@@ -262,9 +301,11 @@ def default_out_dir(week: str) -> Path:
 
 
 def _pool(workers: int, modes: list[str]) -> ProcessPoolExecutor:
-    methods = multiprocessing.get_all_start_methods()
-    ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(modes,))
+    # fresh (spawned) workers, replaced every TASKS_PER_WORKER problems: the solver's OR-Tools models
+    # leak about 30 MB per solve, which reached 10 GB per worker over a whole district
+    ctx = multiprocessing.get_context("spawn")
+    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(modes,),
+                               max_tasks_per_child=TASKS_PER_WORKER)
 
 
 def plan_week(
@@ -358,7 +399,7 @@ def plan_week(
     modes = sorted({str(s.get("mode", "walk")) for p in problems for s in (p.problem.get("stewards") or [])
                     if isinstance(s, dict)} & {"walk", "bike", "ebike", "car"})
     if tasks:
-        load_graphs(modes)  # built (and cached on disk) once here; forked workers inherit them
+        load_graphs(modes)  # built (and cached on disk) once here; workers load the cached graphs
 
     def record(res: dict[str, Any]) -> StewardResult:
         r = results[res["code"]]
@@ -367,7 +408,7 @@ def plan_week(
             r.status, r.error = "failed", res["error"]
         else:
             for k in ("visits_required", "visits_planned", "unassigned", "unassigned_by_reason", "work_minutes",
-                      "travel_seconds", "distance_metres", "estimated_share", "check_ok", "violations"):
+                      "travel_seconds", "distance_metres", "estimated_share", "check_ok", "violations", "repaired"):
                 setattr(r, k, res[k])
         if on_result is not None:
             on_result(r)
@@ -456,5 +497,5 @@ def read_run(out_dir: str | Path) -> dict[str, Any]:
     return json.loads((Path(out_dir) / SUMMARY_FILE).read_text(encoding="utf-8"))
 
 
-__all__ = ["MAX_LIMIT", "MIN_LIMIT", "SUMMARY_FILE", "DistrictRun", "StewardResult", "default_out_dir", "load_graphs",
+__all__ = ["MAX_LIMIT", "MIN_LIMIT", "SUMMARY_FILE", "TASKS_PER_WORKER", "DistrictRun", "StewardResult", "default_out_dir", "load_graphs",
            "plan_week", "read_run", "solve_task", "time_limits"]
