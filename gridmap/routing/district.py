@@ -1,8 +1,8 @@
 """Plan the week of every steward of the district (or a street) in parallel and store the plans with a run summary.
 
 :func:`plan_week` builds each steward's problem (:mod:`gridmap.routing.weekly`),
-solves them over the machine's cores (one process per core, replaced every
-:data:`TASKS_PER_WORKER` problems; each loads the cached road graphs), checks every plan with the independent checker and
+solves them over the machine's cores (one process per core, forked with the
+road graphs loaded, replaced every :data:`TASKS_PER_WORKER` problems), checks every plan with the independent checker and
 writes, under ``out_dir`` (default ``<var_dir>/plans/<week>``)::
 
     summary.json                  # the index: run totals, one entry per steward, not plannable elders
@@ -301,11 +301,10 @@ def default_out_dir(week: str) -> Path:
 
 
 def _pool(workers: int, modes: list[str]) -> ProcessPoolExecutor:
-    # fresh (spawned) workers, replaced every TASKS_PER_WORKER problems: the solver's OR-Tools models
-    # leak about 30 MB per solve, which reached 10 GB per worker over a whole district
-    ctx = multiprocessing.get_context("spawn")
-    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(modes,),
-                               max_tasks_per_child=TASKS_PER_WORKER)
+    # forked from this process, which holds the road graphs (spawned where fork is unavailable)
+    methods = multiprocessing.get_all_start_methods()
+    ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(modes,))
 
 
 def plan_week(
@@ -399,7 +398,7 @@ def plan_week(
     modes = sorted({str(s.get("mode", "walk")) for p in problems for s in (p.problem.get("stewards") or [])
                     if isinstance(s, dict)} & {"walk", "bike", "ebike", "car"})
     if tasks:
-        load_graphs(modes)  # built (and cached on disk) once here; workers load the cached graphs
+        load_graphs(modes)  # built (and cached on disk) once here; forked workers inherit them
 
     def record(res: dict[str, Any]) -> StewardResult:
         r = results[res["code"]]
@@ -420,13 +419,17 @@ def plan_week(
             for t in tasks:
                 bar.advance(record(solve_task(t)))
         else:
-            todo = tasks
-            for attempt in range(2):
-                todo = _run_pool(todo, workers, modes, record, bar)
-                if not todo:
-                    break
-            for t in todo:  # a worker died twice on these
-                bar.advance(record({"code": t["code"], "error": "worker process died / 工作进程异常退出"}))
+            # fresh workers every TASKS_PER_WORKER problems each: the solver's OR-Tools models leak about
+            # 30 MB per solve (10 GB per worker over a district); max_tasks_per_child hangs on Python 3.11
+            chunk = workers * TASKS_PER_WORKER
+            for i in range(0, len(tasks), chunk):
+                todo = tasks[i:i + chunk]
+                for _attempt in range(2):
+                    todo = _run_pool(todo, workers, modes, record, bar)
+                    if not todo:
+                        break
+                for t in todo:  # a worker died twice on these
+                    bar.advance(record({"code": t["code"], "error": "worker process died / 工作进程异常退出"}))
     finally:
         bar.close()
 
