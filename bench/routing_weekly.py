@@ -207,6 +207,7 @@ def bench_run(engine: Any, week: str, street: str | None, budget: float, workers
         "stewards": d["stewards_total"], "failed": d["stewards_failed"],
         "required": d["visits_required"], "planned": d["visits_planned"], "share": d["share_planned"],
         "unassigned_by_reason": d["unassigned_by_reason"], "plans_valid": d["plans_valid"],
+        "plans_repaired": d.get("plans_repaired", 0),
         "all_valid": d["all_plans_valid"], "work_minutes_per_steward_day": d["work_minutes_per_steward_day"],
         "estimated_share": d["estimated_share"],
         "time_limit_median": statistics.median(lim) if lim else 0, "time_limit_max": max(lim, default=0),
@@ -275,7 +276,8 @@ def _md(res: dict) -> str:
                 f"| required in-home visits | {r['required']} |",
                 f"| planned | {r['planned']} ({r['share']:.1%}) |",
                 f"| unassigned by reason | {', '.join(f'{k}: {v}' for k, v in r['unassigned_by_reason'].items()) or '—'} |",
-                f"| plans passing the checker | {r['plans_valid']} / {r['stewards'] - r['failed']} |",
+                (f"| plans passing the checker | {r['plans_valid']} / {r['stewards'] - r['failed']}"
+                 f" ({r.get('plans_repaired', 0)} after a re-solve with a lowered working-time limit) |"),
                 (f"| working minutes per steward-day | median {r['work_minutes_per_steward_day'].get('median')}, "
                 f"p90 {r['work_minutes_per_steward_day'].get('p90')}, max {r['work_minutes_per_steward_day'].get('max')} "
                 f"(n = {r['work_minutes_per_steward_day'].get('n')}) |"),
