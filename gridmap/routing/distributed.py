@@ -251,9 +251,12 @@ def local_cluster(workers: int = 2, memory_limit: str | None = WORKER_MEMORY) ->
     import dask
     from distributed import LocalCluster
 
-    with dask.config.set(_MEMORY_CONFIG):
+    import copy
+
+    with dask.config.set(_MEMORY_CONFIG):  # the nannies' memory monitors read it when they start ...
+        full = copy.deepcopy(dask.config.config)  # ... and hand this to every (re)started worker process
         return LocalCluster(n_workers=max(1, int(workers)), threads_per_worker=1, processes=True,
-                            dashboard_address=None, memory_limit=memory_limit or "auto")
+                            dashboard_address=None, memory_limit=memory_limit or "auto", config=full)
 
 
 def plan_week_dask(
