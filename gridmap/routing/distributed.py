@@ -248,10 +248,10 @@ class _Bar:
 
 def local_cluster(workers: int = 2, memory_limit: str | None = WORKER_MEMORY) -> Any:
     """A ``LocalCluster`` of ``workers`` processes, one thread each, restarted by their nannies above 95% memory."""
+    import copy
+
     import dask
     from distributed import LocalCluster
-
-    import copy
 
     with dask.config.set(_MEMORY_CONFIG):  # the nannies' memory monitors read it when they start ...
         full = copy.deepcopy(dask.config.config)  # ... and hand this to every (re)started worker process
