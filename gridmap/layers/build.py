@@ -8,6 +8,7 @@ from typing import Any
 
 import geopandas as gpd
 
+from gridmap._progress import step_bar
 from gridmap.layers.admin import load_admin_layers
 
 
@@ -66,7 +67,7 @@ def build_layers(
     )
 
     steps = ["admin units", "grids", "service points"]
-    bar = _bar(len(steps), progress)
+    bar = step_bar(len(steps), progress)
     bar.set_description("admin units / 行政区划")
     admin = load_admin_layers(data_dir)
     bar.update(1)
@@ -101,17 +102,3 @@ def layers_report(layers: Layers, *, roads: bool = False, progress: bool = False
         G = build_road_graph(mode="walk", progress=progress)
         out["roads"] = road_network_info(G, layers.streets)
     return out
-
-
-class _NoBar:
-    def update(self, n: int = 1) -> None: ...
-    def set_description(self, text: str) -> None: ...
-    def close(self) -> None: ...
-
-
-def _bar(total: int, progress: bool) -> Any:
-    if not progress:
-        return _NoBar()
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit="step")

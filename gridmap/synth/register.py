@@ -27,6 +27,7 @@ import shapely
 from pyproj import Transformer
 
 from gridmap._errors import ValidationError
+from gridmap._progress import step_bar
 from gridmap.domain.enums import DisabilityLevel, WelfareStatus
 from gridmap.register.columns import CANONICAL_COLUMNS
 from gridmap.synth import names as nm
@@ -276,7 +277,7 @@ def generate_register(
         raise ValidationError(f"number of elders must be >= 0, got {n}", f"老年人数量须不小于0，实际为{n}",
                               field="elders", value=n, code="invalid_count")
     steps = ["allocate", "people", "homes", "stewards", "visits"]
-    bar = _bar(len(steps), progress)
+    bar = step_bar(len(steps), progress)
     rng = np.random.default_rng(seed)
     streets = _layer(layers, "streets").sort_values("code").reset_index(drop=True)
     comm = _layer(layers, "communities").sort_values("code").reset_index(drop=True)
@@ -783,17 +784,3 @@ def _visits(rng: np.random.Generator, elders: pd.DataFrame, stewards: pd.DataFra
     visits = visits.sort_values(["elder_index", "visited_on"], kind="stable").reset_index(drop=True)
     visits.insert(2, "seq", visits.groupby("elder_index").cumcount().to_numpy() + 1)
     return visits
-
-
-class _NoBar:
-    def update(self, n: int = 1) -> None: ...
-    def set_description(self, text: str) -> None: ...
-    def close(self) -> None: ...
-
-
-def _bar(total: int, progress: bool) -> Any:
-    if not progress:
-        return _NoBar()
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit="step")
