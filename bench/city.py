@@ -336,6 +336,7 @@ def _extrapolate(out: dict[str, Any]) -> None:
     runs = {r["label"]: r for r in out.get("runs", [])}
     if "10x-w2" in runs or not {"1x-w2", "4x-w2"} <= set(runs):
         out.pop("extrapolation", None)
+        out.pop("extrapolated_10x", None)
         return
     c1, c4 = runs["1x-w2"]["cost_per_problem_s"], runs["4x-w2"]["cost_per_problem_s"]
     n10 = 10 * runs["1x-w2"]["problems"]

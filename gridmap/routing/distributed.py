@@ -55,6 +55,7 @@ Give remote workers a ``--memory-limit`` for the same reason.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -91,6 +92,10 @@ _MEMORY_CONFIG = {"distributed.worker.memory.target": False, "distributed.worker
 #: Fields of a :class:`StewardResult` filled from a solve task's answer.
 _RESULT_FIELDS = ("visits_required", "visits_planned", "unassigned", "unassigned_by_reason", "work_minutes",
                   "travel_seconds", "distance_metres", "estimated_share", "check_ok", "violations")
+
+#: Other :class:`StewardResult` fields a solve task may answer (copied when present).
+_EXTRA_FIELDS = {f.name for f in dataclasses.fields(StewardResult)} - set(_RESULT_FIELDS) - {
+    "code", "name", "kind", "steward_id", "status", "error", "time_limit", "seconds", "dir"}
 
 _ENGINES: dict[str, Any] = {}
 
@@ -360,6 +365,8 @@ def plan_week_dask(
             r.status, r.error = "failed", res["error"]
         else:
             for k in _RESULT_FIELDS:
+                setattr(r, k, res[k])
+            for k in _EXTRA_FIELDS & res.keys():  # e.g. ``repaired`` (solve_task's safety net)
                 setattr(r, k, res[k])
             (d / "plan.json").write_text(res["plan_json"], encoding="utf-8")
             stats["solved"] += 1
