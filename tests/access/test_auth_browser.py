@@ -67,9 +67,15 @@ def chrome():
 
 
 def _wait(pred, timeout=30.0):
+    """Poll ``pred`` until it returns something true; elements of a page still loading are waited for."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        v = pred()
+        try:
+            v = pred()
+        except (NoSuchElementException, StaleElementReferenceException):
+            v = None
         if v:
             return v
         time.sleep(0.2)
