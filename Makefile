@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install demo-build bench bench-layers bench-register bench-routing bench-dashboard bench-load clean help
+.PHONY: demo test install demo-build bench bench-layers bench-register bench-routing bench-dashboard bench-load bench-routing-weekly bench-city bench-summary clean help
 
 help:
 	@echo "make demo   build the embedded demo database (real layers + synthetic data) and serve the dashboard"
@@ -47,7 +47,17 @@ bench-dashboard: $(STAMP)
 bench-load: $(BENCH_STAMP)
 	$(BIN)/python bench/load.py
 
-bench: bench-layers bench-register bench-routing bench-dashboard bench-load
+bench-routing-weekly: $(STAMP)
+	$(BIN)/python bench/routing_weekly.py
+
+bench-city: $(STAMP)
+	$(BIN)/python bench/city.py
+
+bench-summary: $(STAMP)
+	$(BIN)/python bench/summary.py
+
+bench: bench-layers bench-register bench-routing bench-routing-weekly bench-dashboard bench-load bench-city
+	$(MAKE) bench-summary
 
 clean:
 	rm -rf var/ .pytest_cache
