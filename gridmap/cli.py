@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Engine
 
+from gridmap._cli import fail as _fail
 from gridmap._errors import GridmapError
 
 app = typer.Typer(
@@ -35,11 +36,6 @@ DbOpt = Annotated[
     str | None,
     typer.Option("--database-url", help="SQLAlchemy URL (default: GRIDMAP_DATABASE_URL or ./var/gridmap.sqlite)."),
 ]
-
-
-def _fail(exc: GridmapError, code: int = 1) -> None:
-    console.print(f"[red]错误[/red] {exc.message_zh}\n[red]Error[/red] {exc.message_en}")
-    raise typer.Exit(code)
 
 
 def _engine(database_url: str | None):

@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from gridmap._cli import fail as _fail
 from gridmap._errors import GridmapError, ValidationError
 
 users_app = typer.Typer(help="Users and roles (用户与角色).", no_args_is_help=True)
@@ -35,11 +36,6 @@ StewardOpt = Annotated[str | None, typer.Option(
     "--steward", help="Code of the user's steward (community: 探访管家; service: 服务管家).")]
 GrantOpt = Annotated[list[str] | None, typer.Option(
     "--grant", help="A street granted to a planner or inspector (repeat for several).")]
-
-
-def _fail(exc: GridmapError, code: int = 1) -> None:
-    console.print(f"[red]错误[/red] {exc.message_zh}\n[red]Error[/red] {exc.message_en}")
-    raise typer.Exit(code)
 
 
 def _engine(database_url: str | None):

@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from gridmap._cli import fail as _fail
 from gridmap._errors import GridmapError
 
 register_app = typer.Typer(
@@ -38,11 +39,6 @@ SourceOpt = Annotated[
                                   "medical_insurance). Default 民政."),
 ]
 ReportOpt = Annotated[Optional[Path], typer.Option("--report", help="Write the import report JSON here.")]
-
-
-def _fail(exc: GridmapError, code: int) -> None:
-    console.print(f"[red]错误[/red] {exc.message_zh}\n[red]Error[/red] {exc.message_en}")
-    raise typer.Exit(code)
 
 
 def _engine(database_url: str | None):  # noqa: ANN202

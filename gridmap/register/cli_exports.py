@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from gridmap._cli import fail as _fail
 from gridmap._errors import GridmapError
 from gridmap.register.cli import register_app
 
@@ -26,11 +27,6 @@ StreetOpt = Annotated[Optional[str], typer.Option("--street", help="Only this st
 UnmaskOpt = Annotated[bool, typer.Option("--unmask", help="Do not mask personal data (needs --reason; audited).")]
 ReasonOpt = Annotated[Optional[str], typer.Option("--reason", help="Why unmasked data is exported (audit log).")]
 UserOpt = Annotated[Optional[str], typer.Option("--user", help="Who exports (watermark, audit log); default: OS user.")]
-
-
-def _fail(exc: GridmapError, code: int = 1) -> None:
-    console.print(f"[red]错误[/red] {exc.message_zh}\n[red]Error[/red] {exc.message_en}")
-    raise typer.Exit(code)
 
 
 def _engine(database_url: str | None):  # noqa: ANN202

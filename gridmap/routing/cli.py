@@ -9,16 +9,12 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
+from gridmap._cli import fail as _fail
 from gridmap._errors import GridmapError
 
 plan_app = typer.Typer(help="Visit routes: solve and check planning problems (JSON contract). 探访路线规划",
                        no_args_is_help=True)
 _console = Console(stderr=True)
-
-
-def _fail(exc: GridmapError, code: int) -> None:
-    _console.print(f"[red]错误[/red] {exc.message_zh}\n[red]Error[/red] {exc.message_en}")
-    raise typer.Exit(code)
 
 
 @plan_app.command("solve")

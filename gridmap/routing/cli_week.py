@@ -9,15 +9,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from gridmap._cli import fail as _fail
 from gridmap._errors import GridmapError, ValidationError
 from gridmap.routing.cli import plan_app
 
 _console = Console(stderr=True)
-
-
-def _fail(exc: GridmapError, code: int = 1) -> None:
-    _console.print(f"[red]错误[/red] {exc.message_zh}\n[red]Error[/red] {exc.message_en}")
-    raise typer.Exit(code)
 
 
 @plan_app.command("week")

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from gridmap._cli import fail as _fail
 from gridmap._errors import GridmapError
 
 visits_app = typer.Typer(help="Visit rules and records. 探访规则与记录", no_args_is_help=True)
@@ -18,11 +19,6 @@ console = Console(stderr=True)
 
 DbOpt = Annotated[Optional[str], typer.Option("--database-url", help="SQLAlchemy URL (default: GRIDMAP_DATABASE_URL).")]
 RulesOpt = Annotated[Optional[Path], typer.Option("--rules", help="A district rules YAML (default: the document's).")]
-
-
-def _fail(exc: GridmapError, code: int = 1) -> None:
-    console.print(f"[red]错误[/red] {exc.message_zh}\n[red]Error[/red] {exc.message_en}")
-    raise typer.Exit(code)
 
 
 def _engine(database_url: str | None):  # noqa: ANN202

@@ -8,16 +8,12 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from gridmap._cli import fail as _fail
 from gridmap._errors import GridmapError
 
 city_app = typer.Typer(help="City scale: Dask planning, city register on PostGIS, SQL indicators. 城市级规模",
                        no_args_is_help=True)
 console = Console(stderr=True)
-
-
-def _fail(exc: GridmapError) -> None:
-    console.print(f"[red]错误[/red] {exc.message_zh}\n[red]Error[/red] {exc.message_en}")
-    raise typer.Exit(1) from None
 
 
 def _url(database_url: str | None) -> str:
