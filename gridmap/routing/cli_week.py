@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -22,7 +23,8 @@ def plan_week_command(
     street: Annotated[str | None, typer.Option("--street", help="Only this street (name), else the district.")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Run directory (default <var>/plans/<week>).")] = None,
     time_limit: Annotated[float | None, typer.Option(
-        "--time-limit", min=0.05, help="Search seconds per steward (default: shares of --budget by size).")] = None,
+        "--time-limit", min=0.0, help="Search seconds per steward (default: shares of --budget by size; with "
+        "--dask 5). 0: no timed search, the same plans on any runner and load.")] = None,
     budget: Annotated[float, typer.Option("--budget", min=1.0,
                                           help="Wall seconds of search for the whole run (auto limits).")] = 600.0,
     workers: Annotated[int | None, typer.Option("--workers", min=1, help="Processes (default: all cores).")] = None,
@@ -31,15 +33,37 @@ def plan_week_command(
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
     geometry: Annotated[bool, typer.Option("--geometry/--no-geometry", help="Draw routes into the plans.")] = False,
     database_url: Annotated[str | None, typer.Option("--database-url", help="SQLAlchemy URL.")] = None,
+    dask: Annotated[bool, typer.Option(
+        "--dask", help="Run on Dask distributed: a local cluster of --workers processes (default 2), or the "
+        "cluster of --scheduler / GRIDMAP_DASK_SCHEDULER.")] = False,
+    scheduler: Annotated[str | None, typer.Option(
+        "--scheduler", help="Dask scheduler tcp://HOST:8786 (implies --dask).")] = None,
+    resume: Annotated[bool, typer.Option(
+        "--resume/--no-resume", help="With Dask: keep stewards already planned for this week, seed, limit and "
+        "problem.")] = True,
 ) -> None:
-    """Plan the week of every steward (in parallel), check each plan, store plans and summary.json (exit 1 on failures)."""
+    """Plan the week of every steward (in parallel), check each plan, store plans and summary.json (exit 1 on failures).
+
+    With --dask (or --scheduler, or GRIDMAP_DASK_SCHEDULER set) the run goes to Dask: problems are built
+    street by street on the workers and plans are stored as they arrive; an interrupted run resumes.
+    """
+    from gridmap.routing.distributed import SCHEDULER_ENV, plan_week_dask
     from gridmap.routing.district import plan_week
     from gridmap.store.db import make_engine
 
+    use_dask = dask or scheduler is not None or bool(os.environ.get(SCHEDULER_ENV))
     try:
         engine = make_engine(database_url)
-        run = plan_week(engine, week, street=street, out_dir=out, time_limit=time_limit, budget=budget,
-                        workers=workers, progress=True, initial_from=initial_from, seed=seed, geometry=geometry)
+        if use_dask:
+            if initial_from is not None:
+                raise ValidationError("--initial-from is not available with --dask", "--dask 运行不支持 --initial-from",
+                                      field="initial_from", value=str(initial_from), code="dask_initial_from")
+            run = plan_week_dask(engine.url.render_as_string(hide_password=False), week, street=street, out_dir=out,
+                                 scheduler=scheduler, workers=workers or 2, time_limit=time_limit, seed=seed,
+                                 resume=resume, geometry=geometry, progress=True)
+        else:
+            run = plan_week(engine, week, street=street, out_dir=out, time_limit=time_limit, budget=budget,
+                            workers=workers, progress=True, initial_from=initial_from, seed=seed, geometry=geometry)
     except GridmapError as exc:
         _fail(exc, 2)
     d = run.to_dict()

@@ -16,11 +16,10 @@ How the work is spread
   keeps one engine per database URL). A steward whose elders live in several
   streets gets its parts merged (visits in elder-id order, as the district
   build has them) once every street it serves is built.
-  Cost: :func:`gridmap.rules.store.read_facts` filters elders by street but
-  computes each elder's last visit over the whole visit table, so a street
-  task costs about as much as a district one (3.4 s per street vs 18 s for
-  all 29 streets of the 120,000-elder register on SQLite); ``by_street=False``
-  builds the district in one worker task until that query is filtered by street.
+  :func:`gridmap.rules.store.read_facts` reads a street's visits and hazards
+  only (an ``elder_id IN (elders of the street)`` filter served by the
+  ``(elder_id, visited_on)`` index), so a street task reads its own rows, not
+  the whole visit table; ``by_street=False`` builds the district in one task.
 * **Road graphs once per worker** — the solve tasks use
   :func:`gridmap.routing.district.load_graphs`, which builds each travel mode's
   graph from the on-disk cache once per worker process and keeps it for every
@@ -37,8 +36,13 @@ How the work is spread
   is not solved again.
 
 Same seed, same plans: the problems and the solver calls are those of
-:func:`~gridmap.routing.district.plan_week`, so for a fixed ``time_limit`` a
-search that converges within the limit gives the same plan on either runner.
+:func:`~gridmap.routing.district.plan_week` (:func:`compare_runs` checks two
+stored runs stop by stop). The solver's search is bounded by wall-clock time
+only, so with a time limit a plan is the same on both runners only where the
+search settles before the limit (a loaded machine may stop it elsewhere).
+``time_limit=0`` runs no timed search (for multi-day problems: the seeded
+insertion with ejections, :func:`gridmap.routing.solver.solve`'s first
+solution), which is identical on any runner and any load.
 
 Cluster: ``scheduler`` (``tcp://HOST:8786``) or ``GRIDMAP_DASK_SCHEDULER``
 connects to an existing cluster (its workers need gridmap installed and the
@@ -160,6 +164,79 @@ def merge_parts(parts: list[StewardProblem]) -> StewardProblem:
     problem = {**first.problem, "visits": visits}
     return StewardProblem(first.steward_id, first.code, first.name, first.kind, first.week, problem,
                           {k: meta[k] for k in sorted(meta, key=int)})
+
+
+@dataclasses.dataclass
+class RunComparison:
+    """Two stored runs compared steward by steward (:func:`compare_runs`)."""
+
+    identical: list[str]
+    #: ``{"code", "what", ...}``; ``what``: ``missing`` (plan in one run only), ``problem`` (other problem),
+    #: ``days`` (a visit on other days or planned in one run only), ``order`` (same days, other stop order),
+    #: ``other`` (same stops in the same order, other times or figures)
+    different: list[dict[str, Any]]
+
+    @property
+    def same(self) -> bool:
+        """Every steward's plan identical in both runs."""
+        return not self.different
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form: counts, the differences (first 50) and the kinds of difference."""
+        kinds: dict[str, int] = defaultdict(int)
+        for d in self.different:
+            kinds[d["what"]] += 1
+        return {"stewards": len(self.identical) + len(self.different), "identical": len(self.identical),
+                "different": len(self.different), "by_kind": dict(sorted(kinds.items())),
+                "differences": self.different[:50]}
+
+
+def _read(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def _stops(plan: dict[str, Any]) -> tuple[dict[str, list[str]], dict[tuple[str, str], list[str]]]:
+    """Per visit its sorted days; per (steward, day) its visits in order."""
+    days: dict[str, list[str]] = defaultdict(list)
+    order: dict[tuple[str, str], list[str]] = {}
+    for r in plan.get("routes", []):
+        seq = [str(st["visit"]) for st in r.get("stops", [])]
+        if seq:
+            order[(str(r["steward"]), str(r["day"]))] = seq
+        for v in seq:
+            days[v].append(str(r["day"]))
+    return {v: sorted(d) for v, d in days.items()}, order
+
+
+def compare_runs(a: str | Path, b: str | Path) -> RunComparison:
+    """Compare the plans of two stored runs (district, Dask or CLI run directories) steward by steward.
+
+    A steward is identical when its ``plan.json`` is the same in both runs
+    (routes, stops and their order, times, unassigned visits, summary).
+    """
+    a, b = Path(a), Path(b)
+    codes = sorted({p.parent.name for d in (a, b) for p in d.glob("*/plan.json")})
+    same: list[str] = []
+    diff: list[dict[str, Any]] = []
+    for code in codes:
+        pa, pb = _read(a / code / "plan.json"), _read(b / code / "plan.json")
+        if pa is None or pb is None:
+            diff.append({"code": code, "what": "missing", "in": str(a if pa is not None else b)})
+            continue
+        if pa == pb:
+            same.append(code)
+            continue
+        qa, qb = _read(a / code / "problem.json"), _read(b / code / "problem.json")
+        if qa is not None and qb is not None and problem_hash(qa) != problem_hash(qb):
+            diff.append({"code": code, "what": "problem"})
+            continue
+        (da, oa), (db, ob) = _stops(pa), _stops(pb)
+        what = "days" if da != db else "order" if oa != ob else "other"
+        sa, sb = pa.get("summary", {}), pb.get("summary", {})
+        diff.append({"code": code, "what": what,
+                     "visits_planned": [sa.get("visits_planned"), sb.get("visits_planned")],
+                     "travel_seconds": [sa.get("travel_seconds"), sb.get("travel_seconds")]})
+    return RunComparison(same, diff)
 
 
 def resolve_scheduler(scheduler: str | None) -> str | None:
@@ -323,8 +400,7 @@ def plan_week_dask(
     memory_limit
         Memory of each local-cluster worker (None: Dask's default share of the machine).
     by_street
-        One build task per street (default); False: one task builds the whole district
-        (cheaper while reading a street's facts scans every visit, see the module notes).
+        One build task per street (default); False: one task builds the whole district.
 
     Returns
     -------
@@ -474,5 +550,6 @@ def plan_week_dask(
     return run
 
 
-__all__ = ["DEFAULT_TIME_LIMIT", "RESULT_FILE", "SCHEDULER_ENV", "WORKER_MEMORY", "build_street", "local_cluster",
-           "merge_parts", "plan_week_dask", "problem_hash", "resolve_scheduler", "solve_remote"]
+__all__ = ["DEFAULT_TIME_LIMIT", "RESULT_FILE", "SCHEDULER_ENV", "WORKER_MEMORY", "RunComparison", "build_street",
+           "compare_runs", "local_cluster", "merge_parts", "plan_week_dask", "problem_hash", "resolve_scheduler",
+           "solve_remote"]

@@ -90,18 +90,31 @@ def read_facts(
         Only elders whose status is in the programme (rules ``programme_statuses``).
     """
     rules = rules or load_rules()
+    # the elders asked for, as a subquery: the visit and hazard aggregates below read only their rows
+    # (through ix_visit_elder_date / ix_hazard_elder_id) instead of the whole tables
+    scope = None
+    if street is not None or steward_id is not None:
+        scope = select(Elder.id)
+        if street is not None:
+            scope = scope.where(Elder.street_id.in_(select(Street.id).where(Street.name == street)))
+        if steward_id is not None:
+            scope = scope.where(Elder.visit_steward_id == steward_id)
     # last effective visit before `on`, with its answers (window function: both backends)
     rn = func.row_number().over(partition_by=Visit.elder_id,
                                 order_by=(Visit.visited_on.desc(), Visit.id.desc())).label("rn")
     ans_cols = [getattr(Visit, k) for k in ANSWER_FIELDS]
     lv = (select(Visit.elder_id, Visit.visited_on, *ans_cols, rn)
           .where(Visit.visited_on < on, _effective_clause(rules)))
+    hz = (select(Hazard.elder_id, func.count().label("n"))
+          .where(Hazard.status != HazardStatus.CLOSED, Hazard.opened_on <= on))
     if elder_ids is not None:
         lv = lv.where(Visit.elder_id.in_(list(elder_ids)))
+        hz = hz.where(Hazard.elder_id.in_(list(elder_ids)))
+    if scope is not None:
+        lv = lv.where(Visit.elder_id.in_(scope))
+        hz = hz.where(Hazard.elder_id.in_(scope))
     lv = lv.subquery()
-    hz = (select(Hazard.elder_id, func.count().label("n"))
-          .where(Hazard.status != HazardStatus.CLOSED, Hazard.opened_on <= on)
-          .group_by(Hazard.elder_id).subquery())
+    hz = hz.group_by(Hazard.elder_id).subquery()
     fc = select(FirstContact.elder_id).where(FirstContact.valid.is_(True)).subquery()
 
     q = (select(Elder.id, Elder.birth_date, Elder.categories, Elder.disability_level,

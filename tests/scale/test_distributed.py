@@ -129,3 +129,80 @@ def test_one_build_task_for_the_district_gives_the_same_problems(engine, tmp_pat
                      by_street=False)
     assert _problems(tmp_path / "d") == _problems(tmp_path / "s") and len(_problems(tmp_path / "d")) == 4
     assert _plans(tmp_path / "d") == _plans(tmp_path / "s")
+
+
+# ------------------------------------------------------------------ local vs Dask, stored plans compared
+
+
+def _cli(*args: str):
+    from typer.testing import CliRunner
+
+    from gridmap.cli import app
+
+    return CliRunner().invoke(app, list(args))
+
+
+@pytest.mark.slow
+def test_plan_week_local_and_dask_store_identical_plans(engine, tmp_path, monkeypatch):
+    """``gridmap plan week`` on 2 local processes and with ``--dask`` (a 2-worker LocalCluster) store the same
+    plans for the same seed: same stops, same order, same days, same times."""
+    monkeypatch.delenv(D.SCHEDULER_ENV, raising=False)
+    build_tiny_register(engine, per_street=8)
+    url = engine_url(engine)
+    common = ["plan", "week", "--week", WEEK, "--time-limit", "0", "--seed", str(SEED), "--workers", "2",
+              "--database-url", url]
+    local = _cli(*common, "--out", str(tmp_path / "local"))
+    assert local.exit_code == 0, local.output
+    dask = _cli(*common, "--out", str(tmp_path / "dask"), "--dask")
+    assert dask.exit_code == 0, dask.output
+    s_local = json.loads((tmp_path / "local" / "summary.json").read_text(encoding="utf-8"))
+    s_dask = json.loads((tmp_path / "dask" / "summary.json").read_text(encoding="utf-8"))
+    assert "runner" not in s_local and s_dask["runner"] == "dask" and s_dask["scheduler"] == "local"
+    assert s_dask["workers"] == 2 and s_dask["solved"] == 4
+    cmp = D.compare_runs(tmp_path / "local", tmp_path / "dask")
+    assert cmp.same and sorted(cmp.identical) == ["F-1", "F-2", "T-1", "T-2"], cmp.to_dict()
+    assert s_dask["visits_planned"] == s_local["visits_planned"] > 0
+    assert s_dask["all_plans_valid"] and s_local["all_plans_valid"]
+    # the stops themselves, read back: every planned visit of T-1 is one of its elders, on the week's days
+    t1 = json.loads((tmp_path / "dask" / "T-1" / "plan.json").read_text(encoding="utf-8"))
+    problem = _problems(tmp_path / "dask")["T-1"]
+    stops = [st["visit"] for r in t1["routes"] for st in r["stops"]]
+    assert stops and set(stops) <= {v["id"] for v in problem["visits"]}
+    assert {r["day"] for r in t1["routes"]} <= set(problem["days"])
+
+
+def test_dask_run_refuses_a_warm_start_in_both_languages(engine, tmp_path):
+    res = _cli("plan", "week", "--week", WEEK, "--dask", "--initial-from", str(tmp_path),
+               "--database-url", engine_url(engine))
+    assert res.exit_code == 2
+    assert "--initial-from" in res.output and "不支持" in res.output
+
+
+def _write_run(d: Path, plans: dict[str, dict]) -> None:
+    for code, plan in plans.items():
+        (d / code).mkdir(parents=True, exist_ok=True)
+        (d / code / "plan.json").write_text(json.dumps(plan), encoding="utf-8")
+
+
+def _plan(*routes: tuple[str, list[str]], start: str = "08:00") -> dict:
+    return {"routes": [{"steward": "S", "day": day, "stops": [{"visit": v, "arrival": start, "start": start,
+                                                                "end": start} for v in visits]}
+                       for day, visits in routes],
+            "unassigned": [], "summary": {"visits_planned": sum(len(v) for _, v in routes), "travel_seconds": 10}}
+
+
+def test_compare_runs_names_what_differs(tmp_path):
+    base = _plan(("2026-12-07", ["1", "2"]), ("2026-12-08", ["3"]))
+    _write_run(tmp_path / "a", {"A": base, "B": base, "C": base, "D": base, "E": base})
+    _write_run(tmp_path / "b", {
+        "A": base,
+        "B": _plan(("2026-12-07", ["2", "1"]), ("2026-12-08", ["3"])),  # same days, other order
+        "C": _plan(("2026-12-07", ["1"]), ("2026-12-08", ["3", "2"])),  # visit 2 on another day
+        "D": _plan(("2026-12-07", ["1", "2"]), ("2026-12-08", ["3"]), start="09:00"),  # other times only
+    })
+    cmp = D.compare_runs(tmp_path / "a", tmp_path / "b")
+    assert not cmp.same and cmp.identical == ["A"]
+    assert {d["code"]: d["what"] for d in cmp.different} == {"B": "order", "C": "days", "D": "other",
+                                                             "E": "missing"}
+    assert cmp.to_dict()["by_kind"] == {"days": 1, "missing": 1, "order": 1, "other": 1}
+    assert D.compare_runs(tmp_path / "a", tmp_path / "a").same
