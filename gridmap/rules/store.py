@@ -114,6 +114,9 @@ def read_facts(
         lv = lv.where(Visit.elder_id.in_(scope))
         hz = hz.where(Hazard.elder_id.in_(scope))
     lv = lv.subquery()
+    # read on its own and matched by elder id here: outer-joined to the elders, SQLite scanned the whole
+    # window result once per elder (no index on it), quadratic in a street's size
+    lvq = select(*[c for c in lv.c if c.name != "rn"]).where(lv.c.rn == 1)
     hz = hz.group_by(Hazard.elder_id).subquery()
     fc = select(FirstContact.elder_id).where(FirstContact.valid.is_(True)).subquery()
 
@@ -124,14 +127,11 @@ def read_facts(
                 Street.name.label("street"), Elder.community_id, Community.name.label("community"),
                 Elder.grid_id, Elder.visit_steward_id, Elder.service_steward_id, Elder.geom,
                 func.coalesce(hz.c.n, 0).label("open_hazards"),
-                lv.c.visited_on.label("last_visit_on"),
-                *[lv.c[k] for k in ANSWER_FIELDS],
                 fc.c.elder_id.label("fc"))
          .select_from(Elder)
          .outerjoin(Street, Street.id == Elder.street_id)
          .outerjoin(Community, Community.id == Elder.community_id)
          .outerjoin(hz, hz.c.elder_id == Elder.id)
-         .outerjoin(lv, and_(lv.c.elder_id == Elder.id, lv.c.rn == 1))
          .outerjoin(fc, fc.c.elder_id == Elder.id)
          .order_by(Elder.id))
     if programme_only:
@@ -147,6 +147,7 @@ def read_facts(
     with engine.connect() as conn:
         rows = conn.execute(q).mappings().all()
         ids = [r["id"] for r in rows]
+        last = {r["elder_id"]: r for r in conn.execute(lvq).mappings()} if ids else {}
         devices: dict[int, set[Any]] = {}
         if ids:
             if elder_ids is not None or street is not None or steward_id is not None:
@@ -154,16 +155,18 @@ def read_facts(
             for eid, kind in conn.execute(dq):
                 devices.setdefault(eid, set()).add(kind)
     out = []
+    none: dict[str, Any] = {}
     for r in rows:
         geom = r["geom"]
+        lr = last.get(r["id"], none)
         out.append(ElderFacts(
             id=r["id"], birth_date=r["birth_date"], categories=frozenset(r["categories"] or ()),
             disability_level=r["disability_level"], welfare_status=r["welfare_status"],
             dispersed_support=bool(r["dispersed_support"]), willing=bool(r["willing_to_be_visited"]),
             signed_care_station=bool(r["signed_care_station"]),
             signed_home_care_bed=bool(r["signed_home_care_bed"]), status=r["status"],
-            open_hazards=int(r["open_hazards"]), last_visit_on=r["last_visit_on"],
-            last_answers={k: str(r[k]) for k in ANSWER_FIELDS if r[k] is not None},
+            open_hazards=int(r["open_hazards"]), last_visit_on=lr.get("visited_on"),
+            last_answers={k: str(lr[k]) for k in ANSWER_FIELDS if lr.get(k) is not None},
             has_first_contact=r["fc"] is not None, devices=frozenset(devices.get(r["id"], ())),
             family_doctor_signed=r["family_doctor_signed"], wants_family_doctor=r["wants_family_doctor"],
             street_id=r["street_id"], street=r["street"], community_id=r["community_id"],
