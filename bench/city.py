@@ -26,6 +26,15 @@ its figures into ``bench/results/city.json`` as soon as they are measured
   the end-to-end run from the register (street build tasks + solve) at 1×; a
   sample re-solved by :func:`gridmap.routing.district.plan_week` with the same
   seed to compare plans.
+* **week** — the acceptance run, end to end as a user runs it: ``gridmap plan
+  week --week 2026-W49`` on the 120,000-elder synthetic Haidian register
+  (``--register``, default ``var/plan120k.sqlite``, built by ``gridmap demo
+  --no-serve --elders 120000`` when missing) on the local process pool (2
+  processes) and with ``--dask`` (2-worker LocalCluster), plans stored in each
+  run directory; the two runs compared stop by stop
+  (:func:`gridmap.routing.distributed.compare_runs`) for each ``--week-limits``
+  (0 = no timed search). Also a street's facts read (one street vs the whole
+  register) with :func:`gridmap.rules.store.read_facts`.
 """
 
 from __future__ import annotations
@@ -376,6 +385,98 @@ def _same_plans(problems: list[Any], args: argparse.Namespace, out: dict[str, An
                                  "limit; a time-limited search under machine load may stop at a different point"}
 
 
+# ------------------------------------------------------------------ week (acceptance run, end to end)
+
+
+def _week_register(path: Path) -> Path:
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, "-m", "gridmap", "demo", "--no-serve", "--elders", "120000",
+                        "--database-url", f"sqlite:///{path}"], check=True)
+    return path
+
+
+def _street_reads(url: str, out: dict[str, Any]) -> None:
+    """read_facts of single streets against the whole register (what each street task read before)."""
+    from sqlalchemy import select
+
+    from gridmap.rules.store import read_facts
+    from gridmap.store.db import make_engine
+    from gridmap.store.models import Elder, Street
+
+    eng = make_engine(url)
+    from datetime import date
+
+    on = date(2026, 11, 30)
+    with eng.connect() as conn:
+        names = [r[0] for r in conn.execute(select(Street.name).join(Elder, Elder.street_id == Street.id)
+                                            .group_by(Street.name).order_by(Street.name))]
+    picks = names[:: max(1, len(names) // 3)][:3]
+    times, rows = [], 0
+    for name in picks:
+        t = time.perf_counter()
+        rows += len(read_facts(eng, on, street=name))
+        times.append(time.perf_counter() - t)
+    t = time.perf_counter()
+    whole = len(read_facts(eng, on))
+    t_whole = time.perf_counter() - t
+    eng.dispose()
+    out["street_reads"] = {"streets": picks, "runs_s": [round(x, 3) for x in times], "median_s": _median(times),
+                           "elders_read": rows, "reference": {"name": "read_facts of the whole register",
+                                                              "elders": whole, "seconds": round(t_whole, 3)}}
+
+
+def phase_week(args: argparse.Namespace) -> None:
+    """``gridmap plan week`` on the 120,000-elder register: process pool vs --dask, plans compared."""
+    import shutil
+
+    from gridmap.routing.distributed import compare_runs
+
+    reg = _week_register(Path(args.register).resolve())
+    url = f"sqlite:///{reg}"
+    out: dict[str, Any] = {"week": WEEK, "register": str(reg.relative_to(ROOT)) if reg.is_relative_to(ROOT)
+                           else str(reg), "seed": 0, "workers": 2, "status": "running", "runs": [], "compare": []}
+    _street_reads(url, out)
+    merge("week", out)
+    for limit in (float(x) for x in args.week_limits.split(",")):
+        pair = {}
+        for runner in ("local", "dask"):
+            d = VAR / "plans" / f"week-{runner}-t{limit:g}"
+            shutil.rmtree(d, ignore_errors=True)
+            cmd = [sys.executable, "-m", "gridmap", "plan", "week", "--week", WEEK, "--time-limit", str(limit),
+                   "--seed", "0", "--workers", "2", "--out", str(d), "--database-url", url]
+            if runner == "dask":
+                cmd.append("--dask")
+            env = {k: v for k, v in os.environ.items() if k != "GRIDMAP_DASK_SCHEDULER"}
+            t = time.perf_counter()
+            proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+            wall = time.perf_counter() - t
+            sm = json.loads((d / "summary.json").read_text(encoding="utf-8"))
+            st = sm["stewards"]
+            solve = sorted(x["seconds"] for x in st)
+            pair[runner] = d
+            out["runs"].append({
+                "runner": runner, "time_limit_s": limit, "exit_code": proc.returncode, "wall_s": round(wall, 1),
+                "run_wall_s": sm["wall_seconds"], "build_seconds": sm.get("build_seconds"),
+                "stewards": sm["stewards_total"], "failed": sm["stewards_failed"],
+                "plans_valid": sm["plans_valid"], "plans_repaired": sm.get("plans_repaired", 0),
+                "visits_required": sm["visits_required"], "visits_planned": sm["visits_planned"],
+                "share_planned": sm["share_planned"],
+                "solve_s_median": round(statistics.median(solve), 3) if solve else None,
+                "solve_s_p95": round(solve[int(0.95 * (len(solve) - 1))], 3) if solve else None,
+                "not_plannable": len(sm.get("not_plannable", [])),
+                "stderr_tail": proc.stderr[-400:] if proc.returncode not in (0, 1) else "",
+                "out_dir": str(d.relative_to(ROOT)), "measured_at": datetime.now(UTC).isoformat(timespec="seconds")})
+            merge("week", out)
+        cmp = compare_runs(pair["local"], pair["dask"]).to_dict()
+        cmp["time_limit_s"] = limit
+        cmp["differences"] = cmp["differences"][:10]
+        out["compare"].append(cmp)
+        merge("week", out)
+    out["status"] = "done"
+    merge("week", out)
+
+
 # ------------------------------------------------------------------ report
 
 
@@ -422,6 +523,21 @@ def summary_rows(d: dict[str, Any]) -> list[dict[str, Any]]:
         s = pl["same_plans"]
         rows.append({"figure": "same plans: process pool vs Dask (sample, same seed)", "value": s["identical"],
                      "unit": f"of {s['sample']}"})
+    wk = d.get("week") or {}
+    sr = wk.get("street_reads")
+    if sr:
+        rows.append({"figure": "read_facts of one street (120,000-elder register)", "value": sr["median_s"],
+                     "unit": "s", "runs": sr["runs_s"],
+                     "reference": {"name": "read_facts of the whole register", "value": sr["reference"]["seconds"],
+                                   "unit": "s"}})
+    for r in wk.get("runs", []):
+        rows.append({"figure": (f"gridmap plan week, 120,000 elders, {r['runner']} (2 workers), "
+                                f"limit {r['time_limit_s']:g} s: {r['visits_planned']:,}/{r['visits_required']:,} "
+                                f"visits, {r['plans_valid']}/{r['stewards'] - r['failed']} plans valid"),
+                     "value": r["wall_s"], "unit": "s wall"})
+    for c in wk.get("compare", []):
+        rows.append({"figure": f"same plans, plan week local vs --dask, limit {c['time_limit_s']:g} s",
+                     "value": c["identical"], "unit": f"of {c['stewards']} stewards"})
     return rows
 
 
@@ -481,6 +597,36 @@ def markdown(d: dict[str, Any]) -> str:
         if pl.get("extrapolation"):
             lines += ["", pl["extrapolation"]]
         lines.append("")
+    wk = d.get("week")
+    if wk:
+        lines += ["## Weekly plan of the 120,000-elder register: local vs Dask (acceptance run)", "",
+                  (f"`gridmap plan week --week {wk['week']} --seed {wk['seed']} --workers 2 --time-limit L` on "
+                   f"`{wk['register']}` (the synthetic Haidian register of `gridmap demo --elders 120000`), once on "
+                   "the local process pool and once with `--dask` (2-worker LocalCluster, problems built by 29 "
+                   "street tasks on the workers); each run stores every steward's problem.json, plan.json and "
+                   "meta.json and summary.json in its run directory. Status: " + wk.get("status", "?") + "."), "",
+                  "| runner | limit s | wall s | stewards | failed | plans valid | planned | solve s median (p95) | exit |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for r in wk.get("runs", []):
+            lines.append(f"| {r['runner']} | {r['time_limit_s']:g} | {r['wall_s']} | {r['stewards']} | {r['failed']} "
+                         f"| {r['plans_valid']} | {r['visits_planned']:,}/{r['visits_required']:,} "
+                         f"({r['share_planned']:.1%}) | {r['solve_s_median']} ({r['solve_s_p95']}) | "
+                         f"{r['exit_code']} |")
+        for c in wk.get("compare", []):
+            lines += ["", (f"- Limit {c['time_limit_s']:g} s: **{c['identical']} of {c['stewards']}** stewards' "
+                          f"plans identical (same stops, order, days and times); differences by kind: "
+                          f"{c['by_kind'] or 'none'}.")]
+        lines += ["", ("Limit 0 runs no timed search (the seeded insertion with ejections of the solver's day "
+                       "stage), so it is the same on any runner and any load; with a time limit the solver's "
+                       "search stops on the wall clock, and a loaded machine stops it at different points "
+                       "(the solver has no iteration-bounded mode yet).")]
+        sr = wk.get("street_reads")
+        if sr:
+            lines += ["", (f"Street facts (`read_facts(street=…)`, as each street build task reads them): median "
+                          f"{sr['median_s']} s for {', '.join(sr['streets'])} (runs {sr['runs_s']}); the whole "
+                          f"register ({sr['reference']['elders']:,} elders) in {sr['reference']['seconds']} s in "
+                          "the same run.")]
+        lines.append("")
     return "\n".join(lines)
 
 
@@ -498,7 +644,7 @@ def phase_report(args: argparse.Namespace) -> None:
 def main() -> None:
     global RESULTS, OUT_JSON, OUT_MD, OUT_EXPLAIN
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--phase", default="all", choices=["all", "load", "indicators", "plan", "report"])
+    ap.add_argument("--phase", default="all", choices=["all", "load", "indicators", "plan", "week", "report"])
     ap.add_argument("--url", default=os.environ.get("GRIDMAP_CITY_BENCH_URL", DEFAULT_URL))
     ap.add_argument("--elders", type=int, default=1_200_000)
     ap.add_argument("--districts", type=int, default=10)
@@ -508,6 +654,9 @@ def main() -> None:
     ap.add_argument("--plan-runs", default="1x2w,1x1w,same,4x2w,e2e,10x2w",
                     help="comma list: <N>x<W>w (scale N, W workers), e2e (from the register), same (compare plans)")
     ap.add_argument("--sample", type=int, default=20)
+    ap.add_argument("--register", default=str(ROOT / "var" / "plan120k.sqlite"),
+                    help="week phase: the 120,000-elder register (built when missing)")
+    ap.add_argument("--week-limits", default="0,0.25", help="week phase: comma list of per-problem time limits")
     ap.add_argument("--memory-limit", default="3GiB", help="per local worker (nanny restarts it above 95%%)")
     ap.add_argument("--max-problems", type=int, default=0, help="only the first problems (quick runs)")
     ap.add_argument("--keep", action="store_true", help="keep earlier plan runs in city.json")
@@ -522,10 +671,11 @@ def main() -> None:
                 skip = a == "--phase"
                 continue
             rest.append(a)
-        for ph in ("load", "indicators", "plan"):
+        for ph in ("load", "indicators", "plan", "week"):
             subprocess.run([sys.executable, __file__, "--phase", ph, *rest], check=True)
         return
-    {"load": phase_load, "indicators": phase_indicators, "plan": phase_plan, "report": phase_report}[args.phase](args)
+    {"load": phase_load, "indicators": phase_indicators, "plan": phase_plan, "week": phase_week,
+     "report": phase_report}[args.phase](args)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,17 @@ the per-elder visit aggregate joins partition to partition
 dropped by truncating/detaching its partitions instead of deleting millions
 of rows. The streets, stewards and districts are small and not partitioned.
 
+Why the main store's register is not partitioned by district: it holds one
+district (Haidian; ``street.district_code``), so a ``district_code`` column on
+``elder``/``visit`` would give a single partition — no pruning, no
+partition-wise joins — while costing a schema change on both backends
+(SQLite has no partitioning), a key change (``(district_code, id)``) on the
+tables the history, audit and version columns hang on, and a value every
+import and update would have to keep right. Its street-level reads go
+through indexes instead (``elder (street_id, status)``, ``visit (elder_id,
+visited_on)``: :func:`gridmap.rules.store.read_facts` reads a street's rows
+only). A multi-district register belongs in this schema.
+
 Bulk load (:func:`load_city`): the register is generated chunk by chunk
 (:func:`gridmap.scale.generate.iter_city_chunks`) and each chunk is streamed
 with ``COPY … FROM STDIN`` (psycopg 3 ``cursor.copy()``, CSV, geometries as
