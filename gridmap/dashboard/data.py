@@ -41,7 +41,7 @@ from gridmap.access import (
     steward_clause,
 )
 from gridmap.access import visible_elder_ids as _visible_elder_ids
-from gridmap.domain.enums import Role
+from gridmap.domain.enums import Category, Role
 from gridmap.domain.masking import mask_address, mask_name
 from gridmap.rules.config import Rules, load_rules
 from gridmap.rules.indicators import compute_indicators, elder_status, period_of
@@ -153,13 +153,94 @@ def _has_category(cats: pd.Series, category: str) -> pd.Series:
 
 
 def _light(visits: pd.DataFrame) -> pd.DataFrame:
-    """Visits without the section 五 answers.
+    """Visits without the section 五 answers, ``visited_on`` as datetime64 (parsed once, not per view).
 
     ``compute_indicators`` then skips the copied-answers check (答案重复照抄),
     whose row-wise key takes ~20 s on 850,000 visits; that sign of 流于形式
     stays in the supervision report (``gridmap report``), not the live view.
     """
-    return visits.drop(columns=[c for c in ANSWER_FIELDS if c in visits.columns])
+    v = visits.drop(columns=[c for c in ANSWER_FIELDS if c in visits.columns])
+    return v.assign(visited_on=pd.to_datetime(v["visited_on"]).astype("datetime64[ns]"))
+
+
+def _indicators(e: pd.DataFrame, v: pd.DataFrame, h: pd.DataFrame, r: pd.DataFrame, week: str, level: str,
+                rules: Rules) -> pd.DataFrame:
+    _mon, sunday = parse_week(week)
+    if e.empty or v.empty or not (pd.to_datetime(v["visited_on"]) <= pd.Timestamp(sunday)).any():
+        # no visit recorded up to that week: nothing to measure (and compute_indicators
+        # fails on pandas 3 when no visit precedes the period's end)
+        return pd.DataFrame()
+    return compute_indicators(e, v, h, r, week=week, level=level, rules=rules)
+
+
+def _status(e: pd.DataFrame, v: pd.DataFrame, week: str, rules: Rules) -> pd.DataFrame:
+    st = elder_status(e, v, period_of(week=week), rules)
+    st["visited"] = st[f"visited_{week}"]
+    st["state"] = np.where(st["visited"], "visited", np.where(st["overdue"], "overdue", "due"))
+    return st
+
+
+def _trend_counts(e: pd.DataFrame, v: pd.DataFrame, weeks: list[str], rules: Rules) -> pd.DataFrame:
+    """Per week (oldest first): willing elders, those visited that week, whether any visit was recorded."""
+    base = period_of(week=weeks[-1])
+    start, _ = parse_week(weeks[0])
+    st = elder_status(e, v, replace(base, start=start, weeks=tuple(weeks)), rules)
+    w = st[st["willing"].astype(bool)]
+    vd = pd.to_datetime(v["visited_on"])
+    # a week before the first recorded visit has no data (not a 0% rate)
+    has_data = [bool(((vd >= pd.Timestamp(parse_week(k)[0])) & (vd <= pd.Timestamp(parse_week(k)[1]))).any())
+                for k in weeks]
+    return pd.DataFrame({"week": weeks, "willing": len(w),
+                         "visited": [int(w[f"visited_{k}"].sum()) for k in weeks], "has_data": has_data})
+
+
+def _trend_rates(counts: list[pd.DataFrame], weeks: list[str]) -> pd.DataFrame:
+    willing = sum(c["willing"].to_numpy() for c in counts) if counts else np.zeros(len(weeks))
+    visited = sum(c["visited"].to_numpy() for c in counts) if counts else np.zeros(len(weeks))
+    has = np.logical_or.reduce([c["has_data"].to_numpy() for c in counts]) if counts else np.zeros(len(weeks), bool)
+    rates = [float(vi / wi) if wi and ok else float("nan") for vi, wi, ok in zip(visited, willing, has, strict=True)]
+    return pd.DataFrame({"week": weeks, "weekly_rate": rates, "monday": [parse_week(k)[0] for k in weeks]})
+
+
+_SORT = (["weekly_rate", "monthly_rate", "overdue", "hazards_open"], [True, True, False, False])
+#: Rates of the indicators and the count each is a mean over (for combining streets).
+_WEIGHTS = {"weekly_rate": "willing", "monthly_rate": "elders", "overdue_days_mean": "overdue",
+            "hazard_days_to_close": "hazards_closed", "smoke_alarm_coverage": "elders",
+            "terminal_coverage": "_term_needed"}
+
+
+def _sort_indicators(out: pd.DataFrame) -> pd.DataFrame:
+    if out.empty or not set(_SORT[0]) <= set(out.columns):
+        return out
+    return out.sort_values(_SORT[0], ascending=_SORT[1], na_position="last", kind="stable")
+
+
+def combine_district(rows: list[pd.DataFrame], term_needed: list[int]) -> pd.DataFrame:
+    """One district row from per-street indicator rows (as :func:`compute_indicators` at ``district``).
+
+    Counts add up; each rate is the mean of its streets weighted by the count it is a
+    mean over (:data:`_WEIGHTS`; ``term_needed``: per street, elders who should have a
+    one-key terminal); ``overdue_days_max`` is the maximum.
+    """
+    pairs = [(r, d) for r, d in zip(rows, term_needed, strict=True) if not r.empty]
+    if not pairs:
+        return pd.DataFrame()
+    t = pd.concat([r for r, _ in pairs])
+    t["_term_needed"] = [d for r, d in pairs for _ in range(len(r))]
+    out: dict[str, Any] = {}
+    for c in t.columns:
+        if c == "_term_needed":
+            continue
+        x = pd.to_numeric(t[c], errors="coerce")
+        if c in _WEIGHTS:
+            w = pd.to_numeric(t[_WEIGHTS[c]], errors="coerce").fillna(0).to_numpy(dtype=float)
+            ok = x.notna().to_numpy() & (w > 0)
+            out[c] = float((x.to_numpy()[ok] * w[ok]).sum() / w[ok].sum()) if ok.any() else float("nan")
+        elif c == "overdue_days_max":
+            out[c] = x.max()
+        else:
+            out[c] = int(x.fillna(0).sum())
+    return pd.DataFrame([out], index=pd.Index(["海淀区"], name="district"))
 
 
 class DashboardData:
@@ -183,7 +264,11 @@ class DashboardData:
         self._lock = threading.RLock()
         self._inputs: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame] | None = None
         self._layers: dict[str, Any] = {}
-        self._cache = _Cache()
+        self._cache = _Cache(8192)
+        #: per street: bumped by every write to one of its elders (partial caches stay valid elsewhere)
+        self._street_version: dict[str, int] = {}
+        #: bumped when the register's membership may change (invalidate): scope id sets are re-read
+        self._epoch = 0
         self._warm_lock = threading.Lock()
         self._warm_pending = False
         self._warm_thread: threading.Thread | None = None
@@ -231,12 +316,30 @@ class DashboardData:
             c = c[c["street"].isin(whole) | c["name"].isin(sc.community_names)]
         return sorted(c["name"].tolist())
 
+    def scope_bounds(self, user: User) -> list[list[float]] | None:
+        """``[[south, west], [north, east]]`` of the user's own area (streets, else communities); ``None`` = district."""
+        sc = user.scope
+        if sc.is_all:
+            return None
+        parts = []
+        if sc.street_names:
+            s = self.layer("streets")
+            parts.append(s[s["name"].isin(sc.street_names)])
+        if sc.community_names:
+            c = self.layer("communities")
+            parts.append(c[c["name"].isin(sc.community_names)])
+        parts = [p for p in parts if not p.empty]
+        if not parts:
+            return None
+        b = np.array([p.total_bounds for p in parts])
+        return [[float(b[:, 1].min()), float(b[:, 0].min())], [float(b[:, 3].max()), float(b[:, 2].max())]]
+
     # ------------------------------------------------------------ scope
     def visible_ids(self, scope: Scope) -> frozenset[int] | None:
         """Ids of the elders ``scope`` sees (``None`` = all), cached per data version and scope."""
         if scope.is_all:
             return None
-        return self._cache.get(("ids", self.version, scope), lambda: _visible_elder_ids(self.engine, scope))
+        return self._cache.get(("ids", self._epoch, scope), lambda: _visible_elder_ids(self.engine, scope))
 
     def visible_steward_ids(self, scope: Scope) -> frozenset[int] | None:
         """Ids of the stewards ``scope`` sees (``None`` = all)."""
@@ -247,7 +350,7 @@ class DashboardData:
             with self.engine.connect() as conn:
                 return frozenset(conn.execute(select(Steward.id).where(steward_clause(scope))).scalars())
 
-        return self._cache.get(("steward_ids", self.version, scope), compute)
+        return self._cache.get(("steward_ids", self._epoch, scope), compute)
 
     def elder_scope_row(self, elder_id: int) -> dict[str, Any] | None:
         """The fields of an elder the scope rules look at (street, community, stewards), or ``None``."""
@@ -262,7 +365,7 @@ class DashboardData:
         with self._lock:
             if self._inputs is None:
                 start, _ = parse_week(self.weeks()[-1])
-                e, v, h, r = indicator_inputs(self.engine, start, self.today, rules=self.rules)
+                e, v, h, r = indicator_inputs(self.engine, start, self.today, rules=self.rules, answers=False)
                 self._inputs = (e, _light(v), h, r)
             return self._inputs
 
@@ -360,8 +463,99 @@ class DashboardData:
             return []
         return read_facts(self.engine, on, elder_ids=elder_ids, rules=self.rules)
 
+    # ------------------------------------------------------------ partitions
+    # The register is cut by street: every view of whole streets (the district, a street, a
+    # street supervisor's area, a community of a street) is computed per street and combined,
+    # and each street's results are cached under that street's own version. A visit saved in
+    # one street then recomputes only that street; the district's figures are recombined from
+    # the other streets' cached parts (the counts add up, the rates are weighted means).
+
+    def _all_streets(self) -> tuple[str, ...]:
+        def compute() -> tuple[str, ...]:
+            st = self.inputs()[0]["street"]
+            names = sorted({str(x) for x in st.dropna().unique()})
+            return tuple(names + ([""] if st.isna().any() else []))  # "" = elders without a street
+
+        return self._cache.get(("all_streets", self._epoch), compute)
+
+    def _parts(self, user: User, f: Filters) -> tuple[str, ...] | None:
+        """The streets whose (filtered) elders make up the view, or ``None`` when it is not whole streets."""
+        sc = user.scope
+        whole = sc.is_all or (sc.street_names and not sc.community_ids and sc.steward_id is None)
+        if not whole:
+            return None
+        allowed = None if sc.is_all else set(sc.street_names or ())
+        street = f.street
+        if f.community and not street:
+            c = self.layer("communities")
+            hit = c.loc[c["name"] == f.community, "street"]
+            street = str(hit.iloc[0]) if len(hit) else None
+            if street is None:
+                return None
+        if street:
+            return (street,) if allowed is None or street in allowed else None
+        return self._all_streets() if allowed is None else tuple(sorted(allowed))
+
+    def version_of(self, user: User, f: Filters) -> Hashable:
+        """The data version a view depends on: its streets' versions, else the global version."""
+        parts = self._parts(user, f)
+        if parts is None:
+            return ("g", self.version, self._epoch)
+        return ("p", self._epoch, tuple(self._street_version.get(p, 0) for p in parts))
+
+    def _pkey(self, street: str) -> tuple[Any, ...]:
+        return (street, self._street_version.get(street, 0), self._epoch)
+
+    def _part_frames(self, street: str, community: str | None, category: str | None) -> tuple[pd.DataFrame, ...]:
+        """(elders, visits, hazards, referrals) of one street (and community, category)."""
+        def compute() -> tuple[pd.DataFrame, ...]:
+            elders, visits, hazards, referrals = self.inputs()
+            e = elders[elders["street"].isna()] if street == "" else elders[elders["street"] == street]
+            if community:
+                e = e[e["community"] == community]
+            if category:
+                e = e[_has_category(e["categories"], category)]
+            ids = e["elder_id"]
+            return (e, visits[visits["elder_id"].isin(ids)], hazards[hazards["elder_id"].isin(ids)],
+                    referrals[referrals["elder_id"].isin(ids)])
+
+        return self._cache.get(("pf", *self._pkey(street), community, category), compute)
+
+    def _part_ind(self, street: str, f: Filters, level: str) -> pd.DataFrame:
+        def compute() -> pd.DataFrame:
+            e, v, h, r = self._part_frames(street, f.community, f.category)
+            return _indicators(e, v, h, r, f.week, level, self.rules)
+
+        return self._cache.get(("pind", *self._pkey(street), f.community, f.category, f.week, level), compute)
+
+    def _part_status(self, street: str, f: Filters) -> pd.DataFrame:
+        def compute() -> pd.DataFrame:
+            e, v, _h, _r = self._part_frames(street, f.community, f.category)
+            return _status(e, v, f.week, self.rules)
+
+        return self._cache.get(("pstatus", *self._pkey(street), f.community, f.category, f.week), compute)
+
+    def _part_trend(self, street: str, f: Filters) -> pd.DataFrame:
+        def compute() -> pd.DataFrame:
+            e, v, _h, _r = self._part_frames(street, f.community, f.category)
+            return _trend_counts(e, v, list(reversed(self.weeks())), self.rules)
+
+        return self._cache.get(("ptrend", *self._pkey(street), f.community, f.category), compute)
+
+    def _term_needed(self, street: str, f: Filters) -> int:
+        """Elders of the part in the programme who should have a one-key terminal (80+ or 计生特殊)."""
+        e = self._part_frames(street, f.community, f.category)[0]
+        prog = {str(x) for x in self.rules.programme_statuses}
+        e = e[e["status"].astype(str).isin(prog)]
+        fps = _has_category(e["categories"], Category.FAMILY_PLANNING_SPECIAL.value) if len(e) else False
+        return int(((e["age"].fillna(0) >= self.rules.min_age) | fps).sum())
+
     def _scoped(self, user: User, filters: Filters) -> tuple[pd.DataFrame, ...]:
-        key = ("scoped", self.version, user.scope, filters.street, filters.community, filters.category)
+        parts = self._parts(user, filters)
+        if parts is not None and len(parts) == 1:
+            return self._part_frames(parts[0], filters.community, filters.category)
+        key = ("scoped", self.version_of(user, filters), user.scope, filters.street, filters.community,
+               filters.category)
 
         def compute() -> tuple[pd.DataFrame, ...]:
             elders, visits, hazards, referrals = self.inputs()
@@ -383,16 +577,22 @@ class DashboardData:
     # ------------------------------------------------------------ indicators
     def indicators(self, user: User, filters: Filters, level: str) -> pd.DataFrame:
         """:func:`compute_indicators` of the filtered register for the week at ``level``."""
-        key = ("ind", self.version, user.scope, filters, level)
+        key = ("ind", self.version_of(user, filters), user.scope, filters, level)
 
         def compute() -> pd.DataFrame:
+            parts = self._parts(user, filters)
+            if parts is not None and level == "district":
+                rows = [self._part_ind(p, filters, "street") for p in parts]
+                den = [self._term_needed(p, filters) for p in parts]
+                return combine_district(rows, den)
+            if parts is not None:
+                frames = [x for x in (self._part_ind(p, filters, level) for p in parts) if not x.empty]
+                out = pd.concat(frames) if frames else pd.DataFrame()
+                if out.empty or not out.index.has_duplicates:
+                    return _sort_indicators(out)
+                # a unit spanning streets (a steward with elders in two streets): computed whole
             e, v, h, r = self._scoped(user, filters)
-            _mon, sunday = parse_week(filters.week)
-            if e.empty or not (pd.to_datetime(v["visited_on"]) <= pd.Timestamp(sunday)).any():
-                # no visit recorded up to that week: nothing to measure (and compute_indicators
-                # fails on pandas 3 when no visit precedes the period's end)
-                return pd.DataFrame()
-            return compute_indicators(e, v, h, r, week=filters.week, level=level, rules=self.rules)
+            return _indicators(e, v, h, r, filters.week, level, self.rules)
 
         return self._cache.get(key, compute)
 
@@ -405,14 +605,18 @@ class DashboardData:
 
     def status(self, user: User, filters: Filters) -> pd.DataFrame:
         """Per elder of the filter: visited this week, overdue (days), last visit (rules' ``elder_status``)."""
-        key = ("status", self.version, user.scope, filters)
+        parts = self._parts(user, filters)
+        if parts is not None and len(parts) == 1:
+            return self._part_status(parts[0], filters)
+        key = ("status", self.version_of(user, filters), user.scope, filters)
 
         def compute() -> pd.DataFrame:
+            if parts is not None:
+                frames = [self._part_status(p, filters) for p in parts]
+                return pd.concat(frames, ignore_index=True) if frames else _status(*self._scoped(
+                    user, filters)[:2], filters.week, self.rules)
             e, v, _h, _r = self._scoped(user, filters)
-            st = elder_status(e, v, period_of(week=filters.week), self.rules)
-            st["visited"] = st[f"visited_{filters.week}"]
-            st["state"] = np.where(st["visited"], "visited", np.where(st["overdue"], "overdue", "due"))
-            return st
+            return _status(e, v, filters.week, self.rules)
 
         return self._cache.get(key, compute)
 
@@ -423,24 +627,17 @@ class DashboardData:
         all weeks (the rate of a week is the share of willing elders in the
         programme with an effective visit that week, as in ``compute_indicators``).
         """
-        key = ("trend", self.version, user.scope, replace(filters, week=""))
+        key = ("trend", self.version_of(user, filters), user.scope, replace(filters, week=""))
 
         def compute() -> pd.DataFrame:
-            e, v, _h, _r = self._scoped(user, filters)
             weeks = list(reversed(self.weeks()))
-            base = period_of(week=weeks[-1])
-            start, _ = parse_week(weeks[0])
-            period = replace(base, start=start, weeks=tuple(weeks))
-            st = elder_status(e, v, period, self.rules)
-            w = st[st["willing"].astype(bool)]
-            vd = pd.to_datetime(v["visited_on"])
-            # a week before the first recorded visit has no data (not a 0% rate)
-            has_data = [bool(((vd >= pd.Timestamp(parse_week(k)[0]))
-                              & (vd <= pd.Timestamp(parse_week(k)[1]))).any()) for k in weeks]
-            rates = [float(w[f"visited_{k}"].mean()) if len(w) and ok else float("nan")
-                     for k, ok in zip(weeks, has_data, strict=True)]
-            return pd.DataFrame({"week": weeks, "weekly_rate": rates,
-                                 "monday": [parse_week(k)[0] for k in weeks]})
+            parts = self._parts(user, filters)
+            if parts is not None:
+                counts = [self._part_trend(p, filters) for p in parts]
+            else:
+                e, v, _h, _r = self._scoped(user, filters)
+                counts = [_trend_counts(e, v, weeks, self.rules)]
+            return _trend_rates(counts, weeks)
 
         return self._cache.get(key, compute)
 
@@ -559,9 +756,11 @@ class DashboardData:
     def _after_write(self, elder_id: int, visited_on: date) -> None:
         """Refresh only what a visit changes: its row, the elder's last visit, hazards and referrals."""
         with self._lock:
-            if self._inputs is not None:
+            if self._inputs is None:
+                self._epoch += 1  # nothing read yet: whatever is cached is stale
+            else:
                 elders, visits, _h, _r = self._inputs
-                new = read_visits(self.engine, visited_on, visited_on, elder_ids=[elder_id])
+                new = read_visits(self.engine, visited_on, visited_on, elder_ids=[elder_id], answers=False)
                 new = _light(new[~new["id"].isin(visits["id"])]).copy()
                 if not new.empty:
                     for c in new.columns.intersection(visits.columns):
@@ -584,8 +783,11 @@ class DashboardData:
                 referrals = read_referrals(self.engine, since=datetime.combine(start, datetime.min.time(),
                                                                                tzinfo=BEIJING))
                 self._inputs = (elders, visits, hazards, referrals)
+                hit = elders.loc[elders["elder_id"] == elder_id, "street"]
+                street = "" if hit.empty or pd.isna(hit.iloc[0]) else str(hit.iloc[0])
+                # only this street's cached parts are stale: the others stay (see version_of)
+                self._street_version[street] = self._street_version.get(street, 0) + 1
             self.version += 1
-            self._cache.clear()
         self._rewarm()
 
     def _rewarm(self) -> None:
@@ -629,4 +831,5 @@ class DashboardData:
         with self._lock:
             self._inputs = None
             self.version += 1
+            self._epoch += 1
             self._cache.clear()

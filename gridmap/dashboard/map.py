@@ -28,8 +28,12 @@ from gridmap.dashboard.fmt import fmt_count, fmt_pct
 __all__ = [
     "RATE_BINS",
     "STATIC_LAYERS",
+    "HAZARD_MIN_ZOOM",
     "choropleth",
+    "device_points",
+    "device_summary",
     "elders_geobuf",
+    "hazard_points",
     "estimated_area",
     "hotspots",
     "layer_url",
@@ -58,6 +62,12 @@ STATE_LABELS = {"visited": "本周已探访", "due": "本周待探访", "overdue
 STATION_LABELS = {"care_station": "养老驿站", "street_care_centre": "街道养老照料中心",
                   "district_care_centre": "区养老服务中心", "health_centre": "社区卫生服务中心",
                   "health_station": "社区卫生服务站", "clinic": "诊所"}
+
+#: Zoom from which open hazards are drawn one by one (below it: the hotspot circles only).
+HAZARD_MIN_ZOOM = 15
+DEVICE_COLOURS = {"smoke_alarm": "#e6550d", "emergency_terminal": "#3182bd", "fire_kit": "#756bb1",
+                  "health_monitor": "#31a354", "other": "#636363"}
+SEVERITY_COLOURS = {"low": "#fdae6b", "medium": "#fd8d3c", "high": "#e6550d", "critical": "#a63603"}
 
 _lock = threading.Lock()
 _static: dict[Any, Any] = {}
@@ -141,6 +151,12 @@ def legend(title: str = "周探访率") -> html.Div:
     rows += [html.Div([html.Span(style={"background": c, "display": "inline-block", "width": "10px",
                                         "height": "10px", "borderRadius": "5px", "marginRight": "4px"}),
                        STATE_LABELS[k]]) for k, c in STATE_COLOURS.items()]
+    rows.append(html.Div([html.Span(style={"background": "#e34a33", "display": "inline-block", "width": "10px",
+                                           "height": "10px", "borderRadius": "5px", "marginRight": "4px",
+                                           "opacity": 0.6}), "隐患热点（放大后显示单个隐患 ▲）"]))
+    rows.append(html.Div([html.Span("■", style={"color": DEVICE_COLOURS["smoke_alarm"], "marginRight": "4px"}),
+                          "烟感", html.Span("■", style={"color": DEVICE_COLOURS["emergency_terminal"],
+                                                       "margin": "0 4px 0 8px"}), "一键式终端"]))
     rows.append(html.Div([html.Span(style={"background": "rgba(120,120,120,0.35)", "display": "inline-block",
                                            "width": "14px", "height": "10px", "marginRight": "4px",
                                            "border": "1px dashed #555"}), "无路网数据（行程为估算）"]))
@@ -173,6 +189,83 @@ def hotspots(hazards: pd.DataFrame, elders: pd.DataFrame, communities: gpd.GeoDa
     pts = c.geometry.representative_point()
     frame = pd.DataFrame({"name": c["name"].to_numpy(), "n": c["name"].map(counts).astype(int).to_numpy()})
     return _to_geojson(frame, gpd.GeoSeries(pts.to_numpy(), crs="EPSG:4326"), basemap)
+
+
+def _labels(enum_name: str) -> dict[str, str]:
+    from gridmap.domain import enums
+
+    return {m.value: m.label for m in getattr(enums, enum_name)}
+
+
+def hazard_points(hazards: pd.DataFrame, status: pd.DataFrame, basemap: Basemap) -> dict[str, Any]:
+    """Open hazards one by one at the elder's home (kind, severity, deadline; no personal field).
+
+    Shipped only with the elders of a street or community (the same view shows their points);
+    the map draws them from zoom :data:`HAZARD_MIN_ZOOM`.
+    """
+    empty = {"type": "FeatureCollection", "features": []}
+    if hazards.empty or status.empty:
+        return empty
+    h = hazards[(hazards["status"].astype(str) != "closed") & hazards["elder_id"].isin(status["elder_id"])]
+    loc = status.drop_duplicates("elder_id").set_index("elder_id")[["lon", "lat"]]
+    h = h.join(loc, on="elder_id").dropna(subset=["lon", "lat"])
+    if h.empty:
+        return empty
+    kinds, sev, st = _labels("HazardKind"), _labels("Severity"), _labels("HazardStatus")
+    frame = pd.DataFrame({
+        "hz": [kinds.get(str(k), str(k)) for k in h["kind"]],
+        "sev": h["severity"].astype(str).to_numpy(),
+        "sev_text": [sev.get(str(k), str(k)) for k in h["severity"]],
+        "st": [st.get(str(k), str(k)) for k in h["status"]],
+        "deadline": [f"{d:%Y年%m月%d日}" if pd.notna(d) else "无" for d in pd.to_datetime(h["deadline"])],
+    })
+    return _to_geojson(frame, gpd.GeoSeries(gpd.points_from_xy(h["lon"], h["lat"]), crs="EPSG:4326"), basemap)
+
+
+def _device_rows(elders: pd.DataFrame) -> pd.DataFrame:
+    e = elders[["elder_id", "lon", "lat", "devices", "community"]].dropna(subset=["lon", "lat"])
+    e = e[e["devices"].map(lambda d: isinstance(d, (list, tuple, set, frozenset)) and len(d) > 0)]
+    if e.empty:
+        return pd.DataFrame(columns=["elder_id", "lon", "lat", "community", "kind"])
+    return e.explode("devices").rename(columns={"devices": "kind"}).assign(kind=lambda x: x["kind"].astype(str))
+
+
+def device_points(elders: pd.DataFrame, basemap: Basemap) -> str:
+    """Installed home-safety devices (geobuf, clustered on the map): only the device kind per point.
+
+    One point per device at the elder's home, slightly fanned out when a home has several.
+    """
+    d = _device_rows(elders)
+    if d.empty:
+        return dlx.geojson_to_geobuf({"type": "FeatureCollection", "features": []})
+    rank = d.groupby(level=0).cumcount().to_numpy()
+    lon = d["lon"].to_numpy(dtype=float) + rank * 0.00004
+    lat = d["lat"].to_numpy(dtype=float)
+    if basemap.gcj02:
+        from gridmap.layers.crs import wgs84_to_gcj02
+
+        lon, lat = wgs84_to_gcj02(lon, lat)
+    labels = _labels("DeviceKind")
+    feats = [{"type": "Feature", "geometry": {"type": "Point", "coordinates": [round(float(x), 6), round(float(y), 6)]},
+              "properties": {"k": k, "name": labels.get(k, k)}}
+             for x, y, k in zip(lon, lat, d["kind"], strict=True)]
+    return dlx.geojson_to_geobuf({"type": "FeatureCollection", "features": feats})
+
+
+def device_summary(elders: pd.DataFrame, communities: gpd.GeoDataFrame, basemap: Basemap) -> dict[str, Any]:
+    """Devices counted per community (smoke alarms, one-key terminals, others), at the community's centre."""
+    d = _device_rows(elders)
+    if d.empty:
+        return {"type": "FeatureCollection", "features": []}
+    t = d.groupby(["community", "kind"]).size().unstack(fill_value=0)
+    c = communities[communities["name"].isin(t.index)]
+    t = t.reindex(c["name"]).fillna(0).astype(int)
+    smoke = t.get("smoke_alarm", pd.Series(0, index=t.index))
+    term = t.get("emergency_terminal", pd.Series(0, index=t.index))
+    frame = pd.DataFrame({"name": c["name"].to_numpy(), "dev": t.sum(axis=1).to_numpy(),
+                          "smoke": smoke.to_numpy(), "term": term.to_numpy()})
+    return _to_geojson(frame, gpd.GeoSeries(c.geometry.representative_point().to_numpy(), crs="EPSG:4326"),
+                       basemap)
 
 
 def stations(points: gpd.GeoDataFrame, basemap: Basemap) -> dict[str, Any]:
@@ -269,18 +362,27 @@ def estimated_area(district: gpd.GeoDataFrame, basemap: Basemap, buffer_m: float
 
 
 def route_layer(stops: pd.DataFrame, base: tuple[float, float] | None, basemap: Basemap,
-                along_roads: bool = True) -> list[Any]:
-    """A day's route: the path along the roads (straight where no road data) and numbered stops."""
+                along_roads: bool = True, path: list[list[float]] | None = None) -> list[Any]:
+    """A day's route: the path along the roads (straight where no road data) and numbered stops.
+
+    ``path`` (lon/lat pairs, e.g. a stored plan's road geometry) is drawn as given;
+    without it the legs between the stops are routed on the walk road graph.
+    """
     pts = ([base] if base else []) + list(zip(stops["lon"], stops["lat"], strict=True))
-    if basemap.gcj02 and pts:
+    given = [(float(x), float(y)) for x, y in path] if path and len(path) >= 2 else None
+    if basemap.gcj02:
         from gridmap.layers.crs import wgs84_to_gcj02
 
-        xs, ys = wgs84_to_gcj02(np.array([p[0] for p in pts]), np.array([p[1] for p in pts]))
-        pts = list(zip(xs, ys, strict=True))
+        if pts:
+            xs, ys = wgs84_to_gcj02(np.array([p[0] for p in pts]), np.array([p[1] for p in pts]))
+            pts = list(zip(xs, ys, strict=True))
+        if given:
+            xs, ys = wgs84_to_gcj02(np.array([p[0] for p in given]), np.array([p[1] for p in given]))
+            given = list(zip(xs, ys, strict=True))
     children: list[Any] = []
-    G = _road_graph() if along_roads else None
-    path: list[tuple[float, float]] = []
-    for a, b in itertools.pairwise(pts):
+    G = _road_graph() if along_roads and given is None else None
+    path_: list[tuple[float, float]] = list(given or [])
+    for a, b in ([] if given else itertools.pairwise(pts)):
         seg = [a, b]
         if G is not None and not basemap.gcj02:
             try:
@@ -289,9 +391,9 @@ def route_layer(stops: pd.DataFrame, base: tuple[float, float] | None, basemap: 
                 seg = list(route_geometry(G, a[0], a[1], b[0], b[1]).geometry.coords)
             except Exception:  # noqa: BLE001 - fall back to a straight line
                 seg = [a, b]
-        path += seg
-    if len(path) >= 2:
-        children.append(dl.Polyline(positions=[[y, x] for x, y in path], color="#1f4e79", weight=4,
+        path_ += seg
+    if len(path_) >= 2:
+        children.append(dl.Polyline(positions=[[round(y, 6), round(x, 6)] for x, y in path_], color="#1f4e79", weight=4,
                                     opacity=0.8, id="route-line"))
     if base:
         children.append(dl.CircleMarker(center=[pts[0][1], pts[0][0]], radius=8, color="#333", fillColor="#fff",
@@ -301,8 +403,8 @@ def route_layer(stops: pd.DataFrame, base: tuple[float, float] | None, basemap: 
         x, y = pts[i + offset]
         children.append(dl.Marker(
             position=[y, x],
-            icon={"iconUrl": _number_icon(i + 1), "iconSize": [24, 24], "iconAnchor": [12, 12]},
-            children=dl.Tooltip(f"第{i + 1}站 {r.label}"),
+            icon={"iconUrl": _number_icon(int(r.order) if "order" in stops.columns else i + 1), "iconSize": [24, 24], "iconAnchor": [12, 12]},
+            children=dl.Tooltip(f"第{int(r.order) if 'order' in stops.columns else i + 1}站 {r.label}"),
         ))
     return children
 
@@ -339,8 +441,15 @@ def static_layer(name: str, district: gpd.GeoDataFrame, service_points: gpd.GeoD
 
 
 def map_shell(map_id: str, overlays: list[Any], basemap: Basemap, *, height: str = "62vh",
-              zoom: int = 11, center: tuple[float, float] = HAIDIAN_CENTRE) -> dl.Map:
-    """A map with the basemap (or the offline background colour), layer switcher and scale bar."""
+              zoom: int = 11, center: tuple[float, float] = HAIDIAN_CENTRE,
+              bounds: list[list[float]] | None = None) -> dl.Map:
+    """A map with the basemap (or the offline background colour), layer switcher and scale bar.
+
+    With ``bounds`` (``[[south, west], [north, east]]``, e.g. a street user's own area) the map opens fitted to them.
+    """
+    extra: dict[str, Any] = {}
+    if bounds:
+        extra["bounds"] = bounds
     base: list[Any] = []
     if basemap.url:
         base.append(dl.BaseLayer(dl.TileLayer(url=basemap.url, attribution=basemap.attribution),
@@ -350,5 +459,5 @@ def map_shell(map_id: str, overlays: list[Any], basemap: Basemap, *, height: str
          dl.ScaleControl(position="bottomleft", imperial=False),
          dl.AttributionControl(prefix=basemap.attribution, position="bottomright")],
         center=center, zoom=zoom, id=map_id, className="gm-map", attributionControl=False,
-        style={"height": height, "background": "#f4f1ea"},
+        style={"height": height, "background": "#f4f1ea"}, **extra,
     )

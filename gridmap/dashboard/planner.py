@@ -25,7 +25,7 @@ from gridmap.dashboard.auth import log_access
 from gridmap.dashboard.basemap import Basemap
 from gridmap.dashboard.data import SYSTEM_USER, DashboardData, current_user
 from gridmap.dashboard.fmt import fmt_minutes, fmt_week
-from gridmap.dashboard.ui import guarded, message
+from gridmap.dashboard.ui import dropdown, guarded, message
 from gridmap.domain.enums import Role
 from gridmap.routing.rebalance import rebalance
 from gridmap.rules.requirements import parse_week, routing_visits
@@ -61,7 +61,7 @@ def workload(data: DashboardData, street: str, week: str) -> tuple[pd.DataFrame,
         st["load"] = st["id"].map(el.groupby("steward_id")["minutes"].sum()).fillna(0.0)
         return st.rename(columns={"id": "steward_id"}), el
 
-    return data._cache.get(("workload", data.version, street, week), compute)
+    return data._cache.get(("workload", *data._pkey(street), week), compute)
 
 
 def accept_moves(data: DashboardData, moves: list[dict[str, Any]], user: User | str,
@@ -118,9 +118,9 @@ def layout(data: DashboardData, basemap: Basemap) -> html.Div:
                                                  interactive=False), name="路网", checked=True))
     return html.Div([
         html.Div([
-            html.Div([html.Label("街道/镇"), dcc.Dropdown(streets, streets[0] if streets else None, id="pln-street",
+            html.Div([html.Label("街道/镇"), dropdown(streets, streets[0] if streets else None, id="pln-street",
                                                          clearable=False)]),
-            html.Div([html.Label("周次"), dcc.Dropdown([{"label": fmt_week(w), "value": w} for w in weeks],
+            html.Div([html.Label("周次"), dropdown([{"label": fmt_week(w), "value": w} for w in weeks],
                                                       weeks[0], id="pln-week", clearable=False)]),
             html.Div([html.Button("运行负载均衡", id="pln-run", className="gm-btn"), " ",
                       html.Button("采纳方案", id="pln-accept", className="gm-btn secondary", disabled=True), " ",
@@ -130,7 +130,7 @@ def layout(data: DashboardData, basemap: Basemap) -> html.Div:
         dcc.Store(id="pln-proposal"),
         dcc.Loading(html.Div(id="pln-msg")),
         html.Div([
-            html.Div([dcc.Loading(dcc.Graph(id="pln-bars", config={"displaylogo": False},
+            html.Div([dcc.Loading(dcc.Graph(id="pln-bars", config={"displaylogo": False, "displayModeBar": False},
                                             style={"height": "460px"}))], className="gm-col"),
             html.Div([gm.map_shell("pln-map", overlays, basemap, height="460px", zoom=13)], className="gm-col"),
         ], className="gm-row"),

@@ -1,10 +1,13 @@
 """Steward view (管家工作台): today's route list and map, the visit form of section 五, a print view.
 
-No plan is stored in the register yet, so the day's list is the week's due
-in-home visits of the steward (:func:`gridmap.rules.requirements.routing_visits`)
-not yet done this week, highest priority first, ordered by a simple
-nearest-neighbour walk from the steward's base and cut at the day's working
-minutes — the page says so. Visits are validated with
+The day's route comes from the stored weekly plans (``gridmap plan week`` writes
+them under ``<var>/plans/<week>/<steward code>/``; read with
+:func:`gridmap.routing.routelist.load_route_list`): stops in the solver's order
+with their time windows, drawn along the roads. When no plan is stored for the
+steward's week, the list is computed instead: the week's due in-home visits
+(:func:`gridmap.rules.requirements.routing_visits`) not yet done this week,
+highest priority first, ordered by a simple nearest-neighbour walk from the
+steward's base and cut at the day's working minutes — the page says which. Visits are validated with
 :func:`gridmap.rules.visits.parse_visit` and saved with
 :func:`gridmap.rules.store.record_visit` (hazards and referrals follow the rules).
 """
@@ -12,6 +15,7 @@ minutes — the page says so. Visits are validated with
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -26,19 +30,75 @@ from gridmap.dashboard import map as gm
 from gridmap.dashboard.auth import log_access
 from gridmap.dashboard.basemap import Basemap
 from gridmap.dashboard.data import BEIJING, DashboardData, current_user
-from gridmap.dashboard.fmt import fmt_date, fmt_minutes
-from gridmap.dashboard.ui import error_text, guarded, message
+from gridmap.dashboard.fmt import fmt_date, fmt_minutes, fmt_week
+from gridmap.dashboard.ui import date_picker, dropdown, error_text, guarded, message
 from gridmap.domain.enums import Role, Satisfaction, VisitMode, VisitorRole
 from gridmap.domain.masking import mask_address, mask_name
 from gridmap.rules.requirements import REASON_LABELS, routing_visits, week_of
 from gridmap.rules.visits import ANSWER_FIELDS, ANSWER_LABELS
 from gridmap.store.models import Elder
 
-__all__ = ["ROUTE_NOTE", "day_route", "form_to_record", "layout", "register"]
+__all__ = ["ROUTE_NOTE", "day_route", "form_to_record", "layout", "planned_route", "register"]
 
-#: Honest label of the route list while no plan is stored.
-ROUTE_NOTE = ("说明：系统中尚无已保存的排班计划，以下为本周尚未完成的上门探访，按优先级和就近原则"
+#: Honest label of the route list when no plan is stored for the week.
+ROUTE_NOTE = ("说明：该周尚无已保存的排班计划，以下为本周尚未完成的上门探访，按优先级和就近原则"
               "（从出发点起的简单最近邻顺序，非优化结果）排列，按当日工作时长截取；行程时间按步行直线距离估算。")
+#: Label of a route read from a stored weekly plan.
+PLAN_NOTE = "路线来自已保存的周计划（{week}，gridmap plan week 排定并经独立校验），沿路网绘制，序号为探访顺序。"
+_ROUTE_COLS = ["order", "elder_id", "label", "address", "lon", "lat", "arrival", "depart", "service_minutes",
+               "walk_minutes", "check", "priority", "deadline", "window"]
+
+
+def _minutes(hm: str) -> int:
+    h, m = str(hm).split(":")[:2]
+    return int(h) * 60 + int(m)
+
+
+def planned_route(data: DashboardData, steward_id: int, day: date, user: User | None = None,
+                  plan_dir: Any = None) -> tuple[pd.DataFrame, tuple[float, float] | None, list[list[float]]] | None:
+    """The day's stops, base and road path of one steward from the stored weekly plan, or ``None``.
+
+    ``None`` when no plan of the steward's week is stored (the caller then computes
+    the list with :func:`day_route`); an empty frame when the plan has no route
+    that day. Stops outside ``user``'s area are left out.
+    """
+    from gridmap._errors import ValidationError
+    from gridmap.routing.district import default_out_dir
+    from gridmap.routing.routelist import load_route_list
+
+    user = user or current_user()
+    st = data.stewards(user)
+    row = st[st["id"] == steward_id]
+    if row.empty:
+        return None
+    code = str(row.iloc[0]["code"])
+    d = Path(plan_dir) if plan_dir is not None else default_out_dir(week_of(day))
+    if not (d / code / "plan.json").is_file():
+        return None
+    mode = row.iloc[0]["travel_mode"]
+    mode = str(getattr(mode, "value", mode) or "walk")
+    try:
+        rl = load_route_list(data.engine, d, code, day, graph=gm.road_graph() if mode == "walk" else None)
+    except ValidationError as exc:
+        if getattr(exc, "code", None) == "no_route":
+            return pd.DataFrame(columns=_ROUTE_COLS), None, []
+        raise
+    seen = data.steward_elder_ids(steward_id, user)
+    allowed = set(seen) if not user.scope.is_all else None
+    rows = []
+    prev_end = rl.shift[0] if rl.shift else None
+    for s in rl.stops:
+        travel = _minutes(s.arrival) - _minutes(prev_end) if prev_end else 0
+        prev_end = s.end
+        if allowed is not None and s.elder_id not in allowed:
+            continue
+        rows.append({"order": s.seq, "elder_id": s.elder_id, "label": s.name, "address": s.address or "—",
+                     "lon": s.lon, "lat": s.lat, "arrival": s.start, "depart": s.end,
+                     "service_minutes": s.service_minutes, "walk_minutes": max(0, travel),
+                     "check": "；".join(s.checks) or "常规探访", "priority": s.priority, "deadline": s.deadline,
+                     "window": "、".join(f"{a}–{b}" for a, b in s.time_windows) or "全天"})
+        prev = (s.lon, s.lat)
+    return pd.DataFrame(rows, columns=_ROUTE_COLS), rl.base, rl.geometry
 WALK_M_PER_MIN = 70.0
 DETOUR = 1.3
 
@@ -75,8 +135,7 @@ def day_route(data: DashboardData, steward_id: int, day: date,
                   & (pd.to_datetime(visits["visited_on"]) <= pd.Timestamp(day))
                   & (visits["mode"] == "in_home")].groupby("elder_id").size()
     todo = [v for v in due if v.get("location") and v["count"] > int(done.get(int(v["id"]), 0))]
-    cols = ["order", "elder_id", "label", "address", "lon", "lat", "arrival", "depart", "service_minutes",
-            "walk_minutes", "check", "priority", "deadline"]
+    cols = _ROUTE_COLS
     if not todo:
         return pd.DataFrame(columns=cols), base
     ids = [int(v["id"]) for v in todo]
@@ -105,7 +164,8 @@ def day_route(data: DashboardData, steward_id: int, day: date,
                      "arrival": arrival.strftime("%H:%M"), "depart": depart.strftime("%H:%M"),
                      "service_minutes": nxt["service_minutes"], "walk_minutes": round(walk),
                      "check": "；".join(REASON_LABELS.get(x, x) for x in nxt["reasons"]),
-                     "priority": nxt["priority"], "deadline": nxt["deadline"]})
+                     "priority": nxt["priority"], "deadline": nxt["deadline"],
+                     "window": "、".join(f"{a}–{b}" for a, b in nxt.get("time_windows") or []) or "全天"})
         used += walk + nxt["service_minutes"]
         clock, pos = depart, tuple(nxt["location"])
     return pd.DataFrame(rows, columns=cols), base
@@ -130,15 +190,15 @@ def layout(data: DashboardData, basemap: Basemap) -> html.Div:
     opts = [{"label": f"{r.name}（{r.code}，{r.community if isinstance(r.community, str) else '服务管家'}）", "value": int(r.id)}
             for r in st.itertuples()]
     read_only = user.scope.read_only or Role(user.role) not in EDITABLE["visit"]
-    answers = [_field(ANSWER_LABELS[k], dcc.Dropdown(_options(enum), None, id={"type": "stw-ans", "field": k},
+    answers = [_field(ANSWER_LABELS[k], dropdown(_options(enum), None, id={"type": "stw-ans", "field": k},
                                                      placeholder="请选择"))
                for k, enum in ANSWER_FIELDS.items()]
     today = data.today
     return html.Div([
         html.Div([
-            html.Div([html.Label("管家"), dcc.Dropdown(opts, opts[0]["value"] if opts else None, id="stw-steward",
+            html.Div([html.Label("管家"), dropdown(opts, opts[0]["value"] if opts else None, id="stw-steward",
                                                      clearable=False)], style={"flex": "2 1 300px"}),
-            html.Div([html.Label("日期"), dcc.DatePickerSingle(id="stw-day", date=today, display_format="YYYY年M月D日",
+            html.Div([html.Label("日期"), date_picker(id="stw-day", date=today, display_format="YYYY年M月D日",
                                                              max_date_allowed=today, first_day_of_week=1)]),
             html.Div([html.Button("打印当日工作单", id="stw-print", className="gm-btn secondary")],
                      style={"flex": "0 0 auto"}),
@@ -146,7 +206,6 @@ def layout(data: DashboardData, basemap: Basemap) -> html.Div:
         html.Div(id="stw-msg"),
         html.Div([
             html.Div([html.H3("当日探访路线", style={"margin": "4px"}),
-                      html.Div(ROUTE_NOTE, className="gm-hint"),
                       dcc.Loading(html.Div(id="stw-route"))], className="gm-col"),
             html.Div([gm.map_shell("stw-map", [
                 dl_overlay_roads(basemap),
@@ -156,11 +215,11 @@ def layout(data: DashboardData, basemap: Basemap) -> html.Div:
         html.Div([html.Div([
             html.H3("探访记录（附件1-2 第五部分）", style={"margin": "4px"}),
             html.Div([
-                _field("老人", dcc.Dropdown([], None, id="stw-elder", placeholder="选择老人（编号 姓名）")),
-                _field("探访日期", dcc.DatePickerSingle(id="stw-visited-on", date=today, max_date_allowed=today,
+                _field("老人", dropdown([], None, id="stw-elder", placeholder="选择老人（编号 姓名）")),
+                _field("探访日期", date_picker(id="stw-visited-on", date=today, max_date_allowed=today,
                                                       display_format="YYYY年M月D日", first_day_of_week=1)),
-                _field("探访方式", dcc.Dropdown(_options(VisitMode), "in_home", id="stw-mode", clearable=False)),
-                _field("探访人身份", dcc.Dropdown(_options(VisitorRole), "visit_steward", id="stw-role",
+                _field("探访方式", dropdown(_options(VisitMode), "in_home", id="stw-mode", clearable=False)),
+                _field("探访人身份", dropdown(_options(VisitorRole), "visit_steward", id="stw-role",
                                                 clearable=False)),
                 _field("探访人姓名", dcc.Input(id="stw-visitor", type="text", maxLength=40)),
                 _field("开始时间", dcc.Input(id="stw-start", type="time", value="09:00")),
@@ -180,7 +239,7 @@ def layout(data: DashboardData, basemap: Basemap) -> html.Div:
                 _field("关爱服务项目（第六部分，选填）", dcc.Input(id="stw-cs-kind", type="text", maxLength=40)),
                 _field("服务内容", dcc.Input(id="stw-cs-desc", type="text", maxLength=2000)),
                 _field("服务机构", dcc.Input(id="stw-cs-provider", type="text", maxLength=120)),
-                _field("满意度", dcc.Dropdown(_options(Satisfaction), None, id="stw-cs-sat")),
+                _field("满意度", dropdown(_options(Satisfaction), None, id="stw-cs-sat")),
             ], className="gm-form"),
             html.Div([html.Button("保存探访记录", id="stw-save", className="gm-btn"),
                       html.Span(f" 您的角色（{Role(user.role).label}）只能查看，不能保存探访记录" if read_only else "",
@@ -188,6 +247,17 @@ def layout(data: DashboardData, basemap: Basemap) -> html.Div:
             dcc.Loading(html.Div(id="stw-save-msg")),
         ], className="gm-col")], className="gm-row gm-noprint"),
     ], id="steward-view")
+
+
+def _elder_options(data: DashboardData, steward_id: int, user: User) -> list[dict[str, Any]]:
+    """The visit form's elder choices: the steward's elders the user sees (number, masked name, community)."""
+    elders = data.inputs()[0]
+    mine = elders[elders["elder_id"].isin(data.steward_elder_ids(steward_id, user))]
+    with data.engine.connect() as conn:
+        names = dict(conn.execute(select(Elder.id, Elder.name).where(
+            Elder.id.in_(mine["elder_id"].astype(int).tolist()))).all())
+    return [{"label": f"{int(i)} {mask_name(names.get(int(i)))}（{c or ''}）", "value": int(i)}
+            for i, c in zip(mine["elder_id"], mine["community"], strict=True)]
 
 
 def dl_overlay_roads(basemap: Basemap) -> Any:
@@ -253,31 +323,40 @@ def register(app: dash.Dash, data: DashboardData, basemap: Basemap) -> None:
         if allowed is not None and int(steward_id) not in allowed:
             log_access("denied", "steward", steward_id, {"reason": "outside_area"})
             return message("该管家不在您的管辖范围内", "err"), [], [], no_update, None
-        stops, base = data._cache.get(("route", data.version, user.scope, int(steward_id), d),
-                                      lambda: day_route(data, int(steward_id), d, user))
-        elders = data.inputs()[0]
-        mine = elders[elders["elder_id"].isin(data.steward_elder_ids(int(steward_id), user))]
-        log_access("view", "elder_list", None, {"rows": len(mine), "view": "steward", "steward_id": int(steward_id)})
-        with data.engine.connect() as conn:
-            names = dict(conn.execute(select(Elder.id, Elder.name).where(
-                Elder.id.in_(mine["elder_id"].astype(int).tolist()))).all())
-        elder_opts = [{"label": f"{int(i)} {mask_name(names.get(int(i)))}（{c or ''}）", "value": int(i)}
-                      for i, c in zip(mine["elder_id"], mine["community"], strict=True)]
+        def compute() -> tuple[pd.DataFrame, Any, Any, str]:
+            planned = planned_route(data, int(steward_id), d, user)
+            if planned is not None:
+                st_, base_, path_ = planned
+                return st_, base_, path_, PLAN_NOTE.format(week=fmt_week(week_of(d)))
+            st_, base_ = day_route(data, int(steward_id), d, user)
+            return st_, base_, None, ROUTE_NOTE
+
+        stops, base, path, note = data._cache.get(("route", data.version, user.scope, int(steward_id), d), compute)
+        elder_opts = data._cache.get(("elder-opts", data.version, user.scope, int(steward_id)),
+                                     lambda: _elder_options(data, int(steward_id), user))
+        log_access("view", "elder_list", None, {"rows": len(elder_opts), "view": "steward",
+                                                "steward_id": int(steward_id)})
         if stops.empty:
-            return (message(f"{fmt_date(d, weekday=True)}：本周上门探访已全部完成或无待探访老人", "ok"), [],
+            text = ("按已保存的周计划，当日没有探访路线" if path is not None
+                    else "本周上门探访已全部完成或无待探访老人")
+            return (html.Div([html.Div(note, className="gm-hint", id="stw-route-note"),
+                              message(f"{fmt_date(d, weekday=True)}：{text}", "ok")]), [],
                     elder_opts, no_update, None)
-        header = html.Tr([html.Th(h) for h in ("序号", "老人", "住址", "预计到达", "离开", "步行", "查看要点")])
+        header = html.Tr([html.Th(h) for h in ("序号", "老人", "住址", "时间窗", "预计到达", "离开", "路上",
+                                               "查看要点")])
         body = [html.Tr([html.Td(r.order), html.Td(f"{r.label}（{r.elder_id}）"), html.Td(r.address),
-                         html.Td(r.arrival), html.Td(r.depart), html.Td(fmt_minutes(r.walk_minutes)),
+                         html.Td(r.window), html.Td(r.arrival), html.Td(r.depart), html.Td(fmt_minutes(r.walk_minutes)),
                          html.Td(r.check)]) for r in stops.itertuples()]
         total = stops["service_minutes"].sum() + stops["walk_minutes"].sum()
         table = html.Div([
+            html.Div(note, className="gm-hint", id="stw-route-note"),
             html.Div(f"{fmt_date(d, weekday=True)} · 共 {len(stops)} 站 · 预计用时 {fmt_minutes(total)}",
                      id="stw-route-summary"),
             html.Table([html.Thead(header), html.Tbody(body)], className="gm-route-table", id="stw-route-table",
                        style={"width": "100%", "fontSize": "0.9em"}),
         ])
-        layer = gm.route_layer(stops, base, basemap)
+        layer = data._cache.get(("route-layer", data.version, user.scope, int(steward_id), d),
+                                lambda: gm.route_layer(stops, base, basemap, path=path))
         lons = list(stops["lon"]) + ([base[0]] if base else [])
         lats = list(stops["lat"]) + ([base[1]] if base else [])
         pad = 0.003  # about 300 m around the stops

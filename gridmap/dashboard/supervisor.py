@@ -19,7 +19,7 @@ from gridmap.dashboard.auth import client_address, log_access
 from gridmap.dashboard.basemap import Basemap
 from gridmap.dashboard.data import BEIJING, DashboardData, Filters, current_user
 from gridmap.dashboard.fmt import fmt_count, fmt_date, fmt_pct, fmt_week
-from gridmap.dashboard.ui import card, guarded, message
+from gridmap.dashboard.ui import card, dropdown, guarded, message
 from gridmap.domain.enums import Category, Role
 
 __all__ = ["layout", "register"]
@@ -58,6 +58,14 @@ def layout(data: DashboardData, basemap: Basemap) -> html.Div:
         dl.Overlay(dl.GeoJSON(id="sup-hotspots", pointToLayer={"variable": "gridmap.hotspot"},
                               onEachFeature={"variable": "gridmap.tooltip"}),
                    name="隐患热点（未整改）", checked=True),
+        dl.Overlay(dl.GeoJSON(id="sup-hazards", pointToLayer={"variable": "gridmap.hazard"}),
+                   name=f"隐患（放大至{gm.HAZARD_MIN_ZOOM}级显示单个）", checked=True),
+        dl.Overlay(dl.LayerGroup([
+            dl.GeoJSON(id="sup-device-sum", pointToLayer={"variable": "gridmap.deviceSummary"},
+                       onEachFeature={"variable": "gridmap.tooltip"}),
+            dl.GeoJSON(id="sup-devices", cluster=True, format="geobuf", zoomToBoundsOnClick=True,
+                       pointToLayer={"variable": "gridmap.device"}, superClusterOptions={"radius": 50}),
+        ]), name="居家安全设备（烟感、一键式终端等）", checked=True),
         dl.Overlay(dl.GeoJSON(id="sup-elders", cluster=True, format="geobuf", zoomToBoundsOnClick=True,
                               pointToLayer={"variable": "gridmap.elder"},
                               superClusterOptions={"radius": 60}),
@@ -66,11 +74,11 @@ def layout(data: DashboardData, basemap: Basemap) -> html.Div:
     cats = [{"label": c.label, "value": c.value} for c in Category]
     return html.Div([
         html.Div([
-            html.Div([html.Label("街道/镇"), dcc.Dropdown(data.streets(user), None, id="sup-street",
+            html.Div([html.Label("街道/镇"), dropdown(data.streets(user), None, id="sup-street",
                                                          placeholder="全区" if user.scope.is_all else "管辖范围内全部")]),
-            html.Div([html.Label("社区/村"), dcc.Dropdown([], None, id="sup-community", placeholder="全部社区")]),
-            html.Div([html.Label("类别"), dcc.Dropdown(cats, None, id="sup-category", placeholder="全部类别")]),
-            html.Div([html.Label("周次"), dcc.Dropdown([{"label": fmt_week(w), "value": w} for w in weeks],
+            html.Div([html.Label("社区/村"), dropdown([], None, id="sup-community", placeholder="全部社区")]),
+            html.Div([html.Label("类别"), dropdown(cats, None, id="sup-category", placeholder="全部类别")]),
+            html.Div([html.Label("周次"), dropdown([{"label": fmt_week(w), "value": w} for w in weeks],
                                                       weeks[0], id="sup-week", clearable=False)]),
             html.Div([html.Label("地图分区"), dcc.RadioItems(
                 [{"label": v, "value": k} for k, v in LEVEL_LABELS.items()], "street", id="sup-level",
@@ -82,13 +90,15 @@ def layout(data: DashboardData, basemap: Basemap) -> html.Div:
         dcc.Loading(html.Div(id="sup-kpis", className="gm-cards"), type="dot"),
         html.Div([
             html.Div([
-                html.Div([gm.map_shell("sup-map", overlays, basemap), gm.legend()], className="gm-map-wrap"),
+                html.Div([gm.map_shell("sup-map", overlays, basemap, bounds=data.scope_bounds(user)), gm.legend()],
+                         className="gm-map-wrap"),
+                dcc.Store(id="sup-hazard-store"),
                 html.Div(id="sup-map-hint", className="gm-hint"),
                 html.Div(id="sup-detail"),
             ], className="gm-col", style={"flex": "2 1 560px"}),
             html.Div([
                 html.H3("周探访率趋势", style={"margin": "4px"}),
-                dcc.Loading(dcc.Graph(id="sup-trend", config={"displaylogo": False, "locale": "zh-CN"},
+                dcc.Loading(dcc.Graph(id="sup-trend", config={"displaylogo": False, "displayModeBar": False},
                                       style={"height": "300px"})),
             ], className="gm-col"),
         ], className="gm-row"),
@@ -111,7 +121,16 @@ def layout(data: DashboardData, basemap: Basemap) -> html.Div:
 _AG_LOCALE = {"page": "页", "of": "/", "to": "至", "next": "下一页", "previous": "上一页", "first": "首页",
               "last": "末页", "noRowsToShow": "无数据", "loadingOoo": "加载中…", "filterOoo": "筛选…",
               "contains": "包含", "equals": "等于", "lessThan": "小于", "greaterThan": "大于",
-              "pageSizeSelectorLabel": "每页"}
+              "pageSizeSelectorLabel": "每页", "ariaPageSizeSelectorLabel": "每页行数", "more": "更多",
+              "notEqual": "不等于", "notContains": "不包含", "startsWith": "开头是", "endsWith": "结尾是",
+              "blank": "为空", "notBlank": "不为空", "lessThanOrEqual": "小于等于", "greaterThanOrEqual": "大于等于",
+              "inRange": "介于", "inRangeStart": "从", "inRangeEnd": "到", "andCondition": "且", "orCondition": "或",
+              "searchOoo": "搜索…", "selectAll": "全选", "selectAllSearchResults": "全选搜索结果",
+              "applyFilter": "应用", "clearFilter": "清除", "resetFilter": "重置", "cancelFilter": "取消",
+              "noMatches": "无匹配", "dateFormatOoo": "yyyy-mm-dd", "pinColumn": "固定列", "autosizeThisColumn": "自动列宽",
+              "autosizeAllColumns": "全部自动列宽", "resetColumns": "重置列", "sortAscending": "升序",
+              "sortDescending": "降序", "sortUnSort": "取消排序", "ariaFilterInput": "筛选输入",
+              "ariaFilterValue": "筛选值", "ariaFilteringOperator": "筛选条件", "columns": "列", "filters": "筛选"}
 
 
 def filters_of(week: str, street: str | None, community: str | None, category: str | None,
@@ -214,17 +233,18 @@ def register(app: dash.Dash, data: DashboardData, basemap: Basemap) -> None:
         return kpi_cards(data.kpis(u, f), week), trend_figure(data.trend(u, f)), None
 
     @app.callback(Output("sup-choropleth", "data"), Output("sup-elders", "data"), Output("sup-hotspots", "data"),
+                  Output("sup-hazard-store", "data"), Output("sup-devices", "data"), Output("sup-device-sum", "data"),
                   Output("sup-map", "viewport"), Output("sup-map-hint", "children"),
                   Input("sup-week", "value"), Input("sup-street", "value"), Input("sup-community", "value"),
                   Input("sup-category", "value"), Input("sup-level", "value"), Input("data-version", "data"))
-    @guarded(5)
+    @guarded(8)
     def _map(week: str, street: str | None, community: str | None, category: str | None, level: str,
              _v: Any) -> Any:
         f = filters_of(week, street, community, category, data)
         u = current_user()
         trigger = dash.ctx.triggered_id
-        choro, elders, hot, hint, n_elders = data._cache.get(("map-view", data.version, u.scope, f, level),
-                                                             lambda: _map_view(f, level))
+        view = data._cache.get(("map-view", data.version_of(u, f), u.scope, f, level), lambda: _map_view(f, level))
+        choro, elders, hot, hazards, devices, dev_sum, hint, n_elders = view
         if n_elders:
             log_access("view", "elder_map", None, {"rows": n_elders, "street": f.street, "community": f.community})
         viewport = no_update
@@ -234,10 +254,19 @@ def register(app: dash.Dash, data: DashboardData, basemap: Basemap) -> None:
             if not sel.empty:
                 b = sel.total_bounds
                 viewport = {"bounds": [[b[1], b[0]], [b[3], b[2]]], "transition": "flyToBounds"}
-        return choro, elders, hot, viewport, hint
+        return choro, elders, hot, hazards, devices, dev_sum, viewport, hint
 
-    def _map_view(f: Filters, level: str) -> tuple[Any, Any, Any, str, int]:
-        """Choropleth, elders (geobuf, only for a street or community), hotspots, hint, elders shown."""
+    app.clientside_callback(
+        f"function(z, d){{ var e = {{type: 'FeatureCollection', features: []}};"
+        f" return (d && z >= {gm.HAZARD_MIN_ZOOM}) ? d : e; }}",
+        Output("sup-hazards", "data"), Input("sup-map", "zoom"), Input("sup-hazard-store", "data"))
+
+    def _map_view(f: Filters, level: str) -> tuple[Any, ...]:
+        """Choropleth, elders (geobuf), hotspots, hazards, devices (geobuf), device counts, hint, elders shown.
+
+        Elders, single hazards and devices are shipped only for a street or community
+        (or a steward's own elders); otherwise only per-area counts.
+        """
         u = current_user()
         street, community = f.street, f.community
         layer = {"street": "streets", "community": "communities", "grid": "grids"}[level]
@@ -252,16 +281,20 @@ def register(app: dash.Dash, data: DashboardData, basemap: Basemap) -> None:
             areas = areas[areas[key].astype(str).isin(ind.index.astype(str))] if not ind.empty else areas.iloc[:0]
         choro = gm.choropleth(areas, level, ind, basemap, key=key)
         status = data.status(u, f)
-        _e, _v2, hazards, _r = data._scoped(u, f)
+        e, _v2, hazards, _r = data._scoped(u, f)
         hot = gm.hotspots(hazards, status, data.layer("communities"), basemap)
         if street or community or Role(u.role) in (Role.COMMUNITY, Role.SERVICE):
             elders = gm.elders_geobuf(status, basemap)
             where = community or street or "您负责"
-            hint = f"显示{where}的 {fmt_count(len(status))} 位老人（聚合显示，点击放大）"
-            return choro, elders, hot, hint, len(status)
-        hint = ("全区范围只显示分区统计；选择街道或社区后在地图上显示老人点位（不下发全区个人数据）" if u.scope.is_all
-                else "只显示分区统计；选择街道或社区后在地图上显示老人点位")
-        return choro, None, hot, hint, 0
+            hint = (f"显示{where}的 {fmt_count(len(status))} 位老人（聚合显示，点击放大）；"
+                    f"放大至{gm.HAZARD_MIN_ZOOM}级显示单个隐患")
+            return (choro, elders, hot, gm.hazard_points(hazards, status, basemap), gm.device_points(e, basemap),
+                    None, hint, len(status))
+        hint = ("全区范围只显示分区统计；选择街道或社区后在地图上显示老人、隐患和设备点位（不下发全区个人数据）"
+                if u.scope.is_all else "只显示分区统计；选择街道或社区后在地图上显示老人、隐患和设备点位")
+        dev_sum = data._cache.get(("device-sum", data.version_of(u, f), u.scope, f.street, f.community, f.category),
+                                  lambda: gm.device_summary(e, data.layer("communities"), basemap))
+        return choro, None, hot, None, None, dev_sum, hint, 0
 
     @app.callback(Output("sup-table", "columnDefs"), Output("sup-table", "rowData"), Output("sup-msg", "children",
                                                                                               allow_duplicate=True),

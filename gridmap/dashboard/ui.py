@@ -13,9 +13,34 @@ from dash.exceptions import PreventUpdate
 from gridmap._errors import GridmapError
 from gridmap.access import PermissionDenied
 
-__all__ = ["card", "error_text", "guarded", "message"]
+__all__ = ["DROPDOWN_LABELS", "card", "date_picker", "dropdown", "error_text", "guarded", "message"]
+
+#: Chinese texts of every dcc.Dropdown (Dash's defaults are English: "Search", "No options found"...).
+DROPDOWN_LABELS = {"select_all": "全选", "deselect_all": "取消全选", "selected_count": "已选 {num_selected} 项",
+                   "search": "搜索", "clear_search": "清除搜索", "clear_selection": "清除选择",
+                   "no_options_found": "无匹配结果"}
 
 log = logging.getLogger("gridmap.dashboard")
+
+
+def dropdown(options: Any, value: Any = None, **kwargs: Any) -> Any:
+    """A ``dcc.Dropdown`` with Chinese texts (placeholder 请选择…, search, no results)."""
+    from dash import dcc
+
+    kwargs.setdefault("placeholder", "请选择…")
+    kwargs.setdefault("labels", DROPDOWN_LABELS)
+    return dcc.Dropdown(options, value, **kwargs)
+
+
+def date_picker(**kwargs: Any) -> Any:
+    """A ``dcc.DatePickerSingle`` with Chinese formats (2026年12月3日, weeks starting on Monday)."""
+    from dash import dcc
+
+    kwargs.setdefault("display_format", "YYYY年M月D日")
+    kwargs.setdefault("month_format", "YYYY年M月")
+    kwargs.setdefault("placeholder", "选择日期")
+    kwargs.setdefault("first_day_of_week", 1)
+    return dcc.DatePickerSingle(**kwargs)
 
 
 def card(title: str, value: str, sub: str = "", tone: str = "", card_id: str | None = None) -> html.Div:

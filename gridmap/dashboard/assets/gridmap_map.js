@@ -33,9 +33,33 @@ window.gridmap = Object.assign({}, window.gridmap, {
         return L.circleMarker(latlng, {radius: 4 + 3 * Math.sqrt(n), color: "#b30000", weight: 1,
                                        fillColor: "#e34a33", fillOpacity: 0.45});
     },
+    device: function (feature, latlng) {
+        var c = {smoke_alarm: "#e6550d", emergency_terminal: "#3182bd", fire_kit: "#756bb1",
+                 health_monitor: "#31a354"}[feature.properties.k] || "#636363";
+        var m = L.marker(latlng, {icon: L.divIcon({className: "gm-device", iconSize: [10, 10],
+            html: '<div style="width:9px;height:9px;background:' + c + ';border:1px solid #fff"></div>'})});
+        m.bindTooltip("设备：" + (feature.properties.name || ""));
+        return m;
+    },
+    deviceSummary: function (feature, latlng) {
+        var n = feature.properties.dev || 1;
+        return L.circleMarker(latlng, {radius: 3 + 1.5 * Math.sqrt(n), color: "#3182bd", weight: 1,
+                                       fillColor: "#9ecae1", fillOpacity: 0.6});
+    },
+    hazard: function (feature, latlng) {
+        var p = feature.properties || {};
+        var c = {low: "#fdae6b", medium: "#fd8d3c", high: "#e6550d", critical: "#a63603"}[p.sev] || "#e6550d";
+        var m = L.marker(latlng, {icon: L.divIcon({className: "gm-hazard", iconSize: [16, 16], iconAnchor: [8, 12],
+            html: '<div style="color:' + c + ';font-size:16px;line-height:16px;text-shadow:0 0 2px #fff">▲</div>'})});
+        m.bindTooltip("隐患：" + p.hz + "（" + p.sev_text + "，" + p.st + "）<br>整改期限 " + p.deadline);
+        return m;
+    },
     tooltip: function (feature, layer) {
         var p = feature.properties || {};
-        if (p.rate_text !== undefined) {
+        if (p.dev !== undefined) {
+            layer.bindTooltip(p.name + "：已安装设备 " + p.dev + " 台（烟感 " + p.smoke + "，一键式终端 " +
+                              p.term + "）");
+        } else if (p.rate_text !== undefined) {
             layer.bindTooltip("<b>" + p.label + "</b><br>周探访率 " + p.rate_text + "<br>老人 " + p.elders +
                               " 人，逾期 " + p.overdue + " 人");
         } else if (p.n !== undefined) {

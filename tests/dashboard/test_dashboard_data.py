@@ -1,0 +1,98 @@
+"""The dashboard's data layer: figures combined from per-street parts equal the whole register's, and a saved
+visit recomputes only its street (the other streets' cached parts are reused) yet shows at once."""
+
+from __future__ import annotations
+
+import math
+import pandas as pd
+import pytest
+from sqlalchemy import Engine
+
+from gridmap.dashboard.data import SYSTEM_USER, DashboardData, Filters, _status, _trend_counts, _trend_rates
+from gridmap.rules.indicators import compute_indicators
+from gridmap.rules.store import record_visit
+from gridmap.rules.visits import parse_visit
+
+KPI_KEYS = ("elders", "willing", "weekly_rate", "monthly_rate", "overdue", "overdue_days_mean", "overdue_days_max",
+            "visits", "hazards_open", "hazards_overdue", "referrals_open", "referrals_overdue",
+            "smoke_alarm_coverage", "terminal_coverage", "missing_first_contact", "missing_steward",
+            "missing_location", "short_visits", "far_visits")
+
+
+def _same(a: object, b: object) -> bool:
+    if isinstance(a, float) or isinstance(b, float):
+        fa, fb = float(a), float(b)  # type: ignore[arg-type]
+        return (math.isnan(fa) and math.isnan(fb)) or math.isclose(fa, fb, rel_tol=1e-9, abs_tol=1e-12)
+    return a == b
+
+
+def _whole(data: DashboardData, f: Filters) -> dict:
+    """The KPIs computed in one go on the whole (filtered) register, as before partitioning."""
+    e, v, h, r = data.inputs()
+    if f.category:
+        e = e[e["categories"].map(lambda c: f.category in c)]
+        v, h, r = (x[x["elder_id"].isin(e["elder_id"])] for x in (v, h, r))
+    return compute_indicators(e, v, h, r, week=f.week, level="district", rules=data.rules).iloc[0].to_dict()
+
+
+@pytest.fixture(scope="module")
+def data(demo_engine: Engine) -> DashboardData:
+    return DashboardData(demo_engine)
+
+
+@pytest.mark.parametrize("category", [None, "living_alone"])
+def test_district_kpis_from_street_parts_equal_the_whole_register(data: DashboardData, category: str | None) -> None:
+    f = Filters(week=data.weeks()[1], category=category)
+    k, whole = data.kpis(SYSTEM_USER, f), _whole(data, f)
+    assert k["elders"] > 100
+    diff = {c: (k.get(c), whole.get(c)) for c in KPI_KEYS if not _same(k.get(c), whole.get(c))}
+    assert not diff, diff
+
+
+def test_trend_and_status_from_parts_equal_the_whole_register(data: DashboardData) -> None:
+    f = Filters(week=data.default_week())
+    e, v, _h, _r = data.inputs()
+    weeks = list(reversed(data.weeks()))
+    whole = _trend_rates([_trend_counts(e, v, weeks, data.rules)], weeks)
+    pd.testing.assert_frame_equal(data.trend(SYSTEM_USER, f), whole)
+    st = data.status(SYSTEM_USER, f).set_index("elder_id").sort_index()
+    ref = _status(e, v, f.week, data.rules).set_index("elder_id").sort_index()
+    assert (st["state"] == ref["state"]).all() and (st["overdue_days"] == ref["overdue_days"]).all()
+
+
+def test_street_level_map_rows_equal_the_whole_register(data: DashboardData) -> None:
+    f = Filters(week=data.default_week())
+    e, v, h, r = data.inputs()
+    parts = data.indicators(SYSTEM_USER, f, "community").sort_index()
+    whole = compute_indicators(e, v, h, r, week=f.week, level="community", rules=data.rules).sort_index()
+    assert list(parts.index) == list(whole.index)
+    for c in ("elders", "weekly_rate", "overdue", "hazards_open", "terminal_coverage"):
+        assert all(_same(a, b) for a, b in zip(parts[c], whole[c], strict=True)), c
+
+
+def test_a_saved_visit_recomputes_only_its_street_and_shows_at_once(data: DashboardData) -> None:
+    f = Filters(week=data.default_week())
+    before = data.kpis(SYSTEM_USER, f)
+    st = data.status(SYSTEM_USER, f)
+    cand = st[(st["state"] != "visited") & st["willing"].astype(bool) & st["street"].notna()]
+    elder = cand.iloc[0]
+    street = str(elder["street"])
+    other = next(s for s in data._all_streets() if s not in (street, ""))
+    other_part = data._part_ind(other, f, "street")
+    own_part = data._part_ind(street, f, "street")
+
+    day = data.today  # a day of the current week
+    rec = parse_visit({"elder_id": int(elder["elder_id"]), "visited_on": day.isoformat(), "mode": "phone",
+                       "visitor_role": "visit_steward"}, data.rules)
+    record_visit(data.engine, rec, rules=data.rules, user="test")
+    data._after_write(int(elder["elder_id"]), day)
+
+    assert data._part_ind(other, f, "street") is other_part  # another street: its cached part is reused
+    assert data._part_ind(street, f, "street") is not own_part  # the saved visit's street: recomputed
+    after = data.kpis(SYSTEM_USER, f)
+    assert after["weekly_rate"] > before["weekly_rate"]  # the new visit counts at once
+    fresh = DashboardData(data.engine)  # everything re-read and recomputed from the store
+    diff = {c: (after.get(c), fresh.kpis(SYSTEM_USER, f).get(c)) for c in KPI_KEYS
+            if not _same(after.get(c), fresh.kpis(SYSTEM_USER, f).get(c))}
+    assert not diff, diff
+    data.wait_warm()
