@@ -130,11 +130,11 @@ def exact_cost(plan, problem_dict: dict, D: np.ndarray) -> float:
     return total / SCALE
 
 
-def run_ours(problem_dict: dict, limit: float, seed: int, method: str = "two_stage") -> dict:
+def run_ours(problem_dict: dict, limit: float, seed: int, method: str = "two_stage", workers: int = 1) -> dict:
     prob = parse_problem(problem_dict)
     pm = problem_matrix(prob)
     t0 = time.perf_counter()
-    plan = solve(prob, time_limit=limit, seed=seed, matrix=pm, method=method)
+    plan = solve(prob, time_limit=limit, seed=seed, matrix=pm, method=method, workers=workers)
     wall = time.perf_counter() - t0
     viol = check_plan(prob, plan, pm)
     D = np.asarray(problem_dict["matrix"]["metres"])
@@ -204,6 +204,8 @@ def main() -> None:
     ap.add_argument("--peer-only", action="store_true")
     ap.add_argument("--method", default="two_stage", choices=["two_stage", "one_model"])
     ap.add_argument("--out", default=str(OUT_JSON))
+    ap.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
+                    help="processes for one problem (ours); PyVRP has no parallel mode and uses one")
     args = ap.parse_args()
     limits = [float(x) for x in args.limits.split(",")]
     sol_bks, cor_bks = bks()
@@ -211,6 +213,7 @@ def main() -> None:
     res = json.loads(out_path.read_text()) if out_path.exists() else {}
     res.setdefault("machine", _machine())
     res["seeds"] = args.seeds
+    res["workers"] = args.workers
     res.setdefault("solomon", {})
     res.setdefault("cordeau", {})
     subset = set(args.instances.split(",")) if args.instances else None
@@ -228,7 +231,7 @@ def main() -> None:
             row = res["solomon"].setdefault(name, {"bks": sol_bks[name]})
             for lim in limits:
                 if not args.peer_only:
-                    runs = [run_ours(pd_, lim, s) for s in range(args.seeds)]
+                    runs = [run_ours(pd_, lim, s, workers=args.workers) for s in range(args.seeds)]
                     row[f"ours_{lim:g}"] = _agg(runs, sol_bks[name])
                 if not args.no_peer:
                     try:
@@ -243,7 +246,7 @@ def main() -> None:
             if subset and name not in subset:
                 continue
             pd_ = cordeau_problem(read_cordeau(name))
-            runs = [run_ours(pd_, args.pvrp_limit, s, args.method) for s in range(args.seeds)]
+            runs = [run_ours(pd_, args.pvrp_limit, s, args.method, args.workers) for s in range(args.seeds)]
             key = f"ours_{args.pvrp_limit:g}" + ("" if args.method == "two_stage" else f"_{args.method}")
             res["cordeau"].setdefault(name, {"bks": cor_bks[name]})[key] = _agg(runs, cor_bks[name])
             print(name, res["cordeau"][name], flush=True)

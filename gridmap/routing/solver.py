@@ -40,6 +40,14 @@ BASE_PENALTY = 10**8
 PRIORITY_BASE = 200
 #: First-solution strategies of the one-day multi-start (each then improved by guided local search).
 MULTI_START: tuple[str, ...] = ("PARALLEL_CHEAPEST_INSERTION", "SAVINGS")
+#: With several workers, each runs guided local search from one of these first solutions for the whole time.
+PORTFOLIO: tuple[str, ...] = ("PARALLEL_CHEAPEST_INSERTION", "SAVINGS", "PARALLEL_SAVINGS", "LOCAL_CHEAPEST_INSERTION")
+#: Seconds a worker process costs to start and return its result (kept out of its search time).
+_POOL_OVERHEAD = 0.3
+#: Share of a day's routing time given to ruin and recreate after OR-Tools (0 switches it off).
+SISR_SHARE = 0.8
+#: Simulated annealing temperatures of the ruin-and-recreate search, in mean arc costs (start, end).
+SISR_TEMPERATURE: tuple[float, float] = (1.0, 0.01)
 _INF = math.inf
 
 
@@ -316,132 +324,201 @@ class _Days:
 # ------------------------------------------------------------------ OR-Tools stage
 
 
-def _route_day(m: _Model, vehicles: list[int], seqs: list[list[int]], time_limit: float, optional: list[int],
-               cost_scale: float, joint: bool = False, first: str = "PARALLEL_CHEAPEST_INSERTION") -> list[list[int]]:
-    """Route vehicles with OR-Tools from the given sequences; returns new sequences (visit indices).
+#: Local-search operators switched on beyond OR-Tools' defaults (measured on Solomon R1/RC1: fewer stalls).
+EXTRA_OPERATORS: tuple[str, ...] = ("use_or_opt", "use_relocate_expensive_chain", "use_cross_exchange",
+                                    "use_exchange_subtrip")
+
+
+#: Operators switched off in the quick polish after each ruin and recreate.
+POLISH_OFF: frozenset[str] = frozenset({"use_exchange_subtrip", "use_relocate_expensive_chain", "use_lin_kernighan",
+                                        "use_tsp_opt", "use_make_chain_inactive", "use_extended_swap_active"})
+
+
+class _DayRouting:
+    """One OR-Tools routing model over some vehicles and visits, solvable repeatedly from given routes.
 
     With ``joint`` the vehicles span several days: a visit needed once may move to any
     vehicle of an allowed day; copies of visits needed more often stay on their day.
     """
-    from ortools.constraint_solver import pywrapcp, routing_enums_pb2
 
-    horizon = int(max(m.vehicles[k].shift[1] for k in vehicles)) + 1
-    optional = [v for v in optional if not m.windows[v] or any(a < horizon for a, _ in m.windows[v])]
-    nodes_v = [v for s in seqs for v in s] + list(optional)
-    if not nodes_v:
-        return [list(s) for s in seqs]
-    nv = len(vehicles)
-    locs = []
-    for k in vehicles:
-        locs += [m.vehicles[k].start, m.vehicles[k].end]
-    locs += [m.problem.visits[v].location for v in nodes_v]
-    locs = np.array(locs)
-    serv = np.r_[np.zeros(2 * nv, dtype=np.int64), m.service[nodes_v]] if nodes_v else np.zeros(2 * nv)
-    manager = pywrapcp.RoutingIndexManager(len(locs), nv, [2 * i for i in range(nv)], [2 * i + 1 for i in range(nv)])
-    routing = pywrapcp.RoutingModel(manager)
-    # RegisterTransitMatrix / RegisterUnaryTransitVector are indexed by node (not by routing index)
-    loc_i = locs
-    serv_i = serv
-    time_cb, cost_cb = {}, {}
-    for mode in {m.vehicles[k].mode for k in vehicles}:
-        Tm = m.T[mode][np.ix_(loc_i, loc_i)] + serv_i[:, None]
-        time_cb[mode] = routing.RegisterTransitMatrix(Tm.astype(np.int64).tolist())
-        Cm = np.rint(m.C[mode][np.ix_(loc_i, loc_i)] * cost_scale).astype(np.int64)
-        cost_cb[mode] = routing.RegisterTransitMatrix(Cm.tolist())
-    tcbs = [time_cb[m.vehicles[k].mode] for k in vehicles]
-    routing.AddDimensionWithVehicleTransits(tcbs, horizon, horizon, False, "time")
-    tdim = routing.GetDimensionOrDie("time")
-    for i, k in enumerate(vehicles):
-        veh = m.vehicles[k]
-        routing.SetArcCostEvaluatorOfVehicle(cost_cb[veh.mode], i)
-        tdim.CumulVar(routing.Start(i)).SetRange(veh.shift[0], veh.shift[1])
-        tdim.CumulVar(routing.End(i)).SetRange(veh.shift[0], veh.shift[1])
-    if any(m.vehicles[k].max_work < m.vehicles[k].shift[1] - m.vehicles[k].shift[0] for k in vehicles):
-        routing.AddDimensionWithVehicleTransitAndCapacity(
-            tcbs, 0, [int(m.vehicles[k].max_work) for k in vehicles], True, "work")
-    if any(np.isfinite(m.vehicles[k].capacity) for k in vehicles) and m.demand[nodes_v].any():
-        dem = np.r_[np.zeros(2 * nv), m.demand[nodes_v]]
-        dcb = routing.RegisterUnaryTransitVector(np.rint(dem).astype(np.int64).tolist())
-        caps = [int(min(m.vehicles[k].capacity, 2**40)) for k in vehicles]
-        routing.AddDimensionWithVehicleCapacity(dcb, 0, caps, True, "load")
-    stew = [m.vehicles[k].steward for k in vehicles]
-    for j, v in enumerate(nodes_v):
-        node = 2 * nv + j
-        index = manager.NodeToIndex(node)
-        w = m.windows[v]
-        if w:
-            cv = tdim.CumulVar(index)
-            w = [(a, min(b, horizon - 1)) for a, b in w if a < horizon]
-            cv.SetRange(int(w[0][0]), int(w[-1][1]))
-            for (a, b), (c, _) in zip(w[:-1], w[1:]):
-                if c - 1 >= b + 1:
-                    cv.RemoveInterval(int(b + 1), int(c - 1))
-        routing.AddDisjunction([index], _penalty(m.problem.visits[v].priority))
-    # fixed stewards: a zero-capacity dimension counting visits the vehicle's steward may not make
-    # (SetAllowedVehiclesForIndex does not accept Python lists in this OR-Tools build)
-    if joint:
-        node_day = [m.vehicles[k].day for k, sq in zip(vehicles, seqs) for _ in sq] + [-1] * len(optional)
-        free = [m.problem.visits[v].count == 1 for v in nodes_v]
-        ok_days = [{p[0] for p in m.patterns[v]} if f else set() for v, f in zip(nodes_v, free)]
-        vecs = []
+    def __init__(self, m: _Model, vehicles: list[int], seqs: list[list[int]], optional: list[int],
+                 cost_scale: float, joint: bool = False) -> None:
+        from ortools.constraint_solver import pywrapcp
+
+        self.m, self.vehicles, self.cost_scale = m, vehicles, cost_scale
+        horizon = int(max(m.vehicles[k].shift[1] for k in vehicles)) + 1
+        optional = [v for v in optional if not m.windows[v] or any(a < horizon for a, _ in m.windows[v])]
+        self.optional = optional
+        nodes_v = [v for s in seqs for v in s] + list(optional)
+        self.nodes_v = nodes_v
+        self.routing = None
+        if not nodes_v:
+            return
+        nv = len(vehicles)
+        self.nv = nv
+        locs = []
         for k in vehicles:
+            locs += [m.vehicles[k].start, m.vehicles[k].end]
+        locs += [m.problem.visits[v].location for v in nodes_v]
+        locs = np.array(locs)
+        serv = np.r_[np.zeros(2 * nv, dtype=np.int64), m.service[nodes_v]]
+        manager = pywrapcp.RoutingIndexManager(len(locs), nv, [2 * i for i in range(nv)], [2 * i + 1 for i in range(nv)])
+        routing = pywrapcp.RoutingModel(manager)
+        # RegisterTransitMatrix / RegisterUnaryTransitVector are indexed by node (not by routing index)
+        time_cb, cost_cb = {}, {}
+        for mode in {m.vehicles[k].mode for k in vehicles}:
+            Tm = m.T[mode][np.ix_(locs, locs)] + serv[:, None]
+            time_cb[mode] = routing.RegisterTransitMatrix(Tm.astype(np.int64).tolist())
+            Cm = np.rint(m.C[mode][np.ix_(locs, locs)] * cost_scale).astype(np.int64)
+            cost_cb[mode] = routing.RegisterTransitMatrix(Cm.tolist())
+        tcbs = [time_cb[m.vehicles[k].mode] for k in vehicles]
+        routing.AddDimensionWithVehicleTransits(tcbs, horizon, horizon, False, "time")
+        tdim = routing.GetDimensionOrDie("time")
+        for i, k in enumerate(vehicles):
             veh = m.vehicles[k]
-            vecs.append(tuple([0] * (2 * nv) + [
-                0 if (veh.steward in m.eligible[v] and ((veh.day in ok_days[j]) if free[j] else veh.day == node_day[j]))
-                else 1 for j, v in enumerate(nodes_v)]))
-        if any(any(vec) for vec in vecs):
-            reg = {vec: routing.RegisterUnaryTransitVector(list(vec)) for vec in set(vecs)}
-            routing.AddDimensionWithVehicleTransits([reg[vec] for vec in vecs], 0, 0, True, "allowed")
-    elif any(len(m.eligible[v]) < len(m.problem.stewards) for v in nodes_v):
-        cbs = {}
-        for st_ in set(stew):
-            forbid = [0] * (2 * nv) + [0 if st_ in m.eligible[v] else 1 for v in nodes_v]
-            cbs[st_] = routing.RegisterUnaryTransitVector(forbid)
-        routing.AddDimensionWithVehicleTransits([cbs[st_] for st_ in stew], 0, 0, True, "steward")
-    params = pywrapcp.DefaultRoutingSearchParameters()
-    params.first_solution_strategy = getattr(routing_enums_pb2.FirstSolutionStrategy, first)
-    params.local_search_metaheuristic = routing_enums_pb2.LocalSearchMetaheuristic.GUIDED_LOCAL_SEARCH
-    params.time_limit.FromMilliseconds(max(10, int(time_limit * 1000)))
-    params.log_search = False
+            routing.SetArcCostEvaluatorOfVehicle(cost_cb[veh.mode], i)
+            tdim.CumulVar(routing.Start(i)).SetRange(veh.shift[0], veh.shift[1])
+            tdim.CumulVar(routing.End(i)).SetRange(veh.shift[0], veh.shift[1])
+        if any(m.vehicles[k].max_work < m.vehicles[k].shift[1] - m.vehicles[k].shift[0] for k in vehicles):
+            routing.AddDimensionWithVehicleTransitAndCapacity(
+                tcbs, 0, [int(m.vehicles[k].max_work) for k in vehicles], True, "work")
+        if any(np.isfinite(m.vehicles[k].capacity) for k in vehicles) and m.demand[nodes_v].any():
+            dem = np.r_[np.zeros(2 * nv), m.demand[nodes_v]]
+            dcb = routing.RegisterUnaryTransitVector(np.rint(dem).astype(np.int64).tolist())
+            caps = [int(min(m.vehicles[k].capacity, 2**40)) for k in vehicles]
+            routing.AddDimensionWithVehicleCapacity(dcb, 0, caps, True, "load")
+        stew = [m.vehicles[k].steward for k in vehicles]
+        for j, v in enumerate(nodes_v):
+            node = 2 * nv + j
+            index = manager.NodeToIndex(node)
+            w = m.windows[v]
+            if w:
+                cv = tdim.CumulVar(index)
+                w = [(a, min(b, horizon - 1)) for a, b in w if a < horizon]
+                cv.SetRange(int(w[0][0]), int(w[-1][1]))
+                for (a, b), (c, _) in zip(w[:-1], w[1:]):
+                    if c - 1 >= b + 1:
+                        cv.RemoveInterval(int(b + 1), int(c - 1))
+            routing.AddDisjunction([index], _penalty(m.problem.visits[v].priority))
+        # fixed stewards: a zero-capacity dimension counting visits the vehicle's steward may not make
+        # (SetAllowedVehiclesForIndex does not accept Python lists in this OR-Tools build)
+        if joint:
+            node_day = [m.vehicles[k].day for k, sq in zip(vehicles, seqs) for _ in sq] + [-1] * len(optional)
+            free = [m.problem.visits[v].count == 1 for v in nodes_v]
+            ok_days = [{p[0] for p in m.patterns[v]} if f else set() for v, f in zip(nodes_v, free)]
+            vecs = []
+            for k in vehicles:
+                veh = m.vehicles[k]
+                vecs.append(tuple([0] * (2 * nv) + [
+                    0 if (veh.steward in m.eligible[v] and ((veh.day in ok_days[j]) if free[j] else veh.day == node_day[j]))
+                    else 1 for j, v in enumerate(nodes_v)]))
+            if any(any(vec) for vec in vecs):
+                reg = {vec: routing.RegisterUnaryTransitVector(list(vec)) for vec in set(vecs)}
+                routing.AddDimensionWithVehicleTransits([reg[vec] for vec in vecs], 0, 0, True, "allowed")
+        elif any(len(m.eligible[v]) < len(m.problem.stewards) for v in nodes_v):
+            cbs = {}
+            for st_ in set(stew):
+                forbid = [0] * (2 * nv) + [0 if st_ in m.eligible[v] else 1 for v in nodes_v]
+                cbs[st_] = routing.RegisterUnaryTransitVector(forbid)
+            routing.AddDimensionWithVehicleTransits([cbs[st_] for st_ in stew], 0, 0, True, "steward")
+        self.manager, self.routing = manager, routing
+        self._deadline = [math.inf]
+        cp_solver = routing.solver()  # captured instead of `routing`: a closure over the model leaked it (~30 MB a solve)
+        deadline = self._deadline
+
+        def guard() -> None:  # wall-clock guard: GLS can overrun its limit on a loaded machine
+            if time.monotonic() > deadline[0]:
+                cp_solver.FinishCurrentSearch()
+
+        routing.AddAtSolutionCallback(guard)
+        routing.CloseModelWithParameters(self.params("PARALLEL_CHEAPEST_INSERTION", "GUIDED_LOCAL_SEARCH", 1.0))
+
+    @staticmethod
+    def params(first: str, meta: str, time_limit: float):
+        from ortools.constraint_solver import pywrapcp, routing_enums_pb2
+
+        params = pywrapcp.DefaultRoutingSearchParameters()
+        params.first_solution_strategy = getattr(routing_enums_pb2.FirstSolutionStrategy, first)
+        params.local_search_metaheuristic = getattr(routing_enums_pb2.LocalSearchMetaheuristic, meta)
+        ops = params.local_search_operators
+        for op in EXTRA_OPERATORS:
+            setattr(ops, op, 3)  # BOOL_TRUE
+        if meta == "GREEDY_DESCENT":  # a quick polish: the cheap moves only, no large neighbourhoods
+            for f in ops.DESCRIPTOR.fields:
+                if "lns" in f.name or f.name in POLISH_OFF:
+                    setattr(ops, f.name, 2)  # BOOL_FALSE
+        params.time_limit.FromMilliseconds(max(10, int(time_limit * 1000)))
+        params.log_search = False
+        return params
+
+    def solve(self, seqs: list[list[int]], time_limit: float, first: str = "PARALLEL_CHEAPEST_INSERTION",
+              meta: str = "GUIDED_LOCAL_SEARCH", positions: bool = True, scratch: bool = True
+              ) -> list[list[int]] | None:
+        """New sequences (visit indices) from a search starting at ``seqs``; None when nothing is found.
+
+        ``positions``: the sequences are in the order of the model's nodes (as given at construction);
+        otherwise visits are looked up by index (each visit at most once in the model). ``scratch``:
+        when the start cannot be read, search from OR-Tools' own first solution.
+        """
+        routing, manager, nv = self.routing, self.manager, self.nv
+        params = self.params(first, meta, time_limit)
+        self._deadline[0] = time.monotonic() + time_limit * 1.05 + 0.5
+        init = []
+        if positions:
+            pos = 2 * nv
+            for s in seqs:
+                init.append([manager.NodeToIndex(pos + j) for j in range(len(s))])
+                pos += len(s)
+        else:
+            node = getattr(self, "_node_of", None)
+            if node is None:
+                node = self._node_of = {v: 2 * nv + j for j, v in enumerate(self.nodes_v)}
+            init = [[manager.NodeToIndex(node[v]) for v in s] for s in seqs]
+        sol = None
+        start_assign = None
+        if any(init):
+            # RoutesToAssignment, not ReadAssignmentFromRoutes: the latter runs a search under the model's
+            # search limit, which a previous solve on this model may have used up (it then fails at random)
+            start_assign = routing.solver().Assignment()
+            if not routing.RoutesToAssignment(init, True, True, start_assign):
+                start_assign = None
+        if start_assign is not None:
+            sol = routing.SolveFromAssignmentWithParameters(start_assign, params)
+        if sol is None and (scratch or not any(init)):
+            sol = routing.SolveWithParameters(params)
+        if sol is None:
+            return None
+        out = []
+        for i in range(nv):
+            idx = sol.Value(routing.NextVar(routing.Start(i)))
+            seq = []
+            while not routing.IsEnd(idx):
+                seq.append(self.nodes_v[manager.IndexToNode(idx) - 2 * nv])
+                idx = sol.Value(routing.NextVar(idx))
+            out.append(seq)
+        return out
+
+    def cost(self, seqs: list[list[int]], dropped: set[int]) -> float:
+        m = self.m
+        return sum(_seq_cost(m, k, s) for k, s in zip(self.vehicles, seqs)) + sum(
+            _penalty(m.problem.visits[v].priority) / self.cost_scale for v in dropped)
+
+
+def _route_day(m: _Model, vehicles: list[int], seqs: list[list[int]], time_limit: float, optional: list[int],
+               cost_scale: float, joint: bool = False, first: str = "PARALLEL_CHEAPEST_INSERTION") -> list[list[int]]:
+    """Route vehicles with OR-Tools from the given sequences; returns new sequences (visit indices)."""
     deadline = time.monotonic() + time_limit * 1.05 + 0.5
-
-    cp_solver = routing.solver()  # captured instead of `routing`: a closure over the model leaked it (~30 MB a solve)
-
-    def guard() -> None:  # wall-clock guard: GLS can overrun its limit on a loaded machine
-        if time.monotonic() > deadline:
-            cp_solver.FinishCurrentSearch()
-
-    routing.AddAtSolutionCallback(guard)
-    routing.CloseModelWithParameters(params)
-    # initial routes: node numbers of the given sequences
-    init, pos = [], 2 * nv
-    for s in seqs:
-        init.append([manager.NodeToIndex(pos + j) for j in range(len(s))])
-        pos += len(s)
-    sol = None
-    start_assign = routing.ReadAssignmentFromRoutes(init, True) if any(init) else None
-    if start_assign is not None:
-        sol = routing.SolveFromAssignmentWithParameters(start_assign, params)
-    if sol is None:
-        sol = routing.SolveWithParameters(params)
-    if sol is None and first != "PARALLEL_CHEAPEST_INSERTION":  # e.g. savings on tight windows
+    dr = _DayRouting(m, vehicles, seqs, optional, cost_scale, joint)
+    if dr.routing is None:
+        return [list(s) for s in seqs]
+    out = dr.solve(seqs, time_limit, first)
+    if out is None and first != "PARALLEL_CHEAPEST_INSERTION":  # e.g. savings on tight windows
         return _route_day(m, vehicles, seqs, max(0.05, deadline - 0.5 - time.monotonic()), optional, cost_scale,
                           joint)
-    if sol is None:
+    if out is None:
         return [list(s) for s in seqs]
-    out = []
-    for i in range(nv):
-        idx = sol.Value(routing.NextVar(routing.Start(i)))
-        seq = []
-        while not routing.IsEnd(idx):
-            seq.append(nodes_v[manager.IndexToNode(idx) - 2 * nv])
-            idx = sol.Value(routing.NextVar(idx))
-        out.append(seq)
-    old = sum(_seq_cost(m, k, s) for k, s in zip(vehicles, seqs)) + sum(
-        _penalty(m.problem.visits[v].priority) / cost_scale for v in optional)
-    new_dropped = set(nodes_v) - {v for s in out for v in s}
-    new = sum(_seq_cost(m, k, s) for k, s in zip(vehicles, out)) + sum(
-        _penalty(m.problem.visits[v].priority) / cost_scale for v in new_dropped)
+    old = dr.cost(seqs, set(dr.optional))
+    new = dr.cost(out, set(dr.nodes_v) - {v for s in out for v in s})
     return out if new <= old + 1e-6 else [list(s) for s in seqs]
 
 
@@ -513,6 +590,7 @@ def solve(
     graphs: dict | None = None,
     rounds: int | None = None,
     method: str = "two_stage",
+    workers: int = 1,
 ) -> Plan:
     """Plan the problem's visits; never fails for lack of a solution.
 
@@ -540,11 +618,20 @@ def solve(
         ``"two_stage"``: each day routed on its own; ``"one_model"``: all steward-days in one
         OR-Tools model where visits needed once may also change day (both alternate with the
         pattern search of stage 1).
+    workers
+        Processes for one problem (guided local search is single-threaded): a one-day problem
+        runs a portfolio of first solutions side by side and keeps the best; a multi-day
+        problem routes its days side by side. District planning keeps 1 and solves
+        stewards' problems in parallel instead.
 
     Returns
     -------
     Plan
     """
+    if SISR_SHARE > 0:
+        from gridmap.routing.sisr import warm_up
+
+        warm_up()  # loads the compiled search once per process (about 0.7 s; compiles on first use ever)
     t0 = time.monotonic()
     deadline = t0 + max(time_limit, 0.05)
     pm = matrix if matrix is not None else problem_matrix(problem, graphs)
@@ -561,16 +648,24 @@ def solve(
         days = _Days(m, rng)
         ks = m.by_day[0]
         todo = [v for v in range(nvis) if m.patterns[v]]
-        starts = MULTI_START if time_limit >= 2.0 else MULTI_START[:1]
         best_seqs, best_cost = None, _INF
-        for i, first in enumerate(starts):
-            share = (deadline - time.monotonic()) * 0.97 / (len(starts) - i)
-            seqs = _route_day(m, ks, [[] for _ in ks], share, todo, _cost_scale(m), first=first)
+
+        def keep(seqs: list[list[int]]) -> None:
+            nonlocal best_seqs, best_cost
             done = {v for sq in seqs for v in sq}
             cost = sum(_seq_cost(m, k, sq) for k, sq in zip(ks, seqs)) + sum(
                 _penalty(visits[v].priority) for v in todo if v not in done)
             if cost < best_cost - 1e-9:
                 best_seqs, best_cost = seqs, cost
+
+        if workers > 1 and time_limit >= 2.0:
+            firsts = list(PORTFOLIO[:workers])
+            end = deadline - _POOL_OVERHEAD
+            tasks = [(m, ks, todo, time.monotonic(), end, f, seed + i) for i, f in enumerate(firsts)]
+            for seqs in _parallel(_one_day_task, tasks, workers):
+                keep(seqs)
+        else:
+            keep(_one_day(m, ks, todo, t0, deadline, None, seed))
         seqs = best_seqs
         for k, s in zip(m.by_day[0], seqs):
             days.routes[k].seq = list(s)
@@ -599,10 +694,92 @@ def solve(
             if method == "one_model":
                 _route_joint(m, days, budget)
             else:
-                _route_all_days(m, days, budget)
+                _route_all_days(m, days, budget, workers, seed + 101 * rnd)
             if rnd < n_rounds - 1 and initial is None:  # a warm start keeps last week's days
                 days.pattern_search(time.monotonic() + 0.15 * (deadline - time.monotonic()), _order(m, rng))
     return _to_plan(m, pm, days, geometry, graphs)
+
+
+def _day_arrays(m: _Model, ks: list[int], visits: list[int]):
+    """The day's vehicles ``ks`` and ``visits`` as :class:`gridmap.routing.sisr.DayArrays` (local indices)."""
+    from gridmap.routing.sisr import DayArrays
+
+    modes = sorted({m.vehicles[k].mode for k in ks})
+    locs = sorted({m.vehicles[k].start for k in ks} | {m.vehicles[k].end for k in ks}
+                  | {m.problem.visits[v].location for v in visits})
+    li = {loc: i for i, loc in enumerate(locs)}
+    ix = np.ix_(locs, locs)
+    T = np.stack([np.asarray(m.T[md], dtype=np.int64)[ix] for md in modes])
+    C = np.stack([np.asarray(m.C[md], dtype=float)[ix] for md in modes])
+    W = max([len(m.windows[v]) for v in visits] + [1])
+    n = len(visits)
+    wlo = np.zeros((n, W), dtype=np.int64)
+    whi = np.zeros((n, W), dtype=np.int64)
+    nwin = np.zeros(n, dtype=np.int64)
+    for j, v in enumerate(visits):
+        w = sorted(m.windows[v])
+        nwin[j] = len(w)
+        for i, (a, b) in enumerate(w):
+            wlo[j, i], whi[j, i] = a, b
+    vehs = [m.vehicles[k] for k in ks]
+    eligible = np.array([[veh.steward in m.eligible[v] for veh in vehs] for v in visits], dtype=bool).reshape(n, len(ks))
+    loc_visit = np.array([li[m.problem.visits[v].location] for v in visits], dtype=np.int64)
+    K = min(max(n - 1, 0), 40)
+    if K:
+        Cv = C[0][np.ix_(loc_visit, loc_visit)]
+        Cv = Cv + Cv.T
+        np.fill_diagonal(Cv, np.inf)
+        near = np.argsort(Cv, axis=1, kind="stable")[:, :K].astype(np.int64)
+    else:
+        near = np.full((n, 1), -1, dtype=np.int64)
+    return DayArrays(
+        T=T, C=C, route_mode=np.array([modes.index(veh.mode) for veh in vehs], dtype=np.int64),
+        loc_start=np.array([li[veh.start] for veh in vehs], dtype=np.int64),
+        loc_end=np.array([li[veh.end] for veh in vehs], dtype=np.int64),
+        shift_lo=np.array([veh.shift[0] for veh in vehs], dtype=np.int64),
+        shift_hi=np.array([veh.shift[1] for veh in vehs], dtype=np.int64),
+        max_work=np.array([min(int(veh.max_work), 2**40) for veh in vehs], dtype=np.int64),
+        capacity=np.array([min(float(veh.capacity), 1e18) for veh in vehs], dtype=float),
+        loc_visit=loc_visit, service=np.asarray(m.service[visits], dtype=np.int64).reshape(n),
+        demand=np.asarray(m.demand[visits], dtype=float).reshape(n), wlo=wlo, whi=whi, nwin=nwin, eligible=eligible,
+        penalty=np.array([float(_penalty(m.problem.visits[v].priority)) for v in visits]), near=near)
+
+
+def _sisr_day(m: _Model, ks: list[int], seqs: list[list[int]], optional: list[int], deadline: float,
+              seed: int) -> list[list[int]]:
+    """Improve one day's routes by ruin and recreate (:mod:`gridmap.routing.sisr`) until ``deadline``."""
+    from gridmap.routing.sisr import Search
+
+    visits = sorted({v for s in seqs for v in s} | set(optional))
+    if len(visits) < 2 or time.monotonic() >= deadline - 0.01:
+        return seqs
+    local = {v: j for j, v in enumerate(visits)}
+    day = _day_arrays(m, ks, visits)
+    search = Search(day, [[local[v] for v in s] for s in seqs], seed=seed)
+    n_arcs = len(visits) + sum(1 for s in seqs if s)
+    mean_arc = search.cost / max(n_arcs, 1)
+    t_hi, t_lo = SISR_TEMPERATURE[0] * mean_arc, SISR_TEMPERATURE[1] * mean_arc
+    start = time.monotonic()
+    span = max(deadline - start, 1e-6)
+    chunk = 50
+    while True:
+        now = time.monotonic()
+        if now >= deadline:
+            break
+        f0 = (now - start) / span
+        t0 = time.monotonic()
+        search.run(chunk, t_hi * (t_lo / t_hi) ** f0, t_hi * (t_lo / t_hi) ** min(1.0, f0 + chunk_share(chunk, span)))
+        took = max(time.monotonic() - t0, 1e-4)
+        rate = chunk / took
+        chunk = int(max(20, min(rate * 0.25, rate * max(deadline - time.monotonic(), 0.0))))
+        if deadline - time.monotonic() < 0.01:
+            break
+    out = search.seqs()
+    return [[visits[j] for j in s] for s in out]
+
+
+def chunk_share(chunk: int, span: float) -> float:  # share of the time a chunk takes at the last measured rate
+    return 0.05
 
 
 def _cost_scale(m: _Model) -> float:
@@ -610,30 +787,99 @@ def _cost_scale(m: _Model) -> float:
     return 100.0 if mx < 1e5 else 1.0
 
 
-def _route_all_days(m: _Model, days: _Days, budget: float) -> None:
+def _route_all_days(m: _Model, days: _Days, budget: float, workers: int = 1, seed: int = 0) -> None:
     sizes = [sum(len(days.routes[k].seq) for k in m.by_day[d]) for d in range(len(m.by_day))]
     total = sum(sizes) or 1
     start = time.monotonic()
-    for d in range(len(m.by_day)):
-        if not sizes[d]:
-            continue
+    todo = [d for d in range(len(m.by_day)) if sizes[d]]
+    if workers > 1 and len(todo) > 1 and budget >= 1.0:
+        # days side by side: each day gets its share of all workers' time
+        lanes = min(workers, len(todo))
+        tasks = [(m, m.by_day[d], [days.routes[k].seq for k in m.by_day[d]],
+                  max(0.05, sizes[d] / total * budget * lanes - _POOL_OVERHEAD), seed + d) for d in todo]
+        for d, seqs in zip(todo, _parallel(_improve_day_task, tasks, lanes)):
+            _set_day(m, days, d, seqs)
+        return
+    for d in todo:
         spent = time.monotonic() - start
         share = sizes[d] / total * budget
         share = min(share, max(0.05, budget - spent))
         ks = m.by_day[d]
-        seqs = _route_day(m, ks, [days.routes[k].seq for k in ks], share, [], _cost_scale(m))
+        _set_day(m, days, d, _improve_day(m, ks, [days.routes[k].seq for k in ks], share, seed + d))
+
+
+def _improve_day(m: _Model, ks: list[int], seqs: list[list[int]], budget: float, seed: int) -> list[list[int]]:
+    """Improve one day's routes (same visits): OR-Tools guided local search, then ruin and recreate."""
+    t0 = time.monotonic()
+    use_sisr = SISR_SHARE > 0 and budget >= 0.5 and sum(map(len, seqs)) >= 3
+    gls = budget * (1 - SISR_SHARE) if use_sisr else budget
+    seqs = _route_day(m, ks, seqs, gls, [], _cost_scale(m))
+    if use_sisr:
+        seqs = _sisr_day(m, ks, seqs, [], t0 + budget, seed)
+    return seqs
+
+
+def _improve_day_task(args: tuple) -> list[list[int]]:
+    return _improve_day(*args)
+
+
+def _set_day(m: _Model, days: _Days, d: int, seqs: list[list[int]]) -> None:
+    ks = m.by_day[d]
+    for k, s in zip(ks, seqs):
+        days.routes[k].seq = list(s)
+        days.routes[k].update()
+    for v in {v for s in seqs for v in s} | {v for v, w in days.where.items() if d in w}:
+        where = days.where[v]
+        where.pop(d, None)
         for k, s in zip(ks, seqs):
-            days.routes[k].seq = list(s)
-            days.routes[k].update()
-        for v in {v for s in seqs for v in s} | {v for v, w in days.where.items() if d in w}:
-            where = days.where[v]
-            where.pop(d, None)
-            for k, s in zip(ks, seqs):
-                if v in s:
-                    where[d] = k
-        dropped = [v for v in range(len(m.problem.visits)) if d in days.where[v] and days.where[v][d] not in ks]
-        for v in dropped:  # pragma: no cover
-            days.where[v].pop(d)
+            if v in s:
+                where[d] = k
+    dropped = [v for v in range(len(m.problem.visits)) if d in days.where[v] and days.where[v][d] not in ks]
+    for v in dropped:  # pragma: no cover
+        days.where[v].pop(d)
+
+
+def _one_day(m: _Model, ks: list[int], todo: list[int], t0: float, deadline: float, first: str | None,
+             seed: int) -> list[list[int]]:
+    """One day from nothing: OR-Tools first solutions + guided local search, then ruin and recreate."""
+    time_limit = deadline - t0
+    use_sisr = SISR_SHARE > 0 and time_limit >= 1.0
+    gls_end = t0 + (1 - SISR_SHARE) * time_limit if use_sisr else deadline
+    starts = [first] if first else (list(MULTI_START) if time_limit >= 2.0 and not use_sisr else [MULTI_START[0]])
+    best_seqs, best_cost = None, _INF
+    for i, fs in enumerate(starts):
+        share = max(0.05, (gls_end - time.monotonic()) * 0.97 / (len(starts) - i))
+        seqs = _route_day(m, ks, [[] for _ in ks], share, todo, _cost_scale(m), first=fs)
+        done = {v for sq in seqs for v in sq}
+        cost = sum(_seq_cost(m, k, sq) for k, sq in zip(ks, seqs)) + sum(
+            _penalty(m.problem.visits[v].priority) for v in todo if v not in done)
+        if cost < best_cost - 1e-9:
+            best_seqs, best_cost = seqs, cost
+    if use_sisr:
+        done = {v for sq in best_seqs for v in sq}
+        best_seqs = _sisr_day(m, ks, best_seqs, [v for v in todo if v not in done], deadline, seed)
+    return best_seqs
+
+
+def _one_day_task(args: tuple) -> list[list[int]]:
+    return _one_day(*args)
+
+
+def _route_day_task(args: tuple) -> list[list[int]]:
+    return _route_day(*args)
+
+
+def _parallel(fn, tasks: list, workers: int) -> list:
+    """``[fn(t) for t in tasks]`` in ``workers`` forked processes (in order); serially if forking is unavailable."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    try:
+        ctx = mp.get_context("fork")
+    except ValueError:  # pragma: no cover - platforms without fork
+        return [fn(t) for t in tasks]
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as ex:
+        return list(ex.map(fn, tasks))
 
 
 def _route_joint(m: _Model, days: _Days, budget: float) -> None:

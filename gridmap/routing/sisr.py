@@ -1,0 +1,459 @@
+"""Slack induction by string removals (SISR): ruin and recreate over one day's routes.
+
+OR-Tools' guided local search stalls on problems with time windows: where it ends
+depends much on its first solution, and more time helps little. OR-Tools has an iterated
+local search with ruin and recreate, but its Python build accepts the parameters without
+running it. This module supplies that perturbation (Christiaens & Vanden Berghe, "Slack
+induction by string removals for vehicle routing problems", Transportation Science 2020):
+
+* **ruin**: pick a random routed visit; walk its nearest neighbours and, in each route met
+  (up to a random number of routes), remove a random string of consecutive visits that
+  contains the neighbour;
+* **recreate**: put the removed visits — and any still unassigned — back one by one, in a
+  random, far-first or demand-first order, each at its cheapest feasible position over all
+  routes, skipping each position with a small probability ("blinks");
+* **accept** by simulated annealing on the travel cost; a candidate that leaves a visit out
+  costs that visit's drop penalty, so penalties (priorities) come first: a candidate with
+  more penalty is never accepted, one with less always is.
+
+Feasibility is exact: time windows (several per visit), the shift, working minutes (travel
++ service) and capacity are checked by simulating the route from the insertion point. The
+core is compiled with numba (cached on disk); without numba it runs as plain Python, slowly.
+Iterations run in chunks so that the caller can keep a wall-clock limit; for a fixed number
+of iterations and a seed the result is deterministic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+try:  # pragma: no cover - numba is a dependency; the fallback keeps the module importable
+    from numba import njit
+except ImportError:  # pragma: no cover
+    def njit(*args, **kwargs):  # type: ignore[no-redef]
+        if args and callable(args[0]):
+            return args[0]
+        return lambda f: f
+
+
+@dataclass
+class DayArrays:
+    """One day's routing problem in local indices (routes = vehicles, visits = nodes 0..n-1).
+
+    ``T[mode]``/``C[mode]`` are over local locations: ``loc_visit[v]`` for visit ``v``,
+    ``loc_start[r]``/``loc_end[r]`` for route ``r``.
+    """
+
+    T: np.ndarray  # (modes, locs, locs) int64 seconds
+    C: np.ndarray  # (modes, locs, locs) float64 cost
+    route_mode: np.ndarray  # (R,) int64
+    loc_start: np.ndarray  # (R,)
+    loc_end: np.ndarray  # (R,)
+    shift_lo: np.ndarray  # (R,) int64
+    shift_hi: np.ndarray  # (R,)
+    max_work: np.ndarray  # (R,) int64
+    capacity: np.ndarray  # (R,) float64
+    loc_visit: np.ndarray  # (n,)
+    service: np.ndarray  # (n,) int64
+    demand: np.ndarray  # (n,) float64
+    wlo: np.ndarray  # (n, W) int64 window starts (clipped to nothing outside a shift)
+    whi: np.ndarray  # (n, W)
+    nwin: np.ndarray  # (n,) int64, 0 = no window (the shift only)
+    eligible: np.ndarray  # (n, R) bool
+    penalty: np.ndarray  # (n,) float64 drop penalty (cost units)
+    near: np.ndarray  # (n, K) int64 nearest visits
+
+
+@njit(cache=True)
+def _earliest(v, t, wlo, whi, nwin):
+    """Earliest start >= t within visit v's windows, or -1."""
+    if nwin[v] == 0:
+        return t
+    for w in range(nwin[v]):
+        if t <= whi[v, w]:
+            return t if t >= wlo[v, w] else wlo[v, w]
+    return -1
+
+
+@njit(cache=True)
+def _eval_route(r, nodes, ln, T, C, route_mode, loc_start, loc_end, shift_lo, shift_hi, loc_visit, service,
+                wlo, whi, nwin, E):
+    """Fill E[0..ln-1] with earliest starts; return (feasible, cost, work)."""
+    md = route_mode[r]
+    t = shift_lo[r]
+    prev = loc_start[r]
+    prev_s = 0
+    cost = 0.0
+    work = 0
+    ok = True
+    for i in range(ln):
+        v = nodes[i]
+        lv = loc_visit[v]
+        a = t + prev_s + T[md, prev, lv]
+        e = _earliest(v, a, wlo, whi, nwin)
+        if e < 0 or e > shift_hi[r]:
+            ok = False
+            e = a
+        E[i] = e
+        cost += C[md, prev, lv]
+        work += T[md, prev, lv] + service[v]
+        t = e
+        prev = lv
+        prev_s = service[v]
+    a = t + prev_s + T[md, prev, loc_end[r]]
+    if a > shift_hi[r]:
+        ok = False
+    cost += C[md, prev, loc_end[r]]
+    work += T[md, prev, loc_end[r]]
+    return ok, cost, work
+
+
+@njit(cache=True)
+def _fits(r, nodes, ln, pos, v, E, T, route_mode, loc_start, loc_end, shift_lo, shift_hi, loc_visit, service,
+          wlo, whi, nwin):
+    """Exact check: does visit v fit at position pos (before nodes[pos]) of route r?"""
+    md = route_mode[r]
+    if pos == 0:
+        t = shift_lo[r]
+        prev = loc_start[r]
+        prev_s = 0
+    else:
+        t = E[pos - 1]
+        prev = loc_visit[nodes[pos - 1]]
+        prev_s = service[nodes[pos - 1]]
+    lv = loc_visit[v]
+    a = t + prev_s + T[md, prev, lv]
+    e = _earliest(v, a, wlo, whi, nwin)
+    if e < 0 or e > shift_hi[r]:
+        return False
+    t = e
+    prev = lv
+    prev_s = service[v]
+    for i in range(pos, ln):
+        u = nodes[i]
+        lu = loc_visit[u]
+        a = t + prev_s + T[md, prev, lu]
+        if a <= E[i]:
+            return True  # arrives no later than before: the rest of the route is unchanged
+        e = _earliest(u, a, wlo, whi, nwin)
+        if e < 0 or e > shift_hi[r]:
+            return False
+        t = e
+        prev = lu
+        prev_s = service[u]
+    return t + prev_s + T[md, prev, loc_end[r]] <= shift_hi[r]
+
+
+@njit(cache=True)
+def _best_insertion(v, routes, lens, E, loads, works, T, C, route_mode, loc_start, loc_end, shift_lo, shift_hi,
+                    max_work, capacity, loc_visit, service, demand, wlo, whi, nwin, eligible, blink):
+    best_r = -1
+    best_p = -1
+    best_d = np.inf
+    lv = loc_visit[v]
+    for r in range(routes.shape[0]):
+        if not eligible[v, r] or loads[r] + demand[v] > capacity[r]:
+            continue
+        md = route_mode[r]
+        ln = lens[r]
+        for p in range(ln + 1):
+            if blink > 0.0 and np.random.random() < blink:
+                continue
+            a = loc_start[r] if p == 0 else loc_visit[routes[r, p - 1]]
+            b = loc_end[r] if p == ln else loc_visit[routes[r, p]]
+            d = C[md, a, lv] + C[md, lv, b] - C[md, a, b]
+            if d >= best_d:
+                continue
+            dw = T[md, a, lv] + T[md, lv, b] - T[md, a, b] + service[v]
+            if works[r] + dw > max_work[r]:
+                continue
+            if _fits(r, routes[r], ln, p, v, E[r], T, route_mode, loc_start, loc_end, shift_lo, shift_hi, loc_visit,
+                     service, wlo, whi, nwin):
+                best_r, best_p, best_d = r, p, d
+    return best_r, best_p, best_d
+
+
+@njit(cache=True)
+def _refresh(r, routes, lens, E, costs, works, loads, T, C, route_mode, loc_start, loc_end, shift_lo, shift_hi,
+             loc_visit, service, demand, wlo, whi, nwin):
+    ok, c, w = _eval_route(r, routes[r], lens[r], T, C, route_mode, loc_start, loc_end, shift_lo, shift_hi,
+                           loc_visit, service, wlo, whi, nwin, E[r])
+    costs[r] = c
+    works[r] = w
+    ld = 0.0
+    for i in range(lens[r]):
+        ld += demand[routes[r, i]]
+    loads[r] = ld
+    return ok
+
+
+@njit(cache=True)
+def _run(T, C, route_mode, loc_start, loc_end, shift_lo, shift_hi, max_work, capacity, loc_visit, service, demand,
+         wlo, whi, nwin, eligible, penalty, near, routes, lens, iters, temp0, temp1, seed, avg_removed, max_string,
+         blink):
+    """Run ``iters`` SISR iterations from (routes, lens); returns the best (routes, lens, iterations accepted)."""
+    np.random.seed(seed)
+    R = routes.shape[0]
+    n = loc_visit.shape[0]
+    E = np.zeros((R, n + 1), dtype=np.int64)
+    costs = np.zeros(R)
+    works = np.zeros(R, dtype=np.int64)
+    loads = np.zeros(R)
+    route_of = np.full(n, -1, dtype=np.int64)
+    for r in range(R):
+        _refresh(r, routes, lens, E, costs, works, loads, T, C, route_mode, loc_start, loc_end, shift_lo, shift_hi,
+                 loc_visit, service, demand, wlo, whi, nwin)
+        for i in range(lens[r]):
+            route_of[routes[r, i]] = r
+    pen = 0.0
+    for v in range(n):
+        if route_of[v] < 0:
+            pen += penalty[v]
+    cur_routes = routes.copy()
+    cur_lens = lens.copy()
+    cur_cost = costs.sum()
+    cur_pen = pen
+    best_routes = routes.copy()
+    best_lens = lens.copy()
+    best_cost = cur_cost
+    best_pen = cur_pen
+    removed = np.zeros(n, dtype=np.int64)
+    todo = np.zeros(n, dtype=np.int64)
+    ruined = np.zeros(R, dtype=np.bool_)
+    accepted = 0
+    total_len = 0
+    n_routes = 0
+    for r in range(R):
+        if lens[r] > 0:
+            total_len += lens[r]
+            n_routes += 1
+    for it in range(iters):
+        temp = temp0 * (temp1 / temp0) ** (it / max(iters, 1))
+        # ---------------- ruin
+        n_removed = 0
+        routed = 0
+        for v in range(n):
+            if route_of[v] >= 0:
+                routed += 1
+        ruined[:] = False
+        if routed > 0:
+            avg_len = max(1.0, routed / max(1, n_routes))
+            ls_max = min(float(max_string), avg_len)
+            ks_max = 4.0 * avg_removed / (1.0 + ls_max) - 1.0
+            k_routes = int(np.random.random() * max(ks_max, 1.0)) + 1
+            # a random routed seed visit
+            pick = int(np.random.random() * routed)
+            seed_v = -1
+            for v in range(n):
+                if route_of[v] >= 0:
+                    if pick == 0:
+                        seed_v = v
+                        break
+                    pick -= 1
+            done_routes = 0
+            for j in range(-1, near.shape[1]):
+                if done_routes >= k_routes:
+                    break
+                c = seed_v if j < 0 else near[seed_v, j]
+                if c < 0:
+                    continue
+                r = route_of[c]
+                if r < 0 or ruined[r]:
+                    continue
+                ln = lens[r]
+                lmax = min(ls_max, float(ln))
+                size = int(np.random.random() * lmax) + 1
+                p = 0
+                for i in range(ln):
+                    if routes[r, i] == c:
+                        p = i
+                        break
+                lo_min = max(0, p - size + 1)
+                lo_max = min(p, ln - size)
+                lo = lo_min + int(np.random.random() * (lo_max - lo_min + 1))
+                for i in range(lo, lo + size):
+                    u = routes[r, i]
+                    removed[n_removed] = u
+                    n_removed += 1
+                    route_of[u] = -1
+                for i in range(lo + size, ln):
+                    routes[r, i - size] = routes[r, i]
+                lens[r] = ln - size
+                ruined[r] = True
+                done_routes += 1
+                _refresh(r, routes, lens, E, costs, works, loads, T, C, route_mode, loc_start, loc_end, shift_lo,
+                         shift_hi, loc_visit, service, demand, wlo, whi, nwin)
+        # ---------------- recreate: removed visits and every unassigned one
+        m = 0
+        for i in range(n_removed):
+            todo[m] = removed[i]
+            m += 1
+        for v in range(n):
+            if route_of[v] < 0:
+                found = False
+                for i in range(n_removed):
+                    if removed[i] == v:
+                        found = True
+                        break
+                if not found:
+                    todo[m] = v
+                    m += 1
+        order = todo[:m].copy()
+        kind = np.random.random()
+        if kind < 0.4:
+            np.random.shuffle(order)
+        elif kind < 0.8:  # largest demand first (ties random)
+            np.random.shuffle(order)
+            keys = np.empty(m)
+            for i in range(m):
+                keys[i] = -demand[order[i]]
+            order = order[np.argsort(keys, kind="mergesort")]
+        else:  # farthest from the routes' starts first
+            np.random.shuffle(order)
+            keys = np.empty(m)
+            for i in range(m):
+                keys[i] = -C[route_mode[0], loc_start[0], loc_visit[order[i]]]
+            order = order[np.argsort(keys, kind="mergesort")]
+        # higher drop penalty first, keeping the order within a penalty class
+        keys = np.empty(m)
+        for i in range(m):
+            keys[i] = -penalty[order[i]]
+        order = order[np.argsort(keys, kind="mergesort")]
+        pen = 0.0
+        for i in range(m):
+            v = order[i]
+            r, p, d = _best_insertion(v, routes, lens, E, loads, works, T, C, route_mode, loc_start, loc_end,
+                                      shift_lo, shift_hi, max_work, capacity, loc_visit, service, demand, wlo, whi,
+                                      nwin, eligible, blink)
+            if r < 0:
+                pen += penalty[v]
+                continue
+            ln = lens[r]
+            for k in range(ln, p, -1):
+                routes[r, k] = routes[r, k - 1]
+            routes[r, p] = v
+            lens[r] = ln + 1
+            route_of[v] = r
+            _refresh(r, routes, lens, E, costs, works, loads, T, C, route_mode, loc_start, loc_end, shift_lo,
+                     shift_hi, loc_visit, service, demand, wlo, whi, nwin)
+        cost = costs.sum()
+        # ---------------- accept
+        if pen < cur_pen - 1e-9:
+            ok = True
+        elif pen > cur_pen + 1e-9:
+            ok = False
+        else:
+            ok = cost < cur_cost - temp * np.log(np.random.random())
+        if ok:
+            accepted += 1
+            cur_routes[:, :] = routes
+            cur_lens[:] = lens
+            cur_cost = cost
+            cur_pen = pen
+            n_routes = 0
+            for r in range(R):
+                if lens[r] > 0:
+                    n_routes += 1
+            if pen < best_pen - 1e-9 or (pen <= best_pen + 1e-9 and cost < best_cost - 1e-9):
+                best_routes[:, :] = routes
+                best_lens[:] = lens
+                best_cost = cost
+                best_pen = pen
+        else:
+            routes[:, :] = cur_routes
+            lens[:] = cur_lens
+            for v in range(n):
+                route_of[v] = -1
+            for r in range(R):
+                _refresh(r, routes, lens, E, costs, works, loads, T, C, route_mode, loc_start, loc_end, shift_lo,
+                         shift_hi, loc_visit, service, demand, wlo, whi, nwin)
+                for i in range(lens[r]):
+                    route_of[routes[r, i]] = r
+    return best_routes, best_lens, accepted, best_cost, best_pen
+
+
+@njit(cache=True)
+def route_costs(T, C, route_mode, loc_start, loc_end, shift_lo, shift_hi, loc_visit, service, wlo, whi, nwin,
+                routes, lens):
+    """(feasible per route, cost per route, work per route) of the given routes."""
+    R = routes.shape[0]
+    n = loc_visit.shape[0]
+    E = np.zeros(n + 1, dtype=np.int64)
+    ok = np.zeros(R, dtype=np.bool_)
+    cost = np.zeros(R)
+    work = np.zeros(R, dtype=np.int64)
+    for r in range(R):
+        ok[r], cost[r], work[r] = _eval_route(r, routes[r], lens[r], T, C, route_mode, loc_start, loc_end, shift_lo,
+                                              shift_hi, loc_visit, service, wlo, whi, nwin, E)
+    return ok, cost, work
+
+
+class Search:
+    """A SISR search over one day's routes, advanced in chunks of iterations."""
+
+    def __init__(self, day: DayArrays, seqs: list[list[int]], seed: int = 0, avg_removed: float = 10.0,
+                 max_string: int = 10, blink: float = 0.01) -> None:
+        self.day = day
+        n, R = len(day.loc_visit), len(day.loc_start)
+        self.routes = np.full((R, max(n, 1) + 1), -1, dtype=np.int64)
+        self.lens = np.zeros(R, dtype=np.int64)
+        for r, s in enumerate(seqs):
+            self.routes[r, : len(s)] = s
+            self.lens[r] = len(s)
+        self.seed = int(seed)
+        self.avg_removed, self.max_string, self.blink = float(avg_removed), int(max_string), float(blink)
+        self.iterations = 0
+        self.accepted = 0
+        self.cost, self.penalty = self._evaluate()
+
+    def _evaluate(self) -> tuple[float, float]:
+        d = self.day
+        ok, cost, _ = route_costs(d.T, d.C, d.route_mode, d.loc_start, d.loc_end, d.shift_lo, d.shift_hi, d.loc_visit,
+                                  d.service, d.wlo, d.whi, d.nwin, self.routes, self.lens)
+        routed = np.zeros(len(d.loc_visit), dtype=bool)
+        for r in range(len(self.lens)):
+            routed[self.routes[r, : self.lens[r]]] = True
+        return float(cost.sum()), float(d.penalty[~routed].sum())
+
+    def run(self, iterations: int, temp0: float, temp1: float) -> None:
+        """Advance by ``iterations`` from the best routes so far, cooling from ``temp0`` to ``temp1``."""
+        d = self.day
+        self.seed = (self.seed * 1_000_003 + 7) % (2**31 - 1)
+        routes, lens, acc, cost, pen = _run(
+            d.T, d.C, d.route_mode, d.loc_start, d.loc_end, d.shift_lo, d.shift_hi, d.max_work, d.capacity,
+            d.loc_visit, d.service, d.demand, d.wlo, d.whi, d.nwin, d.eligible, d.penalty, d.near,
+            self.routes.copy(), self.lens.copy(), int(iterations), float(temp0), float(max(temp1, 1e-9)), self.seed,
+            self.avg_removed, self.max_string, self.blink)
+        self.iterations += int(iterations)
+        self.accepted += int(acc)
+        if pen < self.penalty - 1e-9 or (pen <= self.penalty + 1e-9 and cost < self.cost - 1e-9):
+            self.routes, self.lens, self.cost, self.penalty = routes, lens, float(cost), float(pen)
+
+    def seqs(self) -> list[list[int]]:
+        return [list(map(int, self.routes[r, : self.lens[r]])) for r in range(len(self.lens))]
+
+
+
+_WARM = False
+
+
+def warm_up() -> None:
+    """Load (or, the first time ever, compile) the search once in this process."""
+    global _WARM
+    if _WARM:
+        return
+    z = np.zeros
+    day = DayArrays(T=z((1, 3, 3), dtype=np.int64), C=np.ones((1, 3, 3)), route_mode=z(1, dtype=np.int64),
+                    loc_start=z(1, dtype=np.int64), loc_end=z(1, dtype=np.int64), shift_lo=z(1, dtype=np.int64),
+                    shift_hi=np.full(1, 1000, dtype=np.int64), max_work=np.full(1, 1000, dtype=np.int64),
+                    capacity=np.full(1, 10.0), loc_visit=np.array([1, 2], dtype=np.int64),
+                    service=z(2, dtype=np.int64), demand=z(2), wlo=z((2, 1), dtype=np.int64),
+                    whi=z((2, 1), dtype=np.int64), nwin=z(2, dtype=np.int64), eligible=np.ones((2, 1), dtype=bool),
+                    penalty=np.ones(2), near=np.array([[1], [0]], dtype=np.int64))
+    Search(day, [[0, 1]]).run(5, 1.0, 0.1)
+    _WARM = True
+
+
+__all__ = ["DayArrays", "Search", "route_costs", "warm_up"]
