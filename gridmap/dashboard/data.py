@@ -23,6 +23,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, replace
+from pathlib import Path
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
@@ -273,6 +274,9 @@ class DashboardData:
         self._warm_pending = False
         self._warm_thread: threading.Thread | None = None
         self._scopes_warmed: set[Hashable] = set()
+        #: where the weekly plans are stored (``<root>/<week>/<steward code>/plan.json``);
+        #: ``None``: ``gridmap plan week``'s default, ``<var>/plans``
+        self.plans_root: Path | None = None
 
     # ------------------------------------------------------------ time
     @property

@@ -183,11 +183,14 @@ def hotspots(hazards: pd.DataFrame, elders: pd.DataFrame, communities: gpd.GeoDa
     if hazards.empty:
         return {"type": "FeatureCollection", "features": []}
     open_h = hazards[hazards["status"].astype(str) != "closed"]
-    comm = open_h["elder_id"].map(elders.set_index("elder_id")["community"])
-    counts = comm.value_counts()
-    c = communities[communities["name"].isin(counts.index)]
+    where = elders.drop_duplicates("elder_id").set_index("elder_id")[["street", "community"]]
+    at = where.reindex(open_h["elder_id"].to_numpy()).dropna()
+    counts = at.groupby(["street", "community"]).size()  # community names repeat across streets
+    c = communities[pd.MultiIndex.from_arrays([communities["street"], communities["name"]]).isin(counts.index)]
+    c = c.drop_duplicates(["street", "name"])
     pts = c.geometry.representative_point()
-    frame = pd.DataFrame({"name": c["name"].to_numpy(), "n": c["name"].map(counts).astype(int).to_numpy()})
+    n = counts.reindex(pd.MultiIndex.from_arrays([c["street"], c["name"]])).astype(int).to_numpy()
+    frame = pd.DataFrame({"name": c["name"].to_numpy(), "n": n})
     return _to_geojson(frame, gpd.GeoSeries(pts.to_numpy(), crs="EPSG:4326"), basemap)
 
 
@@ -223,10 +226,10 @@ def hazard_points(hazards: pd.DataFrame, status: pd.DataFrame, basemap: Basemap)
 
 
 def _device_rows(elders: pd.DataFrame) -> pd.DataFrame:
-    e = elders[["elder_id", "lon", "lat", "devices", "community"]].dropna(subset=["lon", "lat"])
+    e = elders[["elder_id", "lon", "lat", "devices", "street", "community"]].dropna(subset=["lon", "lat"])
     e = e[e["devices"].map(lambda d: isinstance(d, (list, tuple, set, frozenset)) and len(d) > 0)]
     if e.empty:
-        return pd.DataFrame(columns=["elder_id", "lon", "lat", "community", "kind"])
+        return pd.DataFrame(columns=["elder_id", "lon", "lat", "street", "community", "kind"])
     return e.explode("devices").rename(columns={"devices": "kind"}).assign(kind=lambda x: x["kind"].astype(str))
 
 
@@ -257,9 +260,10 @@ def device_summary(elders: pd.DataFrame, communities: gpd.GeoDataFrame, basemap:
     d = _device_rows(elders)
     if d.empty:
         return {"type": "FeatureCollection", "features": []}
-    t = d.groupby(["community", "kind"]).size().unstack(fill_value=0)
-    c = communities[communities["name"].isin(t.index)]
-    t = t.reindex(c["name"]).fillna(0).astype(int)
+    t = d.groupby(["street", "community", "kind"]).size().unstack(fill_value=0)  # names repeat across streets
+    c = communities[pd.MultiIndex.from_arrays([communities["street"], communities["name"]]).isin(t.index)]
+    c = c.drop_duplicates(["street", "name"])
+    t = t.reindex(pd.MultiIndex.from_arrays([c["street"], c["name"]])).fillna(0).astype(int)
     smoke = t.get("smoke_alarm", pd.Series(0, index=t.index))
     term = t.get("emergency_terminal", pd.Series(0, index=t.index))
     frame = pd.DataFrame({"name": c["name"].to_numpy(), "dev": t.sum(axis=1).to_numpy(),

@@ -72,7 +72,9 @@ def planned_route(data: DashboardData, steward_id: int, day: date, user: User | 
     if row.empty:
         return None
     code = str(row.iloc[0]["code"])
-    d = Path(plan_dir) if plan_dir is not None else default_out_dir(week_of(day))
+    if plan_dir is None:
+        plan_dir = (data.plans_root / week_of(day)) if data.plans_root is not None else default_out_dir(week_of(day))
+    d = Path(plan_dir)
     if not (d / code / "plan.json").is_file():
         return None
     mode = row.iloc[0]["travel_mode"]
@@ -222,8 +224,10 @@ def layout(data: DashboardData, basemap: Basemap) -> html.Div:
                 _field("探访人身份", dropdown(_options(VisitorRole), "visit_steward", id="stw-role",
                                                 clearable=False)),
                 _field("探访人姓名", dcc.Input(id="stw-visitor", type="text", maxLength=40)),
-                _field("开始时间", dcc.Input(id="stw-start", type="time", value="09:00")),
-                _field("结束时间", dcc.Input(id="stw-end", type="time", value="09:30")),
+                _field("开始时间（时:分）", dcc.Input(id="stw-start", type="text", value="09:00", maxLength=5,
+                                                 pattern=r"[0-2][0-9]:[0-5][0-9]", placeholder="如 09:00")),
+                _field("结束时间（时:分）", dcc.Input(id="stw-end", type="text", value="09:30", maxLength=5,
+                                                 pattern=r"[0-2][0-9]:[0-5][0-9]", placeholder="如 09:30")),
                 *answers,
                 _field("家庭人口变化人数", dcc.Input(id="stw-fcc", type="number", min=0, max=20)),
                 _field("疾病名称（如有）", dcc.Input(id="stw-illness", type="text", maxLength=80)),

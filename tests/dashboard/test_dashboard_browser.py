@@ -98,7 +98,7 @@ def test_map_renders_with_layers(browser: Any, live_app: Any, demo_users: dict[s
     _open(browser, live_app, demo_users)
     assert "区民政局" in _by_id(browser, "user-label").text and _by_id(browser, "logout-button")
     control = browser.find_element(By.CSS_SELECTOR, "#sup-map .leaflet-control-layers").text
-    for name in ("周探访率", "海淀区界", "隐患热点", "老人", "无路网数据区域", "路网"):
+    for name in ("周探访率", "海淀区界", "隐患热点", "老人", "无路网数据区域", "路网", "居家安全设备", "放大至15级显示单个"):
         assert name in control
     _wait(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#sup-map path.leaflet-interactive")) > 100,
           what="roads and boundaries drawn")
@@ -131,6 +131,12 @@ def test_filter_changes_kpis_and_shows_elders(browser: Any, live_app: Any, demo_
     rows = _wait(lambda: browser.find_elements(By.CSS_SELECTOR, "#sup-table .ag-row"), what="overdue rows")
     assert rows and all(street in r.text for r in rows[:5])
     assert "*" in rows[0].text
+    # the devices layer (off by default) shows the street's installed devices
+    label = next(x for x in browser.find_elements(By.CSS_SELECTOR, "#sup-map .leaflet-control-layers label")
+                 if "居家安全设备" in x.text)
+    label.find_element(By.TAG_NAME, "input").click()
+    _wait(lambda: browser.find_elements(By.CSS_SELECTOR, "#sup-map .gm-device, #sup-map .gm-device-cluster"),
+          what="devices on the map")
     time.sleep(1.0)
     screenshot("supervisor_street")
     _by_id(browser, "sup-street").find_element(By.CSS_SELECTOR, ".dash-dropdown-clear").click() \
@@ -247,6 +253,7 @@ def test_database_unreachable_is_a_message() -> None:
 def test_street_supervisor_sees_only_their_street(browser: Any, live_app: Any, demo_users: dict[str, str],
                                                  screenshot: Callable[[str], Any]) -> None:
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
 
     from gridmap.access import load_user
 
@@ -268,6 +275,13 @@ def test_street_supervisor_sees_only_their_street(browser: Any, live_app: Any, d
                if o.text.strip()]
     other_streets = set(data.layer("streets")["name"]) - {street}
     assert street in options and not (set(options) & other_streets), options
+    # the dropdown's own texts are Chinese too (search box, no match)
+    search = next(b for b in browser.find_elements(By.CSS_SELECTOR, "input.dash-dropdown-search") if b.is_displayed())
+    search.send_keys("不存在的街道")
+    _wait(lambda: "无匹配结果" in browser.find_element(By.TAG_NAME, "body").text, what="Chinese 'no match' text")
+    body = browser.find_element(By.TAG_NAME, "body").text
+    assert not any(w in body for w in ("No options", "Search", "Select...", "Select Date")), body[:300]
+    search.send_keys(Keys.ESCAPE)
     browser.find_element(By.TAG_NAME, "body").click()
     rows = _wait(lambda: browser.find_elements(By.CSS_SELECTOR, "#sup-table .ag-row"), what="overdue rows")
     assert rows and all(street in r.text for r in rows[:10])
@@ -276,3 +290,64 @@ def test_street_supervisor_sees_only_their_street(browser: Any, live_app: Any, d
     browser.find_element(By.ID, "logout-button").click()
     _wait(lambda: "/login" in browser.current_url, what="signed out")
     screenshot("login")
+
+
+def test_steward_route_comes_from_the_stored_weekly_plan(browser: Any, live_app: Any, demo_users: dict[str, str],
+                                                         screenshot: Callable[[str], Any],
+                                                         tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A week planned with ``plan_week`` (one steward): the steward view lists its stops in the plan's order, with
+    time windows, and draws them along the roads with numbered markers."""
+    import json
+    from datetime import date, timedelta
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    from gridmap.dashboard.data import current_user
+    from gridmap.routing.district import plan_week
+    from gridmap.routing.weekly import weekly_problems
+
+    data = live_app.data
+    elders = data.inputs()[0]
+    street = elders["street"].value_counts().index[0]
+    week = data.default_week()
+    wp = weekly_problems(data.engine, week, street=street)
+    stewards = data.stewards(current_user())
+    visit_codes = set(stewards.loc[stewards["kind"] == "visit", "code"])
+    monday = data.today - timedelta(days=data.today.weekday())
+    past = {(monday + timedelta(days=i)).isoformat() for i in range(7) if monday + timedelta(days=i) <= data.today}
+    prob = next((p for p in sorted(wp.problems, key=lambda p: -len(p.problem["visits"]))
+                 if p.code in visit_codes and set(p.problem["days"]) & past), None)
+    if prob is None:
+        pytest.skip("no steward of the largest street works on a day of this week up to today")
+    root = tmp_path_factory.mktemp("plans")
+    run = plan_week(data.engine, week, problems=[prob], out_dir=root / week, time_limit=1, workers=1, geometry=True)
+    assert run.to_dict()["stewards"][0].get("error") in (None, "")
+    plan = json.loads((root / week / prob.code / "plan.json").read_text(encoding="utf-8"))
+    routes = [r for r in plan["routes"] if r["day"] in past and r["stops"]]
+    if not routes:
+        pytest.skip("the plan has no route on a day up to today")
+    route = max(routes, key=lambda r: len(r["stops"]))
+    data.plans_root = root
+    try:
+        _open(browser, live_app, demo_users)
+        _tab(browser, "管家工作台")
+        _choose(browser, _by_id(browser, "stw-steward"), prob.code)
+        day = date.fromisoformat(route["day"])
+        box = _by_id(browser, "stw-day")
+        box = box if box.tag_name == "input" else box.find_element(By.TAG_NAME, "input")
+        box.send_keys(Keys.CONTROL, "a")
+        box.send_keys(f"{day.year}年{day.month}月{day.day}日", Keys.ENTER)
+        _wait(lambda: "已保存的周计划" in _by_id(browser, "stw-route").text, what="route from the stored plan")
+        rows = _wait(lambda: browser.find_elements(By.CSS_SELECTOR, "#stw-route-table tbody tr"), what="stops")
+        assert len(rows) == len(route["stops"])
+        assert [r.find_elements(By.TAG_NAME, "td")[0].text for r in rows] == [str(i + 1) for i in range(len(rows))]
+        _wait(lambda: browser.find_elements(By.CSS_SELECTOR, "#stw-map path.leaflet-interactive"), what="route line")
+        markers = browser.find_elements(By.CSS_SELECTOR, "#stw-map .leaflet-marker-icon")
+        assert len(markers) == len(rows)  # one numbered marker per stop
+        browser.find_element(By.TAG_NAME, "h3").click()  # close the calendar
+        assert not any(w in _by_id(browser, "steward-view").text for w in ("Mo", "Tu", "AM", "PM"))
+        time.sleep(1.5)
+        screenshot("steward_plan")
+    finally:
+        data.plans_root = None

@@ -240,3 +240,77 @@ def test_list_views_and_exports_are_logged_with_row_counts(sign_in: Callable[[st
             AuditLog.entity == "elder_list")).all()
     assert any(a == "view" and d.get("rows") == n for a, _e, d in rows)
     assert any(a == "export" and d.get("rows") == n and d.get("masked") for a, _e, d in rows)
+
+
+def test_map_ships_single_hazards_and_devices_only_for_a_street(sign_in: Callable[[str], Client]) -> None:
+    import base64
+
+    import geobuf
+
+    c = sign_in("demo_district")
+    district = c.call("sup-choropleth.data", _base(c.data), ["sup-week.value"])
+    # district-wide: device counts per community, no single elder, hazard or device
+    assert district["sup-elders"]["data"] is None and district["sup-hazard-store"]["data"] is None
+    assert district["sup-devices"]["data"] is None
+    counts = district["sup-device-sum"]["data"]["features"]
+    assert counts and all(set(f["properties"]) == {"name", "dev", "smoke", "term"} for f in counts)
+    elders = c.data.inputs()[0]
+    installed = int(elders["devices"].map(len).sum())
+    assert sum(f["properties"]["dev"] for f in counts) == installed
+    # a street: its open hazards one by one (kind, severity, deadline: no personal field) and its devices
+    # an in-home visit finding the gas unsafe opens a hazard (the demo register starts without any)
+    from gridmap.domain.enums import Change, FamilyChange, IllnessChange, Safety
+    from gridmap.rules.store import record_visit
+    from gridmap.rules.visits import ANSWER_FIELDS, parse_visit
+
+    street = elders["street"].value_counts().index[0]
+    eid = int(elders.loc[elders["street"] == street, "elder_id"].iloc[0])
+    answers = {k: (FamilyChange.UNCHANGED if k == "family_change" else IllnessChange.UNCHANGED if k == "illness"
+                   else Safety.SAFE if "safety" in k else Change.UNCHANGED).value for k in ANSWER_FIELDS}
+    answers["gas_safety"] = Safety.UNSAFE.value
+    rec = parse_visit({"elder_id": eid, "visited_on": c.data.today.isoformat(), "mode": "in_home",
+                       "visitor_role": "visit_steward", "visitor_name": "测试", "answers": answers}, c.data.rules)
+    assert record_visit(c.data.engine, rec, rules=c.data.rules, user="test").hazard_ids
+    c.data._after_write(eid, c.data.today)
+    h = c.data.inputs()[2]
+    open_h = h[h["status"].astype(str) != "closed"]
+    out = c.call("sup-choropleth.data", _base(c.data, **{"sup-street.value": street}), ["sup-street.value"])
+    hz = out["sup-hazard-store"]["data"]["features"]
+    ids = set(elders.loc[elders["street"] == street, "elder_id"])
+    n_open = int(open_h["elder_id"].isin(ids).sum())
+    assert len(hz) == n_open > 0
+    assert all(set(f["properties"]) == {"hz", "sev", "sev_text", "st", "deadline"} for f in hz)
+    dev = geobuf.decode(base64.b64decode(out["sup-devices"]["data"]))["features"]
+    assert len(dev) == int(elders.loc[elders["street"] == street, "devices"].map(len).sum())
+    from gridmap.domain.enums import DeviceKind
+
+    assert all(set(f["properties"]) == {"k", "name"} for f in dev)  # the kind only
+    assert {f["properties"]["name"] for f in dev} <= {m.label for m in DeviceKind}
+    assert out["sup-device-sum"]["data"] is None
+
+
+def test_street_supervisor_map_opens_on_their_street(sign_in: Callable[[str], Client], demo_engine: Engine) -> None:
+    c = sign_in("demo_street")
+    user = load_user(demo_engine, "demo_street")
+    streets = c.data.layer("streets")
+    b = streets.loc[streets["name"] == user.street].total_bounds
+    layout = json.loads(c.layout())
+
+    def find(node: Any) -> Any:
+        if isinstance(node, dict):
+            if node.get("props", {}).get("id") == "sup-map":
+                return node["props"]
+            for v in node.values():
+                hit = find(v)
+                if hit is not None:
+                    return hit
+        if isinstance(node, list):
+            for v in node:
+                hit = find(v)
+                if hit is not None:
+                    return hit
+        return None
+
+    props = find(layout)
+    assert props["bounds"] == [[pytest.approx(b[1]), pytest.approx(b[0])], [pytest.approx(b[3]), pytest.approx(b[2])]]
+    assert find(json.loads(sign_in("demo_district").layout())).get("bounds") is None  # the district: whole map

@@ -41,6 +41,14 @@ window.gridmap = Object.assign({}, window.gridmap, {
         m.bindTooltip("设备：" + (feature.properties.name || ""));
         return m;
     },
+    deviceCluster: function (feature, latlng) {
+        var n = feature.properties.point_count || 0;
+        var m = L.marker(latlng, {icon: L.divIcon({className: "gm-device-cluster", iconSize: [26, 18],
+            html: '<div style="background:#3182bd;color:#fff;font-size:11px;line-height:18px;text-align:center;' +
+                  'border:1px solid #fff;border-radius:3px">' + n + '</div>'})});
+        m.bindTooltip("设备 " + n + " 台（点击放大）");
+        return m;
+    },
     deviceSummary: function (feature, latlng) {
         var n = feature.properties.dev || 1;
         return L.circleMarker(latlng, {radius: 3 + 1.5 * Math.sqrt(n), color: "#3182bd", weight: 1,
