@@ -604,7 +604,9 @@ def markdown(d: dict[str, Any]) -> str:
                    f"`{wk['register']}` (the synthetic Haidian register of `gridmap demo --elders 120000`), once on "
                    "the local process pool and once with `--dask` (2-worker LocalCluster, problems built by 29 "
                    "street tasks on the workers); each run stores every steward's problem.json, plan.json and "
-                   "meta.json and summary.json in its run directory. Status: " + wk.get("status", "?") + "."), "",
+                   "meta.json and summary.json in its run directory. Status: " + wk.get("status", "?") + "."
+                   + (f" Code: commit {wk['code_commit']}." if wk.get("code_commit") else "")
+                   + (f" Note: {wk['note']}." if wk.get("note") else "")), "",
                   "| runner | limit s | wall s | stewards | failed | plans valid | planned | solve s median (p95) | exit |",
                   "|---|---|---|---|---|---|---|---|---|"]
         for r in wk.get("runs", []):
@@ -620,6 +622,8 @@ def markdown(d: dict[str, Any]) -> str:
                        "stage), so it is the same on any runner and any load; with a time limit the solver's "
                        "search stops on the wall clock, and a loaded machine stops it at different points "
                        "(the solver has no iteration-bounded mode yet).")]
+        for f in wk.get("findings", []):
+            lines += ["", f"- Finding: {f}"]
         sr = wk.get("street_reads")
         if sr:
             lines += ["", (f"Street facts (`read_facts(street=…)`, as each street build task reads them): median "
