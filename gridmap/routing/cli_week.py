@@ -24,7 +24,8 @@ def plan_week_command(
     out: Annotated[Path | None, typer.Option("--out", help="Run directory (default <var>/plans/<week>).")] = None,
     time_limit: Annotated[float | None, typer.Option(
         "--time-limit", min=0.0, help="Search seconds per steward (default: shares of --budget by size; with "
-        "--dask 5). 0: no timed search, the same plans on any runner and load.")] = None,
+        "--dask 5). 0: no timed search: a steward working several days gets the seeded first plan, the same "
+        "on any runner and load.")] = None,
     budget: Annotated[float, typer.Option("--budget", min=1.0,
                                           help="Wall seconds of search for the whole run (auto limits).")] = 600.0,
     workers: Annotated[int | None, typer.Option("--workers", min=1, help="Processes (default: all cores).")] = None,
