@@ -148,12 +148,15 @@ def _fits(r, nodes, ln, pos, v, E, T, route_mode, loc_start, loc_end, shift_lo, 
 
 @njit(cache=True)
 def _best_insertion(v, routes, lens, E, loads, works, T, C, route_mode, loc_start, loc_end, shift_lo, shift_hi,
-                    max_work, capacity, loc_visit, service, demand, wlo, whi, nwin, eligible, blink):
+                    max_work, capacity, loc_visit, service, demand, wlo, whi, nwin, eligible, blink, route_day, day):
+    """(route, position, cost delta) of the cheapest feasible insertion of v (on routes of ``day``; -1: any)."""
     best_r = -1
     best_p = -1
     best_d = np.inf
     lv = loc_visit[v]
     for r in range(routes.shape[0]):
+        if day >= 0 and route_day[r] != day:
+            continue
         if not eligible[v, r] or loads[r] + demand[v] > capacity[r]:
             continue
         md = route_mode[r]
@@ -197,6 +200,7 @@ def _run(T, C, route_mode, loc_start, loc_end, shift_lo, shift_hi, max_work, cap
     np.random.seed(seed)
     R = routes.shape[0]
     n = loc_visit.shape[0]
+    route_day0 = np.zeros(R, dtype=np.int64)
     E = np.zeros((R, n + 1), dtype=np.int64)
     costs = np.zeros(R)
     works = np.zeros(R, dtype=np.int64)
@@ -326,7 +330,7 @@ def _run(T, C, route_mode, loc_start, loc_end, shift_lo, shift_hi, max_work, cap
             v = order[i]
             r, p, d = _best_insertion(v, routes, lens, E, loads, works, T, C, route_mode, loc_start, loc_end,
                                       shift_lo, shift_hi, max_work, capacity, loc_visit, service, demand, wlo, whi,
-                                      nwin, eligible, blink)
+                                      nwin, eligible, blink, route_day0, -1)
             if r < 0:
                 pen += penalty[v]
                 continue
@@ -375,6 +379,267 @@ def _run(T, C, route_mode, loc_start, loc_end, shift_lo, shift_hi, max_work, cap
 
 
 @njit(cache=True)
+def _remove_at(r, i, routes, lens):
+    ln = lens[r]
+    for k in range(i + 1, ln):
+        routes[r, k - 1] = routes[r, k]
+    lens[r] = ln - 1
+
+
+@njit(cache=True)
+def _insert_at(r, p, v, routes, lens):
+    ln = lens[r]
+    for k in range(ln, p, -1):
+        routes[r, k] = routes[r, k - 1]
+    routes[r, p] = v
+    lens[r] = ln + 1
+
+
+@njit(cache=True)
+def _run_week(T, C, route_mode, loc_start, loc_end, shift_lo, shift_hi, max_work, capacity, loc_visit, service,
+              demand, wlo, whi, nwin, eligible, penalty, near, route_day, count, pat_days, pat_ptr, routes, lens,
+              iters, temp0, temp1, seed, avg_removed, max_string, blink):
+    """SISR over a week: a removed visit loses all its copies and comes back with its cheapest day pattern."""
+    np.random.seed(seed)
+    R = routes.shape[0]
+    n = loc_visit.shape[0]
+    E = np.zeros((R, routes.shape[1]), dtype=np.int64)
+    costs = np.zeros(R)
+    works = np.zeros(R, dtype=np.int64)
+    loads = np.zeros(R)
+    placed = np.zeros(n, dtype=np.bool_)
+    for r in range(R):
+        _refresh(r, routes, lens, E, costs, works, loads, T, C, route_mode, loc_start, loc_end, shift_lo, shift_hi,
+                 loc_visit, service, demand, wlo, whi, nwin)
+        for i in range(lens[r]):
+            placed[routes[r, i]] = True
+    copies = np.zeros(n, dtype=np.int64)
+    for r in range(R):
+        for i in range(lens[r]):
+            copies[routes[r, i]] += 1
+    cur_pen = 0.0
+    for v in range(n):
+        cur_pen += penalty[v] * max(count[v] - copies[v], 0)
+    absence = np.zeros(n)
+    cur_abs = 0.0
+    cur_routes = routes.copy()
+    cur_lens = lens.copy()
+    cur_cost = costs.sum()
+    best_routes = routes.copy()
+    best_lens = lens.copy()
+    best_cost = cur_cost
+    best_pen = cur_pen
+    removed = np.zeros(n, dtype=np.int64)
+    is_removed = np.zeros(n, dtype=np.bool_)
+    ruined = np.zeros(R, dtype=np.bool_)
+    maxk = pat_days.shape[1]
+    best_rs = np.zeros(maxk, dtype=np.int64)
+    best_ps = np.zeros(maxk, dtype=np.int64)
+    cand_rs = np.zeros(maxk, dtype=np.int64)
+    cand_ps = np.zeros(maxk, dtype=np.int64)
+    accepted = 0
+    for it in range(iters):
+        temp = temp0 * (temp1 / temp0) ** (it / max(iters, 1))
+        # ---------------- ruin
+        n_removed = 0
+        ruined[:] = False
+        routed = 0
+        used = 0
+        total = 0
+        for r in range(R):
+            if lens[r] > 0:
+                used += 1
+                total += lens[r]
+        for v in range(n):
+            if placed[v]:
+                routed += 1
+        if routed > 0:
+            avg_len = max(1.0, total / max(1, used))
+            ls_max = min(float(max_string), avg_len)
+            ks_max = 4.0 * avg_removed / (1.0 + ls_max) - 1.0
+            k_routes = int(np.random.random() * max(ks_max, 1.0)) + 1
+            pick = int(np.random.random() * routed)
+            seed_v = -1
+            for v in range(n):
+                if placed[v]:
+                    if pick == 0:
+                        seed_v = v
+                        break
+                    pick -= 1
+            done_routes = 0
+            for j in range(-1, near.shape[1]):
+                if done_routes >= k_routes:
+                    break
+                c = seed_v if j < 0 else near[seed_v, j]
+                if c < 0 or not placed[c] or is_removed[c]:
+                    continue
+                # a random route holding c that is not ruined yet
+                n_hold = 0
+                r = -1
+                for rr in range(R):
+                    if ruined[rr]:
+                        continue
+                    for i in range(lens[rr]):
+                        if routes[rr, i] == c:
+                            n_hold += 1
+                            if np.random.random() * n_hold < 1.0:
+                                r = rr
+                            break
+                if r < 0:
+                    continue
+                ln = lens[r]
+                lmax = min(ls_max, float(ln))
+                size = int(np.random.random() * lmax) + 1
+                p = 0
+                for i in range(ln):
+                    if routes[r, i] == c:
+                        p = i
+                        break
+                lo_min = max(0, p - size + 1)
+                lo_max = min(p, ln - size)
+                lo = lo_min + int(np.random.random() * (lo_max - lo_min + 1))
+                for i in range(lo, lo + size):
+                    u = routes[r, i]
+                    if not is_removed[u]:
+                        is_removed[u] = True
+                        removed[n_removed] = u
+                        n_removed += 1
+                ruined[r] = True
+                done_routes += 1
+            # take every copy of the removed visits out of every route
+            for r in range(R):
+                k = 0
+                changed = False
+                for i in range(lens[r]):
+                    u = routes[r, i]
+                    if is_removed[u]:
+                        changed = True
+                    else:
+                        routes[r, k] = u
+                        k += 1
+                if changed:
+                    lens[r] = k
+                    _refresh(r, routes, lens, E, costs, works, loads, T, C, route_mode, loc_start, loc_end, shift_lo,
+                             shift_hi, loc_visit, service, demand, wlo, whi, nwin)
+            for i in range(n_removed):
+                placed[removed[i]] = False
+        # ---------------- recreate: the removed visits and every unassigned one, best pattern each
+        m = 0
+        todo = np.zeros(n, dtype=np.int64)
+        for i in range(n_removed):
+            todo[m] = removed[i]
+            m += 1
+        for v in range(n):
+            if not placed[v] and not is_removed[v]:
+                todo[m] = v
+                m += 1
+        for i in range(n_removed):
+            is_removed[removed[i]] = False
+        order = todo[:m].copy()
+        np.random.shuffle(order)
+        kind = np.random.random()
+        if kind >= 0.4:
+            keys = np.empty(m)
+            for i in range(m):
+                if kind < 0.8:
+                    keys[i] = -demand[order[i]] * count[order[i]]
+                else:
+                    keys[i] = -C[route_mode[0], loc_start[0], loc_visit[order[i]]]
+            order = order[np.argsort(keys, kind="mergesort")]
+        if np.random.random() < 0.5:  # the visits most often left out first
+            keys = np.empty(m)
+            for i in range(m):
+                keys[i] = -absence[order[i]]
+            order = order[np.argsort(keys, kind="mergesort")]
+        keys = np.empty(m)
+        for i in range(m):
+            keys[i] = -penalty[order[i]] * count[order[i]]
+        order = order[np.argsort(keys, kind="mergesort")]
+        pen = 0.0
+        abs_sum = 0.0
+        for i in range(m):
+            v = order[i]
+            k = count[v]
+            best_ok = 0
+            best_total = np.inf
+            for q in range(pat_ptr[v], pat_ptr[v + 1]):
+                total_d = 0.0
+                n_ok = 0
+                for j in range(k):
+                    r, p, d = _best_insertion(v, routes, lens, E, loads, works, T, C, route_mode, loc_start, loc_end,
+                                              shift_lo, shift_hi, max_work, capacity, loc_visit, service, demand, wlo,
+                                              whi, nwin, eligible, blink, route_day, pat_days[q, j])
+                    cand_rs[j] = r
+                    cand_ps[j] = p
+                    if r >= 0:
+                        total_d += d
+                        n_ok += 1
+                if n_ok > best_ok or (n_ok == best_ok and n_ok > 0 and total_d < best_total):
+                    best_ok = n_ok
+                    best_total = total_d
+                    for j in range(k):
+                        best_rs[j] = cand_rs[j]
+                        best_ps[j] = cand_ps[j]
+            pen += penalty[v] * (k - best_ok)
+            if best_ok < k:
+                abs_sum += absence[v]
+            if best_ok == 0:
+                continue
+            for j in range(k):
+                if best_rs[j] >= 0:
+                    _insert_at(best_rs[j], best_ps[j], v, routes, lens)
+                    _refresh(best_rs[j], routes, lens, E, costs, works, loads, T, C, route_mode, loc_start, loc_end,
+                             shift_lo, shift_hi, loc_visit, service, demand, wlo, whi, nwin)
+            placed[v] = True
+        cost = costs.sum()
+        # ---------------- accept: less penalty always; the same penalty with visits left out less often
+        # before (absence counters, as in SISR's fleet minimisation); else simulated annealing on cost
+        tol = 1e-9 * max(1.0, cur_pen)
+        if pen < cur_pen - tol:
+            ok = True
+        elif pen > cur_pen + tol:
+            ok = False
+        elif pen > 0 and abs_sum < cur_abs - 1e-9:
+            ok = True
+        elif pen > 0 and abs_sum > cur_abs + 1e-9:
+            ok = False
+        else:
+            ok = cost < cur_cost - temp * np.log(np.random.random())
+        if ok:
+            accepted += 1
+            cur_routes[:, :] = routes
+            cur_lens[:] = lens
+            cur_cost = cost
+            cur_pen = pen
+            cur_abs = abs_sum
+            if pen < best_pen - 1e-9 or (pen <= best_pen + 1e-9 and cost < best_cost - 1e-9):
+                best_routes[:, :] = routes
+                best_lens[:] = lens
+                best_cost = cost
+                best_pen = pen
+        else:
+            routes[:, :] = cur_routes
+            lens[:] = cur_lens
+            placed[:] = False
+            for r in range(R):
+                _refresh(r, routes, lens, E, costs, works, loads, T, C, route_mode, loc_start, loc_end, shift_lo,
+                         shift_hi, loc_visit, service, demand, wlo, whi, nwin)
+                for i in range(lens[r]):
+                    placed[routes[r, i]] = True
+        if cur_pen > 0:
+            copies[:] = 0
+            for r in range(R):
+                for i in range(lens[r]):
+                    copies[routes[r, i]] += 1
+            cur_abs = 0.0
+            for v in range(n):
+                if copies[v] < count[v]:
+                    absence[v] += 1.0
+                    cur_abs += absence[v]
+    return best_routes, best_lens, accepted, best_cost, best_pen
+
+
+@njit(cache=True)
 def route_costs(T, C, route_mode, loc_start, loc_end, shift_lo, shift_hi, loc_visit, service, wlo, whi, nwin,
                 routes, lens):
     """(feasible per route, cost per route, work per route) of the given routes."""
@@ -390,8 +655,19 @@ def route_costs(T, C, route_mode, loc_start, loc_end, shift_lo, shift_hi, loc_vi
     return ok, cost, work
 
 
+@dataclass
+class WeekArrays(DayArrays):
+    """A week: routes are steward-days (``route_day``); visit ``v`` needs ``count[v]`` copies on the
+    days of one of its patterns ``pat_days[pat_ptr[v]:pat_ptr[v + 1], :count[v]]``."""
+
+    route_day: np.ndarray = None  # (R,) int64
+    count: np.ndarray = None  # (n,) int64
+    pat_days: np.ndarray = None  # (P, maxk) int64
+    pat_ptr: np.ndarray = None  # (n + 1,) int64
+
+
 class Search:
-    """A SISR search over one day's routes, advanced in chunks of iterations."""
+    """A SISR search over one day's routes (or a week's, with :class:`WeekArrays`), advanced in chunks."""
 
     def __init__(self, day: DayArrays, seqs: list[list[int]], seed: int = 0, avg_removed: float = 10.0,
                  max_string: int = 10, blink: float = 0.01) -> None:
@@ -412,20 +688,28 @@ class Search:
         d = self.day
         ok, cost, _ = route_costs(d.T, d.C, d.route_mode, d.loc_start, d.loc_end, d.shift_lo, d.shift_hi, d.loc_visit,
                                   d.service, d.wlo, d.whi, d.nwin, self.routes, self.lens)
-        routed = np.zeros(len(d.loc_visit), dtype=bool)
+        copies = np.zeros(len(d.loc_visit), dtype=np.int64)
         for r in range(len(self.lens)):
-            routed[self.routes[r, : self.lens[r]]] = True
-        return float(cost.sum()), float(d.penalty[~routed].sum())
+            np.add.at(copies, self.routes[r, : self.lens[r]], 1)
+        need = d.count if isinstance(d, WeekArrays) else np.ones(len(copies), dtype=np.int64)
+        return float(cost.sum()), float((d.penalty * np.maximum(need - copies, 0)).sum())
 
     def run(self, iterations: int, temp0: float, temp1: float) -> None:
         """Advance by ``iterations`` from the best routes so far, cooling from ``temp0`` to ``temp1``."""
         d = self.day
         self.seed = (self.seed * 1_000_003 + 7) % (2**31 - 1)
-        routes, lens, acc, cost, pen = _run(
-            d.T, d.C, d.route_mode, d.loc_start, d.loc_end, d.shift_lo, d.shift_hi, d.max_work, d.capacity,
-            d.loc_visit, d.service, d.demand, d.wlo, d.whi, d.nwin, d.eligible, d.penalty, d.near,
-            self.routes.copy(), self.lens.copy(), int(iterations), float(temp0), float(max(temp1, 1e-9)), self.seed,
-            self.avg_removed, self.max_string, self.blink)
+        if isinstance(d, WeekArrays):
+            routes, lens, acc, cost, pen = _run_week(
+                d.T, d.C, d.route_mode, d.loc_start, d.loc_end, d.shift_lo, d.shift_hi, d.max_work, d.capacity,
+                d.loc_visit, d.service, d.demand, d.wlo, d.whi, d.nwin, d.eligible, d.penalty, d.near, d.route_day,
+                d.count, d.pat_days, d.pat_ptr, self.routes.copy(), self.lens.copy(), int(iterations), float(temp0),
+                float(max(temp1, 1e-9)), self.seed, self.avg_removed, self.max_string, self.blink)
+        else:
+            routes, lens, acc, cost, pen = _run(
+                d.T, d.C, d.route_mode, d.loc_start, d.loc_end, d.shift_lo, d.shift_hi, d.max_work, d.capacity,
+                d.loc_visit, d.service, d.demand, d.wlo, d.whi, d.nwin, d.eligible, d.penalty, d.near,
+                self.routes.copy(), self.lens.copy(), int(iterations), float(temp0), float(max(temp1, 1e-9)),
+                self.seed, self.avg_removed, self.max_string, self.blink)
         self.iterations += int(iterations)
         self.accepted += int(acc)
         if pen < self.penalty - 1e-9 or (pen <= self.penalty + 1e-9 and cost < self.cost - 1e-9):
@@ -453,7 +737,11 @@ def warm_up() -> None:
                     whi=z((2, 1), dtype=np.int64), nwin=z(2, dtype=np.int64), eligible=np.ones((2, 1), dtype=bool),
                     penalty=np.ones(2), near=np.array([[1], [0]], dtype=np.int64))
     Search(day, [[0, 1]]).run(5, 1.0, 0.1)
+    week = WeekArrays(**{f: getattr(day, f) for f in day.__dataclass_fields__}, route_day=z(1, dtype=np.int64),
+                      count=np.ones(2, dtype=np.int64), pat_days=z((2, 1), dtype=np.int64),
+                      pat_ptr=np.array([0, 1, 2], dtype=np.int64))
+    Search(week, [[0, 1]]).run(5, 1.0, 0.1)
     _WARM = True
 
 
-__all__ = ["DayArrays", "Search", "route_costs", "warm_up"]
+__all__ = ["DayArrays", "Search", "WeekArrays", "route_costs", "warm_up"]

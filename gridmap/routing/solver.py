@@ -14,8 +14,14 @@ Method (two stages, repeated while time remains)
    first solution (a visit that fits nowhere is unassigned with its reason).
 2. **Routes.** Each day is routed by OR-Tools (C++ transit matrices, time and
    work dimensions, capacity, priority drop penalties) starting from the
-   stage-1 routes, with guided local search under a time limit and a
-   wall-clock guard.
+   stage-1 routes (one-day problems: from OR-Tools' own first solution), with
+   guided local search under a time limit and a wall-clock guard; then, for
+   most of the day's time, by ruin and recreate (:mod:`gridmap.routing.sisr`:
+   string removals, cheapest feasible reinsertion, simulated annealing), which
+   escapes the local optima where guided local search stalls. Rounds of
+   pattern search and day routing alternate while time remains. With
+   ``workers`` > 1, one-day problems run a portfolio of first solutions and
+   multi-day problems route their days side by side.
 
 Dropping one visit of priority ``p`` always costs more than dropping any
 number of visits of priority below ``p`` up to :data:`PRIORITY_BASE`, and more
@@ -46,6 +52,10 @@ PORTFOLIO: tuple[str, ...] = ("PARALLEL_CHEAPEST_INSERTION", "SAVINGS", "PARALLE
 _POOL_OVERHEAD = 0.3
 #: Share of a day's routing time given to ruin and recreate after OR-Tools (0 switches it off).
 SISR_SHARE = 0.8
+#: Multi-day problems: share of the time after stage 1 for ruin and recreate over the whole week.
+WEEK_SHARE = 0.8
+#: Multi-day problems: while visits are left out, day routing and pattern search alternate up to this share.
+PACK_SHARE = 0.4
 #: Simulated annealing temperatures of the ruin-and-recreate search, in mean arc costs (start, end).
 SISR_TEMPERATURE: tuple[float, float] = (1.0, 0.01)
 _INF = math.inf
@@ -683,9 +693,18 @@ def solve(
             if len(days.where[v]) < visits[v].count and m.patterns[v] and visits[v].priority > 1:
                 if any(visits[w].priority < visits[v].priority for w in range(nvis) if days.where[w]):
                     days.eject_for(v)
+        week_sisr = initial is None and SISR_SHARE > 0 and time_limit >= 1.0
         if initial is None:
             days.pattern_search(t0 + 0.2 * time_limit, _order(m, rng))
-        n_rounds = rounds or (2 if initial is not None else 4)
+        if week_sisr:
+            # while visits are still left out, alternate day routing and pattern search (shorter routes
+            # make room), for a while; then days and routes together by ruin and recreate
+            pre_end = t0 + PACK_SHARE * time_limit
+            while _missing(m, days) and time.monotonic() < pre_end - 0.1:
+                _route_all_days(m, days, 0.5 * (pre_end - time.monotonic()), workers, seed)
+                days.pattern_search(pre_end, _order(m, rng))
+            _sisr_week(m, days, time.monotonic() + WEEK_SHARE * (deadline - time.monotonic()), seed, workers)
+        n_rounds = rounds or (2 if initial is not None else (1 if week_sisr else 4))
         for rnd in range(n_rounds):
             remaining = deadline - time.monotonic()
             if remaining <= 0.05:
@@ -756,30 +775,85 @@ def _sisr_day(m: _Model, ks: list[int], seqs: list[list[int]], optional: list[in
     local = {v: j for j, v in enumerate(visits)}
     day = _day_arrays(m, ks, visits)
     search = Search(day, [[local[v] for v in s] for s in seqs], seed=seed)
-    n_arcs = len(visits) + sum(1 for s in seqs if s)
+    _anneal(search, len(visits) + sum(1 for s in seqs if s), deadline)
+    return [[visits[j] for j in s] for s in search.seqs()]
+
+
+def _anneal(search, n_arcs: int, deadline: float) -> None:
+    """Run a :class:`gridmap.routing.sisr.Search` in chunks until ``deadline``, cooling geometrically."""
     mean_arc = search.cost / max(n_arcs, 1)
     t_hi, t_lo = SISR_TEMPERATURE[0] * mean_arc, SISR_TEMPERATURE[1] * mean_arc
+    if t_hi <= 0:
+        t_hi, t_lo = 1.0, 0.01
     start = time.monotonic()
     span = max(deadline - start, 1e-6)
-    chunk = 50
+    chunk, step = 50, 0.05
     while True:
         now = time.monotonic()
-        if now >= deadline:
+        if now >= deadline - 0.005:
             break
         f0 = (now - start) / span
-        t0 = time.monotonic()
-        search.run(chunk, t_hi * (t_lo / t_hi) ** f0, t_hi * (t_lo / t_hi) ** min(1.0, f0 + chunk_share(chunk, span)))
-        took = max(time.monotonic() - t0, 1e-4)
+        f1 = min(1.0, f0 + step)
+        search.run(chunk, t_hi * (t_lo / t_hi) ** f0, t_hi * (t_lo / t_hi) ** f1)
+        took = max(time.monotonic() - now, 1e-4)
         rate = chunk / took
-        chunk = int(max(20, min(rate * 0.25, rate * max(deadline - time.monotonic(), 0.0))))
-        if deadline - time.monotonic() < 0.01:
-            break
-    out = search.seqs()
-    return [[visits[j] for j in s] for s in out]
+        left = max(deadline - time.monotonic(), 0.0)
+        # about 20 chunks over the run (a quarter of a second at most), never past the deadline
+        chunk = int(max(10, min(rate * min(0.25, span / 20), rate * left)))
+        step = min(1.0, chunk / rate / span)
 
 
-def chunk_share(chunk: int, span: float) -> float:  # share of the time a chunk takes at the last measured rate
-    return 0.05
+def _missing(m: _Model, days: _Days) -> int:
+    """Visit copies not placed (of visits that have a feasible pattern)."""
+    return sum(max(0, m.problem.visits[v].count - len(days.where[v])) for v in days.where if m.patterns[v])
+
+
+def _week_task(args: tuple) -> tuple[list[list[int]], float, float]:
+    from gridmap.routing.sisr import Search
+
+    week, seqs, seed, n_arcs, deadline = args
+    search = Search(week, seqs, seed=seed)
+    _anneal(search, n_arcs, deadline)
+    return search.seqs(), search.penalty, search.cost
+
+
+def _sisr_week(m: _Model, days: _Days, deadline: float, seed: int, workers: int = 1) -> None:
+    """Ruin and recreate over the whole week: visits change days (patterns) as well as routes."""
+    from gridmap.routing.sisr import WeekArrays
+
+    visits = [v for v in range(len(m.problem.visits)) if m.patterns[v]]
+    if len(visits) < 2 or time.monotonic() >= deadline - 0.01:
+        return
+    local = {v: j for j, v in enumerate(visits)}
+    ks = list(range(len(m.vehicles)))
+    base = _day_arrays(m, ks, visits)
+    maxk = max(m.problem.visits[v].count for v in visits)
+    rows, ptr = [], [0]
+    for v in visits:
+        for p in m.patterns[v]:
+            rows.append(list(p) + [0] * (maxk - len(p)))
+        ptr.append(len(rows))
+    week = WeekArrays(**{f: getattr(base, f) for f in base.__dataclass_fields__},
+                      route_day=np.array([m.vehicles[k].day for k in ks], dtype=np.int64),
+                      count=np.array([m.problem.visits[v].count for v in visits], dtype=np.int64),
+                      pat_days=np.array(rows, dtype=np.int64).reshape(len(rows), maxk),
+                      pat_ptr=np.array(ptr, dtype=np.int64))
+    seqs = [[local[v] for v in days.routes[k].seq] for k in ks]
+    n_arcs = sum(map(len, seqs)) + sum(1 for s in seqs if s)
+    if workers > 1 and deadline - time.monotonic() > 2 * _POOL_OVERHEAD:
+        # independent searches side by side (different seeds); the best is kept
+        end = deadline - _POOL_OVERHEAD
+        results = _parallel(_week_task, [(week, seqs, seed + i, n_arcs, end) for i in range(workers)], workers)
+        out = min(results, key=lambda r: (r[1], r[2]))[0]
+    else:
+        out = _week_task((week, seqs, seed, n_arcs, deadline))[0]
+    for v in days.where:
+        days.where[v] = {}
+    for k, s in zip(ks, out):
+        days.routes[k].seq = [visits[j] for j in s]
+        days.routes[k].update()
+        for v in days.routes[k].seq:
+            days.where[v][m.vehicles[k].day] = k
 
 
 def _cost_scale(m: _Model) -> float:
