@@ -257,6 +257,9 @@ class DashboardData:
         Visit rules (default :func:`gridmap.rules.config.load_rules`).
     """
 
+    #: Seconds the background re-warm waits after a write (the views asked right after a save go first).
+    REWARM_DELAY_S = 2.0
+
     def __init__(self, engine: Engine, *, today: date | None = None, rules: Rules | None = None) -> None:
         self.engine = engine
         self._today = today
@@ -274,6 +277,8 @@ class DashboardData:
         self._warm_pending = False
         self._warm_thread: threading.Thread | None = None
         self._scopes_warmed: set[Hashable] = set()
+        #: more background warm-up (the views' own pieces, e.g. the map of each street), run after :meth:`warm_more`
+        self.warm_hooks: list[Callable[[], None]] = []
         #: where the weekly plans are stored (``<root>/<week>/<steward code>/plan.json``);
         #: ``None``: ``gridmap plan week``'s default, ``<var>/plans``
         self.plans_root: Path | None = None
@@ -401,6 +406,7 @@ class DashboardData:
             if self.version != version:
                 return
             self.kpis(u, replace(f, category=c.value))
+            self.trend(u, replace(f, category=c.value))
         for w in self.weeks()[1:]:
             if self.version != version:
                 return
@@ -412,6 +418,10 @@ class DashboardData:
             if self.version != version:
                 return
             workload(self, street, f.week)
+        for hook in self.warm_hooks:
+            if self.version != version:
+                return
+            hook()
 
     def warm_scope(self, user: User) -> None:
         """Compute the default view of a limited scope (started in the background when its page loads)."""
@@ -553,6 +563,16 @@ class DashboardData:
         e = e[e["status"].astype(str).isin(prog)]
         fps = _has_category(e["categories"], Category.FAMILY_PLANNING_SPECIAL.value) if len(e) else False
         return int(((e["age"].fillna(0) >= self.rules.min_age) | fps).sum())
+
+    def part_cached(self, user: User, f: Filters, name: str, compute: Callable[[], Any]) -> Any:
+        """A value derived from a view's elders (e.g. their map points), cached per street when the view is one
+        street (shared by every user who sees that whole street), else per view and data version."""
+        parts = self._parts(user, f)
+        if parts is not None and len(parts) == 1:
+            key: Hashable = ("px", name, *self._pkey(parts[0]), f.community, f.category, f.week)
+        else:
+            key = ("vx", name, self.version_of(user, f), user.scope, f)
+        return self._cache.get(key, compute)
 
     def _scoped(self, user: User, filters: Filters) -> tuple[pd.DataFrame, ...]:
         parts = self._parts(user, filters)
@@ -812,7 +832,11 @@ class DashboardData:
 
     def _warm_loop(self) -> None:
         import logging
+        import time as _time
 
+        if self._inputs is not None and self.version:
+            # after a write: let the requests that follow a save (its own street first) have the CPU
+            _time.sleep(self.REWARM_DELAY_S)
         while True:
             with self._warm_lock:
                 if not self._warm_pending:

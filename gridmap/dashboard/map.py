@@ -67,6 +67,8 @@ STATION_LABELS = {"care_station": "养老驿站", "street_care_centre": "街道�
 HAZARD_MIN_ZOOM = 15
 DEVICE_COLOURS = {"smoke_alarm": "#e6550d", "emergency_terminal": "#3182bd", "fire_kit": "#756bb1",
                   "health_monitor": "#31a354", "other": "#636363"}
+DEVICE_LABELS = {"smoke_alarm": "联网烟感报警器", "emergency_terminal": "一键式智能终端", "fire_kit": "消防四件套",
+                 "health_monitor": "健康监测设备", "other": "其他设备"}
 SEVERITY_COLOURS = {"low": "#fdae6b", "medium": "#fd8d3c", "high": "#e6550d", "critical": "#a63603"}
 
 _lock = threading.Lock()
@@ -171,9 +173,9 @@ def elders_geobuf(status: pd.DataFrame, basemap: Basemap) -> str:
         from gridmap.layers.crs import wgs84_to_gcj02
 
         lon, lat = wgs84_to_gcj02(lon, lat)
-    feats = [{"type": "Feature", "geometry": {"type": "Point", "coordinates": [round(float(x), 6), round(float(y), 6)]},
-              "properties": {"id": int(i), "s": st}}
-             for x, y, i, st in zip(lon, lat, s["elder_id"], s["state"], strict=True)]
+    feats = [{"type": "Feature", "geometry": {"type": "Point", "coordinates": [x, y]}, "properties": {"id": i, "s": st}}
+             for x, y, i, st in zip(np.round(lon, 6).tolist(), np.round(lat, 6).tolist(),
+                                    s["elder_id"].astype(int).tolist(), s["state"].tolist(), strict=True)]
     return dlx.geojson_to_geobuf({"type": "FeatureCollection", "features": feats})
 
 
@@ -234,7 +236,8 @@ def _device_rows(elders: pd.DataFrame) -> pd.DataFrame:
 
 
 def device_points(elders: pd.DataFrame, basemap: Basemap) -> str:
-    """Installed home-safety devices (geobuf, clustered on the map): only the device kind per point.
+    """Installed home-safety devices (geobuf, clustered on the map): only the device kind code per point
+    (the map names it, :data:`DEVICE_LABELS`).
 
     One point per device at the elder's home, slightly fanned out when a home has several.
     """
@@ -248,10 +251,9 @@ def device_points(elders: pd.DataFrame, basemap: Basemap) -> str:
         from gridmap.layers.crs import wgs84_to_gcj02
 
         lon, lat = wgs84_to_gcj02(lon, lat)
-    labels = _labels("DeviceKind")
-    feats = [{"type": "Feature", "geometry": {"type": "Point", "coordinates": [round(float(x), 6), round(float(y), 6)]},
-              "properties": {"k": k, "name": labels.get(k, k)}}
-             for x, y, k in zip(lon, lat, d["kind"], strict=True)]
+    feats = [{"type": "Feature", "geometry": {"type": "Point", "coordinates": [x, y]}, "properties": {"k": k}}
+             for x, y, k in zip(np.round(lon, 6).tolist(), np.round(lat, 6).tolist(), d["kind"].tolist(),
+                                strict=True)]
     return dlx.geojson_to_geobuf({"type": "FeatureCollection", "features": feats})
 
 
@@ -451,9 +453,8 @@ def map_shell(map_id: str, overlays: list[Any], basemap: Basemap, *, height: str
 
     With ``bounds`` (``[[south, west], [north, east]]``, e.g. a street user's own area) the map opens fitted to them.
     """
-    extra: dict[str, Any] = {}
-    if bounds:
-        extra["bounds"] = bounds
+    # react-leaflet fits ``bounds`` only without center/zoom (those win when both are given)
+    extra: dict[str, Any] = {"bounds": bounds} if bounds else {"center": center, "zoom": zoom}
     base: list[Any] = []
     if basemap.url:
         base.append(dl.BaseLayer(dl.TileLayer(url=basemap.url, attribution=basemap.attribution),
@@ -462,6 +463,6 @@ def map_shell(map_id: str, overlays: list[Any], basemap: Basemap, *, height: str
         [dl.LayersControl(base + overlays, collapsed=False, id=f"{map_id}-layers"),
          dl.ScaleControl(position="bottomleft", imperial=False),
          dl.AttributionControl(prefix=basemap.attribution, position="bottomright")],
-        center=center, zoom=zoom, id=map_id, className="gm-map", attributionControl=False,
+        id=map_id, className="gm-map", attributionControl=False,
         style={"height": height, "background": "#f4f1ea"}, **extra,
     )

@@ -17,7 +17,7 @@ from gridmap.access import PermissionDenied, unmask
 from gridmap.dashboard import map as gm
 from gridmap.dashboard.auth import client_address, log_access
 from gridmap.dashboard.basemap import Basemap
-from gridmap.dashboard.data import BEIJING, DashboardData, Filters, current_user
+from gridmap.dashboard.data import BEIJING, SYSTEM_USER, DashboardData, Filters, current_user
 from gridmap.dashboard.fmt import fmt_count, fmt_date, fmt_pct, fmt_week
 from gridmap.dashboard.ui import card, dropdown, guarded, message
 from gridmap.domain.enums import Category, Role
@@ -257,6 +257,18 @@ def register(app: dash.Dash, data: DashboardData, basemap: Basemap) -> None:
                 viewport = {"bounds": [[b[1], b[0]], [b[3], b[2]]], "transition": "flyToBounds"}
         return choro, elders, hot, hazards, devices, dev_sum, viewport, hint
 
+    def _warm_street_maps() -> None:
+        """The map of each street (default week, street level) for the district's users, computed in advance."""
+        u = SYSTEM_USER
+        version = data.version
+        for s in data.streets(u):
+            if data.version != version:
+                return
+            f = Filters(week=data.default_week(), street=s)
+            data._cache.get(("map-view", data.version_of(u, f), u.scope, f, "street"), lambda f=f: _map_view(f, "street"))
+
+    data.warm_hooks.append(_warm_street_maps)
+
     app.clientside_callback(
         f"function(z, d){{ var e = {{type: 'FeatureCollection', features: []}};"
         f" return (d && z >= {gm.HAZARD_MIN_ZOOM}) ? d : e; }}",
@@ -285,12 +297,13 @@ def register(app: dash.Dash, data: DashboardData, basemap: Basemap) -> None:
         e, _v2, hazards, _r = data._scoped(u, f)
         hot = gm.hotspots(hazards, status, data.layer("communities"), basemap)
         if street or community or Role(u.role) in (Role.COMMUNITY, Role.SERVICE):
-            elders = gm.elders_geobuf(status, basemap)
+            elders = data.part_cached(u, f, "elders", lambda: gm.elders_geobuf(status, basemap))
             where = community or street or "您负责"
             hint = (f"显示{where}的 {fmt_count(len(status))} 位老人（聚合显示，点击放大）；"
                     f"放大至{gm.HAZARD_MIN_ZOOM}级显示单个隐患")
-            return (choro, elders, hot, gm.hazard_points(hazards, status, basemap), gm.device_points(e, basemap),
-                    None, hint, len(status))
+            return (choro, elders, hot, data.part_cached(u, f, "hazards", lambda: gm.hazard_points(hazards, status,
+                                                                                                   basemap)),
+                    data.part_cached(u, f, "devices", lambda: gm.device_points(e, basemap)), None, hint, len(status))
         hint = ("全区范围只显示分区统计；选择街道或社区后在地图上显示老人、隐患和设备点位（不下发全区个人数据）"
                 if u.scope.is_all else "只显示分区统计；选择街道或社区后在地图上显示老人、隐患和设备点位")
         dev_sum = data._cache.get(("device-sum", data.version_of(u, f), u.scope, f.street, f.community, f.category),

@@ -282,9 +282,12 @@ def test_street_supervisor_sees_only_their_street(browser: Any, live_app: Any, d
     body = browser.find_element(By.TAG_NAME, "body").text
     assert not any(w in body for w in ("No options", "Search", "Select...", "Select Date")), body[:300]
     search.send_keys(Keys.ESCAPE)
-    browser.find_element(By.TAG_NAME, "body").click()
+    browser.find_element(By.CSS_SELECTOR, "header h1").click()  # (the body's centre is on the map's layer list)
     rows = _wait(lambda: browser.find_elements(By.CSS_SELECTOR, "#sup-table .ag-row"), what="overdue rows")
     assert rows and all(street in r.text for r in rows[:10])
+    # the map opened on the own street, not the whole district (scale bar of a street, not 5 km)
+    scale = browser.find_element(By.CSS_SELECTOR, "#sup-map .leaflet-control-scale").text
+    assert "km" not in scale or int(scale.split()[0]) <= 2, scale
     time.sleep(1.0)
     screenshot("supervisor_street_role")
     browser.find_element(By.ID, "logout-button").click()
@@ -345,8 +348,10 @@ def test_steward_route_comes_from_the_stored_weekly_plan(browser: Any, live_app:
         _wait(lambda: browser.find_elements(By.CSS_SELECTOR, "#stw-map path.leaflet-interactive"), what="route line")
         markers = browser.find_elements(By.CSS_SELECTOR, "#stw-map .leaflet-marker-icon")
         assert len(markers) == len(rows)  # one numbered marker per stop
+        cal = browser.find_element(By.CSS_SELECTOR, ".dash-datepicker-calendar").text  # still open: Chinese weekdays
+        assert "一" in cal and "日" in cal and not any(w in cal for w in ("Mo", "Tu", "Su")), cal
         browser.find_element(By.TAG_NAME, "h3").click()  # close the calendar
-        assert not any(w in _by_id(browser, "steward-view").text for w in ("Mo", "Tu", "AM", "PM"))
+        assert not any(w in _by_id(browser, "steward-view").text for w in ("AM", "PM"))
         time.sleep(1.5)
         screenshot("steward_plan")
     finally:

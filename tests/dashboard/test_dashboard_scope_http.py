@@ -284,8 +284,8 @@ def test_map_ships_single_hazards_and_devices_only_for_a_street(sign_in: Callabl
     assert len(dev) == int(elders.loc[elders["street"] == street, "devices"].map(len).sum())
     from gridmap.domain.enums import DeviceKind
 
-    assert all(set(f["properties"]) == {"k", "name"} for f in dev)  # the kind only
-    assert {f["properties"]["name"] for f in dev} <= {m.label for m in DeviceKind}
+    assert all(set(f["properties"]) == {"k"} for f in dev)  # the kind only
+    assert {f["properties"]["k"] for f in dev} <= {m.value for m in DeviceKind}
     assert out["sup-device-sum"]["data"] is None
 
 

@@ -38,7 +38,9 @@ window.gridmap = Object.assign({}, window.gridmap, {
                  health_monitor: "#31a354"}[feature.properties.k] || "#636363";
         var m = L.marker(latlng, {icon: L.divIcon({className: "gm-device", iconSize: [10, 10],
             html: '<div style="width:9px;height:9px;background:' + c + ';border:1px solid #fff"></div>'})});
-        m.bindTooltip("设备：" + (feature.properties.name || ""));
+        var names = {smoke_alarm: "联网烟感报警器", emergency_terminal: "一键式智能终端", fire_kit: "消防四件套",
+                     health_monitor: "健康监测设备"};
+        m.bindTooltip("设备：" + (names[feature.properties.k] || "其他设备"));
         return m;
     },
     deviceCluster: function (feature, latlng) {
