@@ -25,6 +25,7 @@ def plan_solve(
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
     initial: Annotated[Optional[Path], typer.Option("--initial", help="Previous plan to start from (warm start).")] = None,
     geometry: Annotated[bool, typer.Option("--geometry/--no-geometry", help="Draw routes along the roads.")] = False,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Processes for this one problem.")] = 1,
 ) -> None:
     """Plan the visits of PROBLEM.json; infeasible visits are listed as unassigned with a reason (exit 2 if malformed)."""
     from gridmap.routing.plan import parse_plan
@@ -38,7 +39,7 @@ def plan_solve(
         _fail(exc, 2)
     try:
         with _console.status("规划中 / solving…"):
-            plan = solve(prob, time_limit=time_limit, seed=seed, initial=init, geometry=geometry)
+            plan = solve(prob, time_limit=time_limit, seed=seed, initial=init, geometry=geometry, workers=workers)
     except GridmapError as exc:
         _fail(exc, 1)
     plan.write(out)
