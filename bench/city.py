@@ -622,6 +622,12 @@ def markdown(d: dict[str, Any]) -> str:
                        "stage), so it is the same on any runner and any load; with a time limit the solver's "
                        "search stops on the wall clock, and a loaded machine stops it at different points "
                        "(the solver has no iteration-bounded mode yet).")]
+        for rc in wk.get("rechecks", []):
+            runs = ", ".join(f"{r['runner']} {r['wall_s']} s wall, {r['plans_valid']}/{r['stewards']} valid"
+                             for r in rc["runs"])
+            lines += ["", (f"- Re-run at commit {rc['code_commit']} ({rc['what']}), limit "
+                          f"{rc['compare']['time_limit_s']:g} s: **{rc['compare']['identical']} of "
+                          f"{rc['compare']['stewards']}** plans identical; {runs}.")]
         for f in wk.get("findings", []):
             lines += ["", f"- Finding: {f}"]
         sr = wk.get("street_reads")
