@@ -693,7 +693,7 @@ def solve(
             if len(days.where[v]) < visits[v].count and m.patterns[v] and visits[v].priority > 1:
                 if any(visits[w].priority < visits[v].priority for w in range(nvis) if days.where[w]):
                     days.eject_for(v)
-        week_sisr = initial is None and SISR_SHARE > 0 and time_limit >= 1.0
+        week_sisr = initial is None and SISR_SHARE > 0 and time_limit >= 1.0 and method == "two_stage"
         if initial is None:
             days.pattern_search(t0 + 0.2 * time_limit, _order(m, rng))
         if week_sisr:
