@@ -146,6 +146,13 @@ def main() -> None:
     from gridmap.store.db import make_engine
     from tests.dashboard.conftest import http_login, serve
 
+    def reference() -> float:
+        """A fixed CPU task (pure Python), timed: shows how busy the shared machine was during the run."""
+        t = time.perf_counter()
+        sum(i * i for i in range(3_000_000))
+        return time.perf_counter() - t
+
+    ref_start, load_start = reference(), os.getloadavg()
     engine = make_engine(f"sqlite:///{args.db}")
     users = create_demo_users(engine)
     t0 = time.perf_counter()
@@ -326,7 +333,12 @@ def main() -> None:
         loads = page_load(live.url, max(3, args.repeat + 2), "demo_district", users["demo_district"])
         live.server.shutdown()
 
-    out = {"elders": n_elders, "visits_in_memory": n_visits, "startup_warm_seconds": round(warm_s, 2),
+    ref_end, load_end = reference(), os.getloadavg()
+    out = {"machine": {"cpus": os.cpu_count(), "load_avg_1_5_15_start": [round(x, 2) for x in load_start],
+                       "load_avg_1_5_15_end": [round(x, 2) for x in load_end],
+                       "reference_task_seconds_start": round(ref_start, 3),
+                       "reference_task_seconds_end": round(ref_end, 3)},
+           "elders": n_elders, "visits_in_memory": n_visits, "startup_warm_seconds": round(warm_s, 2),
            "startup_warm_all_weeks_levels_seconds": round(warm_all_s, 2), "rewarm_after_saves_seconds": round(rewarm_s, 2),
            "layout_seconds": round(layout_s, 3), "street_supervisor_layout_seconds": round(slayout_s, 3),
            "signed_in_as": ["demo_district", f"demo_street ({suser.street})"], "layout_kb": round(len(layout.data) / 1024, 1),
@@ -347,6 +359,9 @@ def main() -> None:
         (f"Start-up warm-up (read register, default view): {warm_s:.1f} s; all 12 weeks and levels: {warm_all_s:.1f} s "
          f"(one background worker started by `create_app`; the numbers below are measured after it). "
          f"After the saves the worker re-warmed in {rewarm_s:.1f} s more before the page-load runs."),
+        (f"Machine: {os.cpu_count()} cores shared with other work; load average (1/5/15 min) "
+         f"{'/'.join(f'{x:.1f}' for x in load_start)} at the start, {'/'.join(f'{x:.1f}' for x in load_end)} at the end; "
+         f"reference task (fixed pure-Python loop) {ref_start:.2f} s at the start, {ref_end:.2f} s at the end."),
         (f"Layout: {layout_s * 1000:.0f} ms, {len(layout.data) / 1024:.0f} kB. Static layers (gzip): "
          + ", ".join(f"{k} {v['bytes_gzip'] / 1024:.0f} kB" for k, v in statics.items()) + "."),
         "",

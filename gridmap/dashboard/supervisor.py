@@ -258,9 +258,14 @@ def register(app: dash.Dash, data: DashboardData, basemap: Basemap) -> None:
         return choro, elders, hot, hazards, devices, dev_sum, viewport, hint
 
     def _warm_street_maps() -> None:
-        """The map of each street (default week, street level) for the district's users, computed in advance."""
+        """The district map at community and grid level and the map of each street (default week), in advance."""
+        import openpyxl  # noqa: F401 - the first export would otherwise pay for the import
+
         u = SYSTEM_USER
         version = data.version
+        for level in ("community", "grid"):
+            f = Filters(week=data.default_week())
+            data._cache.get(("map-view", data.version_of(u, f), u.scope, f, level), lambda f=f, lv=level: _map_view(f, lv))
         for s in data.streets(u):
             if data.version != version:
                 return

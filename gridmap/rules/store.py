@@ -221,7 +221,8 @@ def read_visits(
     df = pd.DataFrame.from_records([tuple(r) for r in rows], columns=keys)
     raw = df.pop("gps")
     # SQLite: WKB bytes; PostGIS: hex (E)WKB text; shapely reads both (None stays missing)
-    wkb = np.array([bytes(x) if isinstance(x, (memoryview, bytearray)) else x for x in raw], dtype=object)
+    wkb = np.array([bytes(x) if isinstance(x, (memoryview, bytearray)) else x if isinstance(x, (bytes, str)) else None
+                    for x in raw], dtype=object)  # (a column of only NULLs arrives as NaN)
     pts = shapely.from_wkb(wkb) if len(wkb) else np.array([], dtype=object)
     df["gps_lon"] = pd.Series(shapely.get_x(pts), index=df.index, dtype=float)
     df["gps_lat"] = pd.Series(shapely.get_y(pts), index=df.index, dtype=float)
