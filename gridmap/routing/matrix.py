@@ -37,6 +37,47 @@ def _int_seconds(a: np.ndarray) -> np.ndarray:
     return np.ceil(np.asarray(a, dtype=float) - 1e-9).astype(np.int64)
 
 
+def metric_closure(seconds: np.ndarray, metres: np.ndarray, estimated: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Travel times where going via another point of the problem is never faster than going direct.
+
+    Times from a road network between snapped points can break the triangle inequality (points
+    snapped to different parts of the network, straight-line estimates next to network times); a
+    steward would then walk through the third point. Shortest paths over the complete matrix
+    (Dijkstra on the dense graph, scipy) give times that do not, with the metres and the
+    estimate flag of the same paths.
+    """
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import shortest_path
+
+    n = seconds.shape[0]
+    if n < 3:
+        return seconds, metres, estimated
+    T0 = np.asarray(seconds, dtype=float)
+    G = np.where(T0 > 0, T0, 1e-9)  # a dense graph's zeros are missing edges: points at the same place stay 0
+    np.fill_diagonal(G, 0.0)
+    # (a sparse graph: the dense input path of scipy drops tiny weights)
+    dist, pred = shortest_path(csr_matrix(G), method="D", directed=True, return_predecessors=True)
+    if (dist >= T0 - 0.5).all():
+        return seconds, metres, estimated
+    direct = dist >= T0 - 0.5
+    dist = np.where(direct, T0, dist)
+    pred = np.where(direct, np.arange(n)[:, None].repeat(n, 1), pred)
+    M0 = np.asarray(metres, dtype=float)
+    E0 = np.asarray(estimated, dtype=bool)
+    M = M0.copy()
+    E = E0.copy()
+    for i in range(n):
+        order = np.argsort(dist[i], kind="stable")
+        for j in order:
+            p = pred[i, j]
+            if p < 0 or p == i:
+                continue
+            M[i, j] = M[i, p] + M0[p, j]
+            E[i, j] = E[i, p] or E0[p, j]
+    return _int_seconds(dist), M, E
+
+
 def _straight_line(points: list[tuple[float, float]], mode: str) -> tuple[np.ndarray, np.ndarray]:
     from gridmap.layers._osm_sources import to_utm
     from gridmap.layers.roads import SPEED_KMH
@@ -91,9 +132,8 @@ def problem_matrix(problem: Problem, graphs: dict | None = None, road_network: b
             except GridmapError:
                 tm = None
         if tm is not None:
-            out.seconds[mode] = _int_seconds(tm.seconds)
-            out.metres[mode] = np.asarray(tm.metres, dtype=float)
-            out.estimated[mode] = np.asarray(tm.estimated, dtype=bool)
+            out.seconds[mode], out.metres[mode], out.estimated[mode] = metric_closure(
+                _int_seconds(tm.seconds), np.asarray(tm.metres, dtype=float), np.asarray(tm.estimated, dtype=bool))
         else:
             sec, met = _straight_line(problem.points, mode)
             out.seconds[mode] = _int_seconds(sec)
@@ -104,4 +144,4 @@ def problem_matrix(problem: Problem, graphs: dict | None = None, road_network: b
     return out
 
 
-__all__ = ["ProblemMatrix", "problem_matrix"]
+__all__ = ["ProblemMatrix", "metric_closure", "problem_matrix"]

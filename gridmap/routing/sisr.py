@@ -179,12 +179,13 @@ def _best_insertion(v, routes, lens, E, loads, works, T, C, route_mode, loc_star
 
 
 @njit(cache=True)
-def _refresh(r, routes, lens, E, costs, works, loads, T, C, route_mode, loc_start, loc_end, shift_lo, shift_hi,
+def _refresh(r, routes, lens, E, costs, works, loads, feas, max_work, T, C, route_mode, loc_start, loc_end, shift_lo, shift_hi,
              loc_visit, service, demand, wlo, whi, nwin):
     ok, c, w = _eval_route(r, routes[r], lens[r], T, C, route_mode, loc_start, loc_end, shift_lo, shift_hi,
                            loc_visit, service, wlo, whi, nwin, E[r])
     costs[r] = c
     works[r] = w
+    feas[r] = ok and w <= max_work[r]
     ld = 0.0
     for i in range(lens[r]):
         ld += demand[routes[r, i]]
@@ -205,9 +206,10 @@ def _run(T, C, route_mode, loc_start, loc_end, shift_lo, shift_hi, max_work, cap
     costs = np.zeros(R)
     works = np.zeros(R, dtype=np.int64)
     loads = np.zeros(R)
+    feas = np.ones(R, dtype=np.bool_)
     route_of = np.full(n, -1, dtype=np.int64)
     for r in range(R):
-        _refresh(r, routes, lens, E, costs, works, loads, T, C, route_mode, loc_start, loc_end, shift_lo, shift_hi,
+        _refresh(r, routes, lens, E, costs, works, loads, feas, max_work, T, C, route_mode, loc_start, loc_end, shift_lo, shift_hi,
                  loc_visit, service, demand, wlo, whi, nwin)
         for i in range(lens[r]):
             route_of[routes[r, i]] = r
@@ -215,6 +217,7 @@ def _run(T, C, route_mode, loc_start, loc_end, shift_lo, shift_hi, max_work, cap
     for v in range(n):
         if route_of[v] < 0:
             pen += penalty[v]
+    cur_feas = feas.copy()
     cur_routes = routes.copy()
     cur_lens = lens.copy()
     cur_cost = costs.sum()
@@ -287,7 +290,7 @@ def _run(T, C, route_mode, loc_start, loc_end, shift_lo, shift_hi, max_work, cap
                 lens[r] = ln - size
                 ruined[r] = True
                 done_routes += 1
-                _refresh(r, routes, lens, E, costs, works, loads, T, C, route_mode, loc_start, loc_end, shift_lo,
+                _refresh(r, routes, lens, E, costs, works, loads, feas, max_work, T, C, route_mode, loc_start, loc_end, shift_lo,
                          shift_hi, loc_visit, service, demand, wlo, whi, nwin)
         # ---------------- recreate: removed visits and every unassigned one
         m = 0
@@ -340,7 +343,7 @@ def _run(T, C, route_mode, loc_start, loc_end, shift_lo, shift_hi, max_work, cap
             routes[r, p] = v
             lens[r] = ln + 1
             route_of[v] = r
-            _refresh(r, routes, lens, E, costs, works, loads, T, C, route_mode, loc_start, loc_end, shift_lo,
+            _refresh(r, routes, lens, E, costs, works, loads, feas, max_work, T, C, route_mode, loc_start, loc_end, shift_lo,
                      shift_hi, loc_visit, service, demand, wlo, whi, nwin)
         cost = costs.sum()
         # ---------------- accept
@@ -351,7 +354,13 @@ def _run(T, C, route_mode, loc_start, loc_end, shift_lo, shift_hi, max_work, cap
         else:
             ok = cost < cur_cost - temp * np.log(np.random.random())
         if ok:
+            for r in range(R):
+                if cur_feas[r] and not feas[r]:
+                    ok = False  # a non-metric matrix: a removal made a route late (it stays as it was)
+                    break
+        if ok:
             accepted += 1
+            cur_feas[:] = feas
             cur_routes[:, :] = routes
             cur_lens[:] = lens
             cur_cost = cost
@@ -371,7 +380,7 @@ def _run(T, C, route_mode, loc_start, loc_end, shift_lo, shift_hi, max_work, cap
             for v in range(n):
                 route_of[v] = -1
             for r in range(R):
-                _refresh(r, routes, lens, E, costs, works, loads, T, C, route_mode, loc_start, loc_end, shift_lo,
+                _refresh(r, routes, lens, E, costs, works, loads, feas, max_work, T, C, route_mode, loc_start, loc_end, shift_lo,
                          shift_hi, loc_visit, service, demand, wlo, whi, nwin)
                 for i in range(lens[r]):
                     route_of[routes[r, i]] = r
@@ -407,9 +416,10 @@ def _run_week(T, C, route_mode, loc_start, loc_end, shift_lo, shift_hi, max_work
     costs = np.zeros(R)
     works = np.zeros(R, dtype=np.int64)
     loads = np.zeros(R)
+    feas = np.ones(R, dtype=np.bool_)
     placed = np.zeros(n, dtype=np.bool_)
     for r in range(R):
-        _refresh(r, routes, lens, E, costs, works, loads, T, C, route_mode, loc_start, loc_end, shift_lo, shift_hi,
+        _refresh(r, routes, lens, E, costs, works, loads, feas, max_work, T, C, route_mode, loc_start, loc_end, shift_lo, shift_hi,
                  loc_visit, service, demand, wlo, whi, nwin)
         for i in range(lens[r]):
             placed[routes[r, i]] = True
@@ -422,6 +432,7 @@ def _run_week(T, C, route_mode, loc_start, loc_end, shift_lo, shift_hi, max_work
         cur_pen += penalty[v] * max(count[v] - copies[v], 0)
     absence = np.zeros(n)
     cur_abs = 0.0
+    cur_feas = feas.copy()
     cur_routes = routes.copy()
     cur_lens = lens.copy()
     cur_cost = costs.sum()
@@ -519,7 +530,7 @@ def _run_week(T, C, route_mode, loc_start, loc_end, shift_lo, shift_hi, max_work
                         k += 1
                 if changed:
                     lens[r] = k
-                    _refresh(r, routes, lens, E, costs, works, loads, T, C, route_mode, loc_start, loc_end, shift_lo,
+                    _refresh(r, routes, lens, E, costs, works, loads, feas, max_work, T, C, route_mode, loc_start, loc_end, shift_lo,
                              shift_hi, loc_visit, service, demand, wlo, whi, nwin)
             for i in range(n_removed):
                 placed[removed[i]] = False
@@ -588,7 +599,7 @@ def _run_week(T, C, route_mode, loc_start, loc_end, shift_lo, shift_hi, max_work
             for j in range(k):
                 if best_rs[j] >= 0:
                     _insert_at(best_rs[j], best_ps[j], v, routes, lens)
-                    _refresh(best_rs[j], routes, lens, E, costs, works, loads, T, C, route_mode, loc_start, loc_end,
+                    _refresh(best_rs[j], routes, lens, E, costs, works, loads, feas, max_work, T, C, route_mode, loc_start, loc_end,
                              shift_lo, shift_hi, loc_visit, service, demand, wlo, whi, nwin)
             placed[v] = True
         cost = costs.sum()
@@ -606,7 +617,13 @@ def _run_week(T, C, route_mode, loc_start, loc_end, shift_lo, shift_hi, max_work
         else:
             ok = cost < cur_cost - temp * np.log(np.random.random())
         if ok:
+            for r in range(R):
+                if cur_feas[r] and not feas[r]:
+                    ok = False  # a non-metric matrix: a removal made a route late (it stays as it was)
+                    break
+        if ok:
             accepted += 1
+            cur_feas[:] = feas
             cur_routes[:, :] = routes
             cur_lens[:] = lens
             cur_cost = cost
@@ -622,7 +639,7 @@ def _run_week(T, C, route_mode, loc_start, loc_end, shift_lo, shift_hi, max_work
             lens[:] = cur_lens
             placed[:] = False
             for r in range(R):
-                _refresh(r, routes, lens, E, costs, works, loads, T, C, route_mode, loc_start, loc_end, shift_lo,
+                _refresh(r, routes, lens, E, costs, works, loads, feas, max_work, T, C, route_mode, loc_start, loc_end, shift_lo,
                          shift_hi, loc_visit, service, demand, wlo, whi, nwin)
                 for i in range(lens[r]):
                     placed[routes[r, i]] = True

@@ -716,6 +716,7 @@ def solve(
                 _route_all_days(m, days, budget, workers, seed + 101 * rnd)
             if rnd < n_rounds - 1 and initial is None:  # a warm start keeps last week's days
                 days.pattern_search(time.monotonic() + 0.15 * (deadline - time.monotonic()), _order(m, rng))
+    _repair_routes(m, days)
     return _to_plan(m, pm, days, geometry, graphs)
 
 
@@ -801,6 +802,28 @@ def _anneal(search, n_arcs: int, deadline: float) -> None:
         # about 20 chunks over the run (a quarter of a second at most), never past the deadline
         chunk = int(max(10, min(rate * min(0.25, span / 20), rate * left)))
         step = min(1.0, chunk / rate / span)
+
+
+def _repair_routes(m: _Model, days: _Days) -> None:
+    """Safety net: a route that is late or over its working time loses visits (lowest priority first).
+
+    Insertions are checked exactly, but with a travel matrix that breaks the triangle inequality
+    (a given matrix is used as it is) taking a visit out can make the rest of a route longer.
+    """
+    for k, r in enumerate(days.routes):
+        while r.seq and (not r.feasible or r.work > r.veh.max_work):
+            visits = m.problem.visits
+
+            def after(v: int) -> tuple:
+                rest = [w for w in r.seq if w != v]
+                probe = _RouteState(m, k)
+                probe.seq = rest
+                probe.update()
+                return (visits[v].priority, not probe.feasible, probe.work)
+
+            v = min(r.seq, key=after)
+            r.remove(v)
+            days.where[v].pop(m.vehicles[k].day, None)
 
 
 def _missing(m: _Model, days: _Days) -> int:

@@ -128,3 +128,39 @@ def test_two_workers_give_a_valid_plan(ndays):
     plan = solve(p, time_limit=2.5, seed=0, workers=2)
     assert check_plan(p, plan) == []
     assert plan.summary.visits_planned + sum(u.occurrences for u in plan.unassigned) == 30
+
+
+def test_metric_closure_keeps_the_triangle_inequality_and_the_paths():
+    from gridmap.routing.matrix import metric_closure
+
+    rng = np.random.default_rng(0)
+    n = 30
+    T = rng.integers(60, 600, size=(n, n))
+    np.fill_diagonal(T, 0)
+    T[3, 4] = T[4, 3] = 0  # two elders in one building
+    M = T * 1.2
+    E = rng.random((n, n)) < 0.1
+    np.fill_diagonal(E, False)
+    t, m, e = metric_closure(T, M.astype(float), E)
+    assert (t <= T).all() and t[3, 4] == 0 and (np.diag(t) == 0).all()
+    # no detour through a third point is shorter than going direct
+    assert (t[:, None, :] <= t[:, :, None] + t[None, :, :] + 1).all()  # [i, j, k]: t[i,k] <= t[i,j] + t[j,k]
+    # metres follow the chosen paths: here metres = 1.2 × seconds on every leg
+    assert np.allclose(m, 1.2 * t)
+    # a pair whose path uses an estimated leg is flagged estimated
+    assert (e >= (E & (t == T))).all()
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(problems())
+def test_plans_pass_the_checker_on_a_matrix_that_breaks_the_triangle_inequality(data):
+    rng = np.random.default_rng(len(data["visits"]))
+    sec = np.array(data["matrix"]["seconds"])
+    bad = rng.random(sec.shape) < 0.3
+    sec = np.where(bad, sec * 4 + 600, sec)  # some direct legs much longer than going via another elder
+    np.fill_diagonal(sec, 0)
+    data["matrix"]["seconds"] = sec.tolist()
+    p = parse_problem(data)
+    for limit in (0.2, 1.2):
+        plan = solve(p, time_limit=limit, seed=0)
+        assert check_plan(p, plan) == []
