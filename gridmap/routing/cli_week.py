@@ -42,6 +42,10 @@ def plan_week_command(
     resume: Annotated[bool, typer.Option(
         "--resume/--no-resume", help="With Dask: keep stewards already planned for this week, seed, limit and "
         "problem.")] = True,
+    iterations: Annotated[int | None, typer.Option(
+        "--iterations", min=0, help="Bound each steward's search by work, not time (ruin-and-recreate "
+        "iterations per day; OR-Tools to its local optimum): the same plans on any runner, machine and load. "
+        "Replaces --time-limit.")] = None,
 ) -> None:
     """Plan the week of every steward (in parallel), check each plan, store plans and summary.json (exit 1 on failures).
 
@@ -61,10 +65,11 @@ def plan_week_command(
                                       field="initial_from", value=str(initial_from), code="dask_initial_from")
             run = plan_week_dask(engine.url.render_as_string(hide_password=False), week, street=street, out_dir=out,
                                  scheduler=scheduler, workers=workers or 2, time_limit=time_limit, seed=seed,
-                                 resume=resume, geometry=geometry, progress=True)
+                                 resume=resume, geometry=geometry, progress=True, iterations=iterations)
         else:
             run = plan_week(engine, week, street=street, out_dir=out, time_limit=time_limit, budget=budget,
-                            workers=workers, progress=True, initial_from=initial_from, seed=seed, geometry=geometry)
+                            workers=workers, progress=True, initial_from=initial_from, seed=seed, geometry=geometry,
+                            iterations=iterations)
     except GridmapError as exc:
         _fail(exc, 2)
     d = run.to_dict()

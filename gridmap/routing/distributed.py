@@ -282,7 +282,8 @@ def _write_json(path: Path, data: Any) -> None:
     tmp.replace(path)
 
 
-def _resumable(d: Path, week: str, seed: int, time_limit: float, sha: str) -> StewardResult | None:
+def _resumable(d: Path, week: str, seed: int, time_limit: float, sha: str,
+               iterations: int | None = None) -> StewardResult | None:
     f = d / RESULT_FILE
     if not (f.is_file() and (d / "plan.json").is_file()):
         return None
@@ -290,8 +291,9 @@ def _resumable(d: Path, week: str, seed: int, time_limit: float, sha: str) -> St
         data = json.loads(f.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return None
-    if (data.get("week"), data.get("seed"), data.get("time_limit_run"), data.get("problem_sha256")) != (
-            week, seed, time_limit, sha) or data.get("result", {}).get("status") != "ok":
+    if (data.get("week"), data.get("seed"), data.get("time_limit_run"), data.get("problem_sha256"),
+            data.get("iterations")) != (week, seed, time_limit, sha, iterations) \
+            or data.get("result", {}).get("status") != "ok":
         return None
     return StewardResult(**data["result"])
 
@@ -358,6 +360,7 @@ def plan_week_dask(
     progress: bool = False,
     on_result: Callable[[StewardResult], None] | None = None,
     client: Any = None,
+    iterations: int | None = None,
     memory_limit: str | None = WORKER_MEMORY,
     by_street: bool = True,
 ) -> DistrictRun:
@@ -448,7 +451,7 @@ def plan_week_dask(
             stats["solved"] += 1
         if res.get("worker_pid"):
             stats["worker_pids"].add(res["worker_pid"])
-        _write_json(d / RESULT_FILE, {"week": week, "seed": seed, "time_limit_run": tl,
+        _write_json(d / RESULT_FILE, {"week": week, "seed": seed, "time_limit_run": tl, "iterations": iterations,
                                       "problem_sha256": res["sha"], "result": asdict(r)})
         bar.advance()
         if on_result is not None:
@@ -461,7 +464,7 @@ def plan_week_dask(
         d = out / p.code
         d.mkdir(parents=True, exist_ok=True)
         sha = problem_hash(p.problem)
-        done = _resumable(d, week, seed, tl, sha) if resume else None
+        done = _resumable(d, week, seed, tl, sha, iterations) if resume else None
         if done is not None:
             results[p.code] = done
             stats["resumed"] += 1
@@ -477,8 +480,9 @@ def plan_week_dask(
         results[p.code] = StewardResult(p.code, p.name, p.kind, p.steward_id, time_limit=tl,
                                         visits_required=p.size, dir=p.code)
         task = {"code": p.code, "problem": p.problem, "time_limit": tl, "seed": seed, "initial": None,
-                "geometry": geometry}
-        fut = client.submit(solve_remote, task, key=f"gridmap-solve-{week}-{seed}-{p.code}-{sha[:12]}",
+                "geometry": geometry, "iterations": iterations}
+        it = "" if iterations is None else f"-i{iterations}"
+        fut = client.submit(solve_remote, task, key=f"gridmap-solve-{week}-{seed}{it}-{p.code}-{sha[:12]}",
                             retries=2, pure=False)
         futures[fut] = ("solve", (p.code, sha))
         ac.add(fut)
@@ -543,6 +547,7 @@ def plan_week_dask(
     run = DistrictRun(week, street, out, n_workers, time.monotonic() - t0, stewards, not_plannable)
     summary = run.to_dict()
     summary.update({"runner": "dask", "scheduler": address or "local", "time_limit": tl, "seed": seed,
+                    "iterations": iterations,
                     "resumed": stats["resumed"], "solved": stats["solved"],
                     "build_seconds": round(stats["build_seconds"], 2),
                     "worker_processes_used": len(stats["worker_pids"])})

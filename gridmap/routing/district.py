@@ -215,7 +215,7 @@ def solve_task(task: dict[str, Any]) -> dict[str, Any]:
         graphs = load_graphs({s.mode for s in problem.stewards})
         pm = problem_matrix(problem, graphs, road_network=_ROAD_OK)
         plan = solve(problem, time_limit=task["time_limit"], seed=task.get("seed", 0), initial=initial, matrix=pm,
-                     geometry=bool(task.get("geometry")), graphs=graphs)
+                     geometry=bool(task.get("geometry")), graphs=graphs, iterations=task.get("iterations"))
         violations = check_plan(problem, plan, matrix=pm)
         repaired = False
         if violations and all(v.code == "work" for v in violations):
@@ -266,7 +266,7 @@ def _repair_work(task: dict[str, Any], problem: Any, plan: Any, violations: list
         except GridmapError:
             break
         alt = solve(tight, time_limit=task["time_limit"], seed=task.get("seed", 0), initial=initial, matrix=pm,
-                    geometry=bool(task.get("geometry")), graphs=graphs)
+                    geometry=bool(task.get("geometry")), graphs=graphs, iterations=task.get("iterations"))
         v2 = check_plan(problem, alt, matrix=pm)
         if not v2:
             return alt, v2, True
@@ -323,6 +323,7 @@ def plan_week(
     rules: Rules | None = None,
     problems: list[StewardProblem] | None = None,
     on_result: Callable[[StewardResult], None] | None = None,
+    iterations: int | None = None,
 ) -> DistrictRun:
     """Plan every steward's week, in parallel, and store plans and a run summary.
 
@@ -356,6 +357,9 @@ def plan_week(
         Solve these problems instead of building them from the register (testing, replays).
     on_result
         Called in this process with each steward's result as it arrives.
+    iterations
+        Bound each search by work instead of time (see :func:`gridmap.routing.solver.solve`): the
+        same plans on any runner, machine and load.
 
     Returns
     -------
@@ -392,7 +396,7 @@ def plan_week(
                                         visits_required=p.size, warm_start=initial is not None,
                                         dir=str(d.relative_to(out)))
         tasks.append({"code": p.code, "problem": p.problem, "time_limit": tl, "seed": seed, "initial": initial,
-                      "plan_path": str(d / "plan.json"), "geometry": geometry})
+                      "plan_path": str(d / "plan.json"), "geometry": geometry, "iterations": iterations})
     # largest first: the long ones do not end up alone at the end
     tasks.sort(key=lambda t: -results[t["code"]].visits_required)
     modes = sorted({str(s.get("mode", "walk")) for p in problems for s in (p.problem.get("stewards") or [])
@@ -435,7 +439,7 @@ def plan_week(
 
     run = DistrictRun(week, street, out, workers, time.monotonic() - t0, [results[p.code] for p in problems],
                       not_plannable)
-    _write_json(out / SUMMARY_FILE, run.to_dict())
+    _write_json(out / SUMMARY_FILE, run.to_dict() | ({"iterations": iterations} if iterations is not None else {}))
     return run
 
 

@@ -31,6 +31,7 @@ than any route's travel cost, so high-priority elders are the last left out.
 from __future__ import annotations
 
 import math
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -50,6 +51,15 @@ MULTI_START: tuple[str, ...] = ("PARALLEL_CHEAPEST_INSERTION", "SAVINGS")
 PORTFOLIO: tuple[str, ...] = ("PARALLEL_CHEAPEST_INSERTION", "SAVINGS", "PARALLEL_SAVINGS", "LOCAL_CHEAPEST_INSERTION")
 #: Seconds a worker process costs to start and return its result (kept out of its search time).
 _POOL_OVERHEAD = 0.3
+#: Set by :func:`solve` with ``iterations`` (per thread): searches bounded by work, not by the clock.
+_TLS = threading.local()
+
+
+def _fixed() -> int | None:
+    """The work bound of the solve running in this thread (None: bounded by the clock)."""
+    return getattr(_TLS, "fixed", None)
+#: The nominal time limit in work-bounded mode: every wall-clock check passes; work ends the search.
+_FIXED_NOMINAL_SECONDS = 3600.0
 #: Share of a day's routing time given to ruin and recreate after OR-Tools (0 switches it off).
 SISR_SHARE = 0.8
 #: Multi-day problems: share of the time after stage 1 for ruin and recreate over the whole week.
@@ -471,6 +481,8 @@ class _DayRouting:
         when the start cannot be read, search from OR-Tools' own first solution.
         """
         routing, manager, nv = self.routing, self.manager, self.nv
+        if _fixed() is not None:  # work-bounded: greedy descent ends at its local optimum, not on the clock
+            meta, time_limit = "GREEDY_DESCENT", _FIXED_NOMINAL_SECONDS
         params = self.params(first, meta, time_limit)
         self._deadline[0] = time.monotonic() + time_limit * 1.05 + 0.5
         init = []
@@ -601,6 +613,7 @@ def solve(
     rounds: int | None = None,
     method: str = "two_stage",
     workers: int = 1,
+    iterations: int | None = None,
 ) -> Plan:
     """Plan the problem's visits; never fails for lack of a solution.
 
@@ -642,6 +655,17 @@ def solve(
         from gridmap.routing.sisr import warm_up
 
         warm_up()  # loads the compiled search once per process (about 0.7 s; compiles on first use ever)
+    if iterations is not None:
+        time_limit = _FIXED_NOMINAL_SECONDS
+    _TLS.fixed = None if iterations is None else max(0, int(iterations))
+    try:
+        return _solve(problem, time_limit, seed, initial, matrix, geometry, graphs, rounds, method, workers)
+    finally:
+        _TLS.fixed = None
+
+
+def _solve(problem: Problem, time_limit: float, seed: int, initial: Plan | None, matrix: ProblemMatrix | None,
+           geometry: bool, graphs: dict | None, rounds: int | None, method: str, workers: int) -> Plan:
     t0 = time.monotonic()
     deadline = t0 + max(time_limit, 0.05)
     pm = matrix if matrix is not None else problem_matrix(problem, graphs)
@@ -693,14 +717,17 @@ def solve(
             if len(days.where[v]) < visits[v].count and m.patterns[v] and visits[v].priority > 1:
                 if any(visits[w].priority < visits[v].priority for w in range(nvis) if days.where[w]):
                     days.eject_for(v)
-        week_sisr = initial is None and SISR_SHARE > 0 and time_limit >= 1.0 and method == "two_stage"
+        week_sisr = (initial is None and SISR_SHARE > 0 and time_limit >= 1.0 and method == "two_stage"
+                     and _fixed() != 0)
         if initial is None:
             days.pattern_search(t0 + 0.2 * time_limit, _order(m, rng))
         if week_sisr:
             # while visits are still left out, alternate day routing and pattern search (shorter routes
             # make room), for a while; then days and routes together by ruin and recreate
             pre_end = t0 + PACK_SHARE * time_limit
-            while _missing(m, days) and time.monotonic() < pre_end - 0.1:
+            packs = 0
+            while _missing(m, days) and time.monotonic() < pre_end - 0.1 and (_fixed() is None or packs < 2):
+                packs += 1
                 _route_all_days(m, days, 0.5 * (pre_end - time.monotonic()), workers, seed)
                 days.pattern_search(pre_end, _order(m, rng))
             _sisr_week(m, days, time.monotonic() + WEEK_SHARE * (deadline - time.monotonic()), seed, workers)
@@ -780,12 +807,20 @@ def _sisr_day(m: _Model, ks: list[int], seqs: list[list[int]], optional: list[in
     return [[visits[j] for j in s] for s in search.seqs()]
 
 
-def _anneal(search, n_arcs: int, deadline: float) -> None:
-    """Run a :class:`gridmap.routing.sisr.Search` in chunks until ``deadline``, cooling geometrically."""
+def _anneal(search, n_arcs: int, deadline: float, scale: int = 1) -> None:
+    """Run a :class:`gridmap.routing.sisr.Search` in chunks until ``deadline``, cooling geometrically
+    (work-bounded mode: ``scale`` × the fixed iterations in ten chunks)."""
     mean_arc = search.cost / max(n_arcs, 1)
     t_hi, t_lo = SISR_TEMPERATURE[0] * mean_arc, SISR_TEMPERATURE[1] * mean_arc
     if t_hi <= 0:
         t_hi, t_lo = 1.0, 0.01
+    if _fixed() is not None:
+        total = _fixed() * scale
+        for i in range(10):
+            n = total // 10 + (1 if i < total % 10 else 0)
+            if n:
+                search.run(n, t_hi * (t_lo / t_hi) ** (i / 10), t_hi * (t_lo / t_hi) ** ((i + 1) / 10))
+        return
     start = time.monotonic()
     span = max(deadline - start, 1e-6)
     chunk, step = 50, 0.05
@@ -836,7 +871,7 @@ def _week_task(args: tuple) -> tuple[list[list[int]], float, float]:
 
     week, seqs, seed, n_arcs, deadline = args
     search = Search(week, seqs, seed=seed)
-    _anneal(search, n_arcs, deadline)
+    _anneal(search, n_arcs, deadline, scale=2)
     return search.seqs(), search.penalty, search.cost
 
 
@@ -908,7 +943,7 @@ def _route_all_days(m: _Model, days: _Days, budget: float, workers: int = 1, see
 def _improve_day(m: _Model, ks: list[int], seqs: list[list[int]], budget: float, seed: int) -> list[list[int]]:
     """Improve one day's routes (same visits): OR-Tools guided local search, then ruin and recreate."""
     t0 = time.monotonic()
-    use_sisr = SISR_SHARE > 0 and budget >= 0.5 and sum(map(len, seqs)) >= 3
+    use_sisr = SISR_SHARE > 0 and budget >= 0.5 and sum(map(len, seqs)) >= 3 and _fixed() != 0
     gls = budget * (1 - SISR_SHARE) if use_sisr else budget
     seqs = _route_day(m, ks, seqs, gls, [], _cost_scale(m))
     if use_sisr:
@@ -940,7 +975,7 @@ def _one_day(m: _Model, ks: list[int], todo: list[int], t0: float, deadline: flo
              seed: int) -> list[list[int]]:
     """One day from nothing: OR-Tools first solutions + guided local search, then ruin and recreate."""
     time_limit = deadline - t0
-    use_sisr = SISR_SHARE > 0 and time_limit >= 1.0
+    use_sisr = SISR_SHARE > 0 and time_limit >= 1.0 and _fixed() != 0
     gls_end = t0 + (1 - SISR_SHARE) * time_limit if use_sisr else deadline
     starts = [first] if first else (list(MULTI_START) if time_limit >= 2.0 and not use_sisr else [MULTI_START[0]])
     best_seqs, best_cost = None, _INF

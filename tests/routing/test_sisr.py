@@ -164,3 +164,17 @@ def test_plans_pass_the_checker_on_a_matrix_that_breaks_the_triangle_inequality(
     for limit in (0.2, 1.2):
         plan = solve(p, time_limit=limit, seed=0)
         assert check_plan(p, plan) == []
+
+
+@pytest.mark.parametrize("ndays", [1, 5])
+def test_a_search_bounded_by_iterations_gives_the_same_plan_every_time(ndays):
+    data = _day_problem(n=30, stewards=2, seed=9)
+    data["days"] = [(dt.date(2026, 12, 7) + dt.timedelta(days=i)).isoformat() for i in range(ndays)]
+    for v in data["visits"][::4]:
+        v["count"] = min(2, ndays)
+    p = parse_problem(data)
+    plans = [solve(p, seed=3, iterations=400, workers=w).to_dict() for w in (1, 1, 2)]
+    assert plans[0] == plans[1] == plans[2]
+    assert check_plan(p, solve(p, seed=3, iterations=400)) == []
+    # and it is a search: at least as good as no search
+    assert plans[0]["summary"]["visits_planned"] >= solve(p, seed=3, iterations=0).summary.visits_planned

@@ -143,13 +143,15 @@ def _cli(*args: str):
 
 
 @pytest.mark.slow
-def test_plan_week_local_and_dask_store_identical_plans(engine, tmp_path, monkeypatch):
+@pytest.mark.parametrize("bound", [("--time-limit", "0"), ("--iterations", "300")], ids=["no-search", "iterations"])
+def test_plan_week_local_and_dask_store_identical_plans(engine, tmp_path, monkeypatch, bound):
     """``gridmap plan week`` on 2 local processes and with ``--dask`` (a 2-worker LocalCluster) store the same
-    plans for the same seed: same stops, same order, same days, same times."""
+    plans for the same seed: same stops, same order, same days, same times — without search, and with a search
+    bounded by work (``--iterations``) instead of the clock."""
     monkeypatch.delenv(D.SCHEDULER_ENV, raising=False)
     build_tiny_register(engine, per_street=8)
     url = engine_url(engine)
-    common = ["plan", "week", "--week", WEEK, "--time-limit", "0", "--seed", str(SEED), "--workers", "2",
+    common = ["plan", "week", "--week", WEEK, *bound, "--seed", str(SEED), "--workers", "2",
               "--database-url", url]
     local = _cli(*common, "--out", str(tmp_path / "local"))
     assert local.exit_code == 0, local.output
@@ -158,6 +160,8 @@ def test_plan_week_local_and_dask_store_identical_plans(engine, tmp_path, monkey
     s_local = json.loads((tmp_path / "local" / "summary.json").read_text(encoding="utf-8"))
     s_dask = json.loads((tmp_path / "dask" / "summary.json").read_text(encoding="utf-8"))
     assert "runner" not in s_local and s_dask["runner"] == "dask" and s_dask["scheduler"] == "local"
+    if bound[0] == "--iterations":
+        assert s_local["iterations"] == s_dask["iterations"] == 300
     assert s_dask["workers"] == 2 and s_dask["solved"] == 4
     cmp = D.compare_runs(tmp_path / "local", tmp_path / "dask")
     assert cmp.same and sorted(cmp.identical) == ["F-1", "F-2", "T-1", "T-2"], cmp.to_dict()
