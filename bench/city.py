@@ -438,12 +438,17 @@ def phase_week(args: argparse.Namespace) -> None:
                            else str(reg), "seed": 0, "workers": 2, "status": "running", "runs": [], "compare": []}
     _street_reads(url, out)
     merge("week", out)
-    for limit in (float(x) for x in args.week_limits.split(",")):
+    for item in args.week_limits.split(","):
+        # "0.25": --time-limit 0.25 (seconds, wall clock); "i300": --iterations 300 (search bounded by work)
+        iters = int(item[1:]) if item.startswith("i") else None
+        limit = None if iters is not None else float(item)
+        bound = f"--iterations {iters}" if iters is not None else f"--time-limit {limit:g}"
+        tag = f"i{iters}" if iters is not None else f"t{limit:g}"
         pair = {}
         for runner in ("local", "dask"):
-            d = VAR / "plans" / f"week-{runner}-t{limit:g}"
+            d = VAR / "plans" / f"week-{runner}-{tag}"
             shutil.rmtree(d, ignore_errors=True)
-            cmd = [sys.executable, "-m", "gridmap", "plan", "week", "--week", WEEK, "--time-limit", str(limit),
+            cmd = [sys.executable, "-m", "gridmap", "plan", "week", "--week", WEEK, *bound.split(),
                    "--seed", "0", "--workers", "2", "--out", str(d), "--database-url", url]
             if runner == "dask":
                 cmd.append("--dask")
@@ -456,7 +461,8 @@ def phase_week(args: argparse.Namespace) -> None:
             solve = sorted(x["seconds"] for x in st)
             pair[runner] = d
             out["runs"].append({
-                "runner": runner, "time_limit_s": limit, "exit_code": proc.returncode, "wall_s": round(wall, 1),
+                "runner": runner, "time_limit_s": limit, "bound": bound, "exit_code": proc.returncode,
+                "wall_s": round(wall, 1),
                 "run_wall_s": sm["wall_seconds"], "build_seconds": sm.get("build_seconds"),
                 "stewards": sm["stewards_total"], "failed": sm["stewards_failed"],
                 "plans_valid": sm["plans_valid"], "plans_repaired": sm.get("plans_repaired", 0),
@@ -470,6 +476,7 @@ def phase_week(args: argparse.Namespace) -> None:
             merge("week", out)
         cmp = compare_runs(pair["local"], pair["dask"]).to_dict()
         cmp["time_limit_s"] = limit
+        cmp["bound"] = bound
         cmp["differences"] = cmp["differences"][:10]
         out["compare"].append(cmp)
         merge("week", out)
@@ -532,11 +539,11 @@ def summary_rows(d: dict[str, Any]) -> list[dict[str, Any]]:
                                    "unit": "s"}})
     for r in wk.get("runs", []):
         rows.append({"figure": (f"gridmap plan week, 120,000 elders, {r['runner']} (2 workers), "
-                                f"limit {r['time_limit_s']:g} s: {r['visits_planned']:,}/{r['visits_required']:,} "
+                                f"{r.get('bound') or r['time_limit_s']}: {r['visits_planned']:,}/{r['visits_required']:,} "
                                 f"visits, {r['plans_valid']}/{r['stewards'] - r['failed']} plans valid"),
                      "value": r["wall_s"], "unit": "s wall"})
     for c in wk.get("compare", []):
-        rows.append({"figure": f"same plans, plan week local vs --dask, limit {c['time_limit_s']:g} s",
+        rows.append({"figure": f"same plans, plan week local vs --dask, {c.get('bound') or c['time_limit_s']}",
                      "value": c["identical"], "unit": f"of {c['stewards']} stewards"})
     return rows
 
@@ -610,18 +617,19 @@ def markdown(d: dict[str, Any]) -> str:
                   "| runner | limit s | wall s | stewards | failed | plans valid | planned | solve s median (p95) | exit |",
                   "|---|---|---|---|---|---|---|---|---|"]
         for r in wk.get("runs", []):
-            lines.append(f"| {r['runner']} | {r['time_limit_s']:g} | {r['wall_s']} | {r['stewards']} | {r['failed']} "
+            lines.append(f"| {r['runner']} | {r.get('bound') or r['time_limit_s']} | {r['wall_s']} | {r['stewards']} | {r['failed']} "
                          f"| {r['plans_valid']} | {r['visits_planned']:,}/{r['visits_required']:,} "
                          f"({r['share_planned']:.1%}) | {r['solve_s_median']} ({r['solve_s_p95']}) | "
                          f"{r['exit_code']} |")
         for c in wk.get("compare", []):
-            lines += ["", (f"- Limit {c['time_limit_s']:g} s: **{c['identical']} of {c['stewards']}** stewards' "
+            lines += ["", (f"- `{c.get('bound') or c['time_limit_s']}`: **{c['identical']} of {c['stewards']}** stewards' "
                           f"plans identical (same stops, order, days and times); differences by kind: "
                           f"{c['by_kind'] or 'none'}.")]
-        lines += ["", ("Limit 0 runs no timed search (the seeded insertion with ejections of the solver's day "
-                       "stage), so it is the same on any runner and any load; with a time limit the solver's "
-                       "search stops on the wall clock, and a loaded machine stops it at different points "
-                       "(the solver has no iteration-bounded mode yet).")]
+        lines += ["", ("`--time-limit 0` runs no search (the seeded insertion with ejections of the solver's day "
+                       "stage); `--iterations N` searches bounded by work (OR-Tools greedy descent to its local "
+                       "optimum, pattern search to convergence, N ruin-and-recreate iterations per day, 2N over the "
+                       "week): both are the same on any runner and any load. With a time limit (seconds) the search "
+                       "stops on the wall clock, and a loaded machine stops it at different points.")]
         for rc in wk.get("rechecks", []):
             runs = ", ".join(f"{r['runner']} {r['wall_s']} s wall, {r['plans_valid']}/{r['stewards']} valid"
                              for r in rc["runs"])
@@ -666,7 +674,8 @@ def main() -> None:
     ap.add_argument("--sample", type=int, default=20)
     ap.add_argument("--register", default=str(ROOT / "var" / "plan120k.sqlite"),
                     help="week phase: the 120,000-elder register (built when missing)")
-    ap.add_argument("--week-limits", default="0,0.25", help="week phase: comma list of per-problem time limits")
+    ap.add_argument("--week-limits", default="0,i300",
+                    help="week phase: comma list of per-problem bounds: seconds (--time-limit) or iN (--iterations N)")
     ap.add_argument("--memory-limit", default="3GiB", help="per local worker (nanny restarts it above 95%%)")
     ap.add_argument("--max-problems", type=int, default=0, help="only the first problems (quick runs)")
     ap.add_argument("--keep", action="store_true", help="keep earlier plan runs in city.json")
