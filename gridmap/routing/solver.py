@@ -349,7 +349,7 @@ EXTRA_OPERATORS: tuple[str, ...] = ("use_or_opt", "use_relocate_expensive_chain"
                                     "use_exchange_subtrip")
 
 
-#: Operators switched off in the quick polish after each ruin and recreate.
+#: Operators switched off in greedy descent (the work-bounded mode): the cheap moves only.
 POLISH_OFF: frozenset[str] = frozenset({"use_exchange_subtrip", "use_relocate_expensive_chain", "use_lin_kernighan",
                                         "use_tsp_opt", "use_make_chain_inactive", "use_extended_swap_active"})
 
@@ -463,7 +463,7 @@ class _DayRouting:
         ops = params.local_search_operators
         for op in EXTRA_OPERATORS:
             setattr(ops, op, 3)  # BOOL_TRUE
-        if meta == "GREEDY_DESCENT":  # a quick polish: the cheap moves only, no large neighbourhoods
+        if meta == "GREEDY_DESCENT":  # cheap moves only, no large neighbourhoods
             for f in ops.DESCRIPTOR.fields:
                 if "lns" in f.name or f.name in POLISH_OFF:
                     setattr(ops, f.name, 2)  # BOOL_FALSE
@@ -675,10 +675,8 @@ def _solve(problem: Problem, time_limit: float, seed: int, initial: Plan | None,
     visits = problem.visits
     nvis = len(visits)
     if n_days == 1 and initial is None:
-        # one day: let OR-Tools build and improve (its C++ insertion beats ours), ours is the fallback
-        # one day: let OR-Tools build and improve (its C++ insertion beats ours), ours is the fallback.
-        # Guided local search stalls early and its outcome depends much on the start, so with time to
-        # spare it runs from two different first solutions and the better plan is kept.
+        # one day: OR-Tools builds and improves (its C++ insertion beats ours; ours is the fallback), then
+        # ruin and recreate; with several workers, a portfolio of first solutions side by side
         days = _Days(m, rng)
         ks = m.by_day[0]
         todo = [v for v in range(nvis) if m.patterns[v]]
