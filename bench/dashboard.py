@@ -92,8 +92,34 @@ def _call_allow_msg(client: Any, dep: dict[str, Any], values: dict[str, Any],
     return _call(client, dep, values, changed, refusal=True)
 
 
-def page_load(url: str, repeat: int, username: str, password: str) -> list[float]:
-    """Seconds from navigation to KPI cards and choropleth drawn, in headless Chromium (signed in first)."""
+#: Injected before each page's own scripts (CDP): notes, on the page's own clock, when the KPI cards and the
+#: choropleth are both in the document, then the next animation frame (they are painted with it), and the
+#: long tasks (main thread busy > 50 ms) of the load.
+_DRAWN_PROBE = r"""
+window.__gm = {lt: []};
+try { new PerformanceObserver(function (l) { l.getEntries().forEach(function (e) {
+    window.__gm.lt.push(e.duration); }); }).observe({type: 'longtask', buffered: true}); } catch (e) {}
+(function () {
+  var iv = setInterval(function () {
+    var k = document.getElementById('kpi-weekly-rate');
+    if (!(k && k.textContent.indexOf('%') >= 0 &&
+          document.querySelectorAll('#sup-map path.leaflet-interactive').length >= 29)) { return; }
+    clearInterval(iv);
+    window.__gm.present = performance.now();
+    requestAnimationFrame(function () { window.__gm.drawn = performance.now(); });
+  }, 10);
+})();
+"""
+
+
+def page_load(url: str, repeat: int, username: str, password: str) -> list[dict[str, float]]:
+    """Page loads in headless Chromium (signed in first), each as seconds from navigation:
+
+    ``drawn``: the KPI cards and the choropleth in the page and painted (the page's own clock, the
+    probe above); ``webdriver``: the same condition seen by Selenium polling from outside (later by
+    its round trips, which wait whenever the page's main thread is busy); ``long_tasks``: seconds of
+    main-thread tasks longer than 50 ms during the load.
+    """
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
@@ -105,6 +131,7 @@ def page_load(url: str, repeat: int, username: str, password: str) -> list[float
               "--window-size=1400,1000", f"--user-data-dir={tempfile.mkdtemp(prefix='gm-bench-')}"):
         opts.add_argument(a)
     d = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+    d.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": _DRAWN_PROBE})
     out = []
     try:
         d.get(url.rstrip("/") + "/login")
@@ -122,7 +149,17 @@ def page_load(url: str, repeat: int, username: str, password: str) -> list[float
                                                                   "#sup-map path.leaflet-interactive")) >= 29:
                     break
                 time.sleep(0.02)
-            out.append(time.perf_counter() - t)
+            seen = time.perf_counter() - t
+            probe: dict[str, Any] = {}
+            for _wait in range(100):
+                probe = d.execute_script("return window.__gm || {};")
+                if probe.get("drawn"):
+                    break
+                time.sleep(0.02)
+            if not probe.get("drawn"):
+                raise RuntimeError("the page-load probe saw no KPI cards and choropleth")
+            out.append({"drawn": probe["drawn"] / 1000, "webdriver": seen,
+                        "long_tasks": sum(probe.get("lt") or []) / 1000})
     finally:
         d.quit()
     return out
@@ -191,9 +228,10 @@ def main() -> None:
             "sup-table-kind.value": "overdue"}
     cases: list[tuple[str, str, list[tuple[dict[str, Any], list[str]]]]] = []
     street_inputs = [({**base, "sup-street.value": s}, ["sup-street.value"]) for s in big]
-    cases.append(("supervisor KPIs + trend (street filter)", "sup-kpis.children", street_inputs))
-    cases.append(("supervisor KPIs + trend (week filter, district)", "sup-kpis.children",
+    cases.append(("supervisor KPIs (street filter)", "sup-kpis.children", street_inputs))
+    cases.append(("supervisor KPIs (week filter, district)", "sup-kpis.children",
                   [({**base, "sup-week.value": w}, ["sup-week.value"]) for w in weeks[1:5]]))
+    cases.append(("supervisor trend chart (street filter)", "sup-trend-box.children", street_inputs))
     cases.append(("supervisor KPIs (category filter)", "sup-kpis.children",
                   [({**base, "sup-category.value": c}, ["sup-category.value"])
                    for c in ("living_alone", "empty_nest", "disabled")]))
@@ -227,6 +265,20 @@ def main() -> None:
                   [({"db-check.n_intervals": i, "data-version.data": data.version}, ["db-check.n_intervals"])
                    for i in range(5)]))
 
+    # Python's garbage-collector pauses during the callbacks (a full collection walks every object the caches
+    # hold and stops every request meanwhile): recorded to tell such a pause from a slow callback
+    import gc
+
+    gc_pauses: list[tuple[int, float]] = []
+    gc_start: list[float] = [0.0]
+
+    def _gc_probe(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            gc_start[0] = time.perf_counter()
+        else:
+            gc_pauses.append((int(info.get("generation", -1)), time.perf_counter() - gc_start[0]))
+
+    gc.callbacks.append(_gc_probe)
     results = []
     for label, out, inputs in cases:
         dep = _find(deps, out)
@@ -262,7 +314,7 @@ def main() -> None:
     own = elders_df.loc[elders_df["street"] == suser.street, "elder_id"].astype(int).tolist()[:5]
     other = elders_df.loc[elders_df["street"] != suser.street, "elder_id"].astype(int).tolist()[:5]
     scases = [
-        ("[street supervisor] KPIs + trend (own street)", "sup-kpis.children",
+        ("[street supervisor] KPIs (own street)", "sup-kpis.children",
          [({**base, "sup-week.value": w}, ["sup-week.value"]) for w in weeks[:3]]),
         ("[street supervisor] map (street level)", "sup-choropleth.data",
          [({**base, "sup-week.value": w}, ["sup-week.value"]) for w in weeks[:3]]),
@@ -305,8 +357,9 @@ def main() -> None:
     # a visit saved, then the supervisor's KPIs recomputed (cache invalidated)
     st = data.status(current_user(), Filters(week=week))
     cand = st[(st["state"] != "visited") & st["willing"].astype(bool)].head(3)
-    save, after = [], []
+    save, after, after_trend = [], [], []
     dep = _find(deps, "sup-kpis.children")
+    dep_trend = _find(deps, "sup-trend-box.children")
     for eid in cand["elder_id"]:
         t = time.perf_counter()
         data.record_visit(current_user(), {"elder_id": int(eid), "visited_on": data.today.isoformat(),
@@ -314,6 +367,9 @@ def main() -> None:
         save.append(time.perf_counter() - t)
         dt, _c, _s = _call(client, dep, {**base, "data-version.data": data.version}, ["data-version.data"])
         after.append(dt)
+        dt, _c, _s = _call(client, dep_trend, {**base, "data-version.data": data.version, "sup-ready.data": True},
+                           ["data-version.data"])
+        after_trend.append(dt)
     results.append({"callback": "visit save (parse_visit + record_visit + cache refresh)", "calls": len(save),
                     "status": [200], "cold_median_ms": round(statistics.median(save) * 1000, 1),
                     "cold_p95_ms": round(_pct(save, 0.95) * 1000, 1), "warm_median_ms": None, "warm_p95_ms": None,
@@ -322,16 +378,29 @@ def main() -> None:
                     "status": [200], "cold_median_ms": round(statistics.median(after) * 1000, 1),
                     "cold_p95_ms": round(_pct(after, 0.95) * 1000, 1), "warm_median_ms": None, "warm_p95_ms": None,
                     "all_p95_ms": round(_pct(after, 0.95) * 1000, 1), "response_kb_max": None})
+    results.append({"callback": "supervisor trend right after a save (district, the street's weeks recomputed)",
+                    "calls": len(after_trend), "status": [200],
+                    "cold_median_ms": round(statistics.median(after_trend) * 1000, 1),
+                    "cold_p95_ms": round(_pct(after_trend, 0.95) * 1000, 1), "warm_median_ms": None,
+                    "warm_p95_ms": None, "all_p95_ms": round(_pct(after_trend, 0.95) * 1000, 1),
+                    "response_kb_max": None})
 
+    gc.callbacks.remove(_gc_probe)
+    full = [p for g, p in gc_pauses if g == 2]
+    gc_summary = {"collections": len(gc_pauses), "full_collections": len(full),
+                  "full_max_ms": round(max(full) * 1000, 1) if full else 0.0,
+                  "all_total_ms": round(sum(p for _g, p in gc_pauses) * 1000, 1)}
     t = time.perf_counter()
     data.wait_warm()
     rewarm_s = time.perf_counter() - t
-    loads: list[float] = []
+    runs: list[dict[str, float]] = []
     if not args.no_browser:
         live = serve(app)
         page_load(live.url, 1, "demo_district", users["demo_district"])  # JS bundles cached, as for a returning user
-        loads = page_load(live.url, max(3, args.repeat + 2), "demo_district", users["demo_district"])
+        runs = page_load(live.url, max(3, args.repeat + 2), "demo_district", users["demo_district"])
         live.server.shutdown()
+    loads = [r["drawn"] for r in runs]
+    seen = [r["webdriver"] for r in runs]
 
     ref_end, load_end = reference(), os.getloadavg()
     out = {"machine": {"cpus": os.cpu_count(), "load_avg_1_5_15_start": [round(x, 2) for x in load_start],
@@ -343,10 +412,16 @@ def main() -> None:
            "layout_seconds": round(layout_s, 3), "street_supervisor_layout_seconds": round(slayout_s, 3),
            "signed_in_as": ["demo_district", f"demo_street ({suser.street})"], "layout_kb": round(len(layout.data) / 1024, 1),
            "static_layers": statics,
-           "page_load_seconds": {"runs": [round(x, 3) for x in loads],
+           "page_load_seconds": {"measured": "KPI cards and choropleth drawn, on the page's own clock from navigation",
+                                 "runs": [round(x, 3) for x in loads],
                                  "median": round(statistics.median(loads), 3) if loads else None,
                                  "p95": round(_pct(loads, 0.95), 3) if loads else None},
-           "callbacks": results, "targets": {"page_load_s": 2.0, "callback_p95_ms": 300}}
+           "page_load_webdriver_seconds": {"measured": "the same condition polled by Selenium from outside",
+                                           "runs": [round(x, 3) for x in seen],
+                                           "median": round(statistics.median(seen), 3) if seen else None,
+                                           "p95": round(_pct(seen, 0.95), 3) if seen else None},
+           "page_load_long_tasks_seconds": [round(r["long_tasks"], 3) for r in runs],
+           "gc_during_callbacks": gc_summary, "callbacks": results, "targets": {"page_load_s": 2.0, "callback_p95_ms": 300}}
     res = ROOT / "bench" / "results"
     res.mkdir(parents=True, exist_ok=True)
     (res / "dashboard.json").write_text(json.dumps(out, ensure_ascii=False, indent=1), encoding="utf-8")
@@ -365,8 +440,13 @@ def main() -> None:
         (f"Layout: {layout_s * 1000:.0f} ms, {len(layout.data) / 1024:.0f} kB. Static layers (gzip): "
          + ", ".join(f"{k} {v['bytes_gzip'] / 1024:.0f} kB" for k, v in statics.items()) + "."),
         "",
-        (f"First page load in headless Chromium (KPI cards + choropleth drawn): median "
-         f"{out['page_load_seconds']['median']} s, p95 {out['page_load_seconds']['p95']} s (target < 2 s)."), "",
+        (f"First page load in headless Chromium (KPI cards + choropleth drawn, measured in the page from navigation "
+         f"to the frame that paints them): median {out['page_load_seconds']['median']} s, "
+         f"p95 {out['page_load_seconds']['p95']} s (target < 2 s). The same condition polled by Selenium from "
+         f"outside (each poll waits while the page's main thread is busy): median "
+         f"{out['page_load_webdriver_seconds']['median']} s, p95 {out['page_load_webdriver_seconds']['p95']} s. "
+         f"Main-thread long tasks per load: "
+         f"{', '.join(f'{x:.2f}' for x in out['page_load_long_tasks_seconds'])} s."), "",
         "| callback | calls | cold median ms | cold p95 ms | warm median ms | warm p95 ms | all p95 ms | max response kB |",
         "|---|---|---|---|---|---|---|---|",
     ]
@@ -375,8 +455,11 @@ def main() -> None:
                      f"{r['warm_median_ms'] if r['warm_median_ms'] is not None else '—'} | "
                      f"{r['warm_p95_ms'] if r['warm_p95_ms'] is not None else '—'} | {r['all_p95_ms']} | "
                      f"{r['response_kb_max'] if r['response_kb_max'] is not None else '—'} |")
-    lines += ["", ("Cold = first request for these filters after start-up; warm = the same request again (cached). "
-                   "Target: callbacks < 300 ms at p95.")]
+    lines += ["", ("Cold = first request for these filters after start-up; warm = the same request again (cached; "
+                   "the export is built anew each time). Target: callbacks < 300 ms at p95."),
+              "", (f"Python garbage collection during the callbacks: {gc_summary['collections']} collections, "
+                   f"{gc_summary['full_collections']} full (longest {gc_summary['full_max_ms']} ms), "
+                   f"{gc_summary['all_total_ms']} ms in all (a full collection pauses every request).")]
     (res / "dashboard.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
 

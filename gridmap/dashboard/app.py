@@ -109,8 +109,10 @@ def create_app(engine: Engine, *, basemap: Basemap | None = None, today: date | 
 
     app.layout = layout
 
+    # no initial call: the page was just built from the database, and the KPIs, map and table (whose inputs
+    # include ``data-version``) would otherwise wait for this round trip before their own first call
     @app.callback(Output("db-banner", "children"), Output("data-version", "data"),
-                  Input("db-check", "n_intervals"), State("data-version", "data"))
+                  Input("db-check", "n_intervals"), State("data-version", "data"), prevent_initial_call=True)
     def _db_state(_n: Any, version: Any) -> Any:
         try:
             check_connection(engine)

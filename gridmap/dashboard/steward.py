@@ -14,6 +14,7 @@ steward's base and cut at the day's working minutes — the page says which. Vis
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 from datetime import date, datetime, time, timedelta
@@ -128,14 +129,16 @@ def day_route(data: DashboardData, steward_id: int, day: date,
             base = (float(r["base_lon"]), float(r["base_lat"]))
         max_minutes = int(r["max_work_minutes"] or 360)
         start = r["shift_start"] or start
-    facts = data.facts(day, data.steward_elder_ids(steward_id, user))
+    elder_ids = data.steward_elder_ids(steward_id, user)
+    facts = data.facts(day, elder_ids)
     week = week_of(day)
     due = routing_visits(facts, week, data.rules)
     monday = day - timedelta(days=day.weekday())
     visits = data.inputs()[1]
-    done = visits[(pd.to_datetime(visits["visited_on"]) >= pd.Timestamp(monday))
-                  & (pd.to_datetime(visits["visited_on"]) <= pd.Timestamp(day))
-                  & (visits["mode"] == "in_home")].groupby("elder_id").size()
+    visits = visits[visits["elder_id"].isin(elder_ids)]  # the steward's elders first (not the whole register's)
+    on = pd.to_datetime(visits["visited_on"])
+    done = visits[(on >= pd.Timestamp(monday)) & (on <= pd.Timestamp(day))
+                  & (visits["mode"].astype(str) == "in_home")].groupby("elder_id").size()
     todo = [v for v in due if v.get("location") and v["count"] > int(done.get(int(v["id"]), 0))]
     cols = _ROUTE_COLS
     if not todo:
@@ -308,8 +311,24 @@ def form_to_record(values: dict[str, Any], steward_id: int | None, now: datetime
     return rec
 
 
+def _warm_road_index() -> None:
+    """The walk road graph and its routing indexes (snapping tree, sparse matrix), built in advance: the first
+    route of the day drawn along the roads would otherwise pay for them (about a second)."""
+    G = gm.road_graph()
+    if G is None or G.number_of_nodes() < 2:
+        return
+    from gridmap.layers.travel import route_geometry
+
+    (a, da), (b, db) = list(itertools.islice(G.nodes(data=True), 2))
+    try:
+        route_geometry(G, da["x"], da["y"], db["x"], db["y"])
+    except Exception:  # noqa: BLE001 - only a warm-up
+        pass
+
+
 def register(app: dash.Dash, data: DashboardData, basemap: Basemap) -> None:
     """Register the steward callbacks."""
+    data.warm_hooks.append(_warm_road_index)
 
     @app.callback(Output("stw-route", "children"), Output("stw-route-layer", "children"),
                   Output("stw-elder", "options"), Output("stw-map", "viewport"), Output("stw-msg", "children"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from datetime import datetime
 from typing import Any
 
@@ -24,6 +25,8 @@ from gridmap.domain.enums import Category, Role
 
 __all__ = ["layout", "register"]
 
+#: Name of the devices overlay (off by default; its data are shipped once it is switched on).
+DEVICES_LAYER = "居家安全设备（烟感、一键式终端等）"
 LEVEL_LABELS = {"street": "街道/镇", "community": "社区/村", "grid": "网格"}
 #: Fields the elder detail's "显示完整信息" shows in clear (with a reason, audited).
 UNMASK_FIELDS = ("name", "phone", "address", "first_contact_name", "first_contact_phone")
@@ -66,7 +69,7 @@ def layout(data: DashboardData, basemap: Basemap) -> html.Div:
             dl.GeoJSON(id="sup-devices", cluster=True, format="geobuf", zoomToBoundsOnClick=True,
                        pointToLayer={"variable": "gridmap.device"}, clusterToLayer={"variable": "gridmap.deviceCluster"},
                        superClusterOptions={"radius": 50}),
-        ]), name="居家安全设备（烟感、一键式终端等）", checked=False),
+        ]), name=DEVICES_LAYER, checked=False),
         dl.Overlay(dl.GeoJSON(id="sup-elders", cluster=True, format="geobuf", zoomToBoundsOnClick=True,
                               pointToLayer={"variable": "gridmap.elder"},
                               superClusterOptions={"radius": 60}),
@@ -93,14 +96,15 @@ def layout(data: DashboardData, basemap: Basemap) -> html.Div:
             html.Div([
                 html.Div([gm.map_shell("sup-map", overlays, basemap, bounds=data.scope_bounds(user)), gm.legend()],
                          className="gm-map-wrap"),
-                dcc.Store(id="sup-hazard-store"),
+                dcc.Store(id="sup-hazard-store"), dcc.Store(id="sup-devices-on", data=False),
+                dcc.Store(id="sup-ready", data=False),
                 html.Div(id="sup-map-hint", className="gm-hint"),
                 html.Div(id="sup-detail"),
             ], className="gm-col", style={"flex": "2 1 560px"}),
             html.Div([
                 html.H3("周探访率趋势", style={"margin": "4px"}),
-                dcc.Loading(dcc.Graph(id="sup-trend", config={"displaylogo": False, "displayModeBar": False},
-                                      style={"height": "300px"})),
+                # the chart (and plotly) comes with its data, after the KPI cards (see ``sup-ready``)
+                dcc.Loading(html.Div(id="sup-trend-box", style={"height": "300px"})),
             ], className="gm-col"),
         ], className="gm-row"),
         html.Div([
@@ -215,8 +219,10 @@ def table_rows(data: DashboardData, f: Filters, kind: str) -> tuple[list[dict[st
 def register(app: dash.Dash, data: DashboardData, basemap: Basemap) -> None:
     """Register the supervisor callbacks."""
 
+    # no initial call: the layout already holds its initial answer (no options, no value), and an initial call
+    # would make the KPIs, map and table wait for its round trip (their inputs include ``sup-community.value``)
     @app.callback(Output("sup-community", "options"), Output("sup-community", "value"),
-                  Input("sup-street", "value"))
+                  Input("sup-street", "value"), prevent_initial_call=True)
     def _communities(street: str | None) -> tuple[list[str], None]:
         u = current_user()
         if street and street not in data.streets(u):
@@ -224,28 +230,45 @@ def register(app: dash.Dash, data: DashboardData, basemap: Basemap) -> None:
             return [], None
         return (data.communities(u, street) if street else []), None
 
-    @app.callback(Output("sup-kpis", "children"), Output("sup-trend", "figure"), Output("sup-msg", "children"),
+    @app.callback(Output("sup-kpis", "children"), Output("sup-msg", "children"),
                   Input("sup-week", "value"), Input("sup-street", "value"), Input("sup-community", "value"),
                   Input("sup-category", "value"), Input("data-version", "data"))
-    @guarded(3)
+    @guarded(2)
     def _kpis(week: str, street: str | None, community: str | None, category: str | None, _v: Any) -> Any:
         f = filters_of(week, street, community, category, data)
-        u = current_user()
-        return kpi_cards(data.kpis(u, f), week), trend_figure(data.trend(u, f)), None
+        return kpi_cards(data.kpis(current_user(), f), week), None
+
+    # What is below the KPI cards and the map (trend chart, table) is asked for once the KPI cards have come:
+    # the first page's requests and drawing go to what is seen first, and plotly is loaded after them.
+    # ``sup-ready`` turns true once, when the KPI callback has answered (cards or a message).
+    app.clientside_callback(
+        "function(k, m, r){ return r ? window.dash_clientside.no_update : true; }",
+        Output("sup-ready", "data"), Input("sup-kpis", "children"), Input("sup-msg", "children"),
+        State("sup-ready", "data"), prevent_initial_call=True)
+
+    @app.callback(Output("sup-trend-box", "children"), Output("sup-msg", "children", allow_duplicate=True),
+                  Input("sup-week", "value"), Input("sup-street", "value"), Input("sup-community", "value"),
+                  Input("sup-category", "value"), Input("data-version", "data"), Input("sup-ready", "data"),
+                  prevent_initial_call=True)
+    @guarded(2)
+    def _trend(week: str, street: str | None, community: str | None, category: str | None, _v: Any,
+               _ready: Any) -> Any:
+        f = filters_of(week, street, community, category, data)
+        return dcc.Graph(id="sup-trend", figure=trend_figure(data.trend(current_user(), f)),
+                         config={"displaylogo": False, "displayModeBar": False}, style={"height": "300px"}), no_update
 
     @app.callback(Output("sup-choropleth", "data"), Output("sup-elders", "data"), Output("sup-hotspots", "data"),
-                  Output("sup-hazard-store", "data"), Output("sup-devices", "data"), Output("sup-device-sum", "data"),
-                  Output("sup-map", "viewport"), Output("sup-map-hint", "children"),
+                  Output("sup-hazard-store", "data"), Output("sup-map", "viewport"), Output("sup-map-hint", "children"),
                   Input("sup-week", "value"), Input("sup-street", "value"), Input("sup-community", "value"),
                   Input("sup-category", "value"), Input("sup-level", "value"), Input("data-version", "data"))
-    @guarded(8)
+    @guarded(6)
     def _map(week: str, street: str | None, community: str | None, category: str | None, level: str,
              _v: Any) -> Any:
         f = filters_of(week, street, community, category, data)
         u = current_user()
         trigger = dash.ctx.triggered_id
         view = data._cache.get(("map-view", data.version_of(u, f), u.scope, f, level), lambda: _map_view(f, level))
-        choro, elders, hot, hazards, devices, dev_sum, hint, n_elders = view
+        choro, elders, hot, hazards, hint, n_elders = view
         if n_elders:
             log_access("view", "elder_map", None, {"rows": n_elders, "street": f.street, "community": f.community})
         viewport = no_update
@@ -255,7 +278,38 @@ def register(app: dash.Dash, data: DashboardData, basemap: Basemap) -> None:
             if not sel.empty:
                 b = sel.total_bounds
                 viewport = {"bounds": [[b[1], b[0]], [b[3], b[2]]], "transition": "flyToBounds"}
-        return choro, elders, hot, hazards, devices, dev_sum, viewport, hint
+        return choro, elders, hot, hazards, viewport, hint
+
+    # the devices overlay is off by default: its data (device counts per community, or a street's devices) are
+    # shipped only once it is switched on, and again when the filters change while it is on
+    app.clientside_callback(
+        f"function(ov, on){{ var now = !!(ov && ov.indexOf({json.dumps(DEVICES_LAYER)}) >= 0);"
+        f" return now === !!on ? window.dash_clientside.no_update : now; }}",
+        Output("sup-devices-on", "data"), Input("sup-map-layers", "overlays"), State("sup-devices-on", "data"))
+
+    @app.callback(Output("sup-devices", "data"), Output("sup-device-sum", "data"),
+                  Output("sup-map-hint", "children", allow_duplicate=True),
+                  Input("sup-devices-on", "data"), Input("sup-week", "value"), Input("sup-street", "value"),
+                  Input("sup-community", "value"), Input("sup-category", "value"), Input("data-version", "data"),
+                  prevent_initial_call=True)
+    @guarded(3)
+    def _devices(on: bool | None, week: str, street: str | None, community: str | None, category: str | None,
+                 _v: Any) -> Any:
+        if not on:
+            return None, None, no_update
+        f = filters_of(week, street, community, category, data)
+        devices, dev_sum = device_view(f)
+        return devices, dev_sum, no_update
+
+    def device_view(f: Filters) -> tuple[Any, Any]:
+        """The devices layer of a view: a street's or community's devices (geobuf), else counts per community."""
+        u = current_user()
+        e = data._scoped(u, f)[0]
+        if f.street or f.community or Role(u.role) in (Role.COMMUNITY, Role.SERVICE):
+            return data.part_cached(u, f, "devices", lambda: gm.device_points(e, basemap)), None
+        return None, data._cache.get(("device-sum", data.version_of(u, f), u.scope, f.street, f.community,
+                                      f.category), lambda: gm.device_summary(e, data.layer("communities"), basemap))
+
 
     def _warm_street_maps() -> None:
         """The district map at community and grid level and the map of each street (default week), in advance."""
@@ -271,6 +325,8 @@ def register(app: dash.Dash, data: DashboardData, basemap: Basemap) -> None:
                 return
             f = Filters(week=data.default_week(), street=s)
             data._cache.get(("map-view", data.version_of(u, f), u.scope, f, "street"), lambda f=f: _map_view(f, "street"))
+            device_view(f)
+        device_view(Filters(week=data.default_week()))
 
     data.warm_hooks.append(_warm_street_maps)
 
@@ -280,9 +336,9 @@ def register(app: dash.Dash, data: DashboardData, basemap: Basemap) -> None:
         Output("sup-hazards", "data"), Input("sup-map", "zoom"), Input("sup-hazard-store", "data"))
 
     def _map_view(f: Filters, level: str) -> tuple[Any, ...]:
-        """Choropleth, elders (geobuf), hotspots, hazards, devices (geobuf), device counts, hint, elders shown.
+        """Choropleth, elders (geobuf), hotspots, hazards, hint, elders shown (devices: :func:`device_view`).
 
-        Elders, single hazards and devices are shipped only for a street or community
+        Elders and single hazards are shipped only for a street or community
         (or a steward's own elders); otherwise only per-area counts.
         """
         u = current_user()
@@ -299,7 +355,7 @@ def register(app: dash.Dash, data: DashboardData, basemap: Basemap) -> None:
             areas = areas[areas[key].astype(str).isin(ind.index.astype(str))] if not ind.empty else areas.iloc[:0]
         choro = gm.choropleth(areas, level, ind, basemap, key=key)
         status = data.status(u, f)
-        e, _v2, hazards, _r = data._scoped(u, f)
+        _e, _v2, hazards, _r = data._scoped(u, f)
         hot = gm.hotspots(hazards, status, data.layer("communities"), basemap)
         if street or community or Role(u.role) in (Role.COMMUNITY, Role.SERVICE):
             elders = data.part_cached(u, f, "elders", lambda: gm.elders_geobuf(status, basemap))
@@ -308,21 +364,19 @@ def register(app: dash.Dash, data: DashboardData, basemap: Basemap) -> None:
                     f"放大至{gm.HAZARD_MIN_ZOOM}级显示单个隐患")
             return (choro, elders, hot, data.part_cached(u, f, "hazards", lambda: gm.hazard_points(hazards, status,
                                                                                                    basemap)),
-                    data.part_cached(u, f, "devices", lambda: gm.device_points(e, basemap)), None, hint, len(status))
+                    hint, len(status))
         hint = ("全区范围只显示分区统计；选择街道或社区后在地图上显示老人、隐患和设备点位（不下发全区个人数据）"
                 if u.scope.is_all else "只显示分区统计；选择街道或社区后在地图上显示老人、隐患和设备点位")
-        dev_sum = data._cache.get(("device-sum", data.version_of(u, f), u.scope, f.street, f.community, f.category),
-                                  lambda: gm.device_summary(e, data.layer("communities"), basemap))
-        return choro, None, hot, None, None, dev_sum, hint, 0
+        return choro, None, hot, None, hint, 0
 
     @app.callback(Output("sup-table", "columnDefs"), Output("sup-table", "rowData"), Output("sup-msg", "children",
                                                                                               allow_duplicate=True),
                   Input("sup-week", "value"), Input("sup-street", "value"), Input("sup-community", "value"),
                   Input("sup-category", "value"), Input("sup-table-kind", "value"), Input("data-version", "data"),
-                  prevent_initial_call="initial_duplicate")
+                  Input("sup-ready", "data"), prevent_initial_call=True)
     @guarded(3)
     def _table(week: str, street: str | None, community: str | None, category: str | None, kind: str,
-               _v: Any) -> Any:
+               _v: Any, _ready: Any) -> Any:
         cols, rows = table_rows(data, filters_of(week, street, community, category, data), kind)
         return cols, rows, no_update
 

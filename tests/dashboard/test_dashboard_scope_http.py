@@ -249,8 +249,13 @@ def test_map_ships_single_hazards_and_devices_only_for_a_street(sign_in: Callabl
 
     c = sign_in("demo_district")
     district = c.call("sup-choropleth.data", _base(c.data), ["sup-week.value"])
-    # district-wide: device counts per community, no single elder, hazard or device
+    # district-wide: no single elder or hazard; the map itself ships no device data (an overlay off by default)
     assert district["sup-elders"]["data"] is None and district["sup-hazard-store"]["data"] is None
+    assert "sup-devices" not in district and "sup-device-sum" not in district
+    off = c.call("sup-devices.data", {**_base(c.data), "sup-devices-on.data": False}, ["sup-week.value"])
+    assert off["sup-devices"]["data"] is None and off["sup-device-sum"]["data"] is None
+    # the devices overlay switched on: device counts per community, no single device
+    district = c.call("sup-devices.data", {**_base(c.data), "sup-devices-on.data": True}, ["sup-devices-on.data"])
     assert district["sup-devices"]["data"] is None
     counts = district["sup-device-sum"]["data"]["features"]
     assert counts and all(set(f["properties"]) == {"name", "dev", "smoke", "term"} for f in counts)
@@ -280,6 +285,9 @@ def test_map_ships_single_hazards_and_devices_only_for_a_street(sign_in: Callabl
     n_open = int(open_h["elder_id"].isin(ids).sum())
     assert len(hz) == n_open > 0
     assert all(set(f["properties"]) == {"hz", "sev", "sev_text", "st", "deadline"} for f in hz)
+    assert "sup-devices" not in out
+    out = c.call("sup-devices.data", {**_base(c.data, **{"sup-street.value": street}), "sup-devices-on.data": True},
+                 ["sup-street.value"])
     dev = geobuf.decode(base64.b64decode(out["sup-devices"]["data"]))["features"]
     assert len(dev) == int(elders.loc[elders["street"] == street, "devices"].map(len).sum())
     from gridmap.domain.enums import DeviceKind
