@@ -277,6 +277,7 @@ class DashboardData:
         self._warm_pending = False
         self._warm_thread: threading.Thread | None = None
         self._scopes_warmed: set[Hashable] = set()
+        self._frozen = False
         #: more background warm-up (the views' own pieces, e.g. the map of each street), run after :meth:`warm_more`
         self.warm_hooks: list[Callable[[], None]] = []
         #: where the weekly plans are stored (``<root>/<week>/<steward code>/plan.json``);
@@ -422,6 +423,24 @@ class DashboardData:
             if self.version != version:
                 return
             hook()
+        self._freeze_once()
+
+    def _freeze_once(self) -> None:
+        """After the first complete warm-up, move what it built out of the garbage collector's sight (``gc.freeze``).
+
+        A full collection walks every container object of the process (the register's per-elder lists, the
+        cached map GeoJSON, the road graph: millions of objects on 120,000 elders) while every request waits:
+        about a second, seen as random spikes of whichever callback was running. Frozen objects are still freed
+        by reference counting when a cache drops them; only those caught in reference cycles would stay, a
+        bounded amount since this happens once.
+        """
+        if self._frozen:
+            return
+        self._frozen = True
+        import gc
+
+        gc.collect()
+        gc.freeze()
 
     def warm_scope(self, user: User) -> None:
         """Compute the default view of a limited scope (started in the background when its page loads)."""

@@ -312,8 +312,11 @@ def form_to_record(values: dict[str, Any], steward_id: int | None, now: datetime
 
 
 def _warm_road_index() -> None:
-    """The walk road graph and its routing indexes (snapping tree, sparse matrix), built in advance: the first
-    route of the day drawn along the roads would otherwise pay for them (about a second)."""
+    """The walk road graph and its routing indexes (snapping tree, sparse matrix) and the plan-reading modules,
+    made ready in advance: the first route of the day would otherwise pay for them (about a second)."""
+    import gridmap.routing.district  # noqa: F401 - the first stored-plan lookup would otherwise pay the imports
+    import gridmap.routing.routelist  # noqa: F401
+
     G = gm.road_graph()
     if G is None or G.number_of_nodes() < 2:
         return
