@@ -432,6 +432,10 @@ def _run_week(T, C, route_mode, loc_start, loc_end, shift_lo, shift_hi, max_work
         cur_pen += penalty[v] * max(count[v] - copies[v], 0)
     absence = np.zeros(n)
     cur_abs = 0.0
+    cur_max_missing = 0.0
+    for v in range(n):
+        if copies[v] < count[v] and penalty[v] > cur_max_missing:
+            cur_max_missing = penalty[v]
     cur_feas = feas.copy()
     cur_routes = routes.copy()
     cur_lens = lens.copy()
@@ -517,6 +521,17 @@ def _run_week(T, C, route_mode, loc_start, loc_end, shift_lo, shift_hi, max_work
                         n_removed += 1
                 ruined[r] = True
                 done_routes += 1
+            # visits placed on fewer days than they need are taken out too (they come back whole or as
+            # many copies as fit)
+            copies[:] = 0
+            for r in range(R):
+                for i in range(lens[r]):
+                    copies[routes[r, i]] += 1
+            for v in range(n):
+                if 0 < copies[v] < count[v] and not is_removed[v]:
+                    is_removed[v] = True
+                    removed[n_removed] = v
+                    n_removed += 1
             # take every copy of the removed visits out of every route
             for r in range(R):
                 k = 0
@@ -568,6 +583,7 @@ def _run_week(T, C, route_mode, loc_start, loc_end, shift_lo, shift_hi, max_work
         order = order[np.argsort(keys, kind="mergesort")]
         pen = 0.0
         abs_sum = 0.0
+        max_missing = 0.0
         for i in range(m):
             v = order[i]
             k = count[v]
@@ -594,6 +610,8 @@ def _run_week(T, C, route_mode, loc_start, loc_end, shift_lo, shift_hi, max_work
             pen += penalty[v] * (k - best_ok)
             if best_ok < k:
                 abs_sum += absence[v]
+                if penalty[v] > max_missing:
+                    max_missing = penalty[v]
             if best_ok == 0:
                 continue
             for j in range(k):
@@ -602,16 +620,32 @@ def _run_week(T, C, route_mode, loc_start, loc_end, shift_lo, shift_hi, max_work
                     _refresh(best_rs[j], routes, lens, E, costs, works, loads, feas, max_work, T, C, route_mode, loc_start, loc_end,
                              shift_lo, shift_hi, loc_visit, service, demand, wlo, whi, nwin)
             placed[v] = True
+        # the penalty of the candidate: every missing copy of every visit
+        copies[:] = 0
+        for r in range(R):
+            for i in range(lens[r]):
+                copies[routes[r, i]] += 1
+        pen = 0.0
+        abs_sum = 0.0
+        max_missing = 0.0
+        for v in range(n):
+            if copies[v] < count[v]:
+                pen += penalty[v] * (count[v] - copies[v])
+                abs_sum += absence[v]
+                if penalty[v] > max_missing:
+                    max_missing = penalty[v]
         cost = costs.sum()
         # ---------------- accept: less penalty always; the same penalty with visits left out less often
         # before (absence counters, as in SISR's fleet minimisation); else simulated annealing on cost
         tol = 1e-9 * max(1.0, cur_pen)
         if pen < cur_pen - tol:
             ok = True
+        elif cur_pen > 0 and abs_sum < cur_abs - 1e-9 and max_missing <= cur_max_missing:
+            # SISR's absence rule: visits left out less often before, even if more of them (of no higher
+            # priority than those left out now); the best solution is kept apart, penalty first
+            ok = True
         elif pen > cur_pen + tol:
             ok = False
-        elif pen > 0 and abs_sum < cur_abs - 1e-9:
-            ok = True
         elif pen > 0 and abs_sum > cur_abs + 1e-9:
             ok = False
         else:
@@ -629,6 +663,7 @@ def _run_week(T, C, route_mode, loc_start, loc_end, shift_lo, shift_hi, max_work
             cur_cost = cost
             cur_pen = pen
             cur_abs = abs_sum
+            cur_max_missing = max_missing
             if pen < best_pen - 1e-9 or (pen <= best_pen + 1e-9 and cost < best_cost - 1e-9):
                 best_routes[:, :] = routes
                 best_lens[:] = lens

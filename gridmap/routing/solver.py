@@ -451,17 +451,19 @@ class _DayRouting:
                 cp_solver.FinishCurrentSearch()
 
         routing.AddAtSolutionCallback(guard)
-        routing.CloseModelWithParameters(self.params("PARALLEL_CHEAPEST_INSERTION", "GUIDED_LOCAL_SEARCH", 1.0))
+        self.extra = not joint
+        routing.CloseModelWithParameters(self.params("PARALLEL_CHEAPEST_INSERTION", "GUIDED_LOCAL_SEARCH", 1.0,
+                                                     self.extra))
 
     @staticmethod
-    def params(first: str, meta: str, time_limit: float):
+    def params(first: str, meta: str, time_limit: float, extra: bool = True):
         from ortools.constraint_solver import pywrapcp, routing_enums_pb2
 
         params = pywrapcp.DefaultRoutingSearchParameters()
         params.first_solution_strategy = getattr(routing_enums_pb2.FirstSolutionStrategy, first)
         params.local_search_metaheuristic = getattr(routing_enums_pb2.LocalSearchMetaheuristic, meta)
         ops = params.local_search_operators
-        for op in EXTRA_OPERATORS:
+        for op in EXTRA_OPERATORS if extra else ():  # not on the large all-days model (they slow it down)
             setattr(ops, op, 3)  # BOOL_TRUE
         if meta == "GREEDY_DESCENT":  # cheap moves only, no large neighbourhoods
             for f in ops.DESCRIPTOR.fields:
@@ -483,7 +485,7 @@ class _DayRouting:
         routing, manager, nv = self.routing, self.manager, self.nv
         if _fixed() is not None:  # work-bounded: greedy descent ends at its local optimum, not on the clock
             meta, time_limit = "GREEDY_DESCENT", _FIXED_NOMINAL_SECONDS
-        params = self.params(first, meta, time_limit)
+        params = self.params(first, meta, time_limit, self.extra)
         self._deadline[0] = time.monotonic() + time_limit * 1.05 + 0.5
         init = []
         if positions:
