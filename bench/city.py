@@ -607,7 +607,7 @@ def markdown(d: dict[str, Any]) -> str:
     wk = d.get("week")
     if wk:
         lines += ["## Weekly plan of the 120,000-elder register: local vs Dask (acceptance run)", "",
-                  (f"`gridmap plan week --week {wk['week']} --seed {wk['seed']} --workers 2 --time-limit L` on "
+                  (f"`gridmap plan week --week {wk['week']} --seed {wk['seed']} --workers 2 --time-limit L | --iterations N` on "
                    f"`{wk['register']}` (the synthetic Haidian register of `gridmap demo --elders 120000`), once on "
                    "the local process pool and once with `--dask` (2-worker LocalCluster, problems built by 29 "
                    "street tasks on the workers); each run stores every steward's problem.json, plan.json and "
