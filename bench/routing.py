@@ -322,6 +322,7 @@ def write_md(res: dict, out_md: Path | None = None) -> None:
         lines.append(f"- `{r.get('what')}` — started {r.get('started')}, load {r.get('load_at_start', 0):.1f} at start, "
                      f"{r.get('load_at_end', r.get('load_at_start', 0)):.1f} at the end")
     lines.append("")
+    lines += [f"Note: {n}" for n in res.get("notes", [])] + ([""] if res.get("notes") else [])
     sol = res.get("solomon", {})
     if sol:
         keys = sorted({k for r in sol.values() for k in r if k != "bks"}, key=lambda k: (k.split("_")[0] != "ours", float(k.split("_")[1])))
