@@ -193,6 +193,25 @@ def _refresh(r, routes, lens, E, costs, works, loads, feas, max_work, T, C, rout
     return ok
 
 
+#: Unassigned visits offered to the recreate step per iteration (the highest priorities, random within one):
+#: an overloaded day or week can leave hundreds out, and trying them all every time slows the search.
+UNASSIGNED_PER_ITERATION = 16
+
+
+@njit(cache=True)
+def _pick(cands, m, penalty, cap):
+    """At most ``cap`` of ``cands[:m]``: highest penalty first, random among equals."""
+    if m <= cap:
+        return cands[:m].copy()
+    sub = cands[:m].copy()
+    np.random.shuffle(sub)
+    keys = np.empty(m)
+    for i in range(m):
+        keys[i] = -penalty[sub[i]]
+    sub = sub[np.argsort(keys, kind="mergesort")]
+    return sub[:cap].copy()
+
+
 @njit(cache=True)
 def _run(T, C, route_mode, loc_start, loc_end, shift_lo, shift_hi, max_work, capacity, loc_visit, service, demand,
          wlo, whi, nwin, eligible, penalty, near, routes, lens, iters, temp0, temp1, seed, avg_removed, max_string,
@@ -228,6 +247,7 @@ def _run(T, C, route_mode, loc_start, loc_end, shift_lo, shift_hi, max_work, cap
     best_pen = cur_pen
     removed = np.zeros(n, dtype=np.int64)
     todo = np.zeros(n, dtype=np.int64)
+    extra = np.zeros(n, dtype=np.int64)
     ruined = np.zeros(R, dtype=np.bool_)
     accepted = 0
     total_len = 0
@@ -297,6 +317,7 @@ def _run(T, C, route_mode, loc_start, loc_end, shift_lo, shift_hi, max_work, cap
         for i in range(n_removed):
             todo[m] = removed[i]
             m += 1
+        n_extra = 0
         for v in range(n):
             if route_of[v] < 0:
                 found = False
@@ -305,8 +326,12 @@ def _run(T, C, route_mode, loc_start, loc_end, shift_lo, shift_hi, max_work, cap
                         found = True
                         break
                 if not found:
-                    todo[m] = v
-                    m += 1
+                    extra[n_extra] = v
+                    n_extra += 1
+        picked = _pick(extra, n_extra, penalty, UNASSIGNED_PER_ITERATION)
+        for i in range(picked.shape[0]):
+            todo[m] = picked[i]
+            m += 1
         order = todo[:m].copy()
         kind = np.random.random()
         if kind < 0.4:
@@ -555,10 +580,16 @@ def _run_week(T, C, route_mode, loc_start, loc_end, shift_lo, shift_hi, max_work
         for i in range(n_removed):
             todo[m] = removed[i]
             m += 1
+        n_extra = 0
+        extra = np.zeros(n, dtype=np.int64)
         for v in range(n):
             if not placed[v] and not is_removed[v]:
-                todo[m] = v
-                m += 1
+                extra[n_extra] = v
+                n_extra += 1
+        picked = _pick(extra, n_extra, penalty, UNASSIGNED_PER_ITERATION)
+        for i in range(picked.shape[0]):
+            todo[m] = picked[i]
+            m += 1
         for i in range(n_removed):
             is_removed[removed[i]] = False
         order = todo[:m].copy()

@@ -725,11 +725,15 @@ def _solve(problem: Problem, time_limit: float, seed: int, initial: Plan | None,
             # while visits are still left out, alternate day routing and pattern search (shorter routes
             # make room), for a while; then days and routes together by ruin and recreate
             pre_end = t0 + PACK_SHARE * time_limit
-            packs = 0
-            while _missing(m, days) and time.monotonic() < pre_end - 0.1 and (_fixed() is None or packs < 2):
+            packs, missing = 0, _missing(m, days)
+            while missing and time.monotonic() < pre_end - 0.1 and (_fixed() is None or packs < 2):
                 packs += 1
                 _route_all_days(m, days, 0.5 * (pre_end - time.monotonic()), workers, seed)
                 days.pattern_search(pre_end, _order(m, rng))
+                now_missing = _missing(m, days)
+                if now_missing >= missing:  # an overloaded week: more room will not come from packing
+                    break
+                missing = now_missing
             _sisr_week(m, days, time.monotonic() + WEEK_SHARE * (deadline - time.monotonic()), seed, workers)
         n_rounds = rounds or (2 if initial is not None else (1 if week_sisr else 4))
         for rnd in range(n_rounds):
