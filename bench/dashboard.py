@@ -14,8 +14,10 @@ Callbacks are called through Dash's HTTP endpoint (``/_dash-update-component``,
 Flask test client: server time, JSON encoding included) with the inputs a user
 would send; each is measured "cold" (first time for these filters, after the
 start-up warm-up) and "warm" (the same request again, cached). The first page
-load is measured in headless Chromium (until the KPI cards and the choropleth
-are drawn). Results: ``bench/results/dashboard.json`` and ``.md``.
+load is measured in headless Chromium as time to interactive (the KPI cards and the
+choropleth painted, and the page's main thread then free of long tasks for
+``QUIET_MS``); ``--profile-page`` adds a CPU profile of each load (where the
+main thread's time goes). Results: ``bench/results/dashboard.json`` and ``.md``.
 """
 
 from __future__ import annotations
@@ -92,33 +94,56 @@ def _call_allow_msg(client: Any, dep: dict[str, Any], values: dict[str, Any],
     return _call(client, dep, values, changed, refusal=True)
 
 
-#: Injected before each page's own scripts (CDP): notes, on the page's own clock, when the KPI cards and the
-#: choropleth are both in the document, then the next animation frame (they are painted with it), and the
-#: long tasks (main thread busy > 50 ms) of the load.
+#: Quiet window of "time to interactive": the main thread had no long task (> 50 ms) for this long.
+QUIET_MS = 500
+
+#: Injected before each page's own scripts (CDP). On the page's own clock (ms from navigation): ``present`` when
+#: the KPI cards and the choropleth are both in the document, ``drawn`` at the next animation frame (they are
+#: painted with it), the long tasks of the load (main thread busy > 50 ms; ``[start, duration]``), and
+#: ``interactive``: once the main thread has had no long task for ``QUIET_MS`` after the drawing, the end of the
+#: last long task before that quiet window, or ``drawn`` if later (time to interactive: drawn AND usable).
 _DRAWN_PROBE = r"""
 window.__gm = {lt: []};
 try { new PerformanceObserver(function (l) { l.getEntries().forEach(function (e) {
-    window.__gm.lt.push(e.duration); }); }).observe({type: 'longtask', buffered: true}); } catch (e) {}
+    window.__gm.lt.push([e.startTime, e.duration]); }); }).observe({type: 'longtask', buffered: true}); } catch (e) {}
 (function () {
+  var g = window.__gm;
   var iv = setInterval(function () {
-    var k = document.getElementById('kpi-weekly-rate');
-    if (!(k && k.textContent.indexOf('%') >= 0 &&
-          document.querySelectorAll('#sup-map path.leaflet-interactive').length >= 29)) { return; }
-    clearInterval(iv);
-    window.__gm.present = performance.now();
-    requestAnimationFrame(function () { window.__gm.drawn = performance.now(); });
+    if (!g.present) {
+      var k = document.getElementById('kpi-weekly-rate');
+      if (!(k && k.textContent.indexOf('%') >= 0 &&
+            document.querySelectorAll('#sup-map path.leaflet-interactive').length >= 29)) { return; }
+      g.present = performance.now();
+      requestAnimationFrame(function () { g.drawn = performance.now(); });
+      return;
+    }
+    var now = performance.now();
+    // a late poll means the thread was busy: its long task may not be reported yet, so the quiet window
+    // restarts there (the figure itself comes from the reported long tasks)
+    if (g.poll && now - g.poll > 60) { g.gap = now; }
+    g.poll = now;
+    if (!g.drawn) { return; }
+    var last = g.drawn;
+    g.lt.forEach(function (x) { last = Math.max(last, x[0] + x[1]); });
+    if (now - Math.max(last, g.gap || 0) >= QUIET_MS) { g.interactive = last; clearInterval(iv); }
   }, 10);
 })();
-"""
+""".replace("QUIET_MS", str(QUIET_MS))
 
 
-def page_load(url: str, repeat: int, username: str, password: str) -> list[dict[str, float]]:
+def page_load(url: str, repeat: int, username: str, password: str,
+              profile: bool = False) -> list[dict[str, Any]]:
     """Page loads in headless Chromium (signed in first), each as seconds from navigation:
 
-    ``drawn``: the KPI cards and the choropleth in the page and painted (the page's own clock, the
-    probe above); ``webdriver``: the same condition seen by Selenium polling from outside (later by
+    ``interactive`` (the headline, time to interactive): the KPI cards and the choropleth painted and the main
+    thread then free of long tasks for :data:`QUIET_MS` (the end of the last long task before that window, or
+    the paint if later; the page's own clock, the probe above); ``drawn``: the KPI cards and the choropleth in
+    the page and painted; ``webdriver``: the drawn condition seen by Selenium polling from outside (later by
     its round trips, which wait whenever the page's main thread is busy); ``long_tasks``: seconds of
-    main-thread tasks longer than 50 ms during the load.
+    main-thread tasks longer than 50 ms up to the end of the quiet window, ``long_task_list``: their
+    ``[start, duration]`` in seconds. With ``profile``, each load also records a JavaScript CPU profile
+    (CDP ``Profiler``) and the browser's own task/layout/style/script totals (CDP ``Performance``), under
+    ``profile``: self time per script URL and the heaviest functions.
     """
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -141,6 +166,12 @@ def page_load(url: str, repeat: int, username: str, password: str) -> list[dict[
         time.sleep(1.0)
         for _ in range(repeat):
             d.get("about:blank")
+            if profile:
+                d.execute_cdp_cmd("Profiler.enable", {})
+                d.execute_cdp_cmd("Profiler.setSamplingInterval", {"interval": 500})
+                d.execute_cdp_cmd("Performance.enable", {"timeDomain": "timeTicks"})
+                m0 = {m["name"]: m["value"] for m in d.execute_cdp_cmd("Performance.getMetrics", {})["metrics"]}
+                d.execute_cdp_cmd("Profiler.start", {})
             t = time.perf_counter()
             d.get(url)
             while time.perf_counter() - t < 60:
@@ -151,18 +182,61 @@ def page_load(url: str, repeat: int, username: str, password: str) -> list[dict[
                 time.sleep(0.02)
             seen = time.perf_counter() - t
             probe: dict[str, Any] = {}
-            for _wait in range(100):
+            while time.perf_counter() - t < 90:
                 probe = d.execute_script("return window.__gm || {};")
-                if probe.get("drawn"):
+                if probe.get("interactive"):
                     break
-                time.sleep(0.02)
+                time.sleep(0.05)
             if not probe.get("drawn"):
                 raise RuntimeError("the page-load probe saw no KPI cards and choropleth")
-            out.append({"drawn": probe["drawn"] / 1000, "webdriver": seen,
-                        "long_tasks": sum(probe.get("lt") or []) / 1000})
+            if not probe.get("interactive"):
+                raise RuntimeError("the page's main thread never had a quiet window of "
+                                   f"{QUIET_MS} ms within 90 s")
+            # the figure again from every long task reported (the same rule as the probe's)
+            tti = probe["drawn"]
+            for s, du in sorted(probe.get("lt") or []):
+                if s >= tti + QUIET_MS:
+                    break
+                tti = max(tti, s + du)
+            lts = [(s / 1000, du / 1000) for s, du in sorted(probe.get("lt") or []) if s < tti + QUIET_MS]
+            row: dict[str, Any] = {"interactive": tti / 1000, "drawn": probe["drawn"] / 1000,
+                                   "webdriver": seen, "long_tasks": sum(du for _s, du in lts),
+                                   "long_task_list": [[round(s, 3), round(du, 3)] for s, du in lts]}
+            if profile:
+                prof = d.execute_cdp_cmd("Profiler.stop", {})["profile"]
+                m1 = {m["name"]: m["value"] for m in d.execute_cdp_cmd("Performance.getMetrics", {})["metrics"]}
+                d.execute_cdp_cmd("Profiler.disable", {})
+                d.execute_cdp_cmd("Performance.disable", {})
+                row["profile"] = _profile_summary(prof, {k: m1.get(k, 0) - m0.get(k, 0) for k in (
+                    "TaskDuration", "ScriptDuration", "LayoutDuration", "RecalcStyleDuration")})
+            out.append(row)
     finally:
         d.quit()
     return out
+
+
+def _profile_summary(prof: dict[str, Any], metrics: dict[str, float]) -> dict[str, Any]:
+    """Self time (s) per script URL and the 15 heaviest functions of a CDP CPU profile, with the browser's
+    task/script/layout/style totals (s, ``Performance.getMetrics``)."""
+    nodes = {n["id"]: n for n in prof["nodes"]}
+    deltas = prof.get("timeDeltas") or []
+    self_us: dict[int, float] = {}
+    for i, sid in enumerate(prof.get("samples") or []):
+        dt = deltas[i + 1] if i + 1 < len(deltas) else 0
+        self_us[sid] = self_us.get(sid, 0.0) + dt
+    by_url: dict[str, float] = {}
+    by_fn: dict[str, float] = {}
+    for nid, us in self_us.items():
+        cf = nodes[nid]["callFrame"]
+        url = cf.get("url") or cf.get("functionName") or "(native)"
+        url = url.split("?")[0].rsplit("/", 2)[-2:]
+        url = "/".join(url) if isinstance(url, list) else url
+        by_url[url] = by_url.get(url, 0.0) + us / 1e6
+        fn = f"{cf.get('functionName') or '(anonymous)'} {url}:{cf.get('lineNumber', 0) + 1}"
+        by_fn[fn] = by_fn.get(fn, 0.0) + us / 1e6
+    top = lambda d, n: [[k, round(v, 3)] for k, v in sorted(d.items(), key=lambda x: -x[1])[:n]]  # noqa: E731
+    return {"metrics": {k: round(v, 3) for k, v in metrics.items()}, "by_url": top(by_url, 12),
+            "by_function": top(by_fn, 15)}
 
 
 def main() -> None:
@@ -170,6 +244,8 @@ def main() -> None:
     ap.add_argument("--db", default=str(ROOT / "var" / "bench_120k.sqlite"))
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--no-browser", action="store_true")
+    ap.add_argument("--profile-page", action="store_true",
+                    help="record a JavaScript CPU profile of each page load (CDP) into the results")
     args = ap.parse_args()
 
     import logging
@@ -397,8 +473,10 @@ def main() -> None:
     if not args.no_browser:
         live = serve(app)
         page_load(live.url, 1, "demo_district", users["demo_district"])  # JS bundles cached, as for a returning user
-        runs = page_load(live.url, max(3, args.repeat + 2), "demo_district", users["demo_district"])
+        runs = page_load(live.url, max(3, args.repeat + 2), "demo_district", users["demo_district"],
+                         profile=args.profile_page)
         live.server.shutdown()
+    tti = [r["interactive"] for r in runs]
     loads = [r["drawn"] for r in runs]
     seen = [r["webdriver"] for r in runs]
 
@@ -412,16 +490,25 @@ def main() -> None:
            "layout_seconds": round(layout_s, 3), "street_supervisor_layout_seconds": round(slayout_s, 3),
            "signed_in_as": ["demo_district", f"demo_street ({suser.street})"], "layout_kb": round(len(layout.data) / 1024, 1),
            "static_layers": statics,
-           "page_load_seconds": {"measured": "KPI cards and choropleth drawn, on the page's own clock from navigation",
-                                 "runs": [round(x, 3) for x in loads],
-                                 "median": round(statistics.median(loads), 3) if loads else None,
-                                 "p95": round(_pct(loads, 0.95), 3) if loads else None},
-           "page_load_webdriver_seconds": {"measured": "the same condition polled by Selenium from outside",
+           "page_load_seconds": {"measured": ("time to interactive, on the page's own clock from navigation: KPI cards "
+                                              "and choropleth painted and then no main-thread task > 50 ms for "
+                                              f"{QUIET_MS} ms (the end of the last long task before that window, or "
+                                              "the paint if later)"),
+                                 "runs": [round(x, 3) for x in tti],
+                                 "median": round(statistics.median(tti), 3) if tti else None,
+                                 "p95": round(_pct(tti, 0.95), 3) if tti else None},
+           "page_drawn_seconds": {"measured": "KPI cards and choropleth painted, on the page's own clock from navigation",
+                                  "runs": [round(x, 3) for x in loads],
+                                  "median": round(statistics.median(loads), 3) if loads else None,
+                                  "p95": round(_pct(loads, 0.95), 3) if loads else None},
+           "page_load_webdriver_seconds": {"measured": "the drawn condition polled by Selenium from outside",
                                            "runs": [round(x, 3) for x in seen],
                                            "median": round(statistics.median(seen), 3) if seen else None,
                                            "p95": round(_pct(seen, 0.95), 3) if seen else None},
            "page_load_long_tasks_seconds": [round(r["long_tasks"], 3) for r in runs],
-           "gc_during_callbacks": gc_summary, "callbacks": results, "targets": {"page_load_s": 2.0, "callback_p95_ms": 300}}
+           "page_load_long_tasks": [r["long_task_list"] for r in runs],
+           "page_load_profiles": [r["profile"] for r in runs if "profile" in r],
+           "gc_during_callbacks": gc_summary, "callbacks": results, "targets": {"page_load_tti_p95_s": 2.0, "callback_p95_ms": 300}}
     res = ROOT / "bench" / "results"
     res.mkdir(parents=True, exist_ok=True)
     (res / "dashboard.json").write_text(json.dumps(out, ensure_ascii=False, indent=1), encoding="utf-8")
@@ -440,13 +527,20 @@ def main() -> None:
         (f"Layout: {layout_s * 1000:.0f} ms, {len(layout.data) / 1024:.0f} kB. Static layers (gzip): "
          + ", ".join(f"{k} {v['bytes_gzip'] / 1024:.0f} kB" for k, v in statics.items()) + "."),
         "",
-        (f"First page load in headless Chromium (KPI cards + choropleth drawn, measured in the page from navigation "
-         f"to the frame that paints them): median {out['page_load_seconds']['median']} s, "
-         f"p95 {out['page_load_seconds']['p95']} s (target < 2 s). The same condition polled by Selenium from "
-         f"outside (each poll waits while the page's main thread is busy): median "
+        (f"First page load in headless Chromium, time to interactive (from navigation until the KPI cards and the "
+         f"choropleth are painted and the page's main thread has then had no long task (> 50 ms) for {QUIET_MS} ms; "
+         f"the figure is the end of the last long task before that quiet window, or the paint if later; measured "
+         f"in the page): median {out['page_load_seconds']['median']} s, p95 {out['page_load_seconds']['p95']} s "
+         f"(target < 2 s; runs {', '.join(f'{x:.2f}' for x in out['page_load_seconds']['runs'])} s). "
+         f"Painted (KPI cards + choropleth in the frame that draws them): median "
+         f"{out['page_drawn_seconds']['median']} s, p95 {out['page_drawn_seconds']['p95']} s. The painted condition "
+         f"polled by Selenium from outside (each poll waits while the page's main thread is busy): median "
          f"{out['page_load_webdriver_seconds']['median']} s, p95 {out['page_load_webdriver_seconds']['p95']} s. "
-         f"Main-thread long tasks per load: "
-         f"{', '.join(f'{x:.2f}' for x in out['page_load_long_tasks_seconds'])} s."), "",
+         f"Main-thread long tasks per load up to the quiet window: "
+         f"{', '.join(f'{x:.2f}' for x in out['page_load_long_tasks_seconds'])} s; each load's long tasks "
+         f"([start, duration] s) are in dashboard.json. The first page shows the KPI cards, the map (offline roads "
+         f"drawn as one line per road class) and the trend chart (plain HTML, no plotly); the table below the map "
+         f"is built once it is scrolled into view, the stations and devices layers once they are switched on."), "",
         "| callback | calls | cold median ms | cold p95 ms | warm median ms | warm p95 ms | all p95 ms | max response kB |",
         "|---|---|---|---|---|---|---|---|",
     ]

@@ -322,8 +322,14 @@ def road_lines(basemap: Basemap) -> dict[str, Any]:
             g = shapely.LineString([(G.nodes[u]["x"], G.nodes[u]["y"]), (G.nodes[v]["x"], G.nodes[v]["y"])])
         geoms.append(g)
         kinds.append(str(hw))
-    gs = gpd.GeoSeries(geoms, crs="EPSG:4326").simplify(0.0001)
-    out = _to_geojson(pd.DataFrame({"kind": kinds}), gs, basemap)
+    # one (multi)line per road class: the browser then builds 4 layers instead of thousands of features
+    # (each feature was its own SVG path: ~1 s of main-thread work on the first page)
+    order = [k for k in ("motorway", "trunk", "primary", "secondary", "tertiary") if k in set(kinds)]
+    ks = np.array(kinds)
+    arr = np.array(geoms, dtype=object)
+    merged = [shapely.line_merge(shapely.multilinestrings(list(arr[ks == k]))) for k in order]
+    gs = gpd.GeoSeries(merged, crs="EPSG:4326").simplify(0.0001)
+    out = _to_geojson(pd.DataFrame({"kind": order}), gs, basemap)
     with _lock:
         _static[key] = out
     return out

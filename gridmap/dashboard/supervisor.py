@@ -11,7 +11,6 @@ import dash
 import dash_ag_grid as dag
 import dash_leaflet as dl
 import pandas as pd
-import plotly.graph_objects as go
 from dash import Input, Output, State, dcc, html, no_update
 
 from gridmap.access import PermissionDenied, unmask
@@ -27,6 +26,8 @@ __all__ = ["layout", "register"]
 
 #: Name of the devices overlay (off by default; its data are shipped once it is switched on).
 DEVICES_LAYER = "居家安全设备（烟感、一键式终端等）"
+#: Name of the stations overlay (off by default; fetched once it is switched on).
+STATIONS_LAYER = "养老驿站与卫生服务站点"
 LEVEL_LABELS = {"street": "街道/镇", "community": "社区/村", "grid": "网格"}
 #: Fields the elder detail's "显示完整信息" shows in clear (with a reason, audited).
 UNMASK_FIELDS = ("name", "phone", "address", "first_contact_name", "first_contact_phone")
@@ -42,10 +43,10 @@ def layout(data: DashboardData, basemap: Basemap) -> html.Div:
         dl.Overlay(dl.GeoJSON(url=gm.layer_url("estimated"), id="sup-estimated",
                               style={"variable": "gridmap.estimated"}, interactive=False),
                    name="无路网数据区域（估算）", checked=True),
-        dl.Overlay(dl.GeoJSON(url=gm.layer_url("stations"), id="sup-stations",
-                              pointToLayer={"variable": "gridmap.station"},
+        # off by default: its 900 points are fetched once it is switched on (see ``register``)
+        dl.Overlay(dl.GeoJSON(id="sup-stations", pointToLayer={"variable": "gridmap.station"},
                               onEachFeature={"variable": "gridmap.tooltip"}),
-                   name="养老驿站与卫生服务站点", checked=False),
+                   name=STATIONS_LAYER, checked=False),
     ]
     if not basemap.url:
         static.insert(0, dl.Overlay(dl.GeoJSON(url=gm.layer_url("roads"), id="sup-roads",
@@ -103,7 +104,7 @@ def layout(data: DashboardData, basemap: Basemap) -> html.Div:
             ], className="gm-col", style={"flex": "2 1 560px"}),
             html.Div([
                 html.H3("周探访率趋势", style={"margin": "4px"}),
-                # the chart (and plotly) comes with its data, after the KPI cards (see ``sup-ready``)
+                # the chart comes with its data, after the KPI cards (see ``sup-ready``)
                 dcc.Loading(html.Div(id="sup-trend-box", style={"height": "300px"})),
             ], className="gm-col"),
         ], className="gm-row"),
@@ -113,11 +114,11 @@ def layout(data: DashboardData, basemap: Basemap) -> html.Div:
                                 {"label": "落后网格", "value": "grid"},
                                 {"label": "落后管家", "value": "steward"}], "overdue", id="sup-table-kind",
                                inline=True, inputStyle={"marginRight": "3px", "marginLeft": "10px"}),
-                dcc.Loading(dag.AgGrid(id="sup-table", columnDefs=[], rowData=[],
-                                       defaultColDef={"sortable": True, "filter": True, "resizable": True},
-                                       dashGridOptions={"pagination": True, "paginationPageSize": 20,
-                                                        "localeText": _AG_LOCALE},
-                                       style={"height": "460px"}, className="ag-theme-alpine")),
+                # the grid (ag-grid: a third of a second of the browser's main thread) is built once the table
+                # is scrolled into view (assets/gridmap_lazy.js sets ``sup-table-on``), then filled with its data
+                dcc.Store(id="sup-table-on"),
+                dcc.Loading(html.Div(html.Div("表格在滚动到此处时加载…", className="gm-hint", style={"padding": "8px"}),
+                                     id="sup-table-box", style={"height": "480px"})),
             ], className="gm-col"),
         ], className="gm-row"),
     ], id="supervisor-view")
@@ -177,17 +178,34 @@ def kpi_cards(k: dict[str, Any], week: str) -> list[html.Div]:
     ]
 
 
-def trend_figure(tr: pd.DataFrame) -> go.Figure:
-    """The weekly-rate trend with the 100% target line."""
-    x = [f"{d.month}月{d.day}日" for d in tr["monday"]]
-    fig = go.Figure(go.Scatter(x=x, y=tr["weekly_rate"] * 100, mode="lines+markers", name="周探访率",
-                               line={"color": "#1f4e79"},
-                               hovertemplate="%{x}起一周：%{y:.1f}%<extra></extra>"))
-    fig.add_hline(y=100, line_dash="dash", line_color="#1a9850", annotation_text="目标100%")
-    fig.update_layout(margin={"l": 40, "r": 10, "t": 10, "b": 40}, yaxis={"ticksuffix": "%", "rangemode": "tozero"},
-                      xaxis={"title": "周（起始日）"}, font={"family": "Noto Sans CJK SC, sans-serif"},
-                      plot_bgcolor="white", showlegend=False)
-    return fig
+def trend_chart(tr: pd.DataFrame) -> html.Div:
+    """The weekly-rate trend as a column chart against the 100% target line (plain HTML and CSS).
+
+    One column per week (oldest first), coloured as the map (:func:`gridmap.dashboard.map.rate_colour`),
+    its rate written above it and in its tooltip; a week without data shows 无数据. No charting library:
+    plotly's script alone kept the first page's main thread busy for a quarter of a second.
+    """
+    cols = []
+    for week, rate, monday in zip(tr["week"], tr["weekly_rate"], tr["monday"], strict=True):
+        ok = rate is not None and pd.notna(rate)
+        h = f"{min(max(float(rate), 0.0), 1.0) * 100:.1f}%" if ok else "0%"
+        day = f"{monday.month}月{monday.day}日"
+        text = fmt_pct(rate) if ok else "无数据"
+        cols.append(html.Div([
+            html.Div(className="gm-trend-bar", style={"height": h, "background": gm.rate_colour(rate if ok else None)}),
+            html.Div(text, className="gm-trend-val" + ("" if ok else " none"), style={"bottom": h}),
+        ], className="gm-trend-col", title=f"{day}起一周（{fmt_week(week)}）：周探访率 {text}", **{"data-week": week}))
+    labels = [html.Div(f"{m.month}月{m.day}日", className="gm-trend-lab") for m in tr["monday"]]
+    return html.Div([
+        html.Div([
+            html.Div([html.Span("100%"), html.Span("50%", style={"top": "50%"}), html.Span("0%", style={"top": "100%"})],
+                     className="gm-trend-y"),
+            html.Div([html.Div(html.Span("目标100%"), className="gm-trend-target"),
+                      html.Div(className="gm-trend-mid"), *cols], className="gm-trend-plot"),
+        ], className="gm-trend-area"),
+        html.Div(labels, className="gm-trend-x"),
+        html.Div("周（起始日）", className="gm-trend-xt"),
+    ], id="sup-trend", className="gm-trend")
 
 
 def table_rows(data: DashboardData, f: Filters, kind: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -238,8 +256,8 @@ def register(app: dash.Dash, data: DashboardData, basemap: Basemap) -> None:
         f = filters_of(week, street, community, category, data)
         return kpi_cards(data.kpis(current_user(), f), week), None
 
-    # What is below the KPI cards and the map (trend chart, table) is asked for once the KPI cards have come:
-    # the first page's requests and drawing go to what is seen first, and plotly is loaded after them.
+    # The trend chart is asked for once the KPI cards have come: the first page's requests and drawing go to what
+    # is seen first (the table below the map waits until it is scrolled into view, see ``_table_grid``).
     # ``sup-ready`` turns true once, when the KPI callback has answered (cards or a message).
     app.clientside_callback(
         "function(k, m, r){ return r ? window.dash_clientside.no_update : true; }",
@@ -254,8 +272,7 @@ def register(app: dash.Dash, data: DashboardData, basemap: Basemap) -> None:
     def _trend(week: str, street: str | None, community: str | None, category: str | None, _v: Any,
                _ready: Any) -> Any:
         f = filters_of(week, street, community, category, data)
-        return dcc.Graph(id="sup-trend", figure=trend_figure(data.trend(current_user(), f)),
-                         config={"displaylogo": False, "displayModeBar": False}, style={"height": "300px"}), no_update
+        return trend_chart(data.trend(current_user(), f)), no_update
 
     @app.callback(Output("sup-choropleth", "data"), Output("sup-elders", "data"), Output("sup-hotspots", "data"),
                   Output("sup-hazard-store", "data"), Output("sup-map", "viewport"), Output("sup-map-hint", "children"),
@@ -286,6 +303,12 @@ def register(app: dash.Dash, data: DashboardData, basemap: Basemap) -> None:
         f"function(ov, on){{ var now = !!(ov && ov.indexOf({json.dumps(DEVICES_LAYER)}) >= 0);"
         f" return now === !!on ? window.dash_clientside.no_update : now; }}",
         Output("sup-devices-on", "data"), Input("sup-map-layers", "overlays"), State("sup-devices-on", "data"))
+
+    # the stations overlay is off by default: the browser fetches (and builds) its points once it is switched on
+    app.clientside_callback(
+        f"function(ov, url){{ return (!url && ov && ov.indexOf({json.dumps(STATIONS_LAYER)}) >= 0) ?"
+        f" {json.dumps(gm.layer_url('stations'))} : window.dash_clientside.no_update; }}",
+        Output("sup-stations", "url"), Input("sup-map-layers", "overlays"), State("sup-stations", "url"))
 
     @app.callback(Output("sup-devices", "data"), Output("sup-device-sum", "data"),
                   Output("sup-map-hint", "children", allow_duplicate=True),
@@ -369,16 +392,23 @@ def register(app: dash.Dash, data: DashboardData, basemap: Basemap) -> None:
                 if u.scope.is_all else "只显示分区统计；选择街道或社区后在地图上显示老人、隐患和设备点位")
         return choro, None, hot, None, hint, 0
 
-    @app.callback(Output("sup-table", "columnDefs"), Output("sup-table", "rowData"), Output("sup-msg", "children",
-                                                                                              allow_duplicate=True),
+    @app.callback(Output("sup-table-box", "children"), Input("sup-table-on", "data"), prevent_initial_call=True)
+    def _table_grid(_on: Any) -> Any:
+        return [dag.AgGrid(id="sup-table", columnDefs=[], rowData=[],
+                           defaultColDef={"sortable": True, "filter": True, "resizable": True},
+                           dashGridOptions={"pagination": True, "paginationPageSize": 20, "localeText": _AG_LOCALE},
+                           style={"height": "460px"}, className="ag-theme-alpine"),
+                html.Div(id="sup-table-msg")]
+
+    # called when the grid appears (its outputs come with it) and whenever the filters change afterwards
+    @app.callback(Output("sup-table", "columnDefs"), Output("sup-table", "rowData"), Output("sup-table-msg", "children"),
                   Input("sup-week", "value"), Input("sup-street", "value"), Input("sup-community", "value"),
-                  Input("sup-category", "value"), Input("sup-table-kind", "value"), Input("data-version", "data"),
-                  Input("sup-ready", "data"), prevent_initial_call=True)
+                  Input("sup-category", "value"), Input("sup-table-kind", "value"), Input("data-version", "data"))
     @guarded(3)
     def _table(week: str, street: str | None, community: str | None, category: str | None, kind: str,
-               _v: Any, _ready: Any) -> Any:
+               _v: Any) -> Any:
         cols, rows = table_rows(data, filters_of(week, street, community, category, data), kind)
-        return cols, rows, no_update
+        return cols, rows, None
 
     @app.callback(Output("sup-detail", "children"), Input("sup-choropleth", "clickData"),
                   Input("sup-elders", "clickData"), State("sup-week", "value"), prevent_initial_call=True)

@@ -18,6 +18,10 @@ pytestmark = pytest.mark.slow
 TIMEOUT = 60.0
 
 
+def _scroll_to(browser: Any, element_id: str) -> None:
+    browser.execute_script(f"document.getElementById('{element_id}').scrollIntoView({{block: 'center'}});")
+
+
 def _wait(fn: Callable[[], Any], timeout: float = TIMEOUT, what: str = "condition") -> Any:
     end = time.monotonic() + timeout
     last: Exception | None = None
@@ -100,13 +104,18 @@ def test_map_renders_with_layers(browser: Any, live_app: Any, demo_users: dict[s
     control = browser.find_element(By.CSS_SELECTOR, "#sup-map .leaflet-control-layers").text
     for name in ("周探访率", "海淀区界", "隐患热点", "老人", "无路网数据区域", "路网", "居家安全设备", "放大至15级显示单个"):
         assert name in control
-    _wait(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#sup-map path.leaflet-interactive")) > 100,
-          what="roads and boundaries drawn")
+    # the offline background's roads: one line per road class (motorway … tertiary), the streets' areas coloured
+    _wait(lambda: len(browser.find_elements(By.CSS_SELECTOR, '#sup-map path[stroke="#c9b79c"]')) >= 3,
+          what="roads drawn")
+    _wait(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#sup-map path.leaflet-interactive")) >= 29,
+          what="street areas drawn")
     legend = _by_id(browser, "map-legend").text
     assert "周探访率" in legend and "逾期未探访" in legend
     assert "OpenStreetMap" in browser.find_element(By.CSS_SELECTOR, "#sup-map .leaflet-control-attribution").text
     assert "全区范围只显示分区统计" in _by_id(browser, "sup-map-hint").text  # no per-elder data district-wide
-    _wait(lambda: browser.find_elements(By.CSS_SELECTOR, "#sup-trend .scatterlayer .point"), what="trend chart")
+    cols = _wait(lambda: browser.find_elements(By.CSS_SELECTOR, "#sup-trend .gm-trend-col"), what="trend chart")
+    assert len(cols) == 12  # one column per week of the week filter
+    assert any("%" in c.text for c in cols) and "目标100%" in _by_id(browser, "sup-trend").text
     assert "周探访率趋势" in browser.page_source
     time.sleep(1.0)
     screenshot("supervisor")
@@ -128,6 +137,7 @@ def test_filter_changes_kpis_and_shows_elders(browser: Any, live_app: Any, demo_
           what="elders on the map")
     assert street in _by_id(browser, "sup-map-hint").text
     # the overdue table lists only this street, names masked
+    _scroll_to(browser, "sup-table-box")  # the grid is built once it is scrolled into view
     rows = _wait(lambda: browser.find_elements(By.CSS_SELECTOR, "#sup-table .ag-row"), what="overdue rows")
     assert rows and all(street in r.text for r in rows[:5])
     assert "*" in rows[0].text
@@ -283,6 +293,7 @@ def test_street_supervisor_sees_only_their_street(browser: Any, live_app: Any, d
     assert not any(w in body for w in ("No options", "Search", "Select...", "Select Date")), body[:300]
     search.send_keys(Keys.ESCAPE)
     browser.find_element(By.CSS_SELECTOR, "header h1").click()  # (the body's centre is on the map's layer list)
+    _scroll_to(browser, "sup-table-box")  # the grid is built once it is scrolled into view
     rows = _wait(lambda: browser.find_elements(By.CSS_SELECTOR, "#sup-table .ag-row"), what="overdue rows")
     assert rows and all(street in r.text for r in rows[:10])
     # the map opened on the own street, not the whole district (scale bar of a street, not 5 km)
