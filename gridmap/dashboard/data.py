@@ -144,6 +144,18 @@ class _Cache:
                     self._inflight.pop(key, None)
                 ev.set()
 
+    def put(self, key: Hashable, value: Any) -> None:
+        with self._lock:
+            self._d[key] = value
+            self._d.move_to_end(key)
+            while len(self._d) > self._size:
+                self._d.popitem(last=False)
+
+    def items(self, first: Hashable) -> list[tuple[Hashable, Any]]:
+        """The cached (key, value) pairs whose key is a tuple starting with ``first``."""
+        with self._lock:
+            return [(k, v) for k, v in self._d.items() if isinstance(k, tuple) and k and k[0] == first]
+
     def clear(self) -> None:
         with self._lock:
             self._d.clear()
@@ -267,6 +279,8 @@ class DashboardData:
         self.version = 0
         self._lock = threading.RLock()
         self._inputs: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame] | None = None
+        #: visits saved since the inputs were read, not yet appended to their visits frame (see :meth:`inputs`)
+        self._pending_visits: list[pd.DataFrame] = []
         self._layers: dict[str, Any] = {}
         self._cache = _Cache(8192)
         #: per street: bumped by every write to one of its elders (partial caches stay valid elsewhere)
@@ -371,12 +385,22 @@ class DashboardData:
 
     # ------------------------------------------------------------ register inputs
     def inputs(self) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-        """The district's (elders, visits, hazards, referrals) frames, read once."""
+        """The district's (elders, visits, hazards, referrals) frames, read once.
+
+        Visits saved since are appended here, on first use after the save (copying the district's
+        850,000 visits is not paid by the save itself; the saved elder's street is updated at once,
+        see :meth:`_after_write`).
+        """
         with self._lock:
             if self._inputs is None:
                 start, _ = parse_week(self.weeks()[-1])
                 e, v, h, r = indicator_inputs(self.engine, start, self.today, rules=self.rules, answers=False)
                 self._inputs = (e, _light(v), h, r)
+                self._pending_visits = []
+            elif self._pending_visits:
+                e, v, h, r = self._inputs
+                self._inputs = (e, pd.concat([v, *self._pending_visits]), h, r)
+                self._pending_visits = []
             return self._inputs
 
     def warm(self) -> None:
@@ -577,11 +601,15 @@ class DashboardData:
 
     def _term_needed(self, street: str, f: Filters) -> int:
         """Elders of the part in the programme who should have a one-key terminal (80+ or 计生特殊)."""
-        e = self._part_frames(street, f.community, f.category)[0]
-        prog = {str(x) for x in self.rules.programme_statuses}
-        e = e[e["status"].astype(str).isin(prog)]
-        fps = _has_category(e["categories"], Category.FAMILY_PLANNING_SPECIAL.value) if len(e) else False
-        return int(((e["age"].fillna(0) >= self.rules.min_age) | fps).sum())
+        def compute() -> int:
+            e = self._part_frames(street, f.community, f.category)[0]
+            prog = {str(x) for x in self.rules.programme_statuses}
+            e = e[e["status"].astype(str).isin(prog)]
+            fps = _has_category(e["categories"], Category.FAMILY_PLANNING_SPECIAL.value) if len(e) else False
+            return int(((e["age"].fillna(0) >= self.rules.min_age) | fps).sum())
+
+        # cached with the street's parts: the district's KPIs after a save recount only the saved elder's street
+        return self._cache.get(("pterm", *self._pkey(street), f.community, f.category), compute)
 
     def part_cached(self, user: User, f: Filters, name: str, compute: Callable[[], Any]) -> Any:
         """A value derived from a view's elders (e.g. their map points), cached per street when the view is one
@@ -797,14 +825,25 @@ class DashboardData:
         return res
 
     def _after_write(self, elder_id: int, visited_on: date) -> None:
-        """Refresh only what a visit changes: its row, the elder's last visit, hazards and referrals."""
+        """Refresh only what a visit changes: its row, the elder's last visit, hazards and referrals.
+
+        Incremental: the new visit is kept aside and appended to the district's visits on their next
+        use (:meth:`inputs`); the saved elder's street gets its (elders, visits, hazards, referrals)
+        frames at once, from its previous frames plus the new visit, so the views asked right after the
+        save (the district's KPIs, the street's trend) recompute that one street without re-reading or
+        re-filtering the district. The frames are the same as a full recomputation gives (same rows,
+        same order, same index); the other streets' cached results stay valid (see :meth:`version_of`).
+        """
         with self._lock:
             if self._inputs is None:
                 self._epoch += 1  # nothing read yet: whatever is cached is stale
             else:
                 elders, visits, _h, _r = self._inputs
-                new = read_visits(self.engine, visited_on, visited_on, elder_ids=[elder_id], answers=False)
-                new = _light(new[~new["id"].isin(visits["id"])]).copy()
+                new = _light(read_visits(self.engine, visited_on, visited_on, elder_ids=[elder_id], answers=False))
+                if not new.empty:
+                    known = [visits, *self._pending_visits]
+                    dup = {int(i) for k in known for i in k.loc[k["id"].isin(new["id"]), "id"]}
+                    new = new[~new["id"].isin(dup)].copy()
                 if not new.empty:
                     for c in new.columns.intersection(visits.columns):
                         if new[c].dtype != visits[c].dtype:
@@ -812,26 +851,51 @@ class DashboardData:
                                 new[c] = new[c].astype(visits[c].dtype)
                             except (TypeError, ValueError):
                                 pass
-                    visits = pd.concat([visits, new], ignore_index=True)
+                    n = sum(len(k) for k in known)
+                    new.index = pd.RangeIndex(n, n + len(new))  # as one concatenation would number them
+                    self._pending_visits.append(new)
                 f = read_facts(self.engine, self.today + timedelta(days=1), elder_ids=[elder_id],
                                rules=self.rules)
                 if f:
                     row = elders_frame(f, self.today)
-                    elders = elders.copy()
                     idx = elders.index[elders["elder_id"] == elder_id]
                     if len(idx):
+                        elders = elders.copy(deep=False)  # copy-on-write: only the changed column is copied
                         elders.loc[idx, "last_visit_on"] = row["last_visit_on"].iloc[0]
                 start, _ = parse_week(self.weeks()[-1])
                 hazards = read_hazards(self.engine, self.today, since=start)
                 referrals = read_referrals(self.engine, since=datetime.combine(start, datetime.min.time(),
                                                                                tzinfo=BEIJING))
-                self._inputs = (elders, visits, hazards, referrals)
                 hit = elders.loc[elders["elder_id"] == elder_id, "street"]
                 street = "" if hit.empty or pd.isna(hit.iloc[0]) else str(hit.iloc[0])
+                old_key = self._pkey(street)
+                self._inputs = (elders, visits, hazards, referrals)
                 # only this street's cached parts are stale: the others stay (see version_of)
                 self._street_version[street] = self._street_version.get(street, 0) + 1
+                for key, frames in self._cache.items("pf"):
+                    if key[1:4] == old_key:
+                        community, category = key[4], key[5]
+                        self._cache.put(("pf", *self._pkey(street), community, category),
+                                        self._part_frames_after(frames, street, community, category, new))
             self.version += 1
         self._rewarm()
+
+    def _part_frames_after(self, old: tuple[pd.DataFrame, ...], street: str, community: str | None,
+                           category: str | None, new_visits: pd.DataFrame) -> tuple[pd.DataFrame, ...]:
+        """A street's frames after a save, from its frames before it: the elders, hazards and referrals
+        selected from the current inputs as :meth:`_part_frames` does, the visits those before plus the new ones."""
+        elders, _visits, hazards, referrals = self._inputs  # type: ignore[misc]
+        e = elders[elders["street"].isna()] if street == "" else elders[elders["street"] == street]
+        if community:
+            e = e[e["community"] == community]
+        if category:
+            e = e[_has_category(e["categories"], category)]
+        ids = e["elder_id"]
+        v = old[1]
+        add = new_visits[new_visits["elder_id"].isin(ids)] if not new_visits.empty else new_visits
+        if len(add):
+            v = pd.concat([v, add])
+        return (e, v, hazards[hazards["elder_id"].isin(ids)], referrals[referrals["elder_id"].isin(ids)])
 
     def _rewarm(self) -> None:
         """(Re)compute the default view and the other weeks/levels in ONE background worker.
@@ -877,6 +941,7 @@ class DashboardData:
         """Forget everything (re-read the register on next use)."""
         with self._lock:
             self._inputs = None
+            self._pending_visits = []
             self.version += 1
             self._epoch += 1
             self._cache.clear()

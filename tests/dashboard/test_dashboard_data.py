@@ -96,3 +96,48 @@ def test_a_saved_visit_recomputes_only_its_street_and_shows_at_once(data: Dashbo
             if not _same(after.get(c), fresh.kpis(SYSTEM_USER, f).get(c))}
     assert not diff, diff
     data.wait_warm()
+
+
+def _by_id(frame: pd.DataFrame, key: str) -> pd.DataFrame:
+    return frame.sort_values(key, kind="stable").reset_index(drop=True)
+
+
+def test_a_visit_saved_from_the_dashboard_updates_its_street_as_a_full_recomputation(
+        data: DashboardData) -> None:
+    """The save path (validation, permission, the store's transaction, then the incremental refresh): the saved
+    elder's street is updated from its previous frames plus the new visit, the district's visits only on their
+    next use; every figure equals the one computed from scratch on the store."""
+    f = Filters(week=data.default_week())
+    st = data.status(SYSTEM_USER, f)
+    cand = st[(st["state"] != "visited") & st["willing"].astype(bool) & st["street"].notna()]
+    elder = cand.iloc[len(cand) // 2]
+    street, eid = str(elder["street"]), int(elder["elder_id"])
+    cats = data.inputs()[0].set_index("elder_id").loc[eid, "categories"]
+    category = str(next(iter(cats))) if len(cats) else None
+    fc = Filters(week=f.week, street=street, category=category)
+    before = data.kpis(SYSTEM_USER, f)
+    data.trend(SYSTEM_USER, f), data.kpis(SYSTEM_USER, fc)  # the street's frames cached (with its category too)
+
+    res = data.record_visit(SYSTEM_USER, {"elder_id": eid, "visited_on": data.today.isoformat(), "mode": "phone",
+                                          "visitor_role": "visit_steward"})
+    assert res.visit_id
+
+    fresh = DashboardData(data.engine)  # everything re-read from the store and recomputed
+    for cat in (None, category):
+        got, want = data._part_frames(street, None, cat), fresh._part_frames(street, None, cat)
+        assert eid in set(got[1]["elder_id"]) and res.visit_id in set(got[1]["id"])
+        for g, w, key in zip(got, want, ("elder_id", "id", "id", "id"), strict=True):
+            pd.testing.assert_frame_equal(_by_id(g, key), _by_id(w, key), check_dtype=False)
+    for flt in (f, fc):
+        k, kf = data.kpis(SYSTEM_USER, flt), fresh.kpis(SYSTEM_USER, flt)
+        diff = {c: (k.get(c), kf.get(c)) for c in KPI_KEYS if not _same(k.get(c), kf.get(c))}
+        assert not diff, diff
+    assert data.kpis(SYSTEM_USER, f)["weekly_rate"] > before["weekly_rate"]
+    pd.testing.assert_frame_equal(data.trend(SYSTEM_USER, f), fresh.trend(SYSTEM_USER, f))
+    s1 = data.status(SYSTEM_USER, Filters(week=f.week, street=street)).set_index("elder_id").sort_index()
+    s2 = fresh.status(SYSTEM_USER, Filters(week=f.week, street=street)).set_index("elder_id").sort_index()
+    assert s1.loc[eid, "state"] == "visited"
+    assert (s1["state"] == s2["state"]).all() and (s1["overdue_days"] == s2["overdue_days"]).all()
+    # the district's visits, with the saved one appended on their next use
+    pd.testing.assert_frame_equal(_by_id(data.inputs()[1], "id"), _by_id(fresh.inputs()[1], "id"), check_dtype=False)
+    data.wait_warm()
