@@ -195,7 +195,8 @@ def trend_chart(tr: pd.DataFrame) -> html.Div:
             html.Div(className="gm-trend-bar", style={"height": h, "background": gm.rate_colour(rate if ok else None)}),
             html.Div(text, className="gm-trend-val" + ("" if ok else " none"), style={"bottom": h}),
         ], className="gm-trend-col", title=f"{day}起一周（{fmt_week(week)}）：周探访率 {text}", **{"data-week": week}))
-    labels = [html.Div(f"{m.month}月{m.day}日", className="gm-trend-lab") for m in tr["monday"]]
+    labels = [html.Div([html.Div(f"{m.month}月"), html.Div(f"{m.day}日")], className="gm-trend-lab")
+              for m in tr["monday"]]
     return html.Div([
         html.Div([
             html.Div([html.Span("100%"), html.Span("50%", style={"top": "50%"}), html.Span("0%", style={"top": "100%"})],
