@@ -244,6 +244,8 @@ def main() -> None:
     ap.add_argument("--db", default=str(ROOT / "var" / "bench_120k.sqlite"))
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--no-browser", action="store_true")
+    ap.add_argument("--page-loads", type=int, default=10, help="page loads measured (after one that fills the cache)")
+    ap.add_argument("--saves", type=int, default=6, help="visits saved (each followed by the KPIs and the trend)")
     ap.add_argument("--profile-page", action="store_true",
                     help="record a JavaScript CPU profile of each page load (CDP) into the results")
     args = ap.parse_args()
@@ -432,7 +434,7 @@ def main() -> None:
 
     # a visit saved, then the supervisor's KPIs recomputed (cache invalidated)
     st = data.status(current_user(), Filters(week=week))
-    cand = st[(st["state"] != "visited") & st["willing"].astype(bool)].head(3)
+    cand = st[(st["state"] != "visited") & st["willing"].astype(bool)].head(args.saves)
     save, after, after_trend = [], [], []
     dep = _find(deps, "sup-kpis.children")
     dep_trend = _find(deps, "sup-trend-box.children")
@@ -473,7 +475,7 @@ def main() -> None:
     if not args.no_browser:
         live = serve(app)
         page_load(live.url, 1, "demo_district", users["demo_district"])  # JS bundles cached, as for a returning user
-        runs = page_load(live.url, max(3, args.repeat + 2), "demo_district", users["demo_district"],
+        runs = page_load(live.url, max(3, args.page_loads), "demo_district", users["demo_district"],
                          profile=args.profile_page)
         live.server.shutdown()
     tti = [r["interactive"] for r in runs]
