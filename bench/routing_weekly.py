@@ -115,7 +115,12 @@ def _solve_child(problem: dict, time_limit: float, seed: int, conn: Any) -> None
     t2 = time.perf_counter()
     violations = check_plan(p, plan, matrix=pm)
     s = plan.summary
-    conn.send({"matrix_s": round(t1 - t0, 2), "solve_s": round(t2 - t1, 2), "wall_s": round(t2 - t0, 2),
+    prio = {v.id: v.priority for v in p.visits}
+    by_prio: dict[str, int] = {}
+    for r in plan.routes:
+        for st in r.stops:
+            by_prio[str(prio[st.visit])] = by_prio.get(str(prio[st.visit]), 0) + 1
+    conn.send({"planned_by_priority": dict(sorted(by_prio.items())),"matrix_s": round(t1 - t0, 2), "solve_s": round(t2 - t1, 2), "wall_s": round(t2 - t0, 2),
                "peak_mb": round(_maxrss_mb(), 1), "required": s.visits_required, "planned": s.visits_planned,
                "share": round(s.visits_planned / max(1, s.visits_required), 4),
                "travel_min": round(s.travel_seconds / 60, 1), "km": round(s.distance_metres / 1000, 2),
@@ -174,16 +179,38 @@ def bench_single(engine: Any, week: str, street: str | None, seeds: int, time_li
     return out
 
 
-def bench_long(engine: Any, week: str, street: str | None, short: float, long: float) -> dict:
+def _rank(run: dict) -> tuple:
+    """The solver's own order of plans: more visits of the highest priority first, then less travel."""
+    by = run.get("planned_by_priority", {})
+    return tuple(-by.get(str(p), 0) for p in range(5, 0, -1)) + (run["travel_min"],)
+
+
+def bench_long(engine: Any, week: str, street: str | None, short: float, long: float, seeds: int) -> dict:
+    """The 120-elder case: ``seeds`` runs of ``short`` seconds against one run of ``long`` seconds (seed 0).
+
+    Compared as the solver compares plans: planned visits by priority first (a drop of one visit of
+    priority p outweighs any travel), then travel. The figure is the median short run in that order.
+    """
     sp, st_name, got = _single_problem(engine, week, 120, street)
-    a = _run_isolated(sp.problem, short, 0)
-    print(f"long: {short:.0f} s run travel {a['travel_min']} min ({a['planned']} planned)", flush=True)
+    shorts = []
+    for seed in range(seeds):
+        r = _run_isolated(sp.problem, short, seed)
+        r["seed"] = seed
+        shorts.append(r)
+        print(f"long: {short:.0f} s run seed {seed}: travel {r['travel_min']} min ({r['planned']} planned, "
+              f"{r['planned_by_priority']})", flush=True)
     b = _run_isolated(sp.problem, long, 0)
-    print(f"long: {long:.0f} s run travel {b['travel_min']} min ({b['planned']} planned)", flush=True)
+    b["seed"] = 0
+    print(f"long: {long:.0f} s run travel {b['travel_min']} min ({b['planned']} planned, {b['planned_by_priority']})",
+          flush=True)
+    a = sorted(shorts, key=_rank)[len(shorts) // 2]
     gap = (a["travel_min"] - b["travel_min"]) / b["travel_min"] if b["travel_min"] else 0.0
+    same = a["planned_by_priority"] == b["planned_by_priority"]
+    better = _rank(a)[:-1] < _rank(b)[:-1]
     return {"elders": got, "street": st_name, "steward": sp.code, "short_limit": short, "long_limit": long,
-            "short": a, "long": b, "travel_gap": round(gap, 4), "same_planned": a["planned"] == b["planned"],
-            "target_met": abs(gap) <= 0.02 and a["planned"] >= b["planned"]}
+            "seeds": seeds, "short": a, "short_runs": shorts, "long": b, "travel_gap": round(gap, 4),
+            "same_planned": same, "short_plans_more": better,
+            "target_met": better or (same and abs(gap) <= 0.02)}
 
 
 # ------------------------------------------------------------------ street / district
@@ -254,16 +281,25 @@ def _md(res: dict) -> str:
         out.append("")
     if "long" in res:
         r = res["long"]
-        out += ["## 60 s against 10 minutes (120-elder case, seed 0)", "",
-                "| run | planned | travel min | km | wall s |", "|---|---:|---:|---:|---:|",
-                (f"| {r['short_limit']:.0f} s | {r['short']['planned']} | {r['short']['travel_min']} | {r['short']['km']} | "
-                f"{r['short']['wall_s']} |"),
-                (f"| {r['long_limit']:.0f} s | {r['long']['planned']} | {r['long']['travel_min']} | {r['long']['km']} | "
-                f"{r['long']['wall_s']} |"), "",
-                (f"Travel of the short run is {r['travel_gap']:+.2%} against the long run "
-                f"(target within 2 %: {'met' if r['target_met'] else 'NOT met'})."
-                 + (" Identical figures: the search had converged, guided local search found nothing better in "
-                    "the remaining time." if r["travel_gap"] == 0 and r["same_planned"] else "")), ""]
+        runs = r.get("short_runs", [r["short"]])
+        out += [(f"## {r['short_limit']:.0f} s against {r['long_limit'] / 60:.0f} minutes ({r['elders']}-elder case; "
+                 f"{len(runs)} seeds of the short run, seed 0 of the long one)"), "",
+                "| run | seed | planned | planned by priority | travel min | km | wall s |",
+                "|---|---:|---:|---|---:|---:|---:|"]
+        for x in runs + [r["long"]]:
+            lim = r["long_limit"] if x is r["long"] else r["short_limit"]
+            pri = ", ".join(f"p{k}: {v}" for k, v in sorted(x.get("planned_by_priority", {}).items(), reverse=True))
+            out.append(f"| {lim:.0f} s | {x.get('seed', 0)} | {x['planned']} | {pri or '—'} | {x['travel_min']} | "
+                       f"{x['km']} | {x['wall_s']} |")
+        verdict = ("met" if r["target_met"] else "NOT met")
+        how = ("the median short run plans the same visits by priority" if r["same_planned"] else
+               "the median short run plans more high-priority visits (travel is then not comparable; the solver "
+               "prefers it)" if r.get("short_plans_more") else
+               "the median short run plans fewer high-priority visits")
+        out += ["", (f"Plans are ranked as the solver ranks them: planned visits by priority first (leaving out one "
+                     f"visit of priority p costs more than any travel), then travel. The median of the short runs in "
+                     f"that order travels {r['travel_gap']:+.2%} against the long run; {how}. Target (travel within "
+                     f"2 % with the same visits planned, or more planned): {verdict}."), ""]
     for key, title in (("street", "A whole street"), ("district", "The whole district")):
         if key not in res:
             continue
@@ -327,7 +363,7 @@ def main(argv: list[str] | None = None) -> None:
         res["single"] = bench_single(engine, a.week, street, a.seeds, a.time_limit)
         save()
     if "long" in cases:
-        res["long"] = bench_long(engine, a.week, street, a.time_limit, a.long_limit)
+        res["long"] = bench_long(engine, a.week, street, a.time_limit, a.long_limit, a.seeds)
         save()
     if "street" in cases:
         res["street"] = bench_run(engine, a.week, street, a.street_budget, a.workers)

@@ -16,6 +16,13 @@ induction by string removals for vehicle routing problems", Transportation Scien
   costs that visit's drop penalty, so penalties (priorities) come first: a candidate with
   more penalty is never accepted, one with less always is.
 
+Over a week (:func:`_run_week`) a removed visit loses all its copies and comes back on its
+cheapest allowed day pattern; the recreate order may also be "shortest service first" or
+"cheapest to put back first". While visits are left out, the search can run with SISR's
+absence rule (visits left out less often so far may displace others of no higher priority:
+finding which visits fit), or without it, when a candidate of the same penalty is judged on
+its travel (which visits of one priority a full week leaves out is decided by walking time).
+
 Feasibility is exact: time windows (several per visit), the shift, working minutes (travel
 + service) and capacity are checked by simulating the route from the insertion point. The
 core is compiled with numba (cached on disk); without numba it runs as plain Python, slowly.
@@ -196,6 +203,35 @@ def _refresh(r, routes, lens, E, costs, works, loads, feas, max_work, T, C, rout
 #: Unassigned visits offered to the recreate step per iteration (the highest priorities, random within one):
 #: an overloaded day or week can leave hundreds out, and trying them all every time slows the search.
 UNASSIGNED_PER_ITERATION = 16
+
+
+@njit(cache=True)
+def _best_pattern(v, k, routes, lens, E, loads, works, T, C, route_mode, loc_start, loc_end, shift_lo, shift_hi,
+                  max_work, capacity, loc_visit, service, demand, wlo, whi, nwin, eligible, blink, route_day, pat_days,
+                  pat_ptr, best_rs, best_ps, cand_rs, cand_ps):
+    """The allowed day pattern of v whose copies fit most (then cheapest); fills ``best_rs``/``best_ps``
+    (route, position per copy, -1 where a copy does not fit) and returns (copies that fit, their cost)."""
+    best_ok = 0
+    best_total = np.inf
+    for q in range(pat_ptr[v], pat_ptr[v + 1]):
+        total_d = 0.0
+        n_ok = 0
+        for j in range(k):
+            r, p, d = _best_insertion(v, routes, lens, E, loads, works, T, C, route_mode, loc_start, loc_end,
+                                      shift_lo, shift_hi, max_work, capacity, loc_visit, service, demand, wlo,
+                                      whi, nwin, eligible, blink, route_day, pat_days[q, j])
+            cand_rs[j] = r
+            cand_ps[j] = p
+            if r >= 0:
+                total_d += d
+                n_ok += 1
+        if n_ok > best_ok or (n_ok == best_ok and n_ok > 0 and total_d < best_total):
+            best_ok = n_ok
+            best_total = total_d
+            for j in range(k):
+                best_rs[j] = cand_rs[j]
+                best_ps[j] = cand_ps[j]
+    return best_ok, best_total
 
 
 @njit(cache=True)
@@ -432,7 +468,7 @@ def _insert_at(r, p, v, routes, lens):
 @njit(cache=True)
 def _run_week(T, C, route_mode, loc_start, loc_end, shift_lo, shift_hi, max_work, capacity, loc_visit, service,
               demand, wlo, whi, nwin, eligible, penalty, near, route_day, count, pat_days, pat_ptr, routes, lens,
-              iters, temp0, temp1, seed, avg_removed, max_string, blink):
+              iters, temp0, temp1, seed, avg_removed, max_string, blink, absence_rule):
     """SISR over a week: a removed visit loses all its copies and comes back with its cheapest day pattern."""
     np.random.seed(seed)
     R = routes.shape[0]
@@ -595,22 +631,32 @@ def _run_week(T, C, route_mode, loc_start, loc_end, shift_lo, shift_hi, max_work
         order = todo[:m].copy()
         np.random.shuffle(order)
         kind = np.random.random()
-        if kind >= 0.4:
+        if kind >= 0.2:
             keys = np.empty(m)
             for i in range(m):
-                if kind < 0.8:
-                    keys[i] = -demand[order[i]] * count[order[i]]
-                else:
-                    keys[i] = -C[route_mode[0], loc_start[0], loc_visit[order[i]]]
+                v = order[i]
+                if kind < 0.4:  # most demand first
+                    keys[i] = -demand[v] * count[v]
+                elif kind < 0.6:  # shortest service first (a full week packs more of them)
+                    keys[i] = service[v] * count[v]
+                elif kind < 0.8:  # cheapest to put back first (as the routes stand after the ruin)
+                    n_ok, d = _best_pattern(v, count[v], routes, lens, E, loads, works, T, C, route_mode,
+                                            loc_start, loc_end, shift_lo, shift_hi, max_work, capacity, loc_visit,
+                                            service, demand, wlo, whi, nwin, eligible, 0.0, route_day, pat_days,
+                                            pat_ptr, best_rs, best_ps, cand_rs, cand_ps)
+                    keys[i] = -1e12 * n_ok + (d / n_ok if n_ok > 0 else 0.0)
+                else:  # farthest from the routes' starts first
+                    keys[i] = -C[route_mode[0], loc_start[0], loc_visit[v]]
             order = order[np.argsort(keys, kind="mergesort")]
         if np.random.random() < 0.5:  # the visits most often left out first
             keys = np.empty(m)
             for i in range(m):
                 keys[i] = -absence[order[i]]
             order = order[np.argsort(keys, kind="mergesort")]
+        # higher drop penalty (of one copy) first, keeping the order within a penalty class
         keys = np.empty(m)
         for i in range(m):
-            keys[i] = -penalty[order[i]] * count[order[i]]
+            keys[i] = -penalty[order[i]]
         order = order[np.argsort(keys, kind="mergesort")]
         pen = 0.0
         abs_sum = 0.0
@@ -618,26 +664,10 @@ def _run_week(T, C, route_mode, loc_start, loc_end, shift_lo, shift_hi, max_work
         for i in range(m):
             v = order[i]
             k = count[v]
-            best_ok = 0
-            best_total = np.inf
-            for q in range(pat_ptr[v], pat_ptr[v + 1]):
-                total_d = 0.0
-                n_ok = 0
-                for j in range(k):
-                    r, p, d = _best_insertion(v, routes, lens, E, loads, works, T, C, route_mode, loc_start, loc_end,
-                                              shift_lo, shift_hi, max_work, capacity, loc_visit, service, demand, wlo,
-                                              whi, nwin, eligible, blink, route_day, pat_days[q, j])
-                    cand_rs[j] = r
-                    cand_ps[j] = p
-                    if r >= 0:
-                        total_d += d
-                        n_ok += 1
-                if n_ok > best_ok or (n_ok == best_ok and n_ok > 0 and total_d < best_total):
-                    best_ok = n_ok
-                    best_total = total_d
-                    for j in range(k):
-                        best_rs[j] = cand_rs[j]
-                        best_ps[j] = cand_ps[j]
+            best_ok, best_total = _best_pattern(v, k, routes, lens, E, loads, works, T, C, route_mode, loc_start,
+                                                loc_end, shift_lo, shift_hi, max_work, capacity, loc_visit, service,
+                                                demand, wlo, whi, nwin, eligible, blink, route_day, pat_days, pat_ptr,
+                                                best_rs, best_ps, cand_rs, cand_ps)
             pen += penalty[v] * (k - best_ok)
             if best_ok < k:
                 abs_sum += absence[v]
@@ -671,15 +701,17 @@ def _run_week(T, C, route_mode, loc_start, loc_end, shift_lo, shift_hi, max_work
         tol = 1e-9 * max(1.0, cur_pen)
         if pen < cur_pen - tol:
             ok = True
-        elif cur_pen > 0 and abs_sum < cur_abs - 1e-9 and max_missing <= cur_max_missing:
+        elif absence_rule and cur_pen > 0 and abs_sum < cur_abs - 1e-9 and max_missing <= cur_max_missing:
             # SISR's absence rule: visits left out less often before, even if more of them (of no higher
             # priority than those left out now); the best solution is kept apart, penalty first
             ok = True
         elif pen > cur_pen + tol:
             ok = False
-        elif pen > 0 and abs_sum > cur_abs + 1e-9:
+        elif absence_rule and pen > 0 and abs_sum > cur_abs + 1e-9:
             ok = False
         else:
+            # the same penalty (without the absence rule: which visits of one priority an overloaded
+            # week leaves out is decided by travel), simulated annealing
             ok = cost < cur_cost - temp * np.log(np.random.random())
         if ok:
             for r in range(R):
@@ -777,8 +809,12 @@ class Search:
         need = d.count if isinstance(d, WeekArrays) else np.ones(len(copies), dtype=np.int64)
         return float(cost.sum()), float((d.penalty * np.maximum(need - copies, 0)).sum())
 
-    def run(self, iterations: int, temp0: float, temp1: float) -> None:
-        """Advance by ``iterations`` from the best routes so far, cooling from ``temp0`` to ``temp1``."""
+    def run(self, iterations: int, temp0: float, temp1: float, absence_rule: bool = True) -> None:
+        """Advance by ``iterations`` from the best routes so far, cooling from ``temp0`` to ``temp1``.
+
+        ``absence_rule`` (a week only): while visits are left out, also accept a candidate that leaves out
+        visits left out less often so far (SISR's fleet minimisation); without it a candidate of the same
+        penalty is judged on its travel."""
         d = self.day
         self.seed = (self.seed * 1_000_003 + 7) % (2**31 - 1)
         if isinstance(d, WeekArrays):
@@ -786,7 +822,7 @@ class Search:
                 d.T, d.C, d.route_mode, d.loc_start, d.loc_end, d.shift_lo, d.shift_hi, d.max_work, d.capacity,
                 d.loc_visit, d.service, d.demand, d.wlo, d.whi, d.nwin, d.eligible, d.penalty, d.near, d.route_day,
                 d.count, d.pat_days, d.pat_ptr, self.routes.copy(), self.lens.copy(), int(iterations), float(temp0),
-                float(max(temp1, 1e-9)), self.seed, self.avg_removed, self.max_string, self.blink)
+                float(max(temp1, 1e-9)), self.seed, self.avg_removed, self.max_string, self.blink, absence_rule)
         else:
             routes, lens, acc, cost, pen = _run(
                 d.T, d.C, d.route_mode, d.loc_start, d.loc_end, d.shift_lo, d.shift_hi, d.max_work, d.capacity,

@@ -34,6 +34,7 @@ import math
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -66,6 +67,9 @@ SISR_SHARE = 0.8
 WEEK_SHARE = 0.8
 #: Multi-day problems: while visits are left out, day routing and pattern search alternate up to this share.
 PACK_SHARE = 0.4
+#: Share of the week's ruin and recreate spent with SISR's absence rule (placing visits) before the rest
+#: (travel, from the best so far)
+WEEK_ABSENCE_SHARE = 0.5
 #: Simulated annealing temperatures of the ruin-and-recreate search, in mean arc costs (start, end).
 SISR_TEMPERATURE: tuple[float, float] = (1.0, 0.01)
 _INF = math.inf
@@ -811,9 +815,10 @@ def _sisr_day(m: _Model, ks: list[int], seqs: list[list[int]], optional: list[in
     return [[visits[j] for j in s] for s in search.seqs()]
 
 
-def _anneal(search, n_arcs: int, deadline: float, scale: int = 1) -> None:
+def _anneal(search, n_arcs: int, deadline: float, scale: int = 1, **run: Any) -> None:
     """Run a :class:`gridmap.routing.sisr.Search` in chunks until ``deadline``, cooling geometrically
-    (work-bounded mode: ``scale`` × the fixed iterations in ten chunks)."""
+    (work-bounded mode: ``scale`` × the fixed iterations in ten chunks); ``run`` is passed to
+    :meth:`~gridmap.routing.sisr.Search.run`."""
     mean_arc = search.cost / max(n_arcs, 1)
     t_hi, t_lo = SISR_TEMPERATURE[0] * mean_arc, SISR_TEMPERATURE[1] * mean_arc
     if t_hi <= 0:
@@ -823,7 +828,7 @@ def _anneal(search, n_arcs: int, deadline: float, scale: int = 1) -> None:
         for i in range(10):
             n = total // 10 + (1 if i < total % 10 else 0)
             if n:
-                search.run(n, t_hi * (t_lo / t_hi) ** (i / 10), t_hi * (t_lo / t_hi) ** ((i + 1) / 10))
+                search.run(n, t_hi * (t_lo / t_hi) ** (i / 10), t_hi * (t_lo / t_hi) ** ((i + 1) / 10), **run)
         return
     start = time.monotonic()
     span = max(deadline - start, 1e-6)
@@ -834,7 +839,7 @@ def _anneal(search, n_arcs: int, deadline: float, scale: int = 1) -> None:
             break
         f0 = (now - start) / span
         f1 = min(1.0, f0 + step)
-        search.run(chunk, t_hi * (t_lo / t_hi) ** f0, t_hi * (t_lo / t_hi) ** f1)
+        search.run(chunk, t_hi * (t_lo / t_hi) ** f0, t_hi * (t_lo / t_hi) ** f1, **run)
         took = max(time.monotonic() - now, 1e-4)
         rate = chunk / took
         left = max(deadline - time.monotonic(), 0.0)
@@ -875,7 +880,11 @@ def _week_task(args: tuple) -> tuple[list[list[int]], float, float]:
 
     week, seqs, seed, n_arcs, deadline = args
     search = Search(week, seqs, seed=seed)
-    _anneal(search, n_arcs, deadline, scale=2)
+    # first which visits fit (SISR's absence rule moves the visits left out around), then from the best
+    # of that, with the same visits left out or fewer, travel by simulated annealing
+    mid = time.monotonic() + WEEK_ABSENCE_SHARE * max(deadline - time.monotonic(), 0.0)
+    _anneal(search, n_arcs, mid, scale=1, absence_rule=True)
+    _anneal(search, n_arcs, deadline, scale=1, absence_rule=False)
     return search.seqs(), search.penalty, search.cost
 
 

@@ -178,3 +178,31 @@ def test_a_search_bounded_by_iterations_gives_the_same_plan_every_time(ndays):
     assert check_plan(p, solve(p, seed=3, iterations=400)) == []
     # and it is a search: at least as good as no search
     assert plans[0]["summary"]["visits_planned"] >= solve(p, seed=3, iterations=0).summary.visits_planned
+
+
+def _full_week(seed: int) -> dict:
+    """A week that holds 2 visits a day: 6 homes next to the base and 6 across the district, same priority."""
+    rng = np.random.default_rng(seed)
+    near = rng.uniform(-150, 150, size=(6, 2))
+    far = rng.uniform(2500, 3500, size=(6, 2)) * rng.choice([-1, 1], size=(6, 2))
+    xy = np.vstack([[[0.0, 0.0]], far, near])  # the far homes come first in the register
+    metres = np.hypot(xy[:, None, 0] - xy[None, :, 0], xy[:, None, 1] - xy[None, :, 1]) * 1.3
+    return {"days": ["2026-12-07", "2026-12-08", "2026-12-09"],
+            "stewards": [{"id": "S1", "start_index": 0, "shift": ["08:00", "17:00"], "max_work_minutes": 480,
+                          "capacity": 2}],
+            "visits": [{"id": f"{'FAR' if i < 6 else 'NEAR'}{i}", "location_index": i + 1, "service_minutes": 30,
+                        "priority": 3, "demand": 1} for i in range(12)],
+            "matrix": {"seconds": np.rint(metres / 1.25).astype(int).tolist(), "metres": np.round(metres, 1).tolist()}}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_full_week_plans_the_nearby_homes_of_one_priority(seed):
+    # which visits of one priority a full week leaves out is decided by travel: the steward is not sent
+    # across the district while homes next door wait for the same kind of visit
+    p = parse_problem(_full_week(seed))
+    plan = solve(p, seed=seed, iterations=300)
+    assert check_plan(p, plan) == []
+    planned = sorted(st.visit for r in plan.routes for st in r.stops)
+    assert len(planned) == 6
+    assert all(v.startswith("NEAR") for v in planned), planned
+    assert {u.visit for u in plan.unassigned} == {f"FAR{i}" for i in range(6)}
