@@ -96,6 +96,8 @@ def merge(key: str, value: Any) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     data = json.loads(OUT_JSON.read_text(encoding="utf-8")) if OUT_JSON.is_file() else {}
     data.update({"machine": _machine(), "commit": _commit()})
+    if isinstance(value, dict):
+        value = {**value, "commit": value.get("commit") or _commit()}  # each phase names its own code
     data[key] = value
     data["summary"] = summary_rows(data)
     OUT_JSON.write_text(json.dumps(data, ensure_ascii=False, indent=1, default=str), encoding="utf-8")
@@ -548,15 +550,20 @@ def summary_rows(d: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def _at(section: dict[str, Any]) -> str:
+    return f" (commit {section['commit']})" if section.get("commit") else ""
+
+
 def markdown(d: dict[str, Any]) -> str:
     """city.md from the JSON."""
     m = d.get("machine", {})
     lines = ["# City-scale benchmark (bench/city.py)", "",
              (f"Machine: {m.get('cpus')} cores, {m.get('memory_gb')} GB, Python {m.get('python')}, "
-             f"{m.get('platform')} — {m.get('note')}. Commit {d.get('commit')}."), ""]
+             f"{m.get('platform')} — {m.get('note')}. Last written at commit {d.get('commit')}; each section names "
+             "the commit it was measured at where it was recorded."), ""]
     ld = d.get("load")
     if ld:
-        lines += ["## Load (COPY, partitioned by district)", "",
+        lines += ["## Load (COPY, partitioned by district)" + _at(ld), "",
                   (f"Status {ld.get('status')}: {ld['elders']:,} elders, {ld['visits']:,} visits, "
                   f"{ld['hazards']:,} hazards, {ld['stewards']:,} stewards, {ld['districts']} districts, "
                   f"{ld['chunks']} chunks (≤ {ld['max_chunk_elders']:,} elders each)."), "",
@@ -566,7 +573,7 @@ def markdown(d: dict[str, Any]) -> str:
                       f"tables (MB): {ld.get('table_mb')}"), ""]
     ind = d.get("indicators")
     if ind:
-        lines += ["## SQL indicators (median of runs)", "", (f"{ind.get('elders', 0):,} elders, "
+        lines += ["## SQL indicators (median of runs)" + _at(ind), "", (f"{ind.get('elders', 0):,} elders, "
                   f"{ind.get('visits', 0):,} visits."), "", "| period | level | scope | rows | median s | runs |",
                   "|---|---|---|---|---|---|"]
         lines += [f"| {q['period']} | {q['level']} | {q['scope']} | {q['rows']} | {q['median_s']} | {q['runs']} |"
@@ -581,7 +588,7 @@ def markdown(d: dict[str, Any]) -> str:
         lines += ["", "Full plans: `city_explain.txt`.", ""]
     pl = d.get("plan")
     if pl:
-        lines += ["## Planning on Dask (LocalCluster)", "",
+        lines += ["## Planning on Dask (LocalCluster)" + _at(pl), "",
                   (f"Week {pl['week']}, {pl['haidian_problems']} Haidian steward problems "
                   f"({pl['haidian_occurrences']:,} visit occurrences), {pl['time_limit_s']} s search per problem, "
                   f"seed {pl['seed']}. N× = Haidian's problems N times under new codes. Cost per problem = "
