@@ -125,6 +125,15 @@ def create_app(engine: Engine, *, basemap: Basemap | None = None, today: date | 
     steward.register(app, data, basemap)
     planner.register(app, data, basemap)
 
+    # the background warm-up pauses between its steps while requests are answered (see DashboardData.yield_to_requests)
+    @app.server.before_request
+    def _started() -> None:
+        data.request_started()
+
+    @app.server.teardown_request
+    def _finished(_exc: BaseException | None) -> None:
+        data.request_finished()
+
     static_cache: dict[str, bytes] = {}
 
     @app.server.get("/gm-layers/<name>.json")

@@ -269,8 +269,10 @@ class DashboardData:
         Visit rules (default :func:`gridmap.rules.config.load_rules`).
     """
 
-    #: Seconds the background re-warm waits after a write (the views asked right after a save go first).
+    #: Seconds without a write before the background re-warm starts (the views asked right after a save go first).
     REWARM_DELAY_S = 2.0
+    #: Longest pause of the background warm-up, between two of its steps, while requests are being answered.
+    YIELD_MAX_S = 2.0
 
     def __init__(self, engine: Engine, *, today: date | None = None, rules: Rules | None = None) -> None:
         self.engine = engine
@@ -292,6 +294,10 @@ class DashboardData:
         self._warm_thread: threading.Thread | None = None
         self._scopes_warmed: set[Hashable] = set()
         self._frozen = False
+        self._last_write = 0.0
+        #: requests being answered (:meth:`request_started`): the background warm-up pauses for them
+        self._active = 0
+        self._active_lock = threading.Lock()
         #: more background warm-up (the views' own pieces, e.g. the map of each street), run after :meth:`warm_more`
         self.warm_hooks: list[Callable[[], None]] = []
         #: where the weekly plans are stored (``<root>/<week>/<steward code>/plan.json``);
@@ -410,11 +416,10 @@ class DashboardData:
         configure_mappers()  # the first save would otherwise pay for it
         f = Filters(week=self.default_week())
         u = SYSTEM_USER
-        self.kpis(u, f)
-        self.indicators(u, f, "street")
-        self.trend(u, f)
-        self.status(u, f)
-        self.overdue_elders(u, f)
+        for step in (lambda: self.kpis(u, f), lambda: self.indicators(u, f, "street"), lambda: self.trend(u, f),
+                     lambda: self.status(u, f), lambda: self.overdue_elders(u, f)):
+            self.yield_to_requests()
+            step()
 
     def warm_more(self) -> None:
         """Precompute the other levels of the default week and the district KPIs of every week."""
@@ -422,17 +427,20 @@ class DashboardData:
         version = self.version
         f = Filters(week=self.default_week())
         for level in ("community", "grid", "steward"):
+            self.yield_to_requests()
             if self.version != version:
                 return
             self.indicators(u, f, level)
         from gridmap.domain.enums import Category
 
         for c in Category:
+            self.yield_to_requests()
             if self.version != version:
                 return
             self.kpis(u, replace(f, category=c.value))
             self.trend(u, replace(f, category=c.value))
         for w in self.weeks()[1:]:
+            self.yield_to_requests()
             if self.version != version:
                 return
             self.kpis(u, Filters(week=w))
@@ -440,10 +448,12 @@ class DashboardData:
         from gridmap.dashboard.planner import workload
 
         for street in self.streets(u):  # the planner's first view of each street
+            self.yield_to_requests()
             if self.version != version:
                 return
             workload(self, street, f.week)
         for hook in self.warm_hooks:
+            self.yield_to_requests()
             if self.version != version:
                 return
             hook()
@@ -878,6 +888,9 @@ class DashboardData:
                         self._cache.put(("pf", *self._pkey(street), community, category),
                                         self._part_frames_after(frames, street, community, category, new))
             self.version += 1
+            import time as _time
+
+            self._last_write = _time.monotonic()
         self._rewarm()
 
     def _part_frames_after(self, old: tuple[pd.DataFrame, ...], street: str, community: str | None,
@@ -913,14 +926,37 @@ class DashboardData:
         """Start the background warm-up (used by :func:`gridmap.dashboard.app.create_app`)."""
         self._rewarm()
 
+    def request_started(self) -> None:
+        """A request is being answered (the app's ``before_request``): the background warm-up pauses."""
+        with self._active_lock:
+            self._active += 1
+
+    def request_finished(self) -> None:
+        """The pair of :meth:`request_started` (the app's ``teardown_request``)."""
+        with self._active_lock:
+            self._active = max(0, self._active - 1)
+
+    def yield_to_requests(self) -> None:
+        """Between two steps of the background warm-up: wait while requests are being answered (at most
+        :data:`YIELD_MAX_S`), so that a user's request does not share the CPU (and Python's lock) with it."""
+        import time as _time
+
+        if threading.current_thread() is not self._warm_thread:
+            return
+        end = _time.monotonic() + self.YIELD_MAX_S
+        while self._active > 0 and _time.monotonic() < end:
+            _time.sleep(0.01)
+
     def _warm_loop(self) -> None:
         import logging
         import time as _time
 
-        if self._inputs is not None and self.version:
-            # after a write: let the requests that follow a save (its own street first) have the CPU
-            _time.sleep(self.REWARM_DELAY_S)
         while True:
+            if self._inputs is not None and self.version:
+                # after a write: start once no write came for REWARM_DELAY_S (the views asked right after
+                # a save, and the saves that follow it, have the CPU to themselves)
+                while (wait := self._last_write + self.REWARM_DELAY_S - _time.monotonic()) > 0:
+                    _time.sleep(wait)
             with self._warm_lock:
                 if not self._warm_pending:
                     return

@@ -345,6 +345,7 @@ def register(app: dash.Dash, data: DashboardData, basemap: Basemap) -> None:
             f = Filters(week=data.default_week())
             data._cache.get(("map-view", data.version_of(u, f), u.scope, f, level), lambda f=f, lv=level: _map_view(f, lv))
         for s in data.streets(u):
+            data.yield_to_requests()
             if data.version != version:
                 return
             f = Filters(week=data.default_week(), street=s)
