@@ -151,10 +151,10 @@ class _Cache:
             while len(self._d) > self._size:
                 self._d.popitem(last=False)
 
-    def items(self, first: Hashable) -> list[tuple[Hashable, Any]]:
-        """The cached (key, value) pairs whose key is a tuple starting with ``first``."""
+    def peek(self, key: Hashable) -> Any:
+        """The cached value of ``key``, or ``None`` (nothing computed)."""
         with self._lock:
-            return [(k, v) for k, v in self._d.items() if isinstance(k, tuple) and k and k[0] == first]
+            return self._d.get(key)
 
     def clear(self) -> None:
         with self._lock:
@@ -271,6 +271,8 @@ class DashboardData:
 
     #: Seconds without a write before the background re-warm starts (the views asked right after a save go first).
     REWARM_DELAY_S = 2.0
+    #: How many saves back a street's frames are derived from its earlier frames (:meth:`_derived_part_frames`).
+    DERIVE_VERSIONS = 16
     #: Longest pause of the background warm-up, between two of its steps, while requests are being answered.
     YIELD_MAX_S = 2.0
 
@@ -283,6 +285,8 @@ class DashboardData:
         self._inputs: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame] | None = None
         #: visits saved since the inputs were read, not yet appended to their visits frame (see :meth:`inputs`)
         self._pending_visits: list[pd.DataFrame] = []
+        #: (street, street version, epoch) → the visits the write that made that version added (see :meth:`_part_frames`)
+        self._added: dict[tuple[str, int, int], pd.DataFrame] = {}
         self._layers: dict[str, Any] = {}
         self._cache = _Cache(8192)
         #: per street: bumped by every write to one of its elders (partial caches stay valid elsewhere)
@@ -576,6 +580,9 @@ class DashboardData:
     def _part_frames(self, street: str, community: str | None, category: str | None) -> tuple[pd.DataFrame, ...]:
         """(elders, visits, hazards, referrals) of one street (and community, category)."""
         def compute() -> tuple[pd.DataFrame, ...]:
+            derived = self._derived_part_frames(street, community, category)
+            if derived is not None:  # after a save in this street: from its frames before the save
+                return derived
             elders, visits, hazards, referrals = self.inputs()
             e = elders[elders["street"].isna()] if street == "" else elders[elders["street"] == street]
             if community:
@@ -838,11 +845,12 @@ class DashboardData:
         """Refresh only what a visit changes: its row, the elder's last visit, hazards and referrals.
 
         Incremental: the new visit is kept aside and appended to the district's visits on their next
-        use (:meth:`inputs`); the saved elder's street gets its (elders, visits, hazards, referrals)
-        frames at once, from its previous frames plus the new visit, so the views asked right after the
-        save (the district's KPIs, the street's trend) recompute that one street without re-reading or
-        re-filtering the district. The frames are the same as a full recomputation gives (same rows,
-        same order, same index); the other streets' cached results stay valid (see :meth:`version_of`).
+        use (:meth:`inputs`); the saved elder's street's (elders, visits, hazards, referrals) frames are
+        derived, when next asked, from its frames before the save plus the new visit
+        (:meth:`_derived_part_frames`), so the views asked right after the save (the district's KPIs, the
+        street's trend) recompute that one street without re-reading or re-filtering the district. The
+        frames are the same as a full recomputation gives (same rows, same order, same index); the other
+        streets' cached results stay valid (see :meth:`version_of`).
         """
         with self._lock:
             if self._inputs is None:
@@ -878,37 +886,45 @@ class DashboardData:
                                                                                tzinfo=BEIJING))
                 hit = elders.loc[elders["elder_id"] == elder_id, "street"]
                 street = "" if hit.empty or pd.isna(hit.iloc[0]) else str(hit.iloc[0])
-                old_key = self._pkey(street)
                 self._inputs = (elders, visits, hazards, referrals)
                 # only this street's cached parts are stale: the others stay (see version_of)
-                self._street_version[street] = self._street_version.get(street, 0) + 1
-                for key, frames in self._cache.items("pf"):
-                    if key[1:4] == old_key:
-                        community, category = key[4], key[5]
-                        self._cache.put(("pf", *self._pkey(street), community, category),
-                                        self._part_frames_after(frames, street, community, category, new))
+                sv = self._street_version[street] = self._street_version.get(street, 0) + 1
+                self._added[(street, sv, self._epoch)] = new  # its frames are derived from the previous ones
+                self._added.pop((street, sv - self.DERIVE_VERSIONS, self._epoch), None)
             self.version += 1
             import time as _time
 
             self._last_write = _time.monotonic()
         self._rewarm()
 
-    def _part_frames_after(self, old: tuple[pd.DataFrame, ...], street: str, community: str | None,
-                           category: str | None, new_visits: pd.DataFrame) -> tuple[pd.DataFrame, ...]:
-        """A street's frames after a save, from its frames before it: the elders, hazards and referrals
-        selected from the current inputs as :meth:`_part_frames` does, the visits those before plus the new ones."""
+    def _derived_part_frames(self, street: str, community: str | None,
+                             category: str | None) -> tuple[pd.DataFrame, ...] | None:
+        """A street's frames after saves, from its frames before them (cached at an earlier street version, at
+        most :data:`DERIVE_VERSIONS` back), or ``None``: the same elders rows (their current values), the visits
+        those before plus the ones the saves added (in order), the hazards and referrals of the current inputs."""
+        sv, ep = self._street_version.get(street, 0), self._epoch
+        adds: list[pd.DataFrame] = []
+        for v in range(sv - 1, max(-1, sv - 1 - self.DERIVE_VERSIONS), -1):
+            add = self._added.get((street, v + 1, ep))
+            if add is None:
+                return None
+            adds.append(add)
+            old = self._cache.peek(("pf", street, v, ep, community, category))
+            if old is not None:
+                break
+        else:
+            return None
         elders, _visits, hazards, referrals = self._inputs  # type: ignore[misc]
-        e = elders[elders["street"].isna()] if street == "" else elders[elders["street"] == street]
-        if community:
-            e = e[e["community"] == community]
-        if category:
-            e = e[_has_category(e["categories"], category)]
+        e = elders.loc[old[0].index]  # the same elders (membership changes bump the epoch), current values
         ids = e["elder_id"]
-        v = old[1]
-        add = new_visits[new_visits["elder_id"].isin(ids)] if not new_visits.empty else new_visits
+        new = [a for a in reversed(adds) if not a.empty]
+        add = pd.concat(new) if new else pd.DataFrame()
+        vis = old[1]
         if len(add):
-            v = pd.concat([v, add])
-        return (e, v, hazards[hazards["elder_id"].isin(ids)], referrals[referrals["elder_id"].isin(ids)])
+            add = add[add["elder_id"].isin(ids)]
+            if len(add):
+                vis = pd.concat([vis, add])
+        return (e, vis, hazards[hazards["elder_id"].isin(ids)], referrals[referrals["elder_id"].isin(ids)])
 
     def _rewarm(self) -> None:
         """(Re)compute the default view and the other weeks/levels in ONE background worker.
@@ -978,6 +994,7 @@ class DashboardData:
         with self._lock:
             self._inputs = None
             self._pending_visits = []
+            self._added.clear()
             self.version += 1
             self._epoch += 1
             self._cache.clear()
