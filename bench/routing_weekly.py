@@ -48,8 +48,15 @@ def _machine() -> dict[str, Any]:
             cpu = next(ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name"))
     except (OSError, StopIteration):
         pass
+    import subprocess
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                                check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "?"
     return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "ortools": ortools.__version__,
-            "load_at_start": os.getloadavg()[0]}
+            "load_at_start": os.getloadavg()[0], "commit": commit}
 
 
 def _maxrss_mb(who: int = resource.RUSAGE_SELF) -> float:
@@ -251,7 +258,8 @@ def _md(res: dict) -> str:
     m = res.get("machine", {})
     out = ["# Realistic weekly routing (synthetic register, real road network)", "",
            (f"Machine: {m.get('cpu')} ({m.get('cores')} cores, shared with other engineers' jobs; load at start "
-           f"{m.get('load_at_start', 0):.2f}), Python {m.get('python')}, OR-Tools {m.get('ortools')}. "
+           f"{m.get('load_at_start', 0):.2f}), Python {m.get('python')}, OR-Tools {m.get('ortools')}, commit "
+           f"{m.get('commit', '?')}. "
            f"Register: {res.get('database', '')}, week {res.get('week', '')}. Written by `bench/routing_weekly.py`."), ""]
     if "single" in res:
         s = res["single"]
