@@ -470,7 +470,7 @@ def export_xlsx(data: DashboardData, f: Filters, level: str) -> bytes:
     user = current_user()
     buf = io.BytesIO()
     scope = " / ".join(x for x in (f.street, f.community, Category(f.category).label if f.category else None) if x)
-    with pd.ExcelWriter(buf, engine="openpyxl") as xw:
+    with pd.ExcelWriter(buf, engine="xlsxwriter") as xw:
         k = data.kpis(user, f)
         pd.DataFrame({"指标": [INDICATOR_LABELS.get(c, c) for c in k],
                       "数值": [v for v in k.values()]}).to_excel(xw, sheet_name="指标", index=False)
@@ -481,18 +481,22 @@ def export_xlsx(data: DashboardData, f: Filters, level: str) -> bytes:
         rows = [{"编号": r.elder_id, "姓名": r.name, "住址": r.address, "街道": r.street, "社区": r.community,
                  "网格": r.grid, "探访管家": r.steward, "最近有效探访": fmt_date(r.last_visit),
                  "逾期天数": r.overdue_days} for r in df.itertuples(index=False)]
-        pd.DataFrame(rows).to_excel(xw, sheet_name="逾期老人（脱敏）", index=False)
+        od = xw.book.add_worksheet("逾期老人（脱敏）")  # the largest sheet, written row by row (no pandas formatting)
+        header = ["编号", "姓名", "住址", "街道", "社区", "网格", "探访管家", "最近有效探访", "逾期天数"]
+        od.write_row(0, 0, header)
+        for i, r in enumerate(rows, start=1):
+            od.write_row(i, 0, [None if pd.isna(r[h]) else (int(r[h]) if h == "逾期天数" else r[h]) for h in header])
         tr = data.trend(user, f)
         pd.DataFrame({"周次": tr["week"], "周探访率": tr["weekly_rate"]}).to_excel(xw, sheet_name="趋势", index=False)
-        ws = xw.book.create_sheet("说明")
-        ws.append(["范围", scope or "全区"])
-        ws.append(["周次", fmt_week(f.week)])
         stamp = datetime.now(BEIJING).strftime("%Y年%m月%d日 %H:%M")
-        ws.append(["导出人", f"{user.label}（{user.username}）"])
-        ws.append(["导出时间", stamp])
-        ws.append(["说明", "姓名、住址已脱敏；仅供工作使用，严禁外传"])
-        for sheet in xw.book.worksheets:  # watermark: who exported, when
-            sheet.oddHeader.center.text = f"{user.username} 导出 {stamp} · 严禁外传"
+        ws = xw.book.add_worksheet("说明")
+        for i, row in enumerate((["范围", scope or "全区"], ["周次", fmt_week(f.week)],
+                                 ["导出人", f"{user.label}（{user.username}）"], ["导出时间", stamp],
+                                 ["说明", "姓名、住址已脱敏；仅供工作使用，严禁外传"])):
+            ws.write_row(i, 0, row)
+        watermark = f"{user.username} 导出 {stamp} · 严禁外传".replace("&", "&&")
+        for sheet in xw.book.worksheets():  # watermark on every printed page: who exported, when
+            sheet.set_header(f"&C{watermark}")
     log_access("export", "elder_list", None, {"rows": len(rows), "view": "supervisor", "street": f.street,
                                               "community": f.community, "week": f.week, "masked": True})
     return buf.getvalue()
