@@ -26,6 +26,16 @@ app.add_typer(db_app, name="db")
 app.add_typer(layers_app, name="layers")
 # Sub-apps of other modules are registered at the end of this file (see _register_subapps).
 
+#: Process umask of every command: files and directories the CLI creates are owner-only.
+PRIVATE_UMASK = 0o077
+
+
+@app.callback()
+def _private_files(ctx: typer.Context) -> None:
+    """Run every command with umask 077 (restored afterwards, for callers that run the app in-process)."""
+    old = os.umask(PRIVATE_UMASK)
+    ctx.call_on_close(lambda: os.umask(old))
+
 console = Console(stderr=True)
 
 DataDirOpt = Annotated[
@@ -257,6 +267,7 @@ def demo(
 def _serve(database_url: str | None, host: str, port: int) -> None:
     from gridmap.dashboard.app import create_app
 
+    os.umask(PRIVATE_UMASK)  # defence in depth: the server's files (database, logs, exports) owner-only
     app_ = create_app(_engine(database_url))
     console.print(f"仪表盘 / dashboard: http://{host}:{port}/")
     app_.run(host=host, port=port, debug=False)

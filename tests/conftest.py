@@ -119,3 +119,14 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
         eng = request.getfixturevalue("_postgis_engine")
         _truncate_all(eng)
         yield eng
+
+
+# ------------------------------------------------------------------ hypothesis
+
+from hypothesis import settings as _hypothesis_settings  # noqa: E402
+
+#: ``ci`` (default): the same examples on every run and machine (derandomized, no example database),
+#: with the reproduce blob printed on failure; ``HYPOTHESIS_PROFILE=dev`` explores randomly.
+_hypothesis_settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+_hypothesis_settings.register_profile("dev", print_blob=True)
+_hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

@@ -3,13 +3,22 @@
 Exit codes of ``import`` and ``update``: 0 when no row was rejected, 1 when
 some were, 2 when the file cannot be read at all (or the command cannot run:
 bad source or period, database unreachable).
+
+Unmasking from the command line (``quarantine export --unmask`` here,
+``register export | form | first-contacts --unmask`` in
+:mod:`gridmap.register.cli_exports`) goes through :func:`authorize_unmask`:
+``--user`` (default: the operating-system account) must be an existing,
+enabled gridmap user whose role may unmask, with a ``--reason``; the audit row
+names that user, the reason and the operating-system account. Values in the
+console, the ``--report`` JSON and the quarantine list are masked.
 """
 
 from __future__ import annotations
 
+import getpass
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich.console import Console
@@ -17,6 +26,11 @@ from rich.table import Table
 
 from gridmap._cli import fail as _fail
 from gridmap._errors import GridmapError
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from gridmap.access.users import User
 
 register_app = typer.Typer(
     help="Register of elders (台账): import, monthly update, quarantine, conflicts, exports.",
@@ -49,6 +63,67 @@ def _engine(database_url: str | None):  # noqa: ANN202
     return engine
 
 
+def os_account() -> str:
+    """The operating-system account running the command (``"unknown"`` when it cannot be told)."""
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no name in the environment or the password database
+        return "unknown"
+
+
+def authorize_unmask(engine: Engine, user: str | None, reason: str | None, *, command: str,
+                     entity: str | None = None, entity_id: Any = None) -> User:
+    """The gridmap user who may unmask for this command, or exit 2 (audited as ``denied``).
+
+    Parameters
+    ----------
+    engine
+        The register database (users and the audit log).
+    user
+        ``--user``; default: the operating-system account's name.
+    reason
+        ``--reason``: required, not blank.
+    command
+        The command, for the audit log (``"register export"``).
+    entity, entity_id
+        What is unmasked, for the audit log.
+
+    Returns
+    -------
+    User
+        An existing, enabled user whose role may unmask.
+    """
+    from gridmap.access import audit, load_user
+
+    if not (reason and reason.strip()):
+        console.print("[red]错误[/red] 导出未脱敏数据必须用 --reason 说明原因\n"
+                      "[red]Error[/red] --unmask needs --reason TEXT")
+        raise typer.Exit(2)
+    os_user = os_account()
+    name = user or os_user
+    u = load_user(engine, name)
+    if u is None or not u.can_unmask:
+        # an unknown name is not stored as typed (it may be a mistyped secret): the OS account is
+        who = u if u is not None else f"os:{os_user}"
+        audit(engine, who, "denied", entity, entity_id, "cli",
+              {"reason": "no_unmask_permission" if u is not None else "unknown_user", "command": command,
+               "os_user": os_user})
+        _fail(GridmapError(
+            f"--user {name!r} is not a gridmap user whose role may see personal data in clear "
+            "(district, street, community or service role, enabled); nothing was written",
+            f"--user“{name}”不是有权查看未脱敏信息的系统用户（区、街镇、社区或服务管家角色，且未停用），未导出任何内容"), 2)
+    return u
+
+
+def audit_unmask(engine: Engine, u: User, *, command: str, reason: str, entity: str | None = None,
+                 entity_id: Any = None, **detail: Any) -> None:
+    """Write the ``unmask`` audit row of a CLI command: user, reason, command and OS account."""
+    from gridmap.access import audit
+
+    audit(engine, u, "unmask", entity, entity_id, "cli",
+          {"command": command, "reason": reason.strip()[:200], "os_user": os_account(), **detail})
+
+
 def _run_import(file: Path, source: str | None, report: Path | None, database_url: str | None,
                 period: str | None, monthly: bool) -> None:
     from gridmap.register.importer import import_ledger, write_report
@@ -60,7 +135,8 @@ def _run_import(file: Path, source: str | None, report: Path | None, database_ur
     except GridmapError as exc:
         _fail(exc, 2)
     except Exception as exc:  # noqa: BLE001 - never a traceback: report and exit 2
-        _fail(GridmapError(f"import failed ({type(exc).__name__}: {exc}); the register is unchanged",
+        # the exception's text is not shown: a database error quotes the row it failed on
+        _fail(GridmapError(f"import failed ({type(exc).__name__}); the register is unchanged",
                            f"导入失败（{type(exc).__name__}），台账未作任何更改"), 2)
     if report is not None:
         write_report(rep, report)
@@ -76,7 +152,11 @@ def _run_import(file: Path, source: str | None, report: Path | None, database_ur
         console.print(f"每月更新 {m['period']}: 新增 entered {m['entered']}, 重新纳入 returned {m['returned']}, "
                       f"退出 exited {m['exited']}, 去世 deceased {m['deceased']}, 迁出 moved out {m['moved_out']}, "
                       f"类别变化 category {m['category_changed']}, 管家变化 steward {m['steward_changed']}")
-    for e in rep.errors[:20]:
+    if rep.archive_removed:
+        console.print(f"已删除中断导入遗留的原始文件 {len(rep.archive_removed)} 个 / removed "
+                      f"{len(rep.archive_removed)} raw file(s) left in var/archive by interrupted imports: "
+                      + ", ".join(rep.archive_removed))
+    for e in rep.errors[:20]:  # values are masked (validate.mask_cell)
         console.print(f"  第{e.row}行 row {e.row} [{e.column}] {e.value!r}: {e.message_zh} / {e.message_en} ({e.code})")
     if len(rep.errors) > 20:
         console.print(f"  … {len(rep.errors) - 20} more (see --report / 详见报告)")
@@ -135,15 +215,31 @@ def quarantine_export(
     file: Annotated[Path, typer.Argument(help="xlsx to write (rows + an error column).")],
     source: SourceOpt = None,
     database_url: DbOpt = None,
+    unmask: Annotated[bool, typer.Option("--unmask", help="Write personal cells in clear (needs --reason and "
+                                         "a --user allowed to unmask; audited).")] = False,
+    reason: Annotated[Optional[str], typer.Option("--reason", help="Why unmasked data is exported.")] = None,
+    user: Annotated[Optional[str], typer.Option("--user", help="Gridmap user who unmasks "
+                                                "(default: the OS account).")] = None,
 ) -> None:
-    """Export pending rejected rows to an xlsx with their errors, to fix and re-submit."""
+    """Export pending rejected rows to an xlsx with their errors, to fix and re-submit (masked unless --unmask).
+
+    Masked cells re-submitted unchanged are filled back from the stored rows,
+    so fixing e.g. a street needs no unmasking.
+    """
     from gridmap.register.importer import export_quarantine
 
     try:
-        n = export_quarantine(_engine(database_url), file, source)
+        engine = _engine(database_url)
+        u = authorize_unmask(engine, user, reason, command="register quarantine export",
+                             entity="quarantine") if unmask else None
+        n = export_quarantine(engine, file, source, mask=not unmask)
+        if u is not None:
+            audit_unmask(engine, u, command="register quarantine export", reason=reason or "",
+                         entity="quarantine", file=Path(file).name, rows=n)
     except GridmapError as exc:
         _fail(exc, 2)
-    console.print(f"[green]✓[/green] {file}: {n} rows / 行")
+    state = "[yellow]未脱敏 unmasked (audited)[/yellow]" if unmask else "已脱敏 masked"
+    console.print(f"[green]✓[/green] {file}: {n} rows / 行 ({state})")
 
 
 @quarantine_app.command("resubmit")

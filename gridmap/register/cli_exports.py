@@ -1,13 +1,17 @@
 """``gridmap register export | form | first-contacts``: exports and first-contact gaps of the register.
 
 Attached to the ``register`` sub-app of :mod:`gridmap.register.cli`.
+``--unmask`` needs ``--reason`` and a ``--user`` (default: the operating-system
+account) that is an existing gridmap user whose role may unmask
+(:func:`gridmap.register.cli.authorize_unmask`); the unmasked rows are those
+within that user's area, and the audit log records the user, the reason and
+the operating-system account.
 """
 
 from __future__ import annotations
 
-import getpass
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -15,7 +19,12 @@ from rich.table import Table
 
 from gridmap._cli import fail as _fail
 from gridmap._errors import GridmapError
-from gridmap.register.cli import register_app
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from gridmap.access.users import User
+from gridmap.register.cli import audit_unmask, authorize_unmask, os_account, register_app
 
 console = Console(stderr=True)
 
@@ -26,7 +35,8 @@ DbOpt = Annotated[
 StreetOpt = Annotated[Optional[str], typer.Option("--street", help="Only this street, e.g. 学院路街道.")]
 UnmaskOpt = Annotated[bool, typer.Option("--unmask", help="Do not mask personal data (needs --reason; audited).")]
 ReasonOpt = Annotated[Optional[str], typer.Option("--reason", help="Why unmasked data is exported (audit log).")]
-UserOpt = Annotated[Optional[str], typer.Option("--user", help="Who exports (watermark, audit log); default: OS user.")]
+UserOpt = Annotated[Optional[str], typer.Option("--user", help="Who exports (watermark, audit log); default: OS user. "
+                                                "With --unmask: an existing gridmap user allowed to unmask.")]
 
 
 def _engine(database_url: str | None):  # noqa: ANN202
@@ -38,12 +48,7 @@ def _engine(database_url: str | None):  # noqa: ANN202
 
 
 def _user(user: str | None) -> str:
-    if user:
-        return user
-    try:
-        return getpass.getuser()
-    except Exception:  # noqa: BLE001
-        return "cli"
+    return user or os_account()
 
 
 def _s(value: object) -> str:
@@ -51,6 +56,23 @@ def _s(value: object) -> str:
     if value is None or (isinstance(value, float) and value != value):
         return ""
     return str(value)
+
+
+def _require_visible(engine: Engine, u: User, elder_id: int) -> None:
+    """Refuse (audited, same answer as for a missing elder) an elder outside ``u``'s area."""
+    from sqlalchemy.orm import Session
+
+    from gridmap.access import PermissionDenied, audit, can_see_elder
+    from gridmap.store.models import Elder
+
+    with Session(engine) as s:
+        e = s.get(Elder, int(elder_id))
+        visible = e is not None and can_see_elder(u.scope, e)
+    if not visible:
+        audit(engine, u, "denied", "elder", elder_id, "cli",
+              {"reason": "outside_area", "command": "register form", "os_user": os_account()})
+        raise PermissionDenied(f"no elder {elder_id} in the area of {u.username}",
+                               f"用户{u.username}的管辖范围内没有编号为{elder_id}的老人")
 
 
 def _check_unmask(unmask: bool, reason: str | None) -> None:
@@ -70,12 +92,22 @@ def export_cmd(
     database_url: DbOpt = None,
 ) -> None:
     """Export the register to xlsx (canonical Chinese columns; masked unless --unmask --reason)."""
-    from gridmap.register.exports import export_register
+    from gridmap.access import filter_frame
+    from gridmap.register.exports import export_register, read_register_frame
 
     _check_unmask(unmask, reason)
     try:
-        res = export_register(_engine(database_url), out, mask=not unmask, street=street,
-                              user=_user(user), reason=reason, progress=True)
+        engine = _engine(database_url)
+        if unmask:
+            u = authorize_unmask(engine, user, reason, command="register export", entity="register",
+                                 entity_id=street)
+            frame = filter_frame(read_register_frame(engine, street=street), u.scope, engine=engine)
+            res = export_register(frame, out, mask=False, street=street, user=u.username, reason=reason,
+                                  audit_engine=engine, progress=True)
+            audit_unmask(engine, u, command="register export", reason=reason or "", entity="register",
+                         entity_id=street, file=out.name, rows=res.rows)
+        else:
+            res = export_register(engine, out, mask=True, street=street, user=_user(user), progress=True)
     except GridmapError as exc:
         _fail(exc)
     state = "已脱敏 masked" if res.masked else "[yellow]未脱敏 unmasked (audited)[/yellow]"
@@ -97,8 +129,16 @@ def form_cmd(
 
     _check_unmask(unmask, reason)
     try:
-        res = export_record_form(_engine(database_url), elder_id, out, mask=not unmask,
-                                 reason=reason, user=_user(user), visits=visits)
+        engine = _engine(database_url)
+        name = _user(user)
+        if unmask:
+            u = authorize_unmask(engine, user, reason, command="register form", entity="elder", entity_id=elder_id)
+            _require_visible(engine, u, elder_id)
+            name = u.username
+        res = export_record_form(engine, elder_id, out, mask=not unmask, reason=reason, user=name, visits=visits)
+        if unmask:
+            audit_unmask(engine, u, command="register form", reason=reason or "", entity="elder",
+                         entity_id=elder_id, file=out.name)
     except GridmapError as exc:
         _fail(exc)
     state = "已脱敏 masked" if res.masked else "[yellow]未脱敏 unmasked (audited)[/yellow]"
@@ -123,10 +163,21 @@ def first_contacts_cmd(
     try:
         engine = _engine(database_url)
         frame = read_register_frame(engine, street=street)
+        name = _user(user)
+        if unmask:
+            from gridmap.access import filter_frame
+
+            u = authorize_unmask(engine, user, reason, command="register first-contacts", entity="register",
+                                 entity_id=street)
+            frame = filter_frame(frame, u.scope, engine=engine)
+            name = u.username
         gaps = elders_without_valid_first_contact(frame)
         if out is not None:
             export_first_contact_gaps(gaps, out, mask=not unmask, reason=reason,
-                                      user=_user(user), audit_engine=engine, street=street)
+                                      user=name, audit_engine=engine, street=street)
+        if unmask:
+            audit_unmask(engine, u, command="register first-contacts", reason=reason or "", entity="register",
+                         entity_id=street, file=out.name if out is not None else None, rows=len(gaps))
     except GridmapError as exc:
         _fail(exc)
 

@@ -12,8 +12,26 @@ the whole file back.
 Idempotence: a file whose SHA-256 was already imported from the same
 department (and period) changes nothing — no batch, no history, no
 quarantine rows; the report says ``already_imported`` and counts every valid
-row as unchanged. The raw file is archived as
-``var/archive/<sha256><suffix>`` (written to a temporary name, then renamed).
+row as unchanged.
+
+Raw files: the file is archived as ``var/archive/<sha256><suffix>`` (owner
+only: 0600 in a 0700 directory; written to a temporary name, then renamed) at
+the end of the import's transaction, just before it commits. A copy that no
+import batch refers to (an import killed between the copy and the commit) is
+deleted by the next successful import once it is :data:`ORPHAN_AGE_S` seconds
+old, and the report lists it (``archive_removed``).
+
+An xlsx is a zip container: it is refused (exit 2, :class:`UnreadableFile`)
+unless its local header signature is at byte 0 and every member passes its
+CRC check (:meth:`zipfile.ZipFile.testzip`) — a damaged ledger is suspicious
+even when the spreadsheet library could still read part of it.
+
+Privacy: every value in a report, an import batch, a quarantine row's errors
+and the console is masked (:func:`gridmap.register.validate.mask_cell`); the
+quarantine table keeps the raw cells (personal data at rest, like the
+register) so a fixed row can be re-submitted; :func:`export_quarantine`
+writes them masked unless asked otherwise, and a re-submitted masked cell is
+filled back from the stored row.
 """
 
 from __future__ import annotations
@@ -23,6 +41,8 @@ import hashlib
 import io
 import json
 import os
+import re
+import time
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,6 +61,7 @@ from gridmap.register.validate import (
     Reference,
     RowError,
     cell_text,
+    mask_cell,
     reference_from_layers,
     validate_frame,
 )
@@ -55,6 +76,12 @@ QUARANTINE_ROW = "原行号"
 _SOURCE_NAMES = {"民政": Source.CIVIL_AFFAIRS, "卫健": Source.HEALTH, "卫健委": Source.HEALTH,
                  "残联": Source.DISABLED_FEDERATION, "医保": Source.MEDICAL_INSURANCE,
                  "街道": Source.STREET, "手工": Source.MANUAL}
+
+
+#: Seconds after which an archived raw file that no import batch refers to is removed.
+ORPHAN_AGE_S = 600
+#: Names of the files the archive holds (archived ledgers and their temporary copies).
+_ARCHIVE_NAME = re.compile(r"^(?:[0-9a-f]{64}(?:\.[A-Za-z0-9]{1,8})?|\.[0-9a-f]{64}\.[0-9]+\.tmp)$")
 
 
 class UnreadableFile(GridmapError):
@@ -95,6 +122,7 @@ class ImportReport:
     mapped_headers: dict[str, str] = field(default_factory=dict)
     unknown_headers: list[str] = field(default_factory=list)
     monthly: dict[str, Any] | None = None
+    archive_removed: list[str] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -113,6 +141,7 @@ class ImportReport:
             "source": self.source, "batch_id": self.batch_id, "already_imported": self.already_imported,
             "conflicts": self.conflicts, "mapped_headers": self.mapped_headers,
             "unknown_headers": self.unknown_headers, "monthly": self.monthly,
+            "archive_removed": self.archive_removed,
         }
 
 
@@ -191,6 +220,29 @@ def _frame(rows: list[list[Any]], header_idx: int, mapping: dict[int, str]) -> t
     return frame, numbers
 
 
+def _check_zip(path: Path, raw: bytes) -> None:
+    """Refuse a damaged zip container: wrong signature at byte 0, unreadable directory or a bad member.
+
+    Raises
+    ------
+    UnreadableFile
+        "文件已损坏 / the file is damaged", naming what is wrong.
+    """
+    def damaged(en: str, zh: str) -> UnreadableFile:
+        return _unreadable(path, f"the file is damaged: {en}", f"文件已损坏：{zh}")
+
+    if raw[:4] != b"PK\x03\x04":
+        raise damaged("the zip signature at byte 0 is wrong (not an intact xlsx)",
+                      "第0字节处的zip签名不正确（不是完整的xlsx文件）")
+    try:
+        with zipfile.ZipFile(io.BytesIO(raw)) as z:
+            bad = z.testzip()
+    except Exception as exc:  # noqa: BLE001 - any failure means the container is damaged
+        raise damaged(f"the zip structure is broken ({type(exc).__name__})", "压缩结构损坏") from None
+    if bad is not None:
+        raise damaged(f"the part {bad[:80]!r} fails its CRC check", f"其中的“{bad[:80]}”校验失败")
+
+
 def _read_xlsx(path: Path, raw: bytes) -> list[list[Any]]:
     import openpyxl
 
@@ -259,6 +311,7 @@ def read_ledger(path: str | Path) -> Ledger:
     if raw[:4] == b"PK\x03\x04" or path.suffix.lower() in (".xlsx", ".xlsm"):
         if not zipfile.is_zipfile(io.BytesIO(raw)):
             raise _unreadable(path, "not a readable xlsx workbook (damaged zip)", "不是可读取的xlsx工作簿（压缩结构损坏）")
+        _check_zip(path, raw)
         rows = _read_xlsx(path, raw)
     elif raw[:8] == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1":
         raise _unreadable(path, "old .xls format: save it as .xlsx", "旧版.xls格式：请另存为.xlsx")
@@ -313,19 +366,89 @@ def _assign_grids(records: list[dict[str, Any]], layers: Any) -> None:
 # ------------------------------------------------------------------ archive
 
 
-def archive_file(path: Path, sha256: str) -> Path:
-    """Copy the raw file to ``var/archive/<sha256><suffix>`` (idempotent; temp name, then rename)."""
+def archive_dir() -> Path:
+    """``var/archive``, created owner-only (0700, as is ``var`` when created here)."""
     from gridmap.config import get_settings
 
-    target_dir = get_settings().var_dir / "archive"
-    target_dir.mkdir(parents=True, exist_ok=True)
+    var = get_settings().var_dir
+    target_dir = var / "archive"
+    for d in (var, target_dir):
+        if not d.is_dir():
+            d.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            os.chmod(d, 0o700)
+        except OSError:  # not ours: leave it
+            pass
+    return target_dir
+
+
+def archive_target(path: Path, sha256: str) -> Path:
+    """Where the raw file of ``sha256`` is archived: ``var/archive/<sha256><suffix>``."""
+    from gridmap.config import get_settings
+
+    return get_settings().var_dir / "archive" / f"{sha256}{path.suffix.lower()}"
+
+
+def archive_file(path: Path, sha256: str) -> Path:
+    """Copy the raw file to ``var/archive/<sha256><suffix>``, owner-only (idempotent; temp name, then rename).
+
+    Raises
+    ------
+    GridmapError
+        When the file changed since it was read (its SHA-256 differs).
+    """
+    target_dir = archive_dir()
     target = target_dir / f"{sha256}{path.suffix.lower()}"
     if target.exists():
+        os.chmod(target, 0o600)
+        os.utime(target)  # fresh: a concurrent clean-up keeps it
         return target
+    raw = path.read_bytes()
+    if hashlib.sha256(raw).hexdigest() != sha256:
+        raise GridmapError(f"{path.name} changed while it was imported; import it again",
+                           f"文件{path.name}在导入过程中被修改，请重新导入")
     tmp = target_dir / f".{sha256}.{os.getpid()}.tmp"
-    tmp.write_bytes(path.read_bytes())
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(raw)
+    os.chmod(tmp, 0o600)
     os.replace(tmp, target)
     return target
+
+
+def clean_orphan_archives(engine: Engine, *, keep: set[str] | frozenset[str] = frozenset(),
+                          min_age_s: float = ORPHAN_AGE_S) -> list[str]:
+    """Delete archived raw files that no import batch refers to (left by killed imports).
+
+    Only files named like the archive's own (``<sha256><suffix>`` or their
+    temporary copies) and older than ``min_age_s`` seconds are removed, so an
+    import running beside this one keeps the copy it is about to commit.
+
+    Returns
+    -------
+    list of str
+        The names of the removed files.
+    """
+    from gridmap.config import get_settings
+    from gridmap.store.models import ImportBatch
+
+    target_dir = get_settings().var_dir / "archive"
+    if not target_dir.is_dir():
+        return []
+    with engine.connect() as conn:
+        referenced = {Path(p).name for p in conn.execute(select(ImportBatch.archive_path)).scalars() if p}
+    now = time.time()
+    removed = []
+    for f in sorted(target_dir.iterdir()):
+        if (f.name in referenced or f.name in keep or not _ARCHIVE_NAME.match(f.name)
+                or not f.is_file() or now - f.stat().st_mtime < min_age_s):
+            continue
+        try:
+            f.unlink()
+        except FileNotFoundError:
+            continue
+        removed.append(f.name)
+    return removed
 
 
 # ------------------------------------------------------------------ import
@@ -393,6 +516,9 @@ def import_ledger(
     if period:
         parse_period(period)
     ledger = read_ledger(path)
+    quarantine_ids = _quarantine_ids(ledger)
+    if quarantine_ids:
+        _fill_masked_cells(engine, ledger, quarantine_ids)
     layers, ref = load_reference(data_dir)
     result = validate_frame(ledger.frame, ledger.rows, ref)
     report = ImportReport(file=ledger.path.name, sha256=ledger.sha256, rows_total=len(ledger.rows),
@@ -405,13 +531,7 @@ def import_ledger(
                                         "headers mapped from variants: " + ", ".join(
                                             f"{k} -> {v}" for k, v in ledger.mapped.items()), "warning"))
     _assign_grids(result.records + result.pending, layers)
-    quarantine_ids = {}
-    if QUARANTINE_ID in ledger.frame.columns:
-        for rn, qid in zip(ledger.rows, ledger.frame[QUARANTINE_ID], strict=True):
-            try:
-                quarantine_ids[rn] = int(float(cell_text(qid)))
-            except ValueError:
-                pass
+    target = archive_target(ledger.path, ledger.sha256)
 
     with session_scope(engine, user=user, source=src.value,
                        reason=(f"每月更新 {period} " if monthly else "导入 ") + ledger.path.name[:120]) as s:
@@ -435,10 +555,10 @@ def import_ledger(
                                             f"this file was already imported (batch {b.id}); nothing changed",
                                             "warning"))
             s.rollback()
+            report.archive_removed = clean_orphan_archives(engine, keep={target.name})
             return report
-        archive = archive_file(ledger.path, ledger.sha256)
         batch = ImportBatch(file_name=ledger.path.name[:255], sha256=ledger.sha256, source=src.label,
-                            archive_path=str(archive), imported_by=user, period=period,
+                            archive_path=str(target), imported_by=user, period=period,
                             rows_total=report.rows_total)
         s.add(batch)
         s.flush()
@@ -496,21 +616,77 @@ def import_ledger(
         d["attached_rows"] = sorted(attached)
         batch.report = d
         report.batch_id = batch.id
+        # the raw copy last, just before the commit: a kill before this point leaves no copy behind
+        archive_file(ledger.path, ledger.sha256)
         if on_progress:
             on_progress("commit", len(result.records), len(result.records))
+    report.archive_removed = clean_orphan_archives(engine, keep={target.name})
     return report
 
 
+def _quarantine_ids(ledger: Ledger) -> dict[int, int]:
+    """Spreadsheet row → quarantine row id, for a re-submitted quarantine export."""
+    out: dict[int, int] = {}
+    if QUARANTINE_ID in ledger.frame.columns:
+        for rn, qid in zip(ledger.rows, ledger.frame[QUARANTINE_ID], strict=True):
+            try:
+                out[rn] = int(float(cell_text(qid)))
+            except (ValueError, OverflowError):
+                pass
+    return out
+
+
+def _fill_masked_cells(engine: Engine, ledger: Ledger, quarantine_ids: dict[int, int]) -> None:
+    """Put the stored raw value back into every re-submitted cell still showing it masked.
+
+    A masked quarantine export shows ``110108********123X``; whoever fixes
+    another column re-submits that text. A cell equal to the masked form of
+    the stored value (and not to the value itself) is replaced by the stored
+    value; any other cell is taken as typed.
+    """
+    from sqlalchemy.orm import Session
+
+    from gridmap.sheets import restore_text
+    from gridmap.store.models import QuarantineRow
+
+    wanted = set(quarantine_ids.values())
+    with Session(engine) as s:
+        stored = {q.id: dict(q.data or {}) for q in s.scalars(
+            select(QuarantineRow).where(QuarantineRow.id.in_(wanted), QuarantineRow.status == "pending"))}
+    if not stored:
+        return
+    frame = ledger.frame
+    cols = list(frame.columns)
+    for i, rn in enumerate(ledger.rows):
+        data = stored.get(quarantine_ids.get(rn, -1))
+        if not data:
+            continue
+        for j, col in enumerate(cols):
+            if col not in data:
+                continue
+            raw = cell_text(data[col])
+            cell = restore_text(cell_text(frame.iat[i, j]))  # the export put ' before formula-like text
+            if cell and (cell == raw or cell == mask_cell(col, raw)):
+                frame.iat[i, j] = raw
+
+
 def write_report(report: ImportReport, path: str | Path) -> None:
-    """Write the report JSON (UTF-8, Chinese kept readable)."""
-    Path(path).write_text(json.dumps(report.as_dict(), ensure_ascii=False, indent=2, default=str), encoding="utf-8")
+    """Write the report JSON (UTF-8, Chinese kept readable), created owner-only (0600)."""
+    text = json.dumps(report.as_dict(), ensure_ascii=False, indent=2, default=str)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
 
 
 # ------------------------------------------------------------------ quarantine
 
 
-def list_quarantine(engine: Engine, status: str | None = "pending") -> list[dict[str, Any]]:
-    """Quarantined rows (id, batch, file, row, data, errors, status)."""
+def list_quarantine(engine: Engine, status: str | None = "pending", *, mask: bool = True) -> list[dict[str, Any]]:
+    """Quarantined rows (id, batch, file, row, data, errors, status); ``data`` masked unless ``mask=False``.
+
+    Only callers that checked the unmask permission (or never show the data)
+    pass ``mask=False``.
+    """
     from sqlalchemy.orm import Session
 
     from gridmap.store.models import ImportBatch, QuarantineRow
@@ -521,17 +697,29 @@ def list_quarantine(engine: Engine, status: str | None = "pending") -> list[dict
         if status:
             q = q.where(QuarantineRow.status == status)
         return [{"id": r.id, "batch_id": r.batch_id, "file": fn, "source": src, "row": r.row_number,
-                 "data": r.data, "errors": r.errors, "status": r.status} for r, fn, src in s.execute(q)]
+                 "data": {k: mask_cell(k, v) for k, v in (r.data or {}).items()} if mask else r.data,
+                 "errors": [{**e, "value": mask_cell(e.get("column", ""), e.get("value"))}
+                            if mask and e.get("value") and "*" not in str(e.get("value")) else e
+                            for e in (r.errors or [])],
+                 "status": r.status} for r, fn, src in s.execute(q)]
 
 
-def export_quarantine(engine: Engine, out: str | Path, source: str | Source | None = None) -> int:
+def export_quarantine(engine: Engine, out: str | Path, source: str | Source | None = None, *,
+                      mask: bool = True) -> int:
     """Write pending quarantined rows to an xlsx a user can fix: canonical columns + id + errors.
+
+    Personal cells are masked unless ``mask=False`` (the caller checked the
+    unmask permission and audits it); a masked cell re-submitted unchanged is
+    filled back from the stored row (see :func:`import_ledger`). The file is
+    created owner-only (0600).
 
     Returns the number of rows written.
     """
     import openpyxl
 
-    rows = list_quarantine(engine, "pending")
+    from gridmap.sheets import openpyxl_row
+
+    rows = list_quarantine(engine, "pending", mask=mask)
     if source is not None:
         label = parse_source(source).label
         rows = [r for r in rows if r["source"] == label]
@@ -540,16 +728,18 @@ def export_quarantine(engine: Engine, out: str | Path, source: str | Source | No
     wb = openpyxl.Workbook()
     ws = wb.active
     ws.title = "待修正"
-    ws.append(headers)
+    ws.append(openpyxl_row(ws, headers))  # gridmap.sheets: text inert, never a formula
     for r in rows:
         errs = "；".join(f"{e['column']}：{e['message_zh']} / {e['message_en']}" for e in r["errors"])
-        ws.append([r["id"], r["row"], *[r["data"].get(c, "") for c in CANONICAL_COLUMNS],
-                   *[r["data"].get(c, "") for c in extra], errs])
+        ws.append(openpyxl_row(ws, [r["id"], r["row"], *[r["data"].get(c, "") for c in CANONICAL_COLUMNS],
+                                    *[r["data"].get(c, "") for c in extra], errs]))
     for col in ws.iter_cols(min_row=1, max_row=ws.max_row):
         for c in col:
             c.number_format = "@"
     out = Path(out)
     tmp = out.with_name(out.name + ".part")
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+    os.chmod(tmp, 0o600)
     wb.save(tmp)
     os.replace(tmp, out)
     return len(rows)

@@ -347,7 +347,7 @@ class _Merger:
             if rec.get(k) and sid is None:
                 self.out.warnings.append(RowError(
                     rec["row"], "探访管家" if k == "visit_steward" else "服务管家", rec[k], "steward_unknown",
-                    "未找到该管家，未关联", "no such steward found; not linked", "warning"))
+                    "未找到该管家，未关联", "no such steward found; not linked", "warning").masked())
                 continue
             if self._decide(e, sources, col, getattr(e, col), sid):
                 setattr(e, col, sid)
@@ -402,12 +402,13 @@ class _Merger:
             self.update(e, r)
             self.out.seen[e.id] = rec
             self.out.attached.append(rec["row"])
+            # the typed ID masked; the existing elder's ID is never echoed (see validate.mask_cell)
             given = rec.get("id_given") or ""
             self.out.warnings.append(RowError(
                 rec["row"], "居民身份证号码", given, "id_matched_by_name",
-                f"身份证号码有误或缺失，按姓名、出生日期和地址匹配到已有记录（{e.id_number or '无身份证号'}）",
+                "身份证号码有误或缺失，已按姓名、出生日期和地址归入已有记录",
                 "ID number mistyped or missing: matched an existing elder by name, birth date and address",
-                "warning"))
+                "warning").masked())
         return self.out
 
 

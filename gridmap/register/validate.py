@@ -31,6 +31,14 @@ Decisions (documented rules of the importer)
   stands and the row is rejected.
 * The same valid ID twice in a file: the later rows are rejected
   (``duplicate_in_file``, naming the first row).
+* Birth dates (from the ID number or the 出生日期 column) in the future or
+  more than :data:`MAX_AGE` years back are rejected (``birth_date_future``,
+  ``birth_date_too_old``), never silently dropped.
+* Every :class:`RowError` that leaves :func:`validate_frame` carries its value
+  masked (:func:`mask_cell`: ID numbers as ``110108********123X``, names,
+  phones, addresses and certificate numbers by the masking policy,
+  coordinates rounded, birth dates to the year); messages never state the
+  correct check digit or echo the digits of the ID number.
 """
 
 from __future__ import annotations
@@ -38,8 +46,8 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date
 from typing import Any
 
@@ -49,6 +57,7 @@ import pandas as pd
 from gridmap._errors import ValidationError
 from gridmap.domain.enums import DisabilityLevel, FirstContactRule, WelfareStatus
 from gridmap.domain.idcard import age_on, normalize_id_number, parse_id_number
+from gridmap.domain.masking import mask_address, mask_id_number, mask_name, mask_phone
 from gridmap.register.columns import CANONICAL_COLUMNS, normalize_header, parse_yes_no
 
 #: Optional columns beyond the canonical form (header → key); variants map here too.
@@ -70,6 +79,18 @@ MAX_LEN = {
     "姓名": 40, "家庭住址": 200, "残疾人证号": 40, "第一联系人": 40, "第一联系人关系": 20,
     "探访管家": 40, "服务管家": 40, "其他情况": 2000, "户籍地址": 200, "户籍所在街道": 40, "残疾类别": 20,
 }
+
+#: Ledger columns holding personal data → their masking function (as the policy
+#: :data:`gridmap.access.policy.PERSONAL_FIELDS` masks the same fields).
+PERSONAL_COLUMNS: dict[str, Callable[[str | None], str | None]] = {
+    "姓名": mask_name, "居民身份证号码": mask_id_number, "联系电话": mask_phone, "家庭住址": mask_address,
+    "户籍地址": mask_address, "残疾人证号": mask_id_number, "第一联系人": mask_name,
+    "第一联系人电话": mask_phone,
+}
+#: Free-text columns: a report shows only their length.
+FREE_TEXT_COLUMNS = ("其他情况",)
+#: Oldest plausible age on the import date; an older birth date is a typing error.
+MAX_AGE = 120
 
 YES_NO_COLUMNS = ("是否居住在户籍所在地", "是否独居", "是否空巢", "是否重残", "是否计划生育特殊家庭",
                   "是否愿意接受探访", "是否签约驿站或家庭照护床位", "是否失能")
@@ -106,6 +127,10 @@ class RowError:
     def as_dict(self) -> dict[str, Any]:
         """The report form ``{row, column, value, code, message_zh, message_en}`` (+ severity)."""
         return asdict(self)
+
+    def masked(self) -> RowError:
+        """A copy whose value is masked for reports (:func:`mask_cell`)."""
+        return replace(self, value=mask_cell(self.column, self.value))
 
 
 @dataclass
@@ -164,6 +189,45 @@ def cell_text(value: object) -> str:
         return value.strftime("%Y-%m-%d")
     text = _CONTROL.sub("", str(value)).strip()
     return "" if text.lower() in ("nan", "none", "null") else text
+
+
+_NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
+
+
+def mask_cell(column: str, value: object) -> str:
+    """A cell as a report may show it: personal columns masked, the rest as they are.
+
+    Personal columns (:data:`PERSONAL_COLUMNS`) go through
+    :mod:`gridmap.domain.masking` (an ID number shows as
+    ``110108********123X``); 经度/纬度 numbers are rounded to 0.01° (about
+    1 km); a 出生日期 keeps only its first four characters (the year); free
+    text (其他情况) shows only its length.
+
+    Parameters
+    ----------
+    column
+        The canonical column the value came from (``"*"`` for file-level notes).
+    value
+        The raw cell.
+
+    Returns
+    -------
+    str
+        The text to show; ``""`` for an empty cell.
+    """
+    text = cell_text(value)
+    if not text:
+        return ""
+    masker = PERSONAL_COLUMNS.get(column)
+    if masker is not None:
+        return str(masker(text) or "")
+    if column in ("经度", "纬度"):
+        return _NUMBER.sub(lambda m: f"{float(m.group(0)):.2f}", text)
+    if column == "出生日期":
+        return text[:4] + re.sub(r"[0-9]", "*", text[4:])
+    if column in FREE_TEXT_COLUMNS:
+        return f"（{len(text)}字 / {len(text)} characters）"
+    return text
 
 
 def parse_phone(value: object) -> str | None:
@@ -324,6 +388,37 @@ def _err(row: int, column: str, value: object, code: str, zh: str, en: str,
     return RowError(row, column, v[:200], code, zh, en, severity)
 
 
+#: Messages of the ID number's faults that neither echo its digits nor state the correct check digit.
+_ID_MESSAGES: dict[str, tuple[str, str]] = {
+    "id_checksum": ("校验码不正确，身份证号码可能录入有误，请核对原件",
+                    "the check digit does not match: the ID number is probably mistyped; check the card"),
+}
+
+
+def _birth_problem(born: date, today: date) -> tuple[str, str, str] | None:
+    """``(code, zh, en)`` when a birth date is in the future or more than :data:`MAX_AGE` years back."""
+    if born > today:
+        return ("birth_date_future", f"出生日期在将来（{born.year}年），请核对",
+                f"the birth date is in the future (year {born.year}): check it")
+    if age_on(born, today) > MAX_AGE:
+        return ("birth_date_too_old", f"出生日期（{born.year}年）表示年龄超过{MAX_AGE}岁，请核对",
+                f"the birth date (year {born.year}) means an age over {MAX_AGE}: check it")
+    return None
+
+
+def _id_birth_message(number: str, today: date) -> tuple[str, str]:
+    """The message of an ID number whose digits 7-14 are no (plausible) birth date, without the digits."""
+    n = normalize_id_number(number)
+    try:
+        born = date(int(n[6:10]), int(n[10:12]), int(n[12:14]))
+    except ValueError:
+        return ("身份证号码第7-14位不是有效的出生日期", "digits 7-14 of the ID number are not a valid birth date")
+    problem = _birth_problem(born, today)
+    if problem is not None:
+        return "身份证号码中的" + problem[1], "in the ID number, " + problem[2]
+    return ("身份证号码中的出生日期不合理", "the birth date in the ID number is not plausible")
+
+
 def _yes_no(cells: dict[str, str], col: str) -> bool | None:
     try:
         return parse_yes_no(cells.get(col, ""))
@@ -355,14 +450,21 @@ def _validate_row(cells: dict[str, str], row: int, ref: Reference | None,
 
     # ID, birth date, age, sex
     id_raw = cells.get("居民身份证号码", "")
+    today = ref.today if ref is not None else date.today()
     rec["id_number"] = rec["birth_date"] = rec["sex"] = None
     birth_text = cells.get("出生日期", "")
+    given_birth: date | None = None
     if birth_text:
         try:
-            rec["birth_date"] = _parse_date(birth_text)
+            given_birth = _parse_date(birth_text)
         except ValueError:
             add("出生日期", "birth_date_invalid", "出生日期无法识别（应为YYYY-MM-DD）",
                 "birth date not understood (use YYYY-MM-DD)")
+        problem = _birth_problem(given_birth, today) if given_birth is not None else None
+        if problem is not None:
+            add("出生日期", *problem)
+            given_birth = None
+    rec["birth_date"] = given_birth
     if id_raw:
         try:
             if not unicodedata.normalize("NFKC", id_raw).isascii():
@@ -371,7 +473,11 @@ def _validate_row(cells: dict[str, str], row: int, ref: Reference | None,
             number, born, sex = parse_id_number(unicodedata.normalize("NFKC", id_raw))
             rec.update(id_number=number, birth_date=born, sex=sex)
         except ValidationError as exc:
-            add("居民身份证号码", exc.code, exc.message_zh.split("：", 1)[-1], exc.message_en.split(": ", 1)[-1])
+            zh, en = _ID_MESSAGES.get(exc.code, (exc.message_zh.split("：", 1)[-1],
+                                                 exc.message_en.split(": ", 1)[-1]))
+            if exc.code == "id_birth_date":
+                zh, en = _id_birth_message(unicodedata.normalize("NFKC", id_raw), today)
+            add("居民身份证号码", exc.code, zh, en)
             if exc.code == "id_checksum":
                 n = normalize_id_number(id_raw)
                 id_problem = True
@@ -381,6 +487,16 @@ def _validate_row(cells: dict[str, str], row: int, ref: Reference | None,
                     rec["sex"] = "男" if int(n[16]) % 2 == 1 else "女"
                 except ValueError:
                     id_problem = False
+        from_id = rec["id_number"] is not None or "id_given" in rec
+        if from_id and rec["birth_date"] is not None:
+            problem = _birth_problem(rec["birth_date"], today)
+            if problem is not None:
+                add("居民身份证号码", problem[0], "身份证号码中的" + problem[1], "in the ID number, " + problem[2])
+                rec["birth_date"] = None
+                id_problem = False
+            elif given_birth is not None and given_birth != rec["birth_date"]:
+                add("出生日期", "birth_date_mismatch", "出生日期与身份证号码中的出生日期不符",
+                    "the birth date contradicts the one in the ID number")
     elif rec["birth_date"] is not None:
         id_problem = True  # missing ID but a birth date: may match an existing elder
     if rec["birth_date"] is not None and ref is not None:
@@ -682,11 +798,15 @@ def validate_frame(frame: pd.DataFrame, rows: Sequence[int] | None = None,
         k = r["id_number"]
         if k in first_row:
             errors.append(RowError(r["row"], "居民身份证号码", k, "duplicate_in_file",
-                                   f"与第{first_row[k]}行身份证号码重复", f"same ID number as row {first_row[k]}"))
+                                   f"与本文件第{first_row[k]}行身份证号码重复",
+                                   f"duplicate of a row in this file (row {first_row[k]}): same ID number"))
             continue
         first_row[k] = r["row"]
         unique.append(r)
     errors.sort(key=lambda e: (e.row, e.column, e.code))
+    # values leave this module masked: reports, import batches, quarantine errors and the console
+    errors = [e.masked() for e in errors]
+    warnings = [w.masked() for w in warnings]
     return ValidationResult(unique, errors, warnings, pending, n)
 
 

@@ -7,6 +7,7 @@ portable types (:mod:`gridmap.store.types`).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,17 +41,46 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+#: Suffixes of the files SQLite keeps beside the database.
+SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
+
+
+def private_sqlite_file(path: str | Path) -> None:
+    """Create the SQLite database file owner-only (0600) before SQLite does; tighten existing ones.
+
+    A new parent directory is created 0700. An existing database, and its
+    ``-wal``/``-shm``/``-journal`` files, are set to 0600 (SQLite creates the
+    side files with the database file's mode). Files of another owner are left
+    alone.
+    """
+    p = Path(path)
+    if not p.parent.is_dir():
+        p.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not p.exists():
+        try:
+            os.close(os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            pass
+    for f in (p, *(p.with_name(p.name + s) for s in SQLITE_SIDE_FILES)):
+        try:
+            if f.exists() and f.stat().st_mode & 0o077:
+                os.chmod(f, 0o600)
+        except OSError:  # another owner's file: not ours to change
+            pass
+
+
 def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
     """Create an engine for ``url`` (default: ``GRIDMAP_DATABASE_URL`` or the embedded file).
 
-    For SQLite the parent directory is created, foreign keys are enforced and
+    For SQLite the parent directory is created, the database file is created
+    owner-only (:func:`private_sqlite_file`), foreign keys are enforced and
     WAL journaling is used so readers do not block the writer.
     """
     url = url or get_settings().database_url
     u = make_url(url)
     if u.get_backend_name() == "sqlite":
-        if u.database and u.database != ":memory:":
-            Path(u.database).parent.mkdir(parents=True, exist_ok=True)
+        if u.database and u.database != ":memory:" and not u.database.startswith("file:"):
+            private_sqlite_file(u.database)
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine

@@ -160,3 +160,53 @@ def test_random_cells_never_crash_and_every_row_is_accounted_for(reference, rows
     assert good | bad | {r["row"] for r in res.pending} == set(range(2, len(base) + 2))
     for e in res.errors:
         assert e.code and e.message_zh and e.message_en and e.column
+
+
+# ------------------------------------------------------------ implausible birth dates (issue 14, item 9)
+
+
+def test_birth_date_in_2099_is_refused_naming_row_and_field(reference):
+    with_id = _one(reference, 出生日期="2099-01-01")  # the ID is fine: the column used to be ignored
+    without_id = _one(reference, 出生日期="2099-01-01", 居民身份证号码="")
+    for res in (with_id, without_id):
+        hits = [e for e in res.errors if e.code == "birth_date_future"]
+        assert hits, [(e.code, e.column) for e in res.errors]
+        e = hits[0]
+        assert (e.row, e.column) == (2, "出生日期") and "2099" in e.message_zh and "future" in e.message_en
+        assert res.records == [] and res.pending == []
+    too_old = _one(reference, 居民身份证号码=make_id_number("110108", date(1895, 6, 1), 1, "女"), 性别="女")
+    e = next(e for e in too_old.errors if e.code == "birth_date_too_old")
+    assert e.column == "居民身份证号码" and "120" in e.message_zh and "120" in e.message_en
+    future_id = _one(reference, 居民身份证号码="110108209901011234")
+    e = next(e for e in future_id.errors if e.column == "居民身份证号码")
+    assert "将来" in e.message_zh and "future" in e.message_en and "20990101" not in e.message_zh + e.message_en
+
+
+def test_birth_date_column_contradicting_the_id_is_refused(reference):
+    row = make_rows(1)[0]
+    res = _one(reference, 出生日期="1931-05-05")
+    assert row["居民身份证号码"][6:14] != "19310505"
+    assert [(e.column, e.code) for e in res.errors] == [("出生日期", "birth_date_mismatch")]
+
+
+@settings(max_examples=40, deadline=None)
+@given(born=st.dates(date(1800, 1, 1), date(2200, 12, 31)), with_id=st.booleans())
+def test_any_birth_date_outside_0_to_120_years_is_an_error(born, with_id):
+    today = date(2025, 6, 1)
+    from gridmap.register.validate import Reference
+
+    row = make_rows(1)[0]
+    row["出生日期"] = born.isoformat()
+    if not with_id:
+        row["居民身份证号码"] = ""
+    res = validate_frame(pd.DataFrame([row]), ref=Reference(today=today))
+    age = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+    birth_errors = {e.code for e in res.errors if e.column == "出生日期"}
+    if born > today:
+        assert "birth_date_future" in birth_errors
+    elif age > 120:
+        assert "birth_date_too_old" in birth_errors
+    else:
+        assert not birth_errors & {"birth_date_future", "birth_date_too_old"}
+    if birth_errors & {"birth_date_future", "birth_date_too_old"}:
+        assert not res.records and not res.pending
