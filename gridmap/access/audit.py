@@ -5,7 +5,8 @@ UPDATE and DELETE, see :mod:`gridmap.store.db`). Rows never hold personal
 values: ``detail`` is passed through the masking policy, and an unmasking
 records which fields were shown and why, not the values.
 
-Actions written by gridmap: ``login``, ``login_failed``, ``login_limited``,
+Actions written by gridmap: ``login``, ``login_failed``, ``login_limited``
+(``detail.limit``: ``address``, ``account_address`` or ``account``),
 ``logout``, ``view`` (one record, or a list with ``detail.rows``),
 ``denied`` (outside one's area or without the permission), ``unmask``,
 ``update``, ``export``, ``user_admin``.
@@ -203,6 +204,7 @@ class _Thresholds:
     window: timedelta
     failed: int
     unmasks: int
+    spray: int
 
 
 def _rows(engine: Engine, since: datetime, until: datetime | None) -> pd.DataFrame:
@@ -279,9 +281,71 @@ def _outside_area(engine: Engine, df: pd.DataFrame) -> list[dict[str, Any]]:
     return out
 
 
+def _sign_in_findings(df: pd.DataFrame, th: _Thresholds) -> list[dict[str, Any]]:
+    """Failed sign-ins per account and address, password spraying and the limits that refused sign-ins."""
+    out: list[dict[str, Any]] = []
+    fails = df[df["action"].isin(["login_failed", "login_limited"])]
+    for (user, client), g in fails.groupby(["username", "client"], sort=True, dropna=False):
+        if len(g) >= th.failed:
+            out.append({"kind": "failed_logins", "username": user, "client": client, "count": len(g),
+                        "first_at": g["at"].min(), "last_at": g["at"].max(),
+                        "detail": f"{len(g)} failed sign-ins / {len(g)}次登录失败"})
+    failed = df[df["action"] == "login_failed"]
+    # one address trying many user names (one password across accounts)
+    for client, g in failed.groupby("client", sort=True, dropna=False):
+        names = g["username"].nunique()
+        if names >= th.spray:
+            out.append({"kind": "password_spray", "username": f"{names} user names / {names}个用户名",
+                        "client": client, "count": len(g), "first_at": g["at"].min(), "last_at": g["at"].max(),
+                        "detail": f"failed sign-ins for {names} different user names from one address / "
+                                  f"同一来源尝试登录{names}个不同用户名"})
+    # failures spread across many accounts from several addresses within one window
+    if not failed.empty:
+        f = failed.sort_values("at")
+        times, users, clients = f["at"].tolist(), f["username"].tolist(), [str(c) for c in f["client"]]
+        ucount: dict[str, int] = {}
+        ccount: dict[str, int] = {}
+        best: tuple[int, int, int, int] | None = None  # accounts, addresses, i, j
+        i = 0
+        for j in range(len(times)):
+            ucount[users[j]] = ucount.get(users[j], 0) + 1
+            ccount[clients[j]] = ccount.get(clients[j], 0) + 1
+            while times[j] - times[i] > th.window:
+                for d, k in ((ucount, users[i]), (ccount, clients[i])):
+                    d[k] -= 1
+                    if not d[k]:
+                        del d[k]
+                i += 1
+            if len(ucount) >= th.spray and len(ccount) >= 2 \
+                    and (best is None or (len(ucount), len(ccount)) > best[:2]):
+                best = (len(ucount), len(ccount), i, j)
+        if best is not None:
+            n_users, n_clients, i, j = best
+            minutes = int(th.window.total_seconds() // 60)
+            out.append({"kind": "distributed_spray", "username": f"{n_users} user names / {n_users}个用户名",
+                        "client": f"{n_clients} addresses / {n_clients}个来源", "count": j - i + 1,
+                        "first_at": times[i], "last_at": times[j],
+                        "detail": f"{j - i + 1} failed sign-ins for {n_users} user names from {n_clients} addresses "
+                                  f"within {minutes} min / {minutes}分钟内从{n_clients}个来源尝试登录"
+                                  f"{n_users}个用户名，失败{j - i + 1}次"})
+    limited = df[df["action"] == "login_limited"]
+    if not limited.empty:
+        limited = limited.assign(limit=[d.get("limit", "account_address") if isinstance(d, dict)
+                                        else "account_address" for d in limited["detail"]])
+        labels = {"address": ("address limit", "来源地址限流"), "account_address": ("account+address lock-out",
+                  "账号在该来源被锁定"), "account": ("account lock-out for new addresses", "账号对新来源锁定")}
+        for (user, client, limit), g in limited.groupby(["username", "client", "limit"], sort=True, dropna=False):
+            en, zh = labels.get(str(limit), (str(limit), str(limit)))
+            out.append({"kind": "login_limited", "username": user, "client": client, "count": len(g),
+                        "first_at": g["at"].min(), "last_at": g["at"].max(),
+                        "detail": f"{len(g)} sign-ins refused by the {en} / {zh}拒绝登录{len(g)}次"})
+    return out
+
+
 def unusual_access_report(engine: Engine, since: datetime, *, until: datetime | None = None,
                           view_threshold: int = 200, window_minutes: int = 10,
-                          failed_threshold: int = 5, unmask_threshold: int = 20) -> pd.DataFrame:
+                          failed_threshold: int = 5, unmask_threshold: int = 20,
+                          spray_threshold: int = 5) -> pd.DataFrame:
     """Unusual access found in the audit log since ``since``.
 
     Kinds of finding (one row per user and kind):
@@ -297,6 +361,16 @@ def unusual_access_report(engine: Engine, since: datetime, *, until: datetime | 
     ``failed_logins``
         ``failed_threshold`` or more failed or rate-limited sign-ins for one
         user name from one client.
+    ``password_spray``
+        Failed sign-ins for ``spray_threshold`` or more different user names
+        from one client (one password tried across accounts).
+    ``distributed_spray``
+        Failed sign-ins for ``spray_threshold`` or more different user names
+        from two or more clients within ``window_minutes`` (the most found in
+        one window is reported).
+    ``login_limited``
+        Sign-ins refused by a limit (per address, per account and address, or
+        the account lock-out for new addresses), per user name, client and limit.
     ``unmask``
         ``unmask_threshold`` or more unmaskings by one user.
 
@@ -308,7 +382,8 @@ def unusual_access_report(engine: Engine, since: datetime, *, until: datetime | 
     """
     if since.tzinfo is None:
         since = since.replace(tzinfo=UTC)
-    th = _Thresholds(view_threshold, timedelta(minutes=window_minutes), failed_threshold, unmask_threshold)
+    th = _Thresholds(view_threshold, timedelta(minutes=window_minutes), failed_threshold, unmask_threshold,
+                     spray_threshold)
     cols = ["kind", "username", "client", "count", "first_at", "last_at", "detail"]
     df = _rows(engine, since, until)
     if df.empty:
@@ -319,19 +394,15 @@ def unusual_access_report(engine: Engine, since: datetime, *, until: datetime | 
         views["records"] = views.apply(_records, axis=1)
         found += _bulk_views(views, th)
     found += _outside_area(engine, df)
-    fails = df[df["action"].isin(["login_failed", "login_limited"])]
-    for (user, client), g in fails.groupby(["username", "client"], sort=True, dropna=False):
-        if len(g) >= th.failed:
-            found.append({"kind": "failed_logins", "username": user, "client": client, "count": len(g),
-                          "first_at": g["at"].min(), "last_at": g["at"].max(),
-                          "detail": f"{len(g)} failed sign-ins / {len(g)}次登录失败"})
+    found += _sign_in_findings(df, th)
     unm = df[df["action"] == "unmask"]
     for user, g in unm.groupby("username", sort=True):
         if len(g) >= th.unmasks:
             found.append({"kind": "unmask", "username": user, "client": ", ".join(sorted({str(c) for c in g["client"]})),
                           "count": len(g), "first_at": g["at"].min(), "last_at": g["at"].max(),
                           "detail": f"{len(g)} unmaskings / {len(g)}次查看未脱敏信息"})
-    order = {"outside_area": 0, "denied": 1, "bulk_view": 2, "failed_logins": 3, "unmask": 4}
+    order = {"outside_area": 0, "denied": 1, "bulk_view": 2, "distributed_spray": 3, "password_spray": 4,
+             "login_limited": 5, "failed_logins": 6, "unmask": 7}
     out = pd.DataFrame(found, columns=cols)
     if out.empty:
         return out

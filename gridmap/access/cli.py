@@ -96,7 +96,7 @@ def add(
 def disable(name: Annotated[str, typer.Argument(help="User name.")],
             enable: Annotated[bool, typer.Option("--enable", help="Enable again instead.")] = False,
             database_url: DbOpt = None) -> None:
-    """Disable a user (their sessions end within seconds); ``--enable`` re-enables."""
+    """Disable a user (every session of the user ends at once); ``--enable`` re-enables."""
     from gridmap.access.users import disable_user
 
     try:
@@ -116,7 +116,7 @@ def set_role_cmd(
     grant: GrantOpt = None,
     database_url: DbOpt = None,
 ) -> None:
-    """Change a user's role and area."""
+    """Change a user's role and area (every session of the user ends)."""
     from gridmap.access.users import set_role
 
     try:
@@ -132,7 +132,7 @@ def set_password_cmd(
     password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
     database_url: DbOpt = None,
 ) -> None:
-    """Replace a user's password."""
+    """Replace a user's password (10+ characters, not easy to guess; every session of the user ends)."""
     from gridmap.access.users import set_password
 
     try:
@@ -154,6 +154,33 @@ def list_cmd(database_url: DbOpt = None) -> None:
     t = Table("用户名", "显示名", "角色", "范围", "状态")
     for u in users:
         t.add_row(u.username, u.display_name or "", u.role.label, _area(u), "停用" if u.disabled else "启用")
+    out.print(t)
+
+
+@users_app.command("sessions")
+def sessions_cmd(
+    name: Annotated[str | None, typer.Argument(help="User name (default: every user).")] = None,
+    end: Annotated[bool, typer.Option("--end", help="End every session of NAME now.")] = False,
+    database_url: DbOpt = None,
+) -> None:
+    """List the open sign-in sessions (of one user or all); ``--end`` ends every session of NAME."""
+    from gridmap.access.sessions import list_sessions
+    from gridmap.access.users import end_sessions
+
+    try:
+        engine = _engine(database_url)
+        if end:
+            if not name:
+                raise ValidationError("--end needs a user name", "--end 须指定用户名", field="name", code="name")
+            n = end_sessions(engine, name, by="cli")
+            console.print(f"[green]✓[/green] 已结束 {n} 个会话 / {n} sessions ended")
+            return
+        rows = list_sessions(engine, name)
+    except GridmapError as exc:
+        _fail(exc)
+    t = Table("用户名", "登录时间", "最近活动", "到期", "来源")
+    for r in rows:
+        t.add_row(r.username, str(r.created_at)[:19], str(r.last_seen_at)[:19], str(r.expires_at)[:19], r.client or "")
     out.print(t)
 
 

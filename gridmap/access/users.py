@@ -1,17 +1,50 @@
 """Users of gridmap: adding, disabling and changing roles, signing in with rate limiting.
 
 A user has one role (:class:`~gridmap.domain.enums.Role`) scoped to an area
-(:mod:`gridmap.access.scope`). Passwords are stored as Argon2id hashes only.
+(:mod:`gridmap.access.scope`). Passwords are stored as Argon2id hashes only,
+and new passwords must be strong (:func:`gridmap.access.passwords.password_problem`:
+10+ characters, zxcvbn score 3+).
 
-Failed sign-ins are rate limited from the audit log itself (so the limit
-holds across restarts and worker processes): after :data:`MAX_FAILURES`
-failures for one user name from one client within :data:`WINDOW`, or
-:data:`MAX_FAILURES_PER_USER` from all clients, further attempts are refused
-without checking the password until the window has passed.
+Changing a user's password, role or area, or disabling the user, ends every
+session of the user in the same transaction (:mod:`gridmap.access.sessions`):
+a browser signed in before the change gets 401 at its next request.
+
+Sign-in limits
+--------------
+Two layers, so that a stranger cannot lock the owner out:
+
+1. **Per address** (the web layer, :mod:`gridmap.dashboard.auth`, with
+   flask-limiter): failed sign-ins from one client address, whatever the user
+   names, are limited (default 10 a minute and 50 an hour); this stops one
+   password tried across many user names (password spraying) from one place.
+2. **Per account**, here, counted from the audit log (so it holds across
+   restarts and worker processes):
+
+   * :data:`MAX_FAILURES` failures for one account from one address within
+     :data:`WINDOW` block that account *from that address* (the password is
+     then not checked);
+   * :data:`MAX_FAILURES_PER_USER` failures for one account from all addresses
+     within :data:`WINDOW` block the account only for addresses that have
+     **never signed in to it successfully** (within :data:`KNOWN_ADDRESS_FOR`).
+     Failures sent from many other addresses therefore never stop the owner
+     signing in from an address they used before; an attacker (or the owner on
+     a new address) waits until the window has passed.
+
+Every refusal is audited as ``login_limited`` (``detail.limit``: ``address``,
+``account_address`` or ``account``), and ``gridmap audit report`` reports
+password spraying (one address trying many user names, or failures spread
+across many accounts from several addresses) and the limits hit.
+
+A user name that is not a known user is never stored as typed (it may be a
+password typed into the wrong box): the audit log gets ``未知用户#`` and a keyed
+hash of it (HMAC-SHA256 with the session key), so repeated attempts at the same
+unknown name can still be counted without keeping the text.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
 import unicodedata
 from dataclasses import dataclass
@@ -19,10 +52,20 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
 
 from gridmap._errors import GridmapError, ValidationError
 from gridmap.access.audit import audit, count_recent
-from gridmap.access.passwords import hash_password, needs_rehash, verify_password
+from gridmap.access.keys import session_secret
+from gridmap.access.passwords import (
+    MAX_PASSWORD_LENGTH,
+    MIN_PASSWORD_LENGTH,
+    hash_password,
+    needs_rehash,
+    password_problem,
+    verify_password,
+)
+from gridmap.access.sessions import end_user_sessions
 from gridmap.access.scope import UNMASK_ROLES, Scope
 from gridmap.domain.enums import Role, StewardKind
 from gridmap.store.db import session_scope
@@ -35,8 +78,10 @@ __all__ = [
     "RateLimited",
     "User",
     "add_user",
+    "audit_name",
     "authenticate",
     "create_demo_users",
+    "end_sessions",
     "disable_user",
     "list_users",
     "load_user",
@@ -47,9 +92,15 @@ __all__ = [
 
 #: Failed sign-ins allowed per user name and client within :data:`WINDOW`.
 MAX_FAILURES = 5
-#: Failed sign-ins allowed per user name from all clients within :data:`WINDOW`.
+#: Failed sign-ins allowed per user name from all clients within :data:`WINDOW`
+#: (then refused only from addresses that never signed in to the account).
 MAX_FAILURES_PER_USER = 20
 WINDOW = timedelta(minutes=5)
+#: An address that signed in to an account within this time is the owner's: never blocked by
+#: :data:`MAX_FAILURES_PER_USER`.
+KNOWN_ADDRESS_FOR = timedelta(days=90)
+#: How an unknown user name is written in the audit log (followed by a keyed hash).
+UNKNOWN_USER = "未知用户#"
 _USERNAME_MAX = 60
 
 
@@ -275,7 +326,8 @@ def add_user(engine: Engine, name: str, role: Role | str, street: str | None = N
     steward
         Code of the user's steward (community: their 探访管家 record; service: their 服务管家).
     password
-        The password (stored as an Argon2id hash only; at least 8 characters).
+        The password (stored as an Argon2id hash only): at least 10 characters and not easy to guess
+        (zxcvbn score 3 or more, see :func:`gridmap.access.passwords.password_problem`).
     grant
         Streets granted to a planner or inspector.
     by
@@ -287,7 +339,7 @@ def add_user(engine: Engine, name: str, role: Role | str, street: str | None = N
         Bad name, role, area or password, or the name is taken (``username_taken``).
     """
     n = _check_username(name)
-    _check_password(password)
+    _check_password(password, n, display_name)
     with session_scope(engine, user=by) as s:
         if s.scalar(select(AppUser.id).where(AppUser.username == n)) is not None:
             raise ValidationError(f"user {n!r} exists", f"用户“{n}”已存在", field="username", value=n,
@@ -310,12 +362,12 @@ def _role(role: Role | str) -> Role:
                               f"未知角色“{role}”", field="role", value=role, code="unknown_role") from None
 
 
-def _check_password(password: str) -> None:
-    from gridmap.access.passwords import MAX_PASSWORD_LENGTH
-
-    if not isinstance(password, str) or len(password) < 8 or len(password) > MAX_PASSWORD_LENGTH:
-        raise ValidationError(f"a password has 8 to {MAX_PASSWORD_LENGTH} characters",
-                              f"密码长度须为8至{MAX_PASSWORD_LENGTH}个字符", field="password", code="password")
+def _check_password(password: str, *user_inputs: str | None) -> None:
+    """Refuse a new password that is too short, too long or too weak (bilingual, never echoing it)."""
+    problem = password_problem(password, [w for w in user_inputs if w])
+    if problem is not None:
+        short = not isinstance(password, str) or not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH
+        raise ValidationError(problem[0], problem[1], field="password", code="password" if short else "weak_password")
 
 
 def _get(s: Any, name: str) -> AppUser:
@@ -328,55 +380,101 @@ def _get(s: Any, name: str) -> AppUser:
 
 
 def disable_user(engine: Engine, name: str, *, by: str = "system", disabled: bool = True) -> User:
-    """Disable (or with ``disabled=False`` re-enable) a user; their sessions end at the next request."""
+    """Disable (or with ``disabled=False`` re-enable) a user; disabling ends every session of the user at once."""
     with session_scope(engine, user=by) as s:
         u = _get(s, name)
         u.disabled = disabled
         s.flush()
+        ended = end_user_sessions(s, u.id, "disabled") if disabled else 0
         user = _user(s, u)
     audit(engine, by, "user_admin", "app_user", user.id, "cli",
-          {"op": "disable" if disabled else "enable", "user": user.username})
+          {"op": "disable" if disabled else "enable", "user": user.username, "sessions_ended": ended})
     return user
 
 
 def set_role(engine: Engine, name: str, role: Role | str, street: str | None = None,
              community: str | None = None, steward: str | None = None, *, grant: list[str] | None = None,
              by: str = "system") -> User:
-    """Change a user's role and area (same arguments as :func:`add_user`)."""
+    """Change a user's role and area (same arguments as :func:`add_user`); ends every session of the user."""
     with session_scope(engine, user=by) as s:
         u = _get(s, name)
         _apply_role(s, u, _role(role), street, community, steward, grant)
         s.flush()
+        ended = end_user_sessions(s, u.id, "role")
         user = _user(s, u)
     audit(engine, by, "user_admin", "app_user", user.id, "cli",
-          {"op": "set_role", "user": user.username, "role": user.role.value})
+          {"op": "set_role", "user": user.username, "role": user.role.value, "sessions_ended": ended})
     return user
 
 
 def set_password(engine: Engine, name: str, password: str, *, by: str = "system") -> None:
-    """Replace a user's password."""
-    _check_password(password)
+    """Replace a user's password (refused when weak, see :func:`add_user`); ends every session of the user."""
     with session_scope(engine, user=by) as s:
         u = _get(s, name)
+        _check_password(password, u.username, u.display_name)
         u.password_hash = hash_password(password)
-        uid = u.id
-    audit(engine, by, "user_admin", "app_user", uid, "cli", {"op": "set_password", "user": _norm_username(name)})
+        uid, uname = u.id, u.username
+        ended = end_user_sessions(s, uid, "password")
+    audit(engine, by, "user_admin", "app_user", uid, "cli",
+          {"op": "set_password", "user": uname, "sessions_ended": ended})
+
+
+def end_sessions(engine: Engine, name: str, *, by: str = "system") -> int:
+    """End every session of a user now (e.g. a lost phone); how many were open."""
+    with session_scope(engine, user=by) as s:
+        u = _get(s, name)
+        uid, uname = u.id, u.username
+        ended = end_user_sessions(s, uid, "admin")
+    audit(engine, by, "user_admin", "app_user", uid, "cli",
+          {"op": "end_sessions", "user": uname, "sessions_ended": ended})
+    return ended
 
 
 # ------------------------------------------------------------------ sign-in
 
 
-def _failures(engine: Engine, username: str, client: str | None, now: datetime) -> tuple[int, int]:
+def _unknown_name(typed: str) -> str:
+    """What the audit log keeps of a user name that is no user: a keyed hash, never the text."""
+    digest = hmac.new(session_secret(), typed.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
+    return UNKNOWN_USER + digest[:16]
+
+
+def _audit_name(s: Session, typed: Any) -> tuple[str, AppUser | None]:
+    lookup = _lookup_name(typed)
+    u = s.scalar(select(AppUser).where(AppUser.username == lookup)) if lookup else None
+    if u is not None:
+        return u.username, u
+    cleaned = _norm_username(typed if isinstance(typed, str) else "")
+    return _unknown_name(cleaned), None
+
+
+def audit_name(engine: Engine, typed: Any) -> str:
+    """The name under which a sign-in attempt with user name ``typed`` is audited and counted.
+
+    A known user's name, else ``未知用户#`` and a keyed hash of what was typed
+    (a password typed into the user-name box is never stored).
+    """
+    with session_scope(engine) as s:
+        return _audit_name(s, typed)[0]
+
+
+def _limit(engine: Engine, name: str, client: str, now: datetime) -> str | None:
+    """Which account limit refuses this attempt (``account_address``, ``account``) or ``None``."""
     since = now - WINDOW
-    return (count_recent(engine, "login_failed", since, username=username, client=client or ""),
-            count_recent(engine, "login_failed", since, username=username))
+    if count_recent(engine, "login_failed", since, username=name, client=client) >= MAX_FAILURES:
+        return "account_address"
+    if count_recent(engine, "login_failed", since, username=name) >= MAX_FAILURES_PER_USER \
+            and count_recent(engine, "login", now - KNOWN_ADDRESS_FOR, username=name, client=client) == 0:
+        return "account"
+    return None
 
 
 def authenticate(engine: Engine, username: str, password: str, client: str | None,
                  *, now: datetime | None = None) -> User | None:
     """The user if ``password`` is right, the account enabled and attempts not rate limited.
 
-    Every attempt is audited (``login``, ``login_failed`` or ``login_limited``).
+    Every attempt is audited (``login``, ``login_failed`` or ``login_limited``);
+    an unknown user name only as a keyed hash (see :func:`audit_name`).
 
     Returns
     -------
@@ -386,21 +484,22 @@ def authenticate(engine: Engine, username: str, password: str, client: str | Non
     Raises
     ------
     RateLimited
-        After :data:`MAX_FAILURES` failures for this name from this client (or
-        :data:`MAX_FAILURES_PER_USER` from all) within :data:`WINDOW`; the
-        password is then not checked.
+        After :data:`MAX_FAILURES` failures for this account from this client,
+        or :data:`MAX_FAILURES_PER_USER` from all clients when this client never
+        signed in to the account, within :data:`WINDOW` (see the module
+        docstring); the password is then not checked.
     """
     now = now or datetime.now(UTC)
-    lookup = _lookup_name(username)
-    # what the audit log and the rate limit key on: the name as typed, cleaned and cut to size
-    name = lookup or _norm_username(username if isinstance(username, str) else "")[:_USERNAME_MAX]
     client = (client or "")[:80]
-    per_client, per_user = _failures(engine, name, client, now)
-    if per_client >= MAX_FAILURES or per_user >= MAX_FAILURES_PER_USER:
-        audit(engine, name or "?", "login_limited", "app_user", None, client)
+    with session_scope(engine) as s:
+        name, _ = _audit_name(s, username)
+    limit = _limit(engine, name, client, now)
+    if limit is not None:
+        audit(engine, name, "login_limited", "app_user", None, client, {"limit": limit})
         minutes = int(WINDOW.total_seconds() // 60)
         raise RateLimited(f"too many failed sign-ins; try again in {minutes} minutes",
                           f"登录失败次数过多，请{minutes}分钟后再试")
+    lookup = _lookup_name(username)
     with session_scope(engine) as s:
         u = s.scalar(select(AppUser).where(AppUser.username == lookup)) if lookup else None
         ok = verify_password(u.password_hash if u is not None else None, password)
@@ -413,7 +512,7 @@ def authenticate(engine: Engine, username: str, password: str, client: str | Non
                 u.password_hash = hash_password(password)
             user = _user(s, u)
     if failed:
-        audit(engine, name or "?", "login_failed", "app_user", None, client, {"reason": reason})
+        audit(engine, name, "login_failed", "app_user", None, client, {"reason": reason})
         return None
     audit(engine, user, "login", "app_user", user.id, client)
     return user
@@ -473,6 +572,8 @@ def create_demo_users(engine: Engine) -> dict[str, str]:
     out: dict[str, str] = {}
     for name, role, kw, display in plan:
         pw = secrets.token_urlsafe(12)
+        while password_problem(pw, [name]) is not None:  # practically never: 96 random bits
+            pw = secrets.token_urlsafe(12)
         with session_scope(engine) as s:
             exists = s.scalar(select(AppUser.id).where(AppUser.username == name)) is not None
         if exists:

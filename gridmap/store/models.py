@@ -545,6 +545,24 @@ class UserArea(Base):
     street_id: Mapped[int] = mapped_column(ForeignKey("street.id"))
 
 
+class UserSession(Base):
+    """A signed-in session of a user, kept on the server so that it can be ended (revoked) at once.
+
+    The browser's cookie carries the random token; only its SHA-256 is stored here.
+    """
+
+    __tablename__ = "user_session"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_reason: Mapped[str | None] = mapped_column(String(40))
+    client: Mapped[str | None] = mapped_column(String(80))
+
+
 class AuditLog(Base):
     """Append-only record of who saw or changed which record, when and from where."""
 

@@ -21,7 +21,7 @@ def test_users_commands(engine, tmp_path):
     r = runner.invoke(app, ["users", "add", "bob", "--role", "community", "--community", "甲一社区",
                             "--steward", "V-A1", "--password-stdin", *url], input="another password\n")
     assert r.exit_code == 0, r.output
-    r = runner.invoke(app, ["users", "add", "eve", "--role", "mayor", "--password-stdin", *url], input="long enough\n")
+    r = runner.invoke(app, ["users", "add", "eve", "--role", "mayor", "--password-stdin", *url], input="a lantern over quiet water\n")
     assert r.exit_code == 1 and "未知角色" in r.output and "Traceback" not in r.output
     r = runner.invoke(app, ["users", "set-role", "alice", "--role", "planner", "--grant", "乙街道", *url])
     assert r.exit_code == 0, r.output
