@@ -273,11 +273,14 @@ def conflicts_list(
     all_rows: Annotated[bool, typer.Option("--all", help="Include resolved conflicts.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """List fields on which departments disagree (open and decided-by-authority)."""
-    from gridmap.register.merge import list_conflicts
+    """List fields on which departments disagree (open and decided-by-authority), personal values masked.
+
+    Resolve a masked one with ``conflicts resolve ID --value current`` or ``--value incoming``.
+    """
+    from gridmap.register.merge import list_conflicts, mask_conflict
 
     try:
-        rows = list_conflicts(_engine(database_url), include_resolved=all_rows)
+        rows = [mask_conflict(r) for r in list_conflicts(_engine(database_url), include_resolved=all_rows)]
     except GridmapError as exc:
         _fail(exc, 2)
     if as_json:
@@ -295,7 +298,8 @@ def conflicts_list(
 @conflicts_app.command("resolve")
 def conflicts_resolve(
     conflict_id: Annotated[int, typer.Argument(help="Conflict id (see `conflicts list`).")],
-    value: Annotated[str, typer.Option("--value", help="The value to keep (as shown in the list).")],
+    value: Annotated[str, typer.Option("--value", help="The value to keep: `current`, `incoming` or the value "
+                                       "itself.")],
     database_url: DbOpt = None,
     user: Annotated[str, typer.Option("--user", help="Who resolves.")] = "cli",
 ) -> None:

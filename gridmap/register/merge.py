@@ -466,6 +466,34 @@ def list_conflicts(engine: Any, *, include_resolved: bool = False) -> list[dict[
                  "status": c.status, "resolved_value": c.resolved_value} for c, name in s.execute(q)]
 
 
+#: Conflict fields holding personal data → masking function (``first_contact`` is ``name|relation|phone``).
+_PERSONAL_CONFLICT_FIELDS = {"name": "姓名", "phone": "联系电话", "address": "家庭住址", "hukou_address": "户籍地址",
+                             "disability_cert_no": "残疾人证号"}
+
+
+def mask_conflict(row: dict[str, Any]) -> dict[str, Any]:
+    """A row of :func:`list_conflicts` as a listing shows it: the elder's name and personal values masked."""
+    from gridmap.register.validate import mask_cell
+
+    def m(value: Any) -> Any:
+        if value is None:
+            return None
+        col = _PERSONAL_CONFLICT_FIELDS.get(row["field"])
+        if col is not None:
+            return mask_cell(col, value)
+        if row["field"] == "first_contact":
+            name, _, rest = str(value).partition("|")
+            rel, _, phone = rest.partition("|")
+            return "|".join((mask_cell("第一联系人", name), rel, mask_cell("第一联系人电话", phone)))
+        return value
+
+    out = dict(row)
+    out["elder_name"] = mask_cell("姓名", row.get("elder_name"))
+    for k in ("current_value", "incoming_value", "resolved_value"):
+        out[k] = m(row.get(k))
+    return out
+
+
 def _parse_value(fieldname: str, value: str) -> Any:
     from gridmap.register.columns import parse_yes_no
     from gridmap.register.validate import parse_disability_level, parse_grade, parse_welfare
@@ -492,6 +520,9 @@ def _parse_value(fieldname: str, value: str) -> Any:
 def resolve_conflict(engine: Any, conflict_id: int, value: str, *, user: str = "system") -> None:
     """Store ``value`` for the conflict's field (recorded in history) and mark the conflict resolved.
 
+    ``value`` ``"current"`` or ``"incoming"`` keeps that side's value (the
+    listing shows personal values masked).
+
     Raises
     ------
     GridmapError
@@ -509,6 +540,8 @@ def resolve_conflict(engine: Any, conflict_id: int, value: str, *, user: str = "
         if c.status == "resolved":
             raise GridmapError(f"conflict {conflict_id} is already resolved", f"冲突{conflict_id}已解决")
         e = s.get(Elder, c.elder_id)
+        # the listing masks personal values: keep one of the two by its side
+        value = {"current": c.current_value, "incoming": c.incoming_value}.get(value.strip().lower(), value) or ""
         try:
             v = _parse_value(c.field, value)
         except (ValueError, TypeError):

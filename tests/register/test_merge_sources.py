@@ -99,3 +99,30 @@ def test_mistyped_id_attaches_by_name_birth_and_address(engine, reference, ledge
     other["居民身份证号码"] = other["居民身份证号码"][:-1] + ("0" if other["居民身份证号码"][-1] != "0" else "1")
     rep2 = import_ledger(engine, write_csv([other], ledger_dir / "c.csv"), "卫健")
     assert rep2.rows_rejected == 1 and rep2.errors[0].code == "id_checksum"
+
+
+def test_conflicts_list_masks_personal_values_and_resolves_by_side(engine, reference, ledger_dir):
+    """``conflicts list`` showed phones and names in clear (issue 14, item 9): masked, resolvable by side."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from gridmap.cli import app
+
+    rows = make_rows(3, start=20)
+    import_ledger(engine, write_csv(rows, ledger_dir / "mz.csv"), "民政")
+    phone = rows[1]["联系电话"]
+    rows[1]["联系电话"] = "13700001234"
+    import_ledger(engine, write_csv(rows, ledger_dir / "wj.csv"), "卫健")
+    url = engine.url.render_as_string(hide_password=False)
+    run = CliRunner().invoke
+    for extra in ([], ["--json"]):
+        res = run(app, ["register", "conflicts", "list", "--database-url", url, *extra])
+        assert res.exit_code == 0, res.output
+        for secret in (phone, "13700001234", rows[1]["姓名"]):
+            assert secret not in res.output
+    (c,) = json.loads(run(app, ["register", "conflicts", "list", "--json", "--database-url", url]).output)
+    assert c["incoming_value"] == "137****1234" and c["field"] == "phone"
+    res = run(app, ["register", "conflicts", "resolve", str(c["id"]), "--value", "incoming", "--database-url", url])
+    assert res.exit_code == 0, res.output
+    assert _elder(engine, rows[1]["居民身份证号码"]).phone == "13700001234"
