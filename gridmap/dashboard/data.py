@@ -61,7 +61,8 @@ from gridmap.rules.visits import ANSWER_FIELDS, parse_visit
 from gridmap.store.layers_store import read_layer
 from gridmap.store.models import Elder, Steward
 
-__all__ = ["SYSTEM_USER", "DashboardData", "Filters", "Scope", "User", "current_user", "today_beijing"]
+__all__ = ["SYSTEM_USER", "DashboardData", "Filters", "Scope", "StreetRefresh", "User", "current_user",
+           "today_beijing"]
 
 BEIJING = timezone(timedelta(hours=8))
 #: Weeks shown in the trend chart and the week filter.
@@ -160,6 +161,14 @@ class _Cache:
         with self._lock:
             self._d.clear()
 
+    def discard(self, stale: Callable[[Hashable], bool]) -> int:
+        """Forget the entries whose key ``stale(key)`` is true (the others stay); returns how many."""
+        with self._lock:
+            keys = [k for k in self._d if stale(k)]
+            for k in keys:
+                del self._d[k]
+            return len(keys)
+
 
 def _has_category(cats: pd.Series, category: str) -> pd.Series:
     return cats.apply(lambda c: category in {str(x) for x in (c if isinstance(c, (list, tuple, set, frozenset)) else [])})
@@ -256,6 +265,18 @@ def combine_district(rows: list[pd.DataFrame], term_needed: list[int]) -> pd.Dat
     return pd.DataFrame([out], index=pd.Index(["海淀区"], name="district"))
 
 
+@dataclass(frozen=True)
+class StreetRefresh:
+    """What :meth:`DashboardData.refresh_street` re-read: the street's elders, the visits found in the store
+    and not yet in the cache, the streets whose cached results are recomputed, the cache entries dropped."""
+
+    street: str
+    elders: int
+    visits_added: int
+    streets: tuple[str, ...]
+    cache_entries_dropped: int
+
+
 class DashboardData:
     """Cached, scoped access to the register for the dashboard.
 
@@ -289,6 +310,8 @@ class DashboardData:
         self._added: dict[tuple[str, int, int], pd.DataFrame] = {}
         self._layers: dict[str, Any] = {}
         self._cache = _Cache(8192)
+        #: rebalancing proposals computed for a user, by id (see :meth:`keep_proposal`)
+        self._proposals: OrderedDict[str, dict[str, Any]] = OrderedDict()
         #: per street: bumped by every write to one of its elders (partial caches stay valid elsewhere)
         self._street_version: dict[str, int] = {}
         #: bumped when the register's membership may change (invalidate): scope id sets are re-read
@@ -814,30 +837,106 @@ class DashboardData:
                 "last_visit": r.get("last_visit_on"), "first_contact": fc}
 
     # ------------------------------------------------------------ writing
+    def steward_row(self, steward_id: int) -> dict[str, Any] | None:
+        """One steward as the store has it now (``id``, ``kind``, ``active``, ``community_id``, ``street``), or
+        ``None``: what the server checks a write naming a steward against (never the page's copy)."""
+        from gridmap.store.models import Community, ServiceStation, Street
+
+        with self.engine.connect() as conn:
+            r = conn.execute(
+                select(Steward.id, Steward.kind, Steward.active, Steward.community_id,
+                       Street.name.label("street"), ServiceStation.street_id.label("station_street_id"))
+                .outerjoin(Community, Community.id == Steward.community_id)
+                .outerjoin(ServiceStation, ServiceStation.id == Steward.station_id)
+                .outerjoin(Street, Street.id == Community.street_id)
+                .where(Steward.id == int(steward_id))).mappings().first()
+        if r is None:
+            return None
+        out = dict(r)
+        out["kind"] = str(getattr(out["kind"], "value", out["kind"]))
+        return out
+
     def record_visit(self, user: User, data: dict[str, Any]) -> RecordResult:
         """Validate (``parse_visit``) and save (``record_visit``) a visit, then refresh the caches.
+
+        Who the visit is recorded under is decided here, from the signed-in user and the store, never
+        taken from the page: a steward user (one with a steward of their own) records as themself; any
+        other user may name a steward they see (:func:`gridmap.access.steward_clause`), active, or else the
+        elder's own visit steward is used. The elder must be within the user's scope and belong to that
+        steward (its 探访管家 or 服务管家, or living in a visit steward's community). A steward
+        ``visitor_role`` (探访管家/服务管家) is the recording steward's kind; the document's other service
+        forces (志愿者, 社工…) are kept as given.
 
         Raises
         ------
         gridmap._errors.ValidationError
             When the form is invalid.
         gridmap.access.PermissionDenied
-            When the user's role may not record visits (planner, inspector) or the
-            elder is outside the user's scope (audited as ``denied``).
+            When the user's role may not record visits (planner, inspector), the elder is outside the
+            user's scope, the steward is not the user's own, outside their area, inactive or unknown,
+            or the elder is not that steward's (audited as ``denied``).
         """
         from gridmap.dashboard.auth import log_access
+        from gridmap.domain.enums import StewardKind, VisitorRole
 
         sc = user.scope
         if sc.read_only or Role(user.role) not in EDITABLE["visit"]:
             log_access("denied", "visit", data.get("elder_id"), {"reason": "role_may_not_edit"})
             raise PermissionDenied(f"the role {user.role.value} may not record visits",
                                    f"您的角色（{Role(user.role).label}）只能查看，无权保存探访记录")
-        rec = parse_visit(data, self.rules)
-        if not can_edit(sc, "visit", elder=self.elder_scope_row(rec.elder_id)):
+        data = dict(data)
+        posted = data.pop("steward_id", None)
+        rec = parse_visit(data, self.rules)  # validated without the page's steward
+        elder = self.elder_scope_row(rec.elder_id)
+        if not can_edit(sc, "visit", elder=elder):
             log_access("denied", "elder", rec.elder_id, {"reason": "outside_area", "op": "record_visit"})
             raise PermissionDenied("elder not in your area", "您的管辖范围内没有该老人，未保存")
+        assert elder is not None
+        try:
+            posted_id = int(posted) if posted not in (None, "") else None
+        except (TypeError, ValueError):
+            posted_id = -1  # not a steward id: refused below as unknown
+        own = user.steward_id if user.steward_id is not None else sc.steward_id
+
+        def refuse(reason: str, en: str, zh: str) -> PermissionDenied:
+            log_access("denied", "visit", rec.elder_id, {"reason": reason, "op": "record_visit",
+                                                         "steward_id": posted_id})
+            return PermissionDenied(en, zh)
+
+        if own is not None:
+            if posted_id is not None and posted_id != int(own):
+                raise refuse("not_own_steward", "a steward records visits under their own name only",
+                             "管家只能以本人名义记录探访，未保存")
+            steward_id: int | None = int(own)
+        elif posted_id is not None:
+            steward_id = posted_id
+            allowed = self.visible_steward_ids(sc)
+            if allowed is not None and steward_id not in allowed:
+                raise refuse("steward_outside_area", "this steward is not in your area",
+                             "该管家不在您的管辖范围内，未保存")
+        else:
+            steward_id = elder["visit_steward_id"]
+        role = rec.visitor_role
+        if steward_id is not None:
+            st = self.steward_row(int(steward_id))
+            if st is None or not st["active"]:
+                raise refuse("unknown_or_inactive_steward", "no active steward with this id",
+                             "未找到该管家或该管家已停用，未保存")
+            mine = steward_id in (elder["visit_steward_id"], elder["service_steward_id"]) or (
+                st["kind"] == StewardKind.VISIT.value and st["community_id"] is not None
+                and st["community_id"] == elder["community_id"])
+            if not mine:
+                raise refuse("elder_not_stewards", "this elder is not one of this steward's elders",
+                             "该老人不属于所选管家，未保存")
+            if role in (VisitorRole.VISIT_STEWARD, VisitorRole.SERVICE_STEWARD):
+                role = (VisitorRole.SERVICE_STEWARD if st["kind"] == StewardKind.SERVICE.value
+                        else VisitorRole.VISIT_STEWARD)
+        rec = replace(rec, steward_id=int(steward_id) if steward_id is not None else None, visitor_role=role,
+                      effective=bool(data.get("effective", True)) and rec.mode in self.rules.effective_modes
+                      and role in self.rules.credited_roles)
         res = record_visit(self.engine, rec, rules=self.rules, user=user.username)
-        log_access("update", "visit", res.visit_id, {"elder_id": rec.elder_id, "op": "record_visit"})
+        log_access("update", "visit", res.visit_id, {"elder_id": rec.elder_id, "op": "record_visit",
+                                                     "steward_id": rec.steward_id})
         self._after_write(rec.elder_id, rec.visited_on)
         return res
 
@@ -857,21 +956,8 @@ class DashboardData:
                 self._epoch += 1  # nothing read yet: whatever is cached is stale
             else:
                 elders, visits, _h, _r = self._inputs
-                new = _light(read_visits(self.engine, visited_on, visited_on, elder_ids=[elder_id], answers=False))
-                if not new.empty:
-                    known = [visits, *self._pending_visits]
-                    dup = {int(i) for k in known for i in k.loc[k["id"].isin(new["id"]), "id"]}
-                    new = new[~new["id"].isin(dup)].copy()
-                if not new.empty:
-                    for c in new.columns.intersection(visits.columns):
-                        if new[c].dtype != visits[c].dtype:
-                            try:
-                                new[c] = new[c].astype(visits[c].dtype)
-                            except (TypeError, ValueError):
-                                pass
-                    n = sum(len(k) for k in known)
-                    new.index = pd.RangeIndex(n, n + len(new))  # as one concatenation would number them
-                    self._pending_visits.append(new)
+                new = self._queue_visits(
+                    read_visits(self.engine, visited_on, visited_on, elder_ids=[elder_id], answers=False))
                 f = read_facts(self.engine, self.today + timedelta(days=1), elder_ids=[elder_id],
                                rules=self.rules)
                 if f:
@@ -896,6 +982,121 @@ class DashboardData:
 
             self._last_write = _time.monotonic()
         self._rewarm()
+
+    def _queue_visits(self, read: pd.DataFrame) -> pd.DataFrame:
+        """Keep the visits of ``read`` (from :func:`read_visits`, no answers) not yet in the district's visits
+        aside, to be appended on their next use (:meth:`inputs`); returns them. Call with the lock held and the
+        inputs read."""
+        visits = self._inputs[1]  # type: ignore[index]
+        new = _light(read)
+        known = [visits, *self._pending_visits]
+        if not new.empty:
+            dup = {int(i) for k in known for i in k.loc[k["id"].isin(new["id"]), "id"]}
+            new = new[~new["id"].isin(dup)].copy()
+        if not new.empty:
+            for c in new.columns.intersection(visits.columns):
+                if new[c].dtype != visits[c].dtype:
+                    try:
+                        new[c] = new[c].astype(visits[c].dtype)
+                    except (TypeError, ValueError):
+                        pass
+            n = sum(len(k) for k in known)
+            new.index = pd.RangeIndex(n, n + len(new))  # as one concatenation would number them
+            self._pending_visits.append(new)
+        return new
+
+    def refresh_street(self, street: str) -> StreetRefresh:
+        """Re-read one street's elders from the store and forget only the cached results they feed.
+
+        What the planner's 重新规划本周 does (never a whole-cache clear, which made every page slow for
+        everyone): the street's elders (those the store now places in the street, and those the cache had
+        there) are re-read with their last visit, stewards, status and devices; visits of theirs saved
+        outside the dashboard since the register was read are added; the hazards and referrals are re-read.
+        Then the cached results of the street, and of any street an elder moved from or to, are dropped
+        (their per-street version is bumped, see :meth:`version_of`), with the scopes' id sets and the
+        steward table (cheap: one query each on next use). Every other street's cached results stay.
+
+        Returns
+        -------
+        StreetRefresh
+            What was re-read and which streets' results are recomputed.
+        """
+        import time as _time
+
+        with self._lock:
+            n_elders, n_visits = 0, 0
+            touched = {street}
+            if self._inputs is not None:
+                elders = self.inputs()[0]
+                had = elders["street"].isna() if street == "" else elders["street"] == street
+                cached = {int(i) for i in elders.loc[had, "elder_id"]}
+                facts = read_facts(self.engine, self.today + timedelta(days=1), street=street,
+                                   rules=self.rules) if street else []
+                missing = sorted(cached - {f.id for f in facts})
+                if missing:  # moved away, left the programme, or (street "") without a street
+                    facts += read_facts(self.engine, self.today + timedelta(days=1), elder_ids=missing,
+                                        rules=self.rules)
+                fresh = elders_frame(facts, self.today)
+                ids = cached | {int(i) for i in fresh["elder_id"]}
+                old = elders[elders["elder_id"].isin(ids)]
+                touched |= {"" if pd.isna(x) else str(x) for x in pd.concat([old["street"], fresh["street"]])}
+                rest = elders[~elders["elder_id"].isin(ids)]
+                start = int(elders.index.max()) + 1 if len(elders) else 0
+                fresh.index = pd.RangeIndex(start, start + len(fresh))  # new labels: no derived frame reuses them
+                merged = pd.concat([rest, fresh]) if len(rest) else fresh
+                merged = merged.sort_values("elder_id", kind="stable")  # the order a full read gives
+                first, _ = parse_week(self.weeks()[-1])
+                n_visits = len(self._queue_visits(read_visits(self.engine, first - timedelta(days=60), self.today,
+                                                              elder_ids=sorted(ids), answers=False)))
+                hazards = read_hazards(self.engine, self.today, since=first)
+                referrals = read_referrals(self.engine, since=datetime.combine(first, datetime.min.time(),
+                                                                               tzinfo=BEIJING))
+                self._inputs = (merged, self._inputs[1], hazards, referrals)
+                n_elders = len(fresh[fresh["street"].fillna("") == street])
+            for t in touched:  # no ``_added`` entry for the new version: the frames are re-cut from the inputs
+                self._street_version[t] = self._street_version.get(t, 0) + 1
+            per_street = {"pf", "pind", "pstatus", "ptrend", "pterm", "workload"}
+            dropped = self._cache.discard(lambda k: isinstance(k, tuple) and bool(k) and (
+                k[0] in {"ids", "steward_ids", "all_streets", "steward_table", "stewards"}
+                or (k[0] in per_street and len(k) > 1 and k[1] in touched)
+                or (k[0] == "px" and len(k) > 2 and k[2] in touched)))
+            self.version += 1
+            self._last_write = _time.monotonic()
+            if self._inputs is None:  # nothing read yet: the register is read now (the planner's view needs it)
+                e = self.inputs()[0]
+                n_elders = int((e["street"].isna() if street == "" else e["street"] == street).sum())
+        self._rewarm()
+        return StreetRefresh(street=street, elders=n_elders, visits_added=n_visits,
+                             streets=tuple(sorted(touched)), cache_entries_dropped=dropped)
+
+    # ------------------------------------------------------------ plans proposed (kept on the server)
+    def keep_proposal(self, user: User, street: str, week: str, moves: list[dict[str, Any]]) -> str:
+        """Keep a rebalancing proposal the server computed for ``user``; returns its id (the page gets the id
+        only, and :meth:`proposal` gives the moves back to the same user)."""
+        import secrets
+
+        pid = secrets.token_urlsafe(16)
+        with self._lock:
+            self._proposals[pid] = {"user_id": int(user.id), "street": street, "week": week,
+                                    "moves": [dict(m) for m in moves]}
+            while len(self._proposals) > 256:
+                self._proposals.popitem(last=False)
+        return pid
+
+    def proposal(self, user: User, pid: Any) -> dict[str, Any] | None:
+        """The proposal ``pid`` kept for ``user`` (``None``: unknown, already accepted, or another user's)."""
+        if not isinstance(pid, str):
+            return None
+        with self._lock:
+            p = self._proposals.get(pid)
+            if p is None or p["user_id"] != int(user.id):
+                return None
+            return p
+
+    def forget_proposal(self, pid: str) -> None:
+        """Drop a proposal (once accepted: it cannot be accepted twice)."""
+        with self._lock:
+            self._proposals.pop(pid, None)
 
     def _derived_part_frames(self, street: str, community: str | None,
                              category: str | None) -> tuple[pd.DataFrame, ...] | None:

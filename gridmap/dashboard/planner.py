@@ -3,12 +3,19 @@
 Workload is the week's in-home visits of each steward's elders from
 :func:`gridmap.rules.requirements.routing_visits` (count × service minutes plus
 a travel allowance per visit); the proposal comes from
-:func:`gridmap.routing.rebalance.rebalance`; accepting it changes the elders'
-visit steward in one transaction (the store's history records every change).
+:func:`gridmap.routing.rebalance.rebalance` (elders move only to active 探访管家
+of the street) and is kept on the server (:meth:`DashboardData.keep_proposal`):
+the page holds its id only. Accepting it (采纳方案) re-checks every move against
+the store and changes the elders' visit steward in one transaction (the store's
+history records every change). Only users who may change plans in the street
+(:func:`gridmap.access.can_edit` ``plan``: planners, street and district staff)
+may accept or re-plan (重新规划本周: the street is re-read from the register,
+:meth:`DashboardData.refresh_street`); others are refused and audited.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import dash
@@ -19,7 +26,7 @@ from dash import Input, Output, State, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 from sqlalchemy import select
 
-from gridmap.access import PermissionDenied, User, can_edit
+from gridmap.access import EDITABLE, PermissionDenied, User, can_edit
 from gridmap.dashboard import map as gm
 from gridmap.dashboard.auth import log_access
 from gridmap.dashboard.basemap import Basemap
@@ -30,32 +37,41 @@ from gridmap.domain.enums import Role
 from gridmap.routing.rebalance import rebalance
 from gridmap.rules.requirements import parse_week, routing_visits
 from gridmap.store.db import session_scope
-from gridmap.store.models import Elder, Steward, Street
+from gridmap.domain.enums import StewardKind
+from gridmap.store.models import Community, Elder, Steward, Street
 
-__all__ = ["TRAVEL_ALLOWANCE_MIN", "accept_moves", "layout", "register", "workload"]
+__all__ = ["TRAVEL_ALLOWANCE_MIN", "Accepted", "accept_moves", "accept_proposal", "layout", "may_plan", "register",
+           "workload"]
 
 #: Minutes of travel counted per in-home visit in the weekly workload.
 TRAVEL_ALLOWANCE_MIN = 10
 
 
 def workload(data: DashboardData, street: str, week: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(stewards with ``capacity`` and ``load`` minutes, elders with ``minutes``) of one street for a week."""
+    """(stewards with ``capacity`` and ``load`` minutes, elders with ``minutes``) of one street for a week.
+
+    The elders are those with an in-home visit due that week; ``steward_id`` is their visit steward
+    (missing: none assigned, counted by the page as unassigned, never moved). The stewards are those the
+    elders name, with ``receives``: an active 探访管家 of the street, the only kind a rebalancing may give
+    an elder.
+    """
     def compute() -> tuple[pd.DataFrame, pd.DataFrame]:
         monday, _ = parse_week(week)
         facts = data.facts(monday, data.street_elder_ids(street))
         rv = routing_visits(facts, week, data.rules)
         el = pd.DataFrame([{"elder_id": int(v["id"]), "steward_id": int(v["steward"]) if v.get("steward") else None,
+                            "visits": int(v["count"]),
                             "minutes": v["count"] * (v["service_minutes"] + TRAVEL_ALLOWANCE_MIN),
                             "lon": v["location"][0] if v.get("location") else float("nan"),
                             "lat": v["location"][1] if v.get("location") else float("nan")} for v in rv],
-                          columns=["elder_id", "steward_id", "minutes", "lon", "lat"])
-        el = el.dropna(subset=["steward_id"])
+                          columns=["elder_id", "steward_id", "visits", "minutes", "lon", "lat"])
+        named = el["steward_id"].dropna().astype(int).unique().tolist()
         with data.engine.connect() as conn:
-            rows = conn.execute(select(Steward.id, Steward.work_days).where(
-                Steward.id.in_(el["steward_id"].astype(int).unique().tolist()))).all()
+            rows = conn.execute(select(Steward.id, Steward.work_days).where(Steward.id.in_(named))).all()
         days = {i: len(w or [1, 2, 3, 4, 5]) for i, w in rows}
         st = data.stewards(SYSTEM_USER)  # scope-free (cached per street); callers check the street
         st = st[st["id"].isin(days)].copy()
+        st["receives"] = (st["kind"] == StewardKind.VISIT.value) & (st["street"] == street)
         st["capacity"] = [int(m or 360) * days.get(i, 5) for i, m in zip(st["id"], st["max_work_minutes"],
                                                                       strict=True)]
         st["load"] = st["id"].map(el.groupby("steward_id")["minutes"].sum()).fillna(0.0)
@@ -64,50 +80,142 @@ def workload(data: DashboardData, street: str, week: str) -> tuple[pd.DataFrame,
     return data._cache.get(("workload", *data._pkey(street), week), compute)
 
 
+@dataclass(frozen=True)
+class Accepted:
+    """What 采纳方案 did: moves applied, and each move refused with its reason (re-checked on the server)."""
+
+    street: str
+    applied: int
+    refused: tuple[dict[str, Any], ...] = ()
+
+
+#: Why a move of a proposal is not applied (Chinese, for the page).
+REFUSALS = {
+    "malformed": "方案格式错误", "elder_outside_street": "老人不在该街道或不在您的管辖范围内",
+    "steward_changed": "老人的探访管家已被他人调整", "unknown_steward": "目标管家不存在",
+    "not_visit_steward": "目标管家不是探访管家", "inactive_steward": "目标管家已停用",
+    "steward_outside_area": "目标管家不在您的管辖范围内", "steward_other_street": "目标管家不属于该街道",
+}
+
+
+def may_plan(user: User, street_id: int | None = None) -> bool:
+    """Whether ``user`` may change plans (re-plan, accept a proposal): in ``street_id``, or anywhere."""
+    if street_id is None:
+        return not user.scope.read_only and Role(user.role) in EDITABLE["plan"]
+    return can_edit(user.scope, "plan", street_id=street_id)
+
+
+def _street_id(data: DashboardData, street: str | None) -> int | None:
+    if not street:
+        return None
+    with data.engine.connect() as conn:
+        return conn.execute(select(Street.id).where(Street.name == street)).scalar()
+
+
+def _refuse_plan(street: str | None, reason: str, op: str) -> PermissionDenied:
+    log_access("denied", "plan", street, {"reason": reason, "op": op})
+    return PermissionDenied("you may not change plans of this street (planners, street and district staff only)",
+                            "您无权调整该街道的规划（仅规划人员、街镇和区级人员可以）")
+
+
 def accept_moves(data: DashboardData, moves: list[dict[str, Any]], user: User | str,
-                 street: str | None = None) -> int:
+                 street: str | None = None) -> Accepted:
     """Give each moved elder its new visit steward, in one transaction (recorded in the history).
 
-    With a :class:`~gridmap.access.User`, the user must be allowed to change plans in
-    ``street`` (:func:`gridmap.access.can_edit`), and only moves of that street's elders
-    between stewards the user sees are applied (the proposal comes back from the page).
+    Every move is re-checked against the store, whatever its origin: the elder lives in ``street``
+    (and, for a :class:`~gridmap.access.User`, is within their scope), still has the move's
+    ``from_steward`` as visit steward, and the target exists, is an active 探访管家 of the street and
+    (for a user) one they see. Moves failing a check are not applied and are returned with the reason.
+    Afterwards only the street's cached results are recomputed (:meth:`DashboardData.refresh_street`).
 
     Raises
     ------
     gridmap.access.PermissionDenied
-        When the user may not change plans there (audited as ``denied``).
+        When the user may not change plans in ``street`` (audited as ``denied``).
     """
     name = user if isinstance(user, str) else user.username
-    elder_ok: Any = None
-    steward_ok: frozenset[int] | None = None
+    sid = _street_id(data, street)
+    visible: frozenset[int] | None = None
     if not isinstance(user, str):
-        with data.engine.connect() as conn:
-            sid = conn.execute(select(Street.id).where(Street.name == street)).scalar() if street else None
-        if sid is None or not can_edit(user.scope, "plan", street_id=sid):
-            log_access("denied", "plan", street, {"reason": "may_not_edit_plan"})
-            raise PermissionDenied("you may not change plans of this street", "您无权调整该街道的探访管家安排")
-        elder_ok = set(data.street_elder_ids(street))
-        steward_ok = data.visible_steward_ids(user.scope)
-    done = 0
+        if sid is None or not may_plan(user, sid):
+            raise _refuse_plan(street, "may_not_edit_plan", "accept")
+        visible = data.visible_steward_ids(user.scope)
+    if sid is None:
+        from gridmap._errors import ValidationError
+
+        raise ValidationError("no street with this name", "未找到该街道", field="street", value=street,
+                              code="unknown_street")
+    from gridmap.access import can_see_elder
+
+    done, refused = 0, []
     with session_scope(data.engine, user=name, source="planner", reason="规划调度：管家负载均衡") as s:
         for m in moves:
-            eid, to = int(m["elder_id"]), int(m["to_steward"])
-            if elder_ok is not None and (eid not in elder_ok or (steward_ok is not None and to not in steward_ok)):
+            try:
+                eid, frm, to = int(m["elder_id"]), int(m["from_steward"]), int(m["to_steward"])
+            except (KeyError, TypeError, ValueError):
+                refused.append({"elder_id": None, "reason": "malformed"})
                 continue
             e = s.get(Elder, eid)
-            if e is not None and e.visit_steward_id == int(m["from_steward"]):
+            t = s.get(Steward, to)
+            t_street = s.get(Community, t.community_id).street_id if t is not None and t.community_id else None
+            if e is None or e.street_id != sid or (not isinstance(user, str) and not can_see_elder(user.scope, e)):
+                why = "elder_outside_street"
+            elif e.visit_steward_id != frm:
+                why = "steward_changed"
+            elif t is None:
+                why = "unknown_steward"
+            elif t.kind != StewardKind.VISIT:
+                why = "not_visit_steward"
+            elif not t.active:
+                why = "inactive_steward"
+            elif visible is not None and to not in visible:
+                why = "steward_outside_area"
+            elif t_street != sid:
+                why = "steward_other_street"
+            else:
                 e.visit_steward_id = to
                 done += 1
+                continue
+            refused.append({"elder_id": eid, "to_steward": to, "reason": why})
     if not isinstance(user, str):
-        log_access("update", "plan", street, {"moves": done})
-    data.invalidate()
-    return done
+        log_access("update", "plan", street, {"moves": done, "refused": len(refused)})
+        if refused:
+            log_access("denied", "plan", street, {"reason": "moves_refused", "op": "accept",
+                                                  "moves": refused[:50]})
+    if done:
+        data.refresh_street(street or "")
+    return Accepted(street or "", done, tuple(refused))
+
+
+def accept_proposal(data: DashboardData, user: User, proposal_id: Any) -> Accepted:
+    """Accept the proposal the server computed and kept for ``user`` (:meth:`DashboardData.keep_proposal`).
+
+    Only its id comes from the page: moves posted with it are never read. The moves are re-checked
+    (:func:`accept_moves`); a proposal is accepted once.
+
+    Raises
+    ------
+    gridmap.access.PermissionDenied
+        When no such proposal was kept for this user (unknown, another user's, already accepted or
+        expired) or the user may not change plans there (audited as ``denied``).
+    """
+    p = data.proposal(user, proposal_id)
+    if p is None:
+        log_access("denied", "plan", None, {"reason": "unknown_proposal", "op": "accept"})
+        raise PermissionDenied("this proposal was not computed for you by the server, or was already accepted or "
+                               "has expired: run the rebalancing again",
+                               "该方案不是服务器为您计算的，或已采纳、已过期：请重新运行负载均衡")
+    res = accept_moves(data, p["moves"], user, p["street"])
+    data.forget_proposal(proposal_id)
+    return res
 
 
 def layout(data: DashboardData, basemap: Basemap) -> html.Div:
     """The planner view."""
-    streets = data.streets(current_user())
+    user = current_user()
+    streets = data.streets(user)
     weeks = data.weeks()
+    may = may_plan(user)
     overlays = [
         dl.Overlay(dl.GeoJSON(id="pln-grids", style={"variable": "gridmap.choropleth"},
                               onEachFeature={"variable": "gridmap.tooltip"}), name="网格", checked=True),
@@ -124,7 +232,11 @@ def layout(data: DashboardData, basemap: Basemap) -> html.Div:
                                                       weeks[0], id="pln-week", clearable=False)]),
             html.Div([html.Button("运行负载均衡", id="pln-run", className="gm-btn"), " ",
                       html.Button("采纳方案", id="pln-accept", className="gm-btn secondary", disabled=True), " ",
-                      html.Button("重新规划本周", id="pln-replan", className="gm-btn secondary")],
+                      html.Button("重新规划本周", id="pln-replan", className="gm-btn secondary", disabled=not may,
+                                  title="重新读取所选街道的台账并重新计算本周工作量" if may
+                                  else "仅规划人员、街镇和区级人员可以重新规划")]
+                     + ([] if may else [html.Span(f" 您的角色（{Role(user.role).label}）只能查看，不能重新规划或采纳方案",
+                                                  className="gm-hint", id="pln-readonly")]),
                      style={"flex": "2 1 360px"}),
         ], className="gm-filters"),
         dcc.Store(id="pln-proposal"),
@@ -190,8 +302,15 @@ def register(app: dash.Dash, data: DashboardData, basemap: Basemap) -> None:
             log_access("denied", "plan", street, {"reason": "outside_area"})
             return go.Figure(), None, [], no_update, None, True, message("该街道不在您的管辖范围内", "err")
         trig = dash.ctx.triggered_id
+        sid = _street_id(data, street)
+        refreshed = None
         if trig == "pln-replan":
-            data.invalidate()
+            if sid is None or not may_plan(user, sid):  # the button is disabled for them: a forged request
+                raise _refuse_plan(street, "may_not_replan", "replan")
+            refreshed = data.refresh_street(street)
+            log_access("update", "plan", street, {"op": "replan", "elders": refreshed.elders,
+                                                  "visits_added": refreshed.visits_added,
+                                                  "streets": list(refreshed.streets)})
         st, el = workload(data, street, week)
         names = {int(i): n for i, n in zip(st["steward_id"], st["name"], strict=True)}
         grids = data.layer("grids")
@@ -202,31 +321,59 @@ def register(app: dash.Dash, data: DashboardData, basemap: Basemap) -> None:
         viewport = {"bounds": [[b[1], b[0]], [b[3], b[2]]]} if b is not None and trig in (None, "pln-street", "tabs") \
             else no_update
         if trig != "pln-run":
-            over = int((st["load"] > st["capacity"]).sum())
-            msg = message(f"{street} · {fmt_week(week)}：{len(st)} 名管家，{over} 名超出每周可用时长"
-                          + ("（已重新读取台账并重新计算）" if trig == "pln-replan" else ""), "info")
+            text = _summary(street, week, st, el)
+            if refreshed is not None:
+                others = [x for x in refreshed.streets if x != street]
+                text = (f"已重新规划：重新读取{street}台账 {refreshed.elders} 位老人"
+                        f"（补入新的探访记录 {refreshed.visits_added} 条）"
+                        + (f"，并更新其老人迁入/迁出的街道 {'、'.join(x or '（无街道）' for x in others)}" if others else "")
+                        + f"，重新计算 {len(st)} 名管家的本周工作量；其他街道的数据未重算。" + text)
+            msg = message(text, "ok" if refreshed is not None else "info")
             return _bars(st, None, names), choro, _steward_markers(st, None), viewport, None, True, msg
         prop = rebalance(st.rename(columns={"base_lon": "lon", "base_lat": "lat"})[["steward_id", "capacity",
-                                                                                    "lon", "lat"]], el)
+                                                                                    "lon", "lat", "receives"]], el)
         msg = message(f"负载均衡方案：调整 {len(prop.moves)} 位老人的探访管家；最高周负载 "
                       f"{fmt_minutes(prop.before.max())} → {fmt_minutes(prop.max_after)}；超出均衡上限"
                       f"（平均负载×1.3或每周可用时长）合计 {fmt_minutes(prop.overload_before)} → "
                       f"{fmt_minutes(prop.overload_after)}。"
                       + "".join(prop.notes), "ok" if len(prop.moves) else "info")
-        moves = prop.moves.to_dict("records")
+        moves = [{"elder_id": int(m["elder_id"]), "from_steward": int(m["from_steward"]),
+                  "to_steward": int(m["to_steward"]), "minutes": float(m["minutes"])}
+                 for m in prop.moves.to_dict("records")]
+        may = sid is not None and may_plan(user, sid)
+        # the page gets the proposal's id only: 采纳方案 accepts what the server computed, nothing posted
+        pid = data.keep_proposal(user, street, week, moves) if moves and may else None
         return (_bars(st, prop.after, names), choro, _steward_markers(st, prop.after), no_update,
-                {"moves": moves, "street": street}, not moves, msg)
+                {"id": pid, "street": street, "moves": len(moves)} if pid else None, pid is None, msg)
 
     @app.callback(Output("pln-msg", "children", allow_duplicate=True),
                   Output("data-version", "data", allow_duplicate=True),
                   Output("pln-accept", "disabled", allow_duplicate=True),
                   Input("pln-accept", "n_clicks"), State("pln-proposal", "data"), prevent_initial_call=True)
     @guarded(3)
-    def _accept(_n: int, proposal: dict | None) -> Any:
-        if not proposal or not proposal.get("moves"):
+    def _accept(_n: int, proposal: Any) -> Any:
+        if not proposal:
             return message("没有可采纳的方案", "info"), no_update, True
-        n = accept_moves(data, proposal["moves"], current_user(), proposal.get("street"))
-        return message(f"已采纳：{n} 位老人的探访管家已调整（已记入台账变更历史）", "ok"), data.version, True
+        user = current_user()
+        if not may_plan(user):
+            raise _refuse_plan(proposal.get("street") if isinstance(proposal, dict) else None,
+                               "may_not_edit_plan", "accept")
+        pid = proposal.get("id") if isinstance(proposal, dict) else None
+        res = accept_proposal(data, user, pid)  # never the moves posted with it
+        text = f"已采纳：{res.applied} 位老人的探访管家已调整（已记入台账变更历史）"
+        if res.refused:
+            why = "；".join(sorted({REFUSALS.get(r["reason"], r["reason"]) for r in res.refused}))
+            text += f"；{len(res.refused)} 项调整未执行（{why}）"
+        return message(text, "ok" if not res.refused else "err"), data.version, True
+
+
+def _summary(street: str, week: str, st: pd.DataFrame, el: pd.DataFrame) -> str:
+    """The workload line: stewards, the week's in-home visits, elders with and without a visit steward."""
+    over = int((st["load"] > st["capacity"]).sum())
+    assigned = el["steward_id"].notna()
+    return (f"{street} · {fmt_week(week)}：{len(st)} 名管家，本周需上门探访 {int(el['visits'].sum())} 次"
+            f"（{len(el)} 位老人：{int(assigned.sum())} 位已有探访管家，{int((~assigned).sum())} 位未分配）；"
+            f"{over} 名管家超出每周可用时长")
 
 
 def _filters(week: str, street: str) -> Any:

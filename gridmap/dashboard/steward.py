@@ -9,7 +9,9 @@ steward's week, the list is computed instead: the week's due in-home visits
 highest priority first, ordered by a simple nearest-neighbour walk from the
 steward's base and cut at the day's working minutes — the page says which. Visits are validated with
 :func:`gridmap.rules.visits.parse_visit` and saved with
-:func:`gridmap.rules.store.record_visit` (hazards and referrals follow the rules).
+:func:`gridmap.rules.store.record_visit` (hazards and referrals follow the rules) through
+:meth:`gridmap.dashboard.data.DashboardData.record_visit`, which decides on the server which steward the
+visit is recorded under (the page's choice of steward is only a request, checked against the user's area).
 """
 
 from __future__ import annotations
@@ -222,6 +224,7 @@ def layout(data: DashboardData, basemap: Basemap) -> html.Div:
             html.Div([
                 _field("老人", dropdown([], None, id="stw-elder", placeholder="选择老人（编号 姓名）")),
                 _field("探访日期", date_picker(id="stw-visited-on", date=today, max_date_allowed=today,
+                                                      min_date_allowed=data.rules.programme_start,
                                                       display_format="YYYY年M月D日", first_day_of_week=1)),
                 _field("探访方式", dropdown(_options(VisitMode), "in_home", id="stw-mode", clearable=False)),
                 _field("探访人身份", dropdown(_options(VisitorRole), "visit_steward", id="stw-role",
@@ -418,7 +421,7 @@ def register(app: dash.Dash, data: DashboardData, basemap: Basemap) -> None:
                   "cs_provider": cs_provider, "cs_sat": cs_sat}
         if elder_id is None:
             return message("请选择老人（字段：elder_id）", "err"), no_update
-        try:
+        try:  # the steward the visit is recorded under, and the visitor's role, are re-derived on the server
             res = data.record_visit(current_user(), form_to_record(values, steward_id))
         except Exception as exc:  # noqa: BLE001 - shown as a message
             return message("未保存：" + error_text(exc), "err"), no_update

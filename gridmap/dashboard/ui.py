@@ -55,10 +55,15 @@ def message(text: str, kind: str = "info") -> html.Div:
 
 
 def error_text(exc: BaseException) -> str:
-    """The Chinese text shown for an error (never a stack trace)."""
+    """The text shown for an error, in Chinese then English (never a stack trace).
+
+    A :class:`~gridmap._errors.GridmapError` (a validation error names its field,
+    a refusal says why) is shown as ``中文 / English``.
+    """
     if isinstance(exc, GridmapError):
         field = getattr(exc, "field", None)
-        return f"{exc.message_zh}" + (f"（字段：{field}）" if field else "")
+        zh = f"{exc.message_zh}" + (f"（字段：{field}）" if field and str(field) not in exc.message_zh else "")
+        return zh if exc.message_en == exc.message_zh else f"{zh} / {exc.message_en}"
     name = type(exc).__name__
     if "Operational" in name or "Unavailable" in name or "Interface" in name:
         return "数据库暂时无法连接，请稍后重试（Database unavailable）"
@@ -76,7 +81,7 @@ def guarded(n_outputs: int) -> Callable[[Callable[..., Any]], Callable[..., Any]
             except PreventUpdate:
                 raise
             except PermissionDenied as exc:  # refused (and audited where raised): no stack trace
-                out = [no_update] * (n_outputs - 1) + [message(exc.message_zh, "err")]
+                out = [no_update] * (n_outputs - 1) + [message(error_text(exc), "err")]
                 return out[0] if n_outputs == 1 else out
             except Exception as exc:
                 log.exception("callback %s failed", fn.__name__)

@@ -87,7 +87,9 @@ def rebalance(
     Parameters
     ----------
     stewards
-        Columns ``steward_id``, ``capacity`` (minutes/week), ``lon``, ``lat`` (base).
+        Columns ``steward_id``, ``capacity`` (minutes/week), ``lon``, ``lat`` (base), and optionally
+        ``receives`` (bool): only those may be given an elder (e.g. active 探访管家 of the street; an
+        elder of any steward listed may be moved away). Without it every steward may receive.
     elders
         Columns ``elder_id``, ``steward_id``, ``minutes`` (weekly), ``lon``, ``lat``.
     travel
@@ -139,6 +141,9 @@ def rebalance(
         T = np.array([[travel((x, y), (u, v)) for u, v in zip(bx, by, strict=True)]
                       for x, y in zip(ex, ey, strict=True)]).reshape(len(ex), len(bx))
     T = np.where(np.isnan(T) | (T > max_travel_minutes), np.inf, T)
+    if "receives" in stewards.columns:  # a steward that may not receive an elder is never a move's target
+        receives = stewards.set_index("steward_id").loc[sids, "receives"].eq(True).to_numpy(dtype=bool)
+        T[:, ~receives] = np.inf
     load = load0.copy()
     moves: list[dict[str, object]] = []
     notes: list[str] = []

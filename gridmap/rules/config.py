@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,7 @@ class Rules:
     tekun_mode: str
     events: dict[EventKind, EventRule]
     late_entry_days: int
+    programme_start: date
     hazard_deadline_days: dict[str, int]
     hazard_severity: dict[str, Severity]
     owner_units: dict[HazardKind, str]
@@ -127,6 +129,21 @@ def _int(d: dict[str, Any], key: str, path: str, *, lo: int = 0, hi: int | None 
     if v < lo or (hi is not None and v > hi):
         rng = f"{lo}..{hi}" if hi is not None else f">= {lo}"
         raise _err(path, v, f"must be in {rng}", f"取值须在 {rng}")
+    return v
+
+
+def _date(d: dict[str, Any], key: str, path: str) -> date:
+    """A date key (YAML ``2024-01-01`` or an ISO string) between 2000 and 2100."""
+    v = _get(d, key, path)
+    if isinstance(v, datetime):
+        v = v.date()
+    if isinstance(v, str):
+        try:
+            v = date.fromisoformat(v)
+        except ValueError:
+            raise _err(path, v, "must be a date YYYY-MM-DD", "须为日期 YYYY-MM-DD") from None
+    if not isinstance(v, date) or not date(2000, 1, 1) <= v <= date(2100, 1, 1):
+        raise _err(path, v, "must be a date YYYY-MM-DD between 2000 and 2100", "须为2000至2100年间的日期 YYYY-MM-DD")
     return v
 
 
@@ -291,6 +308,7 @@ def validate_rules(raw: dict[str, Any]) -> Rules:
         tekun_mode=tekun_mode,
         events=events,
         late_entry_days=_int(raw, "late_entry_days", "late_entry_days", lo=0),
+        programme_start=_date(raw, "programme_start", "programme_start"),
         hazard_deadline_days=deadline_days,
         hazard_severity=severity,
         owner_units=owners,

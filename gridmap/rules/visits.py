@@ -3,7 +3,9 @@
 :func:`parse_visit` turns a mapping (the JSON of ``gridmap visits record``,
 a form of the dashboard) into a validated :class:`VisitRecord`; answers may be
 given as codes (``unsafe``) or the form's Chinese labels (``不安全``). A paper
-record entered more than ``late_entry_days`` after the visit is marked late.
+record entered more than ``late_entry_days`` after the visit is marked late; a
+visit dated after today, or before the programme began (rules
+``programme_start``, 2024-01-01 by default), is refused.
 """
 
 from __future__ import annotations
@@ -197,6 +199,13 @@ def parse_visit(
     assert visited_on is not None
     if visited_on > now.astimezone(timezone(timedelta(hours=8))).date():
         raise _bad("visited_on", str(visited_on), "is in the future", "不能晚于今天", "future")
+    if visited_on < rules.programme_start:
+        start = rules.programme_start
+        raise _bad("visited_on", str(visited_on),
+                   f"is before the programme began on {start.isoformat()} (rules programme_start); "
+                   "check the year",
+                   f"早于探访关爱工作开始日期 {start.year}年{start.month}月{start.day}日（规则项 programme_start），"
+                   "请核对年份", "too_early")
     if data.get("mode") in (None, ""):
         raise _bad("mode", None, "is required", "必填", "required")
     mode = _enum(VisitMode, "mode", data["mode"])
