@@ -219,7 +219,9 @@ def report(
     except GridmapError as exc:
         _fail(exc, 2)
     if csv is not None:
-        df.to_csv(csv, index=False, encoding="utf-8-sig")
+        from gridmap.sheets import write_csv
+
+        write_csv(csv, df)  # text inert (no formula), owner-only
     if df.empty:
         console.print("[green]✓[/green] 未发现异常访问 / no unusual access")
         return

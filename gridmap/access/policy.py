@@ -16,7 +16,8 @@ from gridmap.domain.masking import mask_address, mask_id_number, mask_name, mask
 
 __all__ = ["PERSONAL_FIELDS", "mask_frame", "mask_record", "mask_value"]
 
-#: Personal field → its masking function (names as in the store and the frames).
+#: Personal field → its masking function (names as in the store and the frames): the one
+#: masking table of every view, export (:mod:`gridmap.register.exports`) and log.
 PERSONAL_FIELDS: dict[str, Callable[[str | None], str | None]] = {
     "name": mask_name,
     "id_number": mask_id_number,
@@ -30,14 +31,18 @@ PERSONAL_FIELDS: dict[str, Callable[[str | None], str | None]] = {
     "first_contact_phone": mask_phone,
     "household_name": mask_name,
     "household_id_number": mask_id_number,
+    "household_names": mask_name,  # the register frame's list of household members' names
+    "elder_signature": mask_name,  # 被探访人（签字） of a visit
 }
 
 
 def mask_value(field: str, value: Any) -> Any:
-    """``value`` masked if ``field`` is personal, else unchanged."""
+    """``value`` masked if ``field`` is personal, else unchanged (a list: each element masked)."""
     fn = PERSONAL_FIELDS.get(field)
     if fn is None or value is None or (isinstance(value, float) and pd.isna(value)):
         return value
+    if isinstance(value, (list, tuple)):
+        return [mask_value(field, v) for v in value]
     return fn(str(value))
 
 

@@ -464,38 +464,45 @@ def register(app: dash.Dash, data: DashboardData, basemap: Basemap) -> None:
 
 
 def export_xlsx(data: DashboardData, f: Filters, level: str) -> bytes:
-    """What the view shows, as xlsx: KPIs, the areas' indicators, overdue elders (masked), trend."""
+    """What the view shows, as xlsx: KPIs, the areas' indicators, overdue elders (masked), trend.
+
+    Written by :mod:`gridmap.sheets` (XlsxWriter): ledger text that starts like a
+    formula is written inert (``'`` in front), never as a formula or a link.
+    """
     from gridmap.rules.indicators import INDICATOR_LABELS
+    from gridmap.sheets import add_sheet, write_frame, write_row, xlsxwriter_workbook
 
     user = current_user()
     buf = io.BytesIO()
     scope = " / ".join(x for x in (f.street, f.community, Category(f.category).label if f.category else None) if x)
-    with pd.ExcelWriter(buf, engine="xlsxwriter") as xw:
+    with xlsxwriter_workbook(buf) as book:
+        bold = book.add_format({"bold": True})
         k = data.kpis(user, f)
-        pd.DataFrame({"指标": [INDICATOR_LABELS.get(c, c) for c in k],
-                      "数值": [v for v in k.values()]}).to_excel(xw, sheet_name="指标", index=False)
+        write_frame(add_sheet(book, "指标"), pd.DataFrame({"指标": [INDICATOR_LABELS.get(c, c) for c in k],
+                                                          "数值": [v for v in k.values()]}), header_fmt=bold)
         ind = data.indicators(user, f, level).rename(columns=INDICATOR_LABELS)
         ind.index.name = LEVEL_LABELS.get(level, level)
-        ind.to_excel(xw, sheet_name="分区指标")
+        write_frame(add_sheet(book, "分区指标"), ind, index=True, header_fmt=bold)
         df = data.overdue_elders(user, f)
         rows = [{"编号": r.elder_id, "姓名": r.name, "住址": r.address, "街道": r.street, "社区": r.community,
                  "网格": r.grid, "探访管家": r.steward, "最近有效探访": fmt_date(r.last_visit),
                  "逾期天数": r.overdue_days} for r in df.itertuples(index=False)]
-        od = xw.book.add_worksheet("逾期老人（脱敏）")  # the largest sheet, written row by row (no pandas formatting)
+        od = add_sheet(book, "逾期老人（脱敏）")  # the largest sheet, written row by row (no pandas formatting)
         header = ["编号", "姓名", "住址", "街道", "社区", "网格", "探访管家", "最近有效探访", "逾期天数"]
-        od.write_row(0, 0, header)
+        write_row(od, 0, header, bold)
         for i, r in enumerate(rows, start=1):
-            od.write_row(i, 0, [None if pd.isna(r[h]) else (int(r[h]) if h == "逾期天数" else r[h]) for h in header])
+            write_row(od, i, [None if pd.isna(r[h]) else (int(r[h]) if h == "逾期天数" else r[h]) for h in header])
         tr = data.trend(user, f)
-        pd.DataFrame({"周次": tr["week"], "周探访率": tr["weekly_rate"]}).to_excel(xw, sheet_name="趋势", index=False)
+        write_frame(add_sheet(book, "趋势"), pd.DataFrame({"周次": tr["week"], "周探访率": tr["weekly_rate"]}),
+                    header_fmt=bold)
         stamp = datetime.now(BEIJING).strftime("%Y年%m月%d日 %H:%M")
-        ws = xw.book.add_worksheet("说明")
+        ws = add_sheet(book, "说明")
         for i, row in enumerate((["范围", scope or "全区"], ["周次", fmt_week(f.week)],
                                  ["导出人", f"{user.label}（{user.username}）"], ["导出时间", stamp],
                                  ["说明", "姓名、住址已脱敏；仅供工作使用，严禁外传"])):
-            ws.write_row(i, 0, row)
+            write_row(ws, i, row)
         watermark = f"{user.username} 导出 {stamp} · 严禁外传".replace("&", "&&")
-        for sheet in xw.book.worksheets():  # watermark on every printed page: who exported, when
+        for sheet in book.worksheets():  # watermark on every printed page: who exported, when
             sheet.set_header(f"&C{watermark}")
     log_access("export", "elder_list", None, {"rows": len(rows), "view": "supervisor", "street": f.street,
                                               "community": f.community, "week": f.week, "masked": True})

@@ -9,7 +9,9 @@ page header.
 
 The store is read by :func:`read_register_frame` and :func:`load_record_form`
 (SQLAlchemy); the layout of the form (:func:`record_form_layout`) is plain data
-rendered by openpyxl (xlsx) or reportlab (PDF).
+rendered by openpyxl (xlsx) or reportlab (PDF). Every file is written through
+:mod:`gridmap.sheets`: ledger text that a spreadsheet program would take for a
+formula is written inert, and the file is created owner-only.
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ from gridmap.domain.enums import (
     VisitorRole,
     WelfareStatus,
 )
-from gridmap.domain.masking import mask_address, mask_id_number, mask_name, mask_phone
+from gridmap import sheets
+from gridmap.access.policy import PERSONAL_FIELDS, mask_value
 from gridmap.register.columns import CANONICAL_COLUMNS
 from gridmap.register.residence import decide_serving_street
 
@@ -61,19 +64,6 @@ EXTRA_COLUMNS: dict[str, str] = {
     "第一联系人是否有效": "first_contact_valid",
     "系统编号": "elder_id",
 }
-
-#: Frame columns masked in a masked export, with their masking function.
-_MASKS = {
-    "name": mask_name,
-    "id_number": mask_id_number,
-    "phone": mask_phone,
-    "address": mask_address,
-    "hukou_address": mask_address,
-    "first_contact_name": mask_name,
-    "first_contact_phone": mask_phone,
-    "disability_cert_no": mask_id_number,  # 残疾人证号 embeds the ID number
-}
-
 
 class ExportError(GridmapError):
     """An export cannot be made (unknown elder, unsupported format…)."""
@@ -252,17 +242,18 @@ def _cell(value: Any) -> Any:
 
 
 def masked_frame(df: pd.DataFrame) -> pd.DataFrame:
-    """A copy of a register frame with personal data masked (coordinates rounded to ~1 km)."""
+    """A copy of a register frame with personal data masked (coordinates rounded to ~1 km).
+
+    The personal columns and their masks are those of
+    :data:`gridmap.access.policy.PERSONAL_FIELDS` (the one masking table).
+    """
     out = df.copy()
-    for col, fn in _MASKS.items():
+    for col in PERSONAL_FIELDS:
         if col in out:
-            out[col] = [fn(v) if isinstance(v, str) else v for v in out[col]]
+            out[col] = [mask_value(col, v) if isinstance(v, (str, list)) else v for v in out[col]]
     for col in ("lon", "lat"):
         if col in out:
             out[col] = pd.to_numeric(out[col], errors="coerce").round(2)
-    if "household_names" in out:
-        out["household_names"] = [[mask_name(n) for n in (v or [])] if isinstance(v, list) else v
-                                  for v in out["household_names"]]
     return out
 
 
@@ -308,7 +299,6 @@ def export_register(
         ``reason_required`` when unmasked without a reason; ``unknown_street``.
     """
     from openpyxl import Workbook
-    from openpyxl.cell import WriteOnlyCell
     from openpyxl.styles import Alignment, Font, PatternFill
 
     _require_reason(mask, reason)
@@ -348,17 +338,10 @@ def export_register(
     ws.oddHeader.center.size = 8
     ws.oddFooter.center.text = "第 &P 页 共 &N 页"
 
-    note = WriteOnlyCell(ws, value=f"海淀区特殊困难老年人台账　{wm}")
-    note.font = Font(color="C00000", bold=True)
-    ws.append([note])
-    head_font, head_fill = Font(bold=True), PatternFill("solid", fgColor="DDEBF7")
-    head_cells = []
-    for h in headers:
-        c = WriteOnlyCell(ws, value=h)
-        c.font, c.fill = head_font, head_fill
-        c.alignment = Alignment(horizontal="center", vertical="center", wrap_text=True)
-        head_cells.append(c)
-    ws.append(head_cells)
+    ws.append([sheets.openpyxl_cell(ws, f"海淀区特殊困难老年人台账　{wm}",
+                                    font=Font(color="C00000", bold=True))])
+    ws.append(sheets.openpyxl_row(ws, headers, font=Font(bold=True), fill=PatternFill("solid", fgColor="DDEBF7"),
+                                  alignment=Alignment(horizontal="center", vertical="center", wrap_text=True)))
 
     records = view[attrs].itertuples(index=False, name=None)
     if progress:
@@ -367,11 +350,9 @@ def export_register(
         records = tqdm(records, total=len(view), desc="导出台账 export", unit="行")
     n = 0
     for rec in records:
-        ws.append([_cell(v) for v in rec])
+        ws.append([sheets.cell_value(_cell(v)) for v in rec])  # text inert, never a formula
         n += 1
-    tmp = path.with_name(path.stem + ".partial.xlsx")
-    wb.save(tmp)
-    os.replace(tmp, path)
+    sheets.save_openpyxl(wb, path)
 
     if audit_engine is not None:
         write_audit(audit_engine, user=user, action="export" if mask else "export_unmasked",
@@ -399,11 +380,7 @@ def export_first_contact_gaps(
     from openpyxl import Workbook
 
     _require_reason(mask, reason)
-    view = gaps.copy()
-    if mask:
-        for col, fn in (("name", mask_name), ("first_contact_name", mask_name),
-                        ("first_contact_phone", mask_phone)):
-            view[col] = [fn(v) if isinstance(v, str) else v for v in view[col]]
+    view = masked_frame(gaps) if mask else gaps.copy()
     wm = watermark_text(user, masked=mask, reason=reason)
     headers = {"elder_id": "系统编号", "name": "姓名", "street": "街道（乡镇）", "community": "居（村）",
                "first_contact_name": "第一联系人", "first_contact_relation": "第一联系人关系",
@@ -412,15 +389,12 @@ def export_first_contact_gaps(
     wb = Workbook(write_only=True)
     ws = wb.create_sheet("无有效第一联系人")
     ws.oddHeader.center.text = wm.replace("&", "&&")
-    ws.append([f"无有效第一联系人的老年人　{wm}"])
-    ws.append(list(headers.values()))
+    ws.append(sheets.openpyxl_row(ws, [f"无有效第一联系人的老年人　{wm}"]))
+    ws.append(sheets.openpyxl_row(ws, headers.values()))
     for rec in view[list(headers)].itertuples(index=False, name=None):
-        ws.append([", ".join(v) if isinstance(v, list) else _cell(v) for v in rec])
+        ws.append(sheets.openpyxl_row(ws, [", ".join(v) if isinstance(v, list) else _cell(v) for v in rec]))
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".partial.xlsx")
-    wb.save(tmp)
-    os.replace(tmp, path)
+    sheets.save_openpyxl(wb, path)
     if audit_engine is not None:
         write_audit(audit_engine, user=user, action="export" if mask else "export_unmasked",
                     entity="first_contact_gaps", entity_id=street,
@@ -584,7 +558,7 @@ def _visit_block(v: dict[str, Any] | None, mask: bool) -> list[FormRow]:
         visitor += f"（{VisitorRole(role).label}）"
     elder_sig = v.get("elder_signature") or ""
     if mask and elder_sig:
-        elder_sig = mask_name(elder_sig) or ""
+        elder_sig = mask_value("elder_signature", elder_sig) or ""
 
     def opt(label: str, key: str, options: list[tuple[str, str]]) -> list[FormCell]:
         return [FormCell(label, style="label"), FormCell(_boxes(options, v.get(key), "    "), 6,
@@ -648,7 +622,7 @@ def record_form_layout(form: RecordForm, *, mask: bool = True, watermark: str = 
         The date printed under the title (default today).
     """
     e = form.elder
-    m = (lambda f, v: f(v) if (mask and v) else v)  # noqa: E731
+    m = (lambda f, v: mask_value(f, v) if (mask and v) else v)  # noqa: E731 - masks of access.policy
     fc = form.first_contact or {}
     cats = {str(c) for c in (e.get("categories") or [])}
     rows: list[FormRow] = []
@@ -661,22 +635,22 @@ def record_form_layout(form: RecordForm, *, mask: bool = True, watermark: str = 
     street = _strip_suffix(e.get("street"), r"街道$")
     community = _strip_suffix(e.get("community"), r"(社区)?(居委会|村委会|居民委员会|村民委员会)$")
     addr = (f"海淀 区 {street or '    '} 街道（乡镇） {community or '    '} 居（村）\n"
-            f"{m(mask_address, e.get('address')) or ''}")
+            f"{m('address', e.get('address')) or ''}")
     rows.append([FormCell("家庭住址", style="label"), FormCell(addr, 4, align="left"),
                  FormCell("是否居住在户籍所在地", 2, style="label"),
                  FormCell(_yes_no(e.get("lives_at_hukou")))])
-    fc_name = m(mask_name, fc.get("name")) or ""
+    fc_name = m("first_contact_name", fc.get("name")) or ""
     if fc.get("relation"):
         fc_name += f"（{fc['relation']}）"
-    rows.append([FormCell("被探访人姓名", style="label"), FormCell(m(mask_name, e.get("name")) or ""),
-                 FormCell("联系电话", style="label"), FormCell(m(mask_phone, e.get("phone")) or ""),
+    rows.append([FormCell("被探访人姓名", style="label"), FormCell(m("name", e.get("name")) or ""),
+                 FormCell("联系电话", style="label"), FormCell(m("phone", e.get("phone")) or ""),
                  FormCell("第一联系人", style="label"), FormCell(fc_name),
-                 FormCell("联系电话", style="label"), FormCell(m(mask_phone, fc.get("phone")) or "")])
+                 FormCell("联系电话", style="label"), FormCell(m("first_contact_phone", fc.get("phone")) or "")])
     alone = bool(cats & {Category.LIVING_ALONE.value, Category.EMPTY_NEST.value})
     rows.append([FormCell("是否重残", style="label"),
                  FormCell(_yes_no(Category.SEVERELY_HANDICAPPED.value in cats)),
                  FormCell("残疾人证号", style="label"),
-                 FormCell(m(mask_id_number, e.get("disability_cert_no")) or "", 2),
+                 FormCell(m("disability_cert_no", e.get("disability_cert_no")) or "", 2),
                  FormCell("是否独居、空巢", 2, style="label"), FormCell(_yes_no(alone))])
     rows.append([FormCell("失能等级", style="label"),
                  FormCell(_boxes([(d.value, d.label) for d in DisabilityLevel],
@@ -687,14 +661,14 @@ def record_form_layout(form: RecordForm, *, mask: bool = True, watermark: str = 
     if e.get("other_notes"):
         notes.append(str(e["other_notes"]))
     if e.get("id_number"):
-        notes.append(f"身份证号：{m(mask_id_number, e['id_number'])}")
+        notes.append(f"身份证号：{m('id_number', e['id_number'])}")
     if fc.get("rule"):
         notes.append(f"第一联系人确定规则：{FirstContactRule(fc['rule']).label}"
                      + ("" if fc.get("valid", True) else "（无效，需核实）"))
     dec = decide_serving_street(e.get("hukou_street"), e.get("street"), e.get("lives_at_hukou"))
     if dec.separated:
         notes.append(f"人户分离：户籍{e.get('hukou_street') or ''}"
-                     f"{m(mask_address, e.get('hukou_address')) or ''}，由经常居住地街镇服务")
+                     f"{m('hukou_address', e.get('hukou_address')) or ''}，由经常居住地街镇服务")
     if e.get("visit_steward") or e.get("service_steward"):
         notes.append(f"探访管家：{e.get('visit_steward') or '未配置'}；"
                      f"服务管家：{e.get('service_steward') or '未配置'}")
@@ -709,9 +683,9 @@ def record_form_layout(form: RecordForm, *, mask: bool = True, watermark: str = 
     members = list(form.household) + [{}] * max(0, 3 - len(form.household))
     for i, h in enumerate(members, start=1):
         ws_ = h.get("welfare_status")
-        rows.append([FormCell(str(i)), FormCell(m(mask_name, h.get("name")) or ""),
+        rows.append([FormCell(str(i)), FormCell(m("household_name", h.get("name")) or ""),
                      FormCell(h.get("sex") or ""),
-                     FormCell(m(mask_id_number, h.get("id_number")) or "", 2),
+                     FormCell(m("household_id_number", h.get("id_number")) or "", 2),
                      FormCell(h.get("relation") or ""), FormCell(h.get("health") or ""),
                      FormCell(WelfareStatus(ws_).label if ws_ else ("否" if h else ""))])
 
@@ -804,7 +778,7 @@ def render_form_xlsx(rows: list[FormRow], path: Path, *, watermark: str = "") ->
     heights: dict[int, float] = defaultdict(lambda: 18.0)
     for r, c, cell in _placed(rows):
         xr, xc = r + 1, c + 1
-        x = ws.cell(row=xr, column=xc, value=cell.text)
+        x = sheets.set_openpyxl_cell(ws, xr, xc, cell.text)  # text inert, never a formula
         x.font = fonts.get(cell.style, plain)
         x.alignment = Alignment(horizontal=cell.align, vertical="center", wrap_text=True)
         if cell.cols > 1 or cell.rows > 1:
@@ -834,9 +808,7 @@ def render_form_xlsx(rows: list[FormRow], path: Path, *, watermark: str = "") ->
     ws.oddHeader.center.text = watermark.replace("&", "&&")
     ws.oddHeader.center.size = 8
     ws.oddFooter.center.text = "第 &P 页 共 &N 页"
-    tmp = path.with_name(path.stem + ".partial.xlsx")
-    wb.save(tmp)
-    os.replace(tmp, path)
+    sheets.save_openpyxl(wb, path)
 
 
 # ------------------------------------------------------------------ PDF form
@@ -986,12 +958,11 @@ def render_form_pdf(rows: list[FormRow], path: Path, *, watermark: str = "") -> 
         canvas.drawCentredString(A4[0] / 2, 8 * mm, f"第 {doc.page} 页")
         canvas.restoreState()
 
-    tmp = path.with_name(path.stem + ".partial.pdf")
-    doc = SimpleDocTemplate(str(tmp), pagesize=A4, leftMargin=12 * mm, rightMargin=12 * mm,
-                            topMargin=12 * mm, bottomMargin=14 * mm,
-                            title="特殊困难老年人探访关爱服务记录表", author="gridmap")
-    doc.build(story, onFirstPage=on_page, onLaterPages=on_page)
-    os.replace(tmp, path)
+    with sheets.owner_only_output(path) as tmp:
+        doc = SimpleDocTemplate(str(tmp), pagesize=A4, leftMargin=12 * mm, rightMargin=12 * mm,
+                                topMargin=12 * mm, bottomMargin=14 * mm,
+                                title="特殊困难老年人探访关爱服务记录表", author="gridmap")
+        doc.build(story, onFirstPage=on_page, onLaterPages=on_page)
 
 
 def export_record_form(

@@ -68,7 +68,9 @@ def due(
         if out.suffix.lower() == ".json":
             out.write_text(req.to_json(orient="records", date_format="iso", force_ascii=False), encoding="utf-8")
         else:
-            req.to_csv(out, index=False, encoding="utf-8-sig")
+            from gridmap.sheets import write_csv
+
+            write_csv(out, req)  # text inert (no formula), owner-only
         console.print(f"[green]✓[/green] {out}")
 
 

@@ -3,6 +3,8 @@
 The first sheet (街道) has one row per street with the columns 街道, 周探访率,
 月有效探访率, 逾期探访, 未整改隐患 first; then stewards and communities, the
 responsibility list of 附件1-1 (职责任务清单) and the definitions (说明).
+Written by :func:`gridmap.sheets.write_frames_xlsx` (names of areas and stewards
+are never written as formulas; the file is owner-only).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from gridmap.rules.config import load_responsibilities
+from gridmap.sheets import write_frames_xlsx
 from gridmap.rules.indicators import INDICATOR_LABELS, Period
 
 #: The first columns of the street sheet, in order.
@@ -74,21 +77,14 @@ def write_report(
                                  "距上次有效探访超过7天（有意愿者）或31天（仅每月联系者）的老人数",
                                  "截至统计日尚未整改的隐患数",
                                  "周探访率最低者在前，其次为逾期探访多者"]})
-    tmp = path.with_name(path.name + ".part")
-    with pd.ExcelWriter(tmp, engine="openpyxl") as xw:
-        to_report_frame(streets, "street").to_excel(xw, sheet_name="街道", index=False)
-        if stewards is not None:
-            to_report_frame(stewards, "steward", steward_names).to_excel(xw, sheet_name="探访管家", index=False)
-        if communities is not None:
-            to_report_frame(communities, "community").to_excel(xw, sheet_name="社区", index=False)
-        resp.to_excel(xw, sheet_name="职责任务清单", index=False)
-        notes.to_excel(xw, sheet_name="说明", index=False)
-        for ws in xw.book.worksheets:
-            for col in ws.columns:
-                header = str(col[0].value or "")
-                ws.column_dimensions[col[0].column_letter].width = min(60, max(10, 2 * len(header) + 2))
-                if header in ("周探访率", "月有效探访率") or header.endswith("覆盖率"):
-                    for c in col[1:]:
-                        c.number_format = "0.0%"
-    tmp.replace(path)
+    sheets: dict[str, pd.DataFrame] = {"街道": to_report_frame(streets, "street")}
+    if stewards is not None:
+        sheets["探访管家"] = to_report_frame(stewards, "steward", steward_names)
+    if communities is not None:
+        sheets["社区"] = to_report_frame(communities, "community")
+    sheets["职责任务清单"] = resp
+    sheets["说明"] = notes
+    percent = {h: "0.0%" for frame in sheets.values() for h in map(str, frame.columns)
+               if h in ("周探访率", "月有效探访率") or h.endswith("覆盖率")}
+    write_frames_xlsx(path, sheets, number_formats=percent)  # text inert, owner-only
     return path

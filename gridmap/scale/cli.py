@@ -104,7 +104,9 @@ def indicators(
         _fail(exc)
         return
     if out is not None:
-        df.rename(columns=INDICATOR_LABELS).to_csv(out, encoding="utf-8-sig")
+        from gridmap.sheets import write_csv
+
+        write_csv(out, df.rename(columns=INDICATOR_LABELS), index=True)  # text inert, owner-only
         console.print(f"[green]✓[/green] {len(df)} rows → {out}")
     else:
         typer.echo(df.to_string())

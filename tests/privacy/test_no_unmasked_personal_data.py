@@ -18,6 +18,16 @@ output a user can get without unmasking is produced and scanned:
 Names of stewards (staff, shown openly by design) are left out of the scan
 when an elder or first contact happens to share one.
 Unmasked exports: refused without a reason, audited and watermarked with one.
+
+Issue 14: a few elders get formula payloads (``=HYPERLINK(…)``, ``=cmd|…``,
+``+1+1``, ``-2+3``, ``@SUM(A1)``, tab/CR-led text) as name, address, first
+contact's name and notes, others addresses whose house is written in Chinese
+or full-width numerals, and a steward a formula name; quarantined rows carry
+the same payloads. Every xlsx (dashboard export, register export masked and
+unmasked, record forms, first-contacts, supervision report, quarantine export)
+and every CSV is read back: no formula cell, no text starting with a formula
+character unescaped (gridmap.sheets puts ``'`` in front), and the house parts
+never appear in a masked output.
 """
 
 from __future__ import annotations
@@ -91,7 +101,68 @@ def store(tmp_path_factory: pytest.TempPathFactory, data_dir: Path, logs: _Colle
     save_admin_layers(engine, layers.district, layers.streets, layers.communities, layers.grids,
                       layers.service_points)
     load_demo_register(engine, layers, elders=300, seed=11)
+    _inject_payloads(engine)
     return engine
+
+
+#: Formula payloads (issue 14, item 1), put into names, addresses, first contacts and notes.
+FORMULAS = ['=HYPERLINK("http://x.example/a","点击")', "=cmd|' /C calc'!A0", "+1+1", "-2+3", "@SUM(A1)",
+            "\t=1", "\r=1", "＝1+1", " @SUM(A1)"]
+#: Houses written in Chinese, full-width and mixed numerals (issue 14, item 3).
+HOUSES = ["十三号楼二单元五零一室", "三号院七排九号", "１３号楼２单元４０１", "甲十二号楼三门四零二",
+          "二十一栋一单元六〇三户", "１2号楼三单元"]
+STEWARD_FORMULA = '=HYPERLINK("http://x.example/s","管家")'
+FORMULA_START = tuple("=+-@＝＋－＠")
+
+
+def _inject_payloads(engine: Engine) -> None:
+    """Every 12th elder: formula payloads or a Chinese/full-width-numeral house; one steward a formula name."""
+    from gridmap.store.db import session_scope
+    from gridmap.store.models import Elder, Steward
+
+    with session_scope(engine, user="privacy_test") as s:
+        elders = s.scalars(select(Elder).order_by(Elder.id)).all()
+        for k, e in enumerate(elders[::12]):
+            f = FORMULAS[k % len(FORMULAS)]
+            if k % 2 == 0:
+                e.name = f
+                e.other_notes = FORMULAS[(k + 4) % len(FORMULAS)]
+                if e.first_contact is not None:
+                    e.first_contact.name = FORMULAS[(k + 2) % len(FORMULAS)]
+                if k % 4 == 0:
+                    e.address = FORMULAS[(k + 1) % len(FORMULAS)]
+            else:
+                head = re.split(r"\d", e.address or "", maxsplit=1)[0]
+                e.address = head + HOUSES[k % len(HOUSES)]
+                e.hukou_address = head + HOUSES[(k + 1) % len(HOUSES)]
+        st = s.scalars(select(Steward).order_by(Steward.id)).first()
+        st.name = STEWARD_FORMULA
+
+
+def unsafe_cells(blob: bytes | Path) -> list[tuple[str, str, Any]]:
+    """Formula cells, and text cells that start (after blanks) with a formula character, a tab or a CR."""
+    from openpyxl import load_workbook
+
+    wb = load_workbook(io.BytesIO(blob) if isinstance(blob, bytes) else blob)
+    bad = []
+    for ws in wb.worksheets:
+        for row in ws.iter_rows():
+            for c in row:
+                if c.data_type == "f" or (isinstance(c.value, str) and unsafe_text(c.value)):
+                    bad.append((ws.title, c.coordinate, c.value))
+    return bad
+
+
+def unsafe_text(v: str) -> bool:
+    return v[:1] in ("\t", "\r", "\n") or v.lstrip(" \u3000\t\r\n").startswith(FORMULA_START)
+
+
+def unsafe_csv(path: Path) -> list[str]:
+    """CSV fields that start (after blanks) with a formula character, a tab or a CR."""
+    import csv
+
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        return [v for row in csv.reader(fh) for v in row if unsafe_text(v)]
 
 
 @pytest.fixture(scope="module")
@@ -117,8 +188,12 @@ def secrets(store: Engine) -> dict[str, set[str]]:
         "id_number": {i for _, i, _, _ in elders if i},
         "phone": {re.sub(r"\D", "", p) for _, _, p, _ in elders if p} | {re.sub(r"\D", "", p) for _, p in fcs if p},
         "address": {a for *_, a in elders if a and re.search(r"\d", a)},
+        "house": set(HOUSES),
     }
     out["phone"] = {p for p in out["phone"] if len(p) >= 7}
+    # the formula payloads are attacks, not personal data (they also sit in the unmasked notes)
+    out["name"] -= set(FORMULAS)
+    out["address"] -= set(FORMULAS)
     assert len(out["name"]) > 200 and len(out["id_number"]) == 300 and len(out["phone"]) > 300
     assert len(out["address"]) > 200
     return out
@@ -131,6 +206,7 @@ def leaks(text: str, secrets: dict[str, set[str]]) -> list[str]:
     found += [f"id:{i}" for i in secrets["id_number"] if i in digits]
     found += [f"phone:{p}" for p in secrets["phone"] if p in digits]
     found += [f"address:{a}" for a in secrets["address"] if a in text]
+    found += [f"house:{h}" for h in secrets["house"] if h in text]
     return found
 
 
@@ -176,6 +252,7 @@ def _dashboard_outputs(app: Any, username: str, password: str) -> tuple[str, dic
     data = c.data
     u = __import__("gridmap.access", fromlist=["load_user"]).load_user(data.engine, username)
     texts = [c.layout()]
+    exports: list[bytes] = []
     week = data.default_week()
     streets = data.streets(u)
     base = {"sup-week.value": week, "sup-street.value": None, "sup-community.value": None,
@@ -197,7 +274,9 @@ def _dashboard_outputs(app: Any, username: str, password: str) -> tuple[str, dic
                                            ["sup-table-kind.value"]), ensure_ascii=False))
         out = c.call("sup-download.data", {**v, "sup-export-btn.n_clicks": 1}, ["sup-export-btn.n_clicks"])
         if "sup-download" in out:
-            texts.append(xlsx_text(base64.b64decode(out["sup-download"]["data"]["content"])))
+            blob = base64.b64decode(out["sup-download"]["data"]["content"])
+            texts.append(xlsx_text(blob))
+            exports.append(blob)
         texts.append(json.dumps(out.get("sup-msg", ""), ensure_ascii=False))
     if streets:
         texts.append(json.dumps(c.call("sup-community.options", {"sup-street.value": streets[0]},
@@ -222,7 +301,7 @@ def _dashboard_outputs(app: Any, username: str, password: str) -> tuple[str, dic
                                                            "tabs.value": "planner",
                                                            "data-version.data": data.version},
                                        ["pln-street.value"]), ensure_ascii=False))
-    return "\n".join(texts), {"client": c}
+    return "\n".join(texts), {"client": c, "exports": exports}
 
 
 def test_dashboard_pages_and_callbacks_of_every_role(store: Engine, users: dict[str, str],
@@ -234,14 +313,18 @@ def test_dashboard_pages_and_callbacks_of_every_role(store: Engine, users: dict[
                           "demo_inspector"}
     sizes = {}
     for name, pw in users.items():
-        text, _ = _dashboard_outputs(app, name, pw)
+        text, extra = _dashboard_outputs(app, name, pw)
         sizes[name] = len(text)
         assert not leaks(text, secrets), (name, leaks(text, secrets)[:5])
+        for blob in extra["exports"]:  # the xlsx export: no formula, no unescaped formula text
+            assert not unsafe_cells(blob), (name, unsafe_cells(blob)[:5])
     # the views did produce personal rows (masked): the scan looked at something
     assert sizes["demo_district"] > 20_000
     # the masked elder names do appear (the scan is not vacuous): e.g. 张*华
-    text, _ = _dashboard_outputs(app, "demo_district", users["demo_district"])
+    text, extra = _dashboard_outputs(app, "demo_district", users["demo_district"])
     assert re.search(r"[\u4e00-\u9fff]\*", text)
+    # and so do formula payloads, escaped: the district's export holds some of the injected elders
+    assert any(re.search(r"(^|\n)'[=+\-@＝]", xlsx_text(b)) for b in extra["exports"])
 
 
 # ------------------------------------------------------------------ exports and CLI
@@ -262,13 +345,17 @@ def test_register_exports_and_forms_are_masked(store: Engine, secrets: dict[str,
     assert res.masked and res.rows == 300
     text = xlsx_text(tmp_path / "reg.xlsx")
     assert "*" in text and not leaks(text, secrets), leaks(text, secrets)[:5]
+    assert not unsafe_cells(tmp_path / "reg.xlsx"), unsafe_cells(tmp_path / "reg.xlsx")[:5]
+    assert re.search(r"\n'=\*+\)", text)  # the masked payload name, escaped (not vacuous)
 
     with store.connect() as conn:
         ids = conn.execute(select(Elder.id).order_by(Elder.id).limit(5)).scalars().all()
+        ids += conn.execute(select(Elder.id).order_by(Elder.id)).scalars().all()[12:60:12]  # with payloads
     for eid in ids:
         export_record_form(store, eid, tmp_path / f"form{eid}.xlsx", user="privacy_test")
         text = xlsx_text(tmp_path / f"form{eid}.xlsx")
         assert not leaks(text, secrets), (eid, leaks(text, secrets)[:5])
+        assert not unsafe_cells(tmp_path / f"form{eid}.xlsx"), (eid, unsafe_cells(tmp_path / f"form{eid}.xlsx")[:5])
     if shutil.which("pdftotext"):
         for eid in ids[:3]:
             export_record_form(store, eid, tmp_path / f"form{eid}.pdf", user="privacy_test")
@@ -280,11 +367,13 @@ def test_register_exports_and_forms_are_masked(store: Engine, secrets: dict[str,
     export_first_contact_gaps(gaps, tmp_path / "fc.xlsx", user="privacy_test", audit_engine=store)
     text = xlsx_text(tmp_path / "fc.xlsx")
     assert not leaks(text, secrets), leaks(text, secrets)[:5]
+    assert not unsafe_cells(tmp_path / "fc.xlsx"), unsafe_cells(tmp_path / "fc.xlsx")[:5]
     url = store.url.render_as_string(hide_password=False)
     text = _cli("register", "first-contacts", "--database-url", url, "--limit", "300",
                 "--out", str(tmp_path / "fc2.xlsx"))
     text += xlsx_text(tmp_path / "fc2.xlsx")
     assert not leaks(text, secrets), leaks(text, secrets)[:5]
+    assert not unsafe_cells(tmp_path / "fc2.xlsx"), unsafe_cells(tmp_path / "fc2.xlsx")[:5]
 
 
 def test_pdf_text_is_checked() -> None:
@@ -301,9 +390,47 @@ def test_visits_due_and_report_are_masked(store: Engine, secrets: dict[str, set[
     text = _cli("visits", "due", "--week", week, "--database-url", url, "--out", str(tmp_path / "due.csv"))
     text += (tmp_path / "due.csv").read_text(encoding="utf-8-sig")
     assert "老人" in text and not leaks(text, secrets), leaks(text, secrets)[:5]
+    assert not unsafe_csv(tmp_path / "due.csv")
     text = _cli("report", "--week", week, "--out", str(tmp_path / "report.xlsx"), "--database-url", url)
     text += xlsx_text(tmp_path / "report.xlsx")
     assert not leaks(text, secrets), leaks(text, secrets)[:5]
+    assert not unsafe_cells(tmp_path / "report.xlsx"), unsafe_cells(tmp_path / "report.xlsx")[:5]
+
+
+def test_quarantine_export_and_audit_csv_write_payloads_inert(store: Engine, secrets: dict[str, set[str]],
+                                                              tmp_path: Path, data_dir: Path) -> None:
+    """Rejected ledger rows with formula payloads and numeral houses: the quarantine export, masked and not."""
+    import pandas as pd
+
+    from gridmap.register.importer import export_quarantine, import_ledger
+    from tests.register.conftest import make_rows
+
+    rows = make_rows(len(FORMULAS), seed=5, start=900)
+    for i, r in enumerate(rows):
+        r["姓名"] = FORMULAS[i]
+        r["家庭住址"] = FORMULAS[(i + 1) % len(FORMULAS)] if i % 2 else f"北京市海淀区学院路街道知春里社区{HOUSES[i % len(HOUSES)]}"
+        r["联系电话"] = "0000"  # rejected: every row goes to the quarantine
+    ledger = tmp_path / "payload.csv"
+    pd.DataFrame(rows).to_csv(ledger, index=False, encoding="utf-8-sig")
+    import_ledger(store, ledger, "民政", data_dir=data_dir)
+    for mask in (True, False):
+        out = tmp_path / f"q{mask}.xlsx"
+        try:
+            n = export_quarantine(store, out, mask=mask)
+        except TypeError:  # a version without masked quarantine exports
+            n = export_quarantine(store, out)
+        assert n >= len(FORMULAS)
+        assert not unsafe_cells(out), (mask, unsafe_cells(out)[:5])
+        text = xlsx_text(out)
+        assert "'" + (FORMULAS[0] if not mask else "=") in text  # the payloads are there, escaped
+    url = store.url.render_as_string(hide_password=False)
+    from typer.testing import CliRunner
+
+    from gridmap.cli import app
+
+    CliRunner().invoke(app, ["audit", "report", "--since", "30d", "--csv", str(tmp_path / "audit.csv"),
+                             "--database-url", url])
+    assert (tmp_path / "audit.csv").exists() and not unsafe_csv(tmp_path / "audit.csv")
 
 
 def test_route_list_files_are_masked(store: Engine, secrets: dict[str, set[str]], tmp_path: Path) -> None:
@@ -389,6 +516,8 @@ def test_unmasked_exports_need_a_reason_are_audited_and_watermarked(store: Engin
     assert not res.masked
     text = xlsx_text(tmp_path / "u.xlsx")
     assert leaks(text, secrets)  # in clear, as asked
+    assert not unsafe_cells(tmp_path / "u.xlsx"), unsafe_cells(tmp_path / "u.xlsx")[:5]  # but inert
+    assert "'" + FORMULAS[0] in text
     assert "privacy_test" in text and "未脱敏" in text and "民政局年度核查" in text  # watermark: who, when, why
     assert re.search(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}", res.watermark)
     with store.connect() as conn:

@@ -303,3 +303,72 @@ def test_cli_export_form_and_first_contacts(engine: Engine, tmp_path: Path) -> N
     gaps = [row for row in load_workbook(tmp_path / "gaps.xlsx").active.iter_rows(values_only=True)][2:]
     assert sorted(g[0] for g in gaps) == sorted([ids["e2"], ids["e3"]])
     assert all("李大山" not in str(g) and "13600003333" not in str(g) for g in gaps)
+
+
+# ------------------------------------------------------------------ formula injection and numerals (issue 14)
+
+FORMULAS = ['=HYPERLINK("http://x.example/a","点击")', "=cmd|' /C calc'!A0", "+1+1", "-2+3", "@SUM(A1)",
+            "\t=1", "\r=1", "＝1+1", " =1"]
+FORMULA_START = tuple("=+-@＝＋－＠")
+
+
+def _unsafe_cells(path: Path) -> list[tuple[str, str, object]]:
+    """Formula cells, and text cells starting (after blanks) with a formula character, tab or CR."""
+    bad = []
+    for ws in load_workbook(path).worksheets:
+        for row in ws.iter_rows():
+            for c in row:
+                v = c.value
+                if c.data_type == "f" or (isinstance(v, str) and (
+                        v[:1] in ("\t", "\r", "\n") or v.lstrip(" \u3000\t\r\n").startswith(FORMULA_START))):
+                    bad.append((ws.title, c.coordinate, v))
+    return bad
+
+
+def _inject(engine: Engine, ids: dict[str, int]) -> None:
+    """Formula-like names, address, first contact and notes; a Chinese-numeral and a full-width address."""
+    with session_scope(engine, user="test") as s:
+        e1, e2, e3 = s.get(Elder, ids["e1"]), s.get(Elder, ids["e2"]), s.get(Elder, ids["e3"])
+        e1.name, e1.other_notes = FORMULAS[0], FORMULAS[4]
+        e1.address = "北京市海淀区中关村街道科育社区十三号楼二单元五零一室"
+        e1.first_contact.name = FORMULAS[2]
+        e1.household[0].name = FORMULAS[1]
+        e2.name, e2.address = FORMULAS[1], FORMULAS[5]
+        e2.first_contact.name = FORMULAS[3]
+        e3.name, e3.address, e3.other_notes = FORMULAS[6], "北京市海淀区学院路街道石油大院１３号楼", FORMULAS[7]
+        e3.hukou_address = "北京市海淀区学院路街道石油大院三号院"
+
+
+@pytest.mark.parametrize("mask", [True, False])
+def test_every_xlsx_export_writes_formula_text_inert(engine: Engine, tmp_path: Path, mask: bool) -> None:
+    import stat
+
+    from gridmap.register.exports import export_first_contact_gaps
+    from gridmap.sheets import restore_text
+
+    ids = seed(engine)
+    _inject(engine, ids)
+    kw = {} if mask else {"mask": False, "reason": "核查"}
+    files = [export_register(engine, tmp_path / "reg.xlsx", **kw).path]
+    for e in ids.values():
+        files.append(export_record_form(engine, e, tmp_path / f"form{e}.xlsx", **kw).path)
+    gaps = elders_without_valid_first_contact(read_register_frame(engine))
+    files.append(export_first_contact_gaps(gaps, tmp_path / "gaps.xlsx", **kw).path)
+    for f in files:
+        assert not _unsafe_cells(f), (f.name, _unsafe_cells(f)[:5])
+        assert stat.S_IMODE(f.stat().st_mode) == 0o600, f.name
+    assert not [p for p in tmp_path.iterdir() if "partial" in p.name]
+    rows = list(load_workbook(files[0]).active.iter_rows(values_only=True))
+    data = [dict(zip(rows[1], r)) for r in rows[2:]]
+    names = {restore_text(d["姓名"]) for d in data}
+    addresses = {restore_text(d["家庭住址"]) for d in data}
+    if mask:  # masked, then made inert: no leading "=" of the masked name either
+        assert "'" + FORMULAS[0][0] + "*" * (len(FORMULAS[0]) - 2) + FORMULAS[0][-1] in {d["姓名"] for d in data}
+        assert "北京市海淀区中关村街道科育社区****" in addresses
+        assert "北京市海淀区学院路街道石油大院****" in addresses
+        text = _sheet_text(files[0]) + "".join(_sheet_text(f) for f in files[1:])
+        for house in ("十三号楼", "五零一室", "１３号楼", "三号院"):
+            assert house not in text, house
+    else:  # in clear, exactly the stored text once the quote is taken off
+        assert set(FORMULAS[:2]) <= names  # (a \r is read back as \n from any XML: not compared)
+        assert FORMULAS[5] in addresses
