@@ -44,21 +44,21 @@ def parse_id_number(value: object, field: str = "居民身份证号码") -> tupl
         born = date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
     except ValueError:
         raise ValidationError(
-            f"digits 7-14 ({number[6:14]}) are not a valid birth date",
-            f"第7-14位（{number[6:14]}）不是有效的出生日期",
+            "digits 7-14 are not a valid birth date",
+            "第7-14位不是有效的出生日期",
             field=field, value=value, code="id_birth_date",
         ) from None
     if born.year < 1890 or born > date.today():
         raise ValidationError(
-            f"birth date {born.isoformat()} is not plausible",
-            f"出生日期{born.isoformat()}不合理",
+            "the birth date in digits 7-14 is not plausible (before 1890 or in the future)",
+            "第7-14位的出生日期不合理（早于1890年或晚于今天）",
             field=field, value=value, code="id_birth_date",
         )
     expected = check_digit(number[:17])
     if number[17] != expected:
         raise ValidationError(
-            f"check digit is {number[17]}, expected {expected}",
-            f"校验码为{number[17]}，应为{expected}",
+            "the check digit (18th character) does not match the first 17 digits",
+            "校验码（第18位）与前17位不符",
             field=field, value=value, code="id_checksum",
         )
     sex = "男" if int(number[16]) % 2 == 1 else "女"

@@ -56,6 +56,7 @@ from sqlalchemy import Engine, select
 from gridmap._errors import GridmapError
 from gridmap.domain.enums import Source
 from gridmap.register.columns import CANONICAL_COLUMNS, map_headers, normalize_header
+from gridmap.sheets import restore_text
 from gridmap.register.validate import (
     EXTRA_COLUMNS,
     Reference,
@@ -211,7 +212,8 @@ def _frame(rows: list[list[Any]], header_idx: int, mapping: dict[int, str]) -> t
     data: list[list[Any]] = []
     numbers: list[int] = []
     for k, row in enumerate(rows[header_idx + 1:], start=header_idx + 2):
-        vals = [row[j] if j < len(row) else None for j in mapping]
+        # a sheet gridmap wrote (an export re-submitted) carries formula-like text behind a quote: take it off
+        vals = [restore_text(row[j]) if j < len(row) else None for j in mapping]
         if all(cell_text(v) == "" for v in vals):
             continue
         data.append(vals)
@@ -646,7 +648,6 @@ def _fill_masked_cells(engine: Engine, ledger: Ledger, quarantine_ids: dict[int,
     """
     from sqlalchemy.orm import Session
 
-    from gridmap.sheets import restore_text
     from gridmap.store.models import QuarantineRow
 
     wanted = set(quarantine_ids.values())
@@ -665,7 +666,7 @@ def _fill_masked_cells(engine: Engine, ledger: Ledger, quarantine_ids: dict[int,
             if col not in data:
                 continue
             raw = cell_text(data[col])
-            cell = restore_text(cell_text(frame.iat[i, j]))  # the export put ' before formula-like text
+            cell = cell_text(frame.iat[i, j])  # the quote before formula-like text was taken off by _frame
             if cell and (cell == raw or cell == mask_cell(col, raw)):
                 frame.iat[i, j] = raw
 

@@ -160,3 +160,24 @@ def test_no_validation_message_or_value_holds_the_id_digits(number, how):
         assert number[6:14] not in text  # the birth date digits stay hidden
         if e.code == "id_checksum":
             assert not any(c.isdigit() for c in e.message_zh + e.message_en)
+
+
+def test_formula_like_text_written_by_gridmap_reads_back_as_it_was(engine, reference, ledger_dir):
+    """A sheet gridmap wrote (export, quarantine export) puts ``'`` before formula-like text; importing it
+    back stores the text as it was, not with the quote (and a text that itself began with a quote keeps it)."""
+    from gridmap.sheets import write_csv as write_inert_csv
+    from gridmap.store.models import Elder
+
+    rows = make_rows(3, start=70)
+    notes = ['=HYPERLINK("http://x.example/a","点击")', "'=1+1", "-独居，子女在外地"]
+    for r, note in zip(rows, notes):
+        r["其他情况"] = note
+    path = write_inert_csv(ledger_dir / "roundtrip.csv", pd.DataFrame(rows))
+    text = path.read_text(encoding="utf-8-sig")
+    assert "'=HYPERLINK" in text and "''=1+1" in text  # the file itself is inert
+    rep = import_ledger(engine, path, "民政")
+    assert rep.rows_rejected == 0, rep.errors
+    ids = [r["居民身份证号码"] for r in rows]
+    with Session(engine) as s:
+        got = {e.id_number: e.other_notes for e in s.scalars(select(Elder).where(Elder.id_number.in_(ids)))}
+    assert [got[i] for i in ids] == notes
