@@ -402,7 +402,7 @@ def test_quarantine_export_and_audit_csv_write_payloads_inert(store: Engine, sec
     """Rejected ledger rows with formula payloads and numeral houses: the quarantine export, masked and not."""
     import pandas as pd
 
-    from gridmap.register.importer import export_quarantine, import_ledger
+    from gridmap.register.importer import export_quarantine
     from tests.register.conftest import make_rows
 
     rows = make_rows(len(FORMULAS), seed=5, start=900)
@@ -410,24 +410,30 @@ def test_quarantine_export_and_audit_csv_write_payloads_inert(store: Engine, sec
         r["姓名"] = FORMULAS[i]
         r["家庭住址"] = FORMULAS[(i + 1) % len(FORMULAS)] if i % 2 else f"北京市海淀区学院路街道知春里社区{HOUSES[i % len(HOUSES)]}"
         r["联系电话"] = "0000"  # rejected: every row goes to the quarantine
+    good = rows[0]["居民身份证号码"]
+    rows[0]["居民身份证号码"] = good[:17] + ("1" if good[17] != "1" else "2")  # a mistyped check digit too
     ledger = tmp_path / "payload.csv"
     pd.DataFrame(rows).to_csv(ledger, index=False, encoding="utf-8-sig")
-    import_ledger(store, ledger, "民政", data_dir=data_dir)
-    for mask in (True, False):
-        out = tmp_path / f"q{mask}.xlsx"
-        try:
-            n = export_quarantine(store, out, mask=mask)
-        except TypeError:  # a version without masked quarantine exports
-            n = export_quarantine(store, out)
-        assert n >= len(FORMULAS)
-        assert not unsafe_cells(out), (mask, unsafe_cells(out)[:5])
-        text = xlsx_text(out)
-        assert "'" + (FORMULAS[0] if not mask else "=") in text  # the payloads are there, escaped
-    url = store.url.render_as_string(hide_password=False)
     from typer.testing import CliRunner
 
     from gridmap.cli import app
 
+    url = store.url.render_as_string(hide_password=False)
+    report = tmp_path / "import-report.json"
+    res = CliRunner().invoke(app, ["register", "import", str(ledger), "--source", "民政", "--report", str(report),
+                                   "--database-url", url])
+    assert res.exit_code == 1, res.output  # rows rejected
+    said = res.output + report.read_text(encoding="utf-8")
+    personal = {r["居民身份证号码"] for r in rows} | {r["家庭住址"] for r in rows} \
+        | {h for h in HOUSES} | {f for f in FORMULAS if len(f) > 3}
+    assert not [p for p in personal if p in said], "import report or console shows a personal value"
+    for mask in (True, False):
+        out = tmp_path / f"q{mask}.xlsx"
+        n = export_quarantine(store, out, mask=mask)
+        assert n >= len(FORMULAS)
+        assert not unsafe_cells(out), (mask, unsafe_cells(out)[:5])
+        text = xlsx_text(out)
+        assert "'" + (FORMULAS[0] if not mask else "=") in text  # the payloads are there, escaped
     CliRunner().invoke(app, ["audit", "report", "--since", "30d", "--csv", str(tmp_path / "audit.csv"),
                              "--database-url", url])
     assert (tmp_path / "audit.csv").exists() and not unsafe_csv(tmp_path / "audit.csv")
