@@ -325,6 +325,23 @@ class Source(_Labelled):
     MANUAL = "manual"
 
 
+class ChangeKind(_Labelled):
+    """Kinds of write recorded in the change feed (``change_log``) that every server process follows."""
+
+    IMPORT = "import"
+    MONTHLY_UPDATE = "monthly_update"
+    VISIT = "visit"
+    HAZARD = "hazard"
+    REFERRAL = "referral"
+    FOLLOWUP = "followup"
+    CALENDAR = "calendar"
+    PLAN = "plan"
+    GRID = "grid"
+    STEWARD = "steward"
+    ELDER = "elder"
+    USER = "user"
+
+
 _LABELS: dict[str, dict[str, str]] = {
     "Category": {
         "living_alone": "独居",
@@ -440,5 +457,19 @@ _LABELS: dict[str, dict[str, str]] = {
         "street": "街镇",
         "synthetic": "合成数据",
         "manual": "手工录入",
+    },
+    "ChangeKind": {
+        "import": "台账导入",
+        "monthly_update": "月度更新",
+        "visit": "探访记录",
+        "hazard": "风险隐患",
+        "referral": "转介",
+        "followup": "跟进处置",
+        "calendar": "日历事件",
+        "plan": "探访计划",
+        "grid": "网格调整",
+        "steward": "管家调整",
+        "elder": "老人信息",
+        "user": "用户与权限",
     },
 }

@@ -17,6 +17,7 @@ from typing import Any
 import shapely
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Date,
     DateTime,
@@ -34,6 +35,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from gridmap.domain.enums import (
     Category,
     Change,
+    ChangeKind,
     DeviceKind,
     DeviceStatus,
     DisabilityLevel,
@@ -647,3 +649,49 @@ class FieldConflict(Base):
     resolved_value: Mapped[str | None] = mapped_column(Text)
     resolved_by: Mapped[str | None] = mapped_column(String(60))
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+# ------------------------------------------------------------ change feed (issue 15, helper E)
+
+
+class ChangeLog(Base):
+    """The change feed: one append-only row per committed write (import, visit, plan, grid, steward…).
+
+    Written in the same transaction as the write (:func:`gridmap.store.changes.record_change`);
+    every server process follows it by ``seq`` and re-reads only the streets touched
+    (:meth:`gridmap.dashboard.data.DashboardData.follow_changes`). ``streets`` are street names;
+    ``elders`` elder ids, at most :data:`gridmap.store.changes.MAX_ELDERS` of them: ``many`` true
+    means the list was cut and a reader refreshes the whole street(s).
+    """
+
+    __tablename__ = "change_log"
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    kind: Mapped[ChangeKind] = mapped_column(EnumType(ChangeKind))
+    streets: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    elders: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    many: Mapped[bool] = mapped_column(Boolean, default=False)
+    actor: Mapped[str] = mapped_column(String(60))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class PlanProposal(Base):
+    """A rebalancing proposal the server computed for a user, kept until that user accepts it (once).
+
+    In the database, not in one process's memory: with several server processes the accept may
+    reach another process than the one that computed the proposal.
+    """
+
+    __tablename__ = "plan_proposal"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # random token the page holds
+    user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id", ondelete="CASCADE"), index=True)
+    street: Mapped[str] = mapped_column(String(40))
+    week: Mapped[str] = mapped_column(String(10))
+    moves: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
