@@ -509,6 +509,8 @@ def import_ledger(
     """
     from gridmap.register.merge import AreaIndex, merge_records
     from gridmap.register.monthly import apply_monthly, parse_period
+    from gridmap.domain.enums import ChangeKind
+    from gridmap.store.changes import record_change
     from gridmap.store.db import session_scope
     from gridmap.store.models import ImportBatch, QuarantineRow, utcnow
 
@@ -578,6 +580,10 @@ def import_ledger(
         report.conflicts = outcome.conflicts
         if monthly:
             report.monthly = apply_monthly(s, outcome, src, period or "")
+        # the change feed: one row at the commit, with every elder and street the merge touched
+        record_change(s, ChangeKind.MONTHLY_UPDATE if monthly else ChangeKind.IMPORT,
+                      detail={"batch": batch.id, "file": ledger.path.name[:120], "source": src.value,
+                              **({"period": period} if period else {})})
         # quarantine
         by_row = _row_errors(errors)
         cells = {r["row"]: r["_cells"] for r in result.records + result.pending}

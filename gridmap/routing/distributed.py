@@ -552,6 +552,14 @@ def plan_week_dask(
                     "build_seconds": round(stats["build_seconds"], 2),
                     "worker_processes_used": len(stats["worker_pids"])})
     _write_json(out / SUMMARY_FILE, summary)
+    from gridmap.routing.district import record_plans_stored
+    from gridmap.store.db import make_engine
+
+    eng = make_engine(engine_url)
+    try:
+        record_plans_stored(eng, run)
+    finally:
+        eng.dispose()
     return run
 
 

@@ -440,7 +440,51 @@ def plan_week(
     run = DistrictRun(week, street, out, workers, time.monotonic() - t0, [results[p.code] for p in problems],
                       not_plannable)
     _write_json(out / SUMMARY_FILE, run.to_dict() | ({"iterations": iterations} if iterations is not None else {}))
+    record_plans_stored(engine, run)
     return run
+
+
+def record_plans_stored(engine: Engine, run: DistrictRun) -> list[int]:
+    """Append one ``plan`` change per street whose stewards' plans ``run`` stored (the change feed).
+
+    The plans are files, not rows, so this follows their writing (it cannot share a transaction with
+    it); all streets' changes are appended in one transaction. A steward's street is its community's
+    (else the run's street). A failure is logged, not raised: the plans are stored either way.
+
+    Returns
+    -------
+    list of int
+        The seqs appended.
+    """
+    import logging
+
+    from sqlalchemy import select
+
+    from gridmap.domain.enums import ChangeKind
+    from gridmap.store.changes import cli_actor, record_change
+    from gridmap.store.models import Community, Steward, Street
+
+    stored = [r for r in run.stewards if r.status != "failed"]
+    if not stored:
+        return []
+    try:
+        with engine.begin() as conn:
+            ids = sorted({int(r.steward_id) for r in stored})
+            where = dict(conn.execute(select(Steward.id, Street.name)
+                                      .join(Community, Community.id == Steward.community_id)
+                                      .join(Street, Street.id == Community.street_id)
+                                      .where(Steward.id.in_(ids))).all())
+            by_street: dict[str, list[str]] = {}
+            for r in stored:
+                name = where.get(int(r.steward_id)) or run.street
+                if name:
+                    by_street.setdefault(name, []).append(r.code)
+            return [record_change(conn, ChangeKind.PLAN, streets=[name], actor=cli_actor(),  # type: ignore[misc]
+                                  detail={"week": run.week, "stewards": len(codes), "dir": str(run.out_dir)[-200:]})
+                    for name, codes in sorted(by_street.items())]
+    except Exception:  # noqa: BLE001 - the plans are stored; the followers re-read on their next change
+        logging.getLogger("gridmap.routing").warning("could not append the plan changes", exc_info=True)
+        return []
 
 
 def _run_pool(tasks: list[dict[str, Any]], workers: int, modes: list[str],
