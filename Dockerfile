@@ -6,4 +6,6 @@ COPY gridmap ./gridmap
 RUN pip install --no-cache-dir .
 ENV GRIDMAP_VAR_DIR=/app/var
 EXPOSE 8050
-CMD ["gridmap", "serve", "--host", "0.0.0.0"]
+# gunicorn, 2 worker processes sharing the data loaded before the fork (see README "Serving");
+# docker-compose.yml runs the same command after building the demo database.
+CMD ["gridmap", "serve", "--host", "0.0.0.0", "--port", "8050", "--workers", "2"]

@@ -47,6 +47,12 @@ DbOpt = Annotated[
     typer.Option("--database-url", help="SQLAlchemy URL (default: GRIDMAP_DATABASE_URL or ./var/gridmap.sqlite)."),
 ]
 
+HostOpt = Annotated[str, typer.Option(help="Address to serve on.")]
+PortOpt = Annotated[int, typer.Option(help="Port to serve on.")]
+WorkersOpt = Annotated[int, typer.Option("--workers", min=1, help="Worker processes (gunicorn).")]
+ThreadsOpt = Annotated[int, typer.Option("--threads", min=1, help="Threads per worker (gunicorn gthread).")]
+DevOpt = Annotated[bool, typer.Option("--dev", help="Flask's development server instead (one process).")]
+
 
 def _engine(database_url: str | None):
     from gridmap.store.db import make_engine
@@ -251,37 +257,67 @@ def demo(
     elders: Annotated[int, typer.Option("--elders", min=0, help="Synthetic elders to generate.")] = 30000,
     seed: Annotated[int, typer.Option("--seed", help="Random seed of the synthetic data.")] = 1,
     database_url: DbOpt = None,
-    host: Annotated[str, typer.Option(help="Address to serve on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to serve on.")] = 8050,
+    host: HostOpt = "127.0.0.1",
+    port: PortOpt = 8050,
+    workers: WorkersOpt = 2,
+    threads: ThreadsOpt = 4,
+    dev: DevOpt = False,
 ) -> None:
-    """Build the demo database (real layers + synthetic data) and serve the dashboard."""
+    """Build the demo database (real layers + synthetic data) and serve the dashboard (as ``gridmap serve``)."""
     try:
         url = _build_demo(database_url, elders, seed)
     except GridmapError as exc:
         _fail(exc)
     console.print(f"[green]✓[/green] demo database ready: {url}")
     if serve:
-        _serve(database_url, host, port)
+        _serve(database_url, _serve_options(host, port, workers, threads), dev=dev)
 
 
-def _serve(database_url: str | None, host: str, port: int) -> None:
-    from gridmap.dashboard.app import create_app
+def _serve_options(host: str, port: int, workers: int, threads: int, **more: object):
+    from gridmap.dashboard.server import ServeOptions
+
+    return ServeOptions(host=host, port=port, workers=workers, threads=threads, **more)  # type: ignore[arg-type]
+
+
+def _serve(database_url: str | None, options: object, *, dev: bool = False) -> None:
+    """Serve the dashboard: gunicorn (:mod:`gridmap.dashboard.server`), or with ``dev`` Flask's own server."""
+    from gridmap.dashboard.server import serve as serve_gunicorn
+    from gridmap.dashboard.server import serve_dev
 
     os.umask(PRIVATE_UMASK)  # defence in depth: the server's files (database, logs, exports) owner-only
-    app_ = create_app(_engine(database_url))
-    console.print(f"仪表盘 / dashboard: http://{host}:{port}/")
-    app_.run(host=host, port=port, debug=False)
+    console.print(f"仪表盘 / dashboard: http://{options.host}:{options.port}/"  # type: ignore[attr-defined]
+                  + ("  (development server / 开发服务器)" if dev else
+                     f"  (gunicorn, {options.workers} workers × {options.threads} threads)"))  # type: ignore[attr-defined]
+    if dev:
+        serve_dev(_engine(database_url), options)  # type: ignore[arg-type]
+    else:
+        serve_gunicorn(lambda: _engine(database_url), options)  # type: ignore[arg-type]
 
 
 @app.command()
 def serve(
     database_url: DbOpt = None,
-    host: Annotated[str, typer.Option(help="Address to serve on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to serve on.")] = 8050,
+    host: HostOpt = "127.0.0.1",
+    port: PortOpt = 8050,
+    workers: WorkersOpt = 2,
+    threads: ThreadsOpt = 4,
+    dev: DevOpt = False,
+    timeout: Annotated[int, typer.Option("--timeout", min=1,
+                                         help="Seconds a worker may stay silent before it is restarted.")] = 120,
+    max_requests: Annotated[int, typer.Option("--max-requests", min=0,
+                                              help="Restart a worker after this many requests (0: never).")] = 0,
+    max_requests_jitter: Annotated[int, typer.Option("--max-requests-jitter", min=0,
+                                                     help="Up to this many more (workers not all at once).")] = 0,
+    escalate_every: Annotated[float, typer.Option(
+        "--escalate-every", min=0,
+        help="Seconds between runs of the scheduled jobs (escalation of emergency referrals), "
+             "in one process across workers; 0: off.")] = 300.0,
 ) -> None:
-    """Serve the dashboard on the existing database."""
+    """Serve the dashboard on the existing database: gunicorn with the data loaded before the workers fork."""
     try:
-        _serve(database_url, host, port)
+        _serve(database_url, _serve_options(host, port, workers, threads, timeout=timeout, max_requests=max_requests,
+                                             max_requests_jitter=max_requests_jitter, escalate_every=escalate_every),
+               dev=dev)
     except GridmapError as exc:
         _fail(exc)
 

@@ -3,8 +3,12 @@
 ``GRIDMAP_SECRET_KEY``
     Key that signs the dashboard's session cookies. When absent, a random
     key is generated for this process (with a warning): sessions then end
-    when the process restarts, and several worker processes would not share
-    sessions, so production sets it.
+    when the process restarts. ``gridmap serve`` (gunicorn) makes that key in
+    its master process before the workers fork, so every worker, and every
+    worker gunicorn restarts, shares it (:mod:`gridmap.dashboard.server`);
+    separate servers on one database (several hosts or containers) do not,
+    and a restart signs everyone out, so production sets it. The generated
+    key is never written to disk.
 """
 
 from __future__ import annotations
