@@ -184,6 +184,69 @@ def sessions_cmd(
     out.print(t)
 
 
+@users_app.command("token")
+def token_cmd(
+    name: Annotated[str, typer.Argument(help="User name the token acts as (same role and area).")],
+    expires: Annotated[float | None, typer.Option(
+        "--expires", help="Lifetime in days (default: no expiry).", min=0)] = None,
+    label: Annotated[str | None, typer.Option("--label", help="What the token is for, e.g. 12345热线.")] = None,
+    database_url: DbOpt = None,
+) -> None:
+    """Make a bearer token of the read API (/api/v1) for NAME; printed once, only its hash is stored."""
+    from gridmap.access.tokens import create_token
+
+    try:
+        engine = _engine(database_url)
+        tid, token = create_token(engine, name, expires_days=expires, label=label, by="cli")
+    except GridmapError as exc:
+        _fail(exc)
+    from gridmap.access.audit import audit
+
+    audit(engine, "cli", "user_admin", "api_token", tid, "cli", {"op": "token", "user": name, "expires_days": expires})
+    console.print(f"[green]✓[/green] 接口令牌 #{tid}（用户 {name}{f'，{expires:g} 天后到期' if expires else '，不过期'}）"
+                  "只显示这一次，请妥善保存 / API token, shown only once:")
+    out.print(token, soft_wrap=True, highlight=False)
+
+
+@users_app.command("tokens")
+def tokens_cmd(
+    name: Annotated[str | None, typer.Argument(help="User name (default: every user).")] = None,
+    database_url: DbOpt = None,
+) -> None:
+    """List the API tokens (of one user or all) with their state; never the token itself."""
+    from gridmap.access.tokens import list_tokens
+
+    try:
+        rows = list_tokens(_engine(database_url), name)
+    except GridmapError as exc:
+        _fail(exc)
+    t = Table("编号 ID", "用户名", "用途", "创建", "创建者", "到期", "最近使用", "状态")
+    for r in rows:
+        t.add_row(str(r.id), r.username, r.label or "", str(r.created_at)[:19], r.created_by or "",
+                  str(r.expires_at)[:19] if r.expires_at else "不过期", str(r.last_used_at)[:19] if r.last_used_at
+                  else "", r.state)
+    out.print(t)
+
+
+@users_app.command("token-revoke")
+def token_revoke_cmd(
+    token_id: Annotated[int, typer.Argument(help="The token's id (see gridmap users tokens).")],
+    database_url: DbOpt = None,
+) -> None:
+    """Revoke an API token by its id: refused from the next request on, in every server process."""
+    from gridmap.access.audit import audit
+    from gridmap.access.tokens import revoke_token
+
+    try:
+        engine = _engine(database_url)
+        was_active = revoke_token(engine, token_id)
+    except GridmapError as exc:
+        _fail(exc)
+    audit(engine, "cli", "user_admin", "api_token", token_id, "cli", {"op": "token_revoke"})
+    console.print(f"[green]✓[/green] 接口令牌 #{token_id} "
+                  f"{'已吊销 / revoked' if was_active else '此前已失效 / was already revoked'}")
+
+
 def _parse_since(text: str) -> datetime:
     m = re.fullmatch(r"\s*(\d+)\s*([hdm])\s*", text)
     if m:

@@ -66,6 +66,7 @@ from gridmap.access.passwords import (
     verify_password,
 )
 from gridmap.access.sessions import end_user_sessions
+from gridmap.access.tokens import end_user_tokens
 from gridmap.access.scope import UNMASK_ROLES, Scope
 from gridmap.domain.enums import Role, StewardKind
 from gridmap.store.db import session_scope
@@ -386,6 +387,8 @@ def disable_user(engine: Engine, name: str, *, by: str = "system", disabled: boo
         u.disabled = disabled
         s.flush()
         ended = end_user_sessions(s, u.id, "disabled") if disabled else 0
+        if disabled:  # API tokens end with the sessions (gridmap.access.tokens)
+            end_user_tokens(s, u.id, "disabled")
         user = _user(s, u)
     audit(engine, by, "user_admin", "app_user", user.id, "cli",
           {"op": "disable" if disabled else "enable", "user": user.username, "sessions_ended": ended})
@@ -401,6 +404,7 @@ def set_role(engine: Engine, name: str, role: Role | str, street: str | None = N
         _apply_role(s, u, _role(role), street, community, steward, grant)
         s.flush()
         ended = end_user_sessions(s, u.id, "role")
+        end_user_tokens(s, u.id, "role")
         user = _user(s, u)
     audit(engine, by, "user_admin", "app_user", user.id, "cli",
           {"op": "set_role", "user": user.username, "role": user.role.value, "sessions_ended": ended})

@@ -166,6 +166,9 @@ def create_app(engine: Engine, *, basemap: Basemap | None = None, today: date | 
             return "database unavailable", 503
         return "ok", 200
 
+    from gridmap.api import register_api
+
+    register_api(app.server, engine, data.rules)  # the read API /api/v1 (session or bearer token)
     if auth:
         install_auth(app, engine, secret_key=secret_key)
     return app

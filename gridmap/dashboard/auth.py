@@ -12,6 +12,12 @@
   (``/_dash-layout``, ``/_dash-dependencies``, ``/_dash-update-component``,
   the scripts under ``/_dash-component-suites/``, every ``/_dash-…``) and
   ``/gm-layers/…`` answer **401** without one; pages redirect to ``/login?next=…``.
+* the read API (``/api/…``, :mod:`gridmap.api`) also takes an
+  ``Authorization: Bearer <token>`` header (:mod:`gridmap.access.tokens`;
+  accepted there only, and then the cookie is not looked at): the token's
+  user with exactly that user's scope; a wrong or ended token gets **401**
+  JSON. Any method but GET/HEAD/OPTIONS there gets **405** (read-only; no
+  CSRF is involved).
 * CSRF on every state-changing request (POST, PUT, PATCH, DELETE): the token
   of the session must come in the ``X-CSRFToken`` header or a ``csrf_token``
   form field, else **403**. Dash's renderer (dash ≥ 3) already sends the
@@ -103,6 +109,7 @@ from gridmap.access import (
     start_session,
 )
 from gridmap.access.sessions import token_hash
+from gridmap.access.tokens import token_user
 from gridmap.access.users import create_demo_users
 from gridmap.store.db import DatabaseUnavailable
 
@@ -122,8 +129,10 @@ _SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 _PUBLIC_PREFIXES = ("/assets/",)
 #: Keep their own cache headers (everything else is ``no-store``).
 _STATIC_PREFIXES = ("/assets/", "/_dash-component-suites/")
-_PUBLIC = frozenset({"/login", "/healthz", "/favicon.ico", "/_favicon.ico"})
+_PUBLIC = frozenset({"/login", "/healthz", "/favicon.ico", "/_favicon.ico", "/api/v1/openapi.json"})
 _API_PREFIXES = ("/_dash-", "/gm-layers/", "/api/")
+#: Where an ``Authorization: Bearer`` API token is accepted (the read API only, never the dashboard).
+_TOKEN_PREFIXES = ("/api/",)
 #: Largest sign-in request accepted (the form is tiny; bigger bodies are refused unread).
 MAX_LOGIN_BYTES = 16_384
 #: Largest request body accepted by default (``GRIDMAP_MAX_REQUEST_MB``).
@@ -333,10 +342,19 @@ def _is_api(path: str) -> bool:
 
 
 def _unauthorised() -> Response:
+    if request.path.startswith(_TOKEN_PREFIXES):
+        return (flask.jsonify(error="not signed in: send the session cookie or an Authorization: Bearer token",
+                              error_zh="未登录或登录已过期，或接口令牌无效：请登录或提供 Bearer 令牌"),
+                401, {"WWW-Authenticate": 'Bearer realm="gridmap"'})
     if _is_api(request.path):
         return flask.jsonify(error="not signed in", error_zh="未登录或登录已过期，请重新登录"), 401
     target = request.full_path if request.query_string else request.path
     return redirect("/login?next=" + quote(_safe_next(target), safe="/"), code=302)
+
+
+def _read_only() -> Response:
+    return (flask.jsonify(error=f"method {request.method} not allowed: the API is read-only (GET)",
+                          error_zh=f"不支持 {request.method} 请求：接口只读（仅 GET）"), 405, {"Allow": "GET, HEAD"})
 
 
 def _forbidden() -> Response:
@@ -447,20 +465,29 @@ def install_auth(app: dash.Dash, engine: Engine, *, secret_key: str | bytes | No
         if path in _PUBLIC or path.startswith(_PUBLIC_PREFIXES):
             if path == "/login" and unsafe and (request.content_length or 0) > MAX_LOGIN_BYTES:
                 return flask.jsonify(error="request too large", error_zh="请求过大"), 413
+            if unsafe and path.startswith(_TOKEN_PREFIXES):
+                return _read_only()
             if unsafe and not _csrf_ok():
                 return _forbidden()
             return None
         token = session.get("sid")
         user = None
-        if isinstance(token, str):
-            try:
+        bearer = request.headers.get("Authorization") if path.startswith(_TOKEN_PREFIXES) else None
+        try:
+            if bearer is not None:  # a machine with an API token (gridmap.access.tokens); never the cookie then
+                scheme, _, value = bearer.partition(" ")
+                found = token_user(engine, value.strip()) if scheme.lower() == "bearer" else None
+                user, g.gridmap_token_id = found if found is not None else (None, None)
+            elif isinstance(token, str):
                 user = state.session_user(token)
-            except _DB_DOWN:
-                return flask.jsonify(error="database unavailable", error_zh="数据库暂时无法连接"), 503
+        except _DB_DOWN:
+            return flask.jsonify(error="database unavailable", error_zh="数据库暂时无法连接"), 503
         if user is None or user.disabled:
             if session:
                 session.clear()
             return _unauthorised()
+        if unsafe and path.startswith(_TOKEN_PREFIXES):  # the read API is read-only: 405 before any CSRF check
+            return _read_only()
         if unsafe and not _csrf_ok():
             return _forbidden()
         g.gridmap_user = user

@@ -695,3 +695,30 @@ class PlanProposal(Base):
     moves: Mapped[list[Any]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+# ------------------------------------------------------------ read API tokens (issue 15, helper G)
+
+
+class ApiToken(Base):
+    """A bearer token of the read API (``/api/v1``) for a machine acting as one user, with that user's scope.
+
+    Only the SHA-256 of the token is stored (:mod:`gridmap.access.tokens`); the token itself is
+    printed once by ``gridmap users token``. ``scope_key`` fingerprints the user's role and area
+    when the token was made: a token whose user has another role or area now is refused, as is
+    one revoked, expired, or whose user is disabled.
+    """
+
+    __tablename__ = "api_token"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id", ondelete="CASCADE"), index=True)
+    label: Mapped[str | None] = mapped_column(String(60))
+    scope_key: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_by: Mapped[str | None] = mapped_column(String(60))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_reason: Mapped[str | None] = mapped_column(String(40))
