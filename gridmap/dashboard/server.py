@@ -311,6 +311,9 @@ class GridmapServer(BaseApplication):  # type: ignore[misc]
                  _fmt_memory(memory()))
         if self.options.escalate_every > 0:
             self.scheduler = Scheduler(self.engine, self.options.escalate_every)
+        if self.options.workers > 1 and (os.environ.get("GRIDMAP_RATELIMIT_STORAGE") or "memory://") == "memory://":
+            log.info("sign-in limits count per worker (GRIDMAP_RATELIMIT_STORAGE=memory://): an address may try "
+                     "%d times the limit; set a shared storage (e.g. redis://) to count once", self.options.workers)
         _use_gridmap_server_name()
         self.wsgi_app = _quiet_server_header(self.dash.server, os.environ.get("GRIDMAP_WORKER_HEADER") == "1")
         return self.wsgi_app
