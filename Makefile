@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 .PHONY: demo test install demo-build bench bench-layers bench-register bench-routing bench-dashboard bench-load bench-routing-weekly bench-city bench-summary clean help
 
 help:
-	@echo "make demo   build the embedded demo database (real layers + synthetic data) and serve the dashboard"
+	@echo "make demo   build the embedded demo database (real layers + synthetic data), serve the dashboard, simulate stewards recording visits"
 	@echo "make test   run the test suite (PostGIS tests skip when no server is reachable)"
 
 $(STAMP): pyproject.toml
@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/gridmap demo
+	$(BIN)/gridmap demo --simulate
 
 demo-build: $(STAMP)
 	$(BIN)/gridmap demo --no-serve

@@ -207,7 +207,8 @@ def layers_fetch(
     console.print(f"[green]✓[/green] wrote {path}; set GRIDMAP_DATA_DIR or copy it under haidian/roads/osm/")
 
 
-def _build_demo(database_url: str | None, elders: int, seed: int) -> str:
+def _build_demo(database_url: str | None, elders: int, seed: int, today: date | None = None,
+                plans: bool = True) -> str:
     from gridmap.layers.build import build_layers
     from gridmap.store.db import init_db
     from gridmap.store.layers_store import save_admin_layers
@@ -223,8 +224,12 @@ def _build_demo(database_url: str | None, elders: int, seed: int) -> str:
     except ImportError:
         console.print("[yellow]![/yellow] synthetic register not available in this version")
     else:
-        n = load_demo_register(engine, layers, elders=elders, seed=seed, progress=True)
+        n = load_demo_register(engine, layers, elders=elders, seed=seed, progress=True, today=today)
         console.print(f"[green]✓[/green] synthetic register: {n} elders")
+        if n and plans:
+            from gridmap.synth.cli import demo_plans
+
+            demo_plans(engine, today)
     _print_demo_users(engine)
     return engine.url.render_as_string(hide_password=True)
 
@@ -262,13 +267,24 @@ def demo(
     workers: WorkersOpt = 2,
     threads: ThreadsOpt = 4,
     dev: DevOpt = False,
+    today: Annotated[str | None, typer.Option("--today", help="The demo's today, YYYY-MM-DD (default: today); "
+                                               "visits are recorded up to the day before.")] = None,
+    plans: Annotated[bool, typer.Option("--plans/--no-plans", help="Store this week's plans.")] = True,
+    simulate: Annotated[bool, typer.Option("--simulate/--no-simulate",
+                                           help="While serving, stewards keep recording today's due visits.")] = False,
+    simulate_every: Annotated[float, typer.Option("--simulate-every", min=0.1,
+                                                  help="Seconds between two simulated visits.")] = 5.0,
 ) -> None:
     """Build the demo database (real layers + synthetic data) and serve the dashboard (as ``gridmap serve``)."""
+    from gridmap.synth.cli import parse_today, start_demo_simulator
+
     try:
-        url = _build_demo(database_url, elders, seed)
+        url = _build_demo(database_url, elders, seed, parse_today(today), plans)
     except GridmapError as exc:
         _fail(exc)
     console.print(f"[green]✓[/green] demo database ready: {url}")
+    if serve and simulate:
+        start_demo_simulator(_engine(database_url), simulate_every)
     if serve:
         _serve(database_url, _serve_options(host, port, workers, threads), dev=dev)
 

@@ -186,17 +186,20 @@ def _light(visits: pd.DataFrame) -> pd.DataFrame:
 
 
 def _indicators(e: pd.DataFrame, v: pd.DataFrame, h: pd.DataFrame, r: pd.DataFrame, week: str, level: str,
-                rules: Rules) -> pd.DataFrame:
+                rules: Rules, as_of: date | None = None) -> pd.DataFrame:
     _mon, sunday = parse_week(week)
     if e.empty or v.empty or not (pd.to_datetime(v["visited_on"]) <= pd.Timestamp(sunday)).any():
         # no visit recorded up to that week: nothing to measure (and compute_indicators
         # fails on pandas 3 when no visit precedes the period's end)
         return pd.DataFrame()
-    return compute_indicators(e, v, h, r, week=week, level=level, rules=rules)
+    return compute_indicators(e, v, h, r, week=week, level=level, rules=rules, as_of=as_of)
 
 
-def _status(e: pd.DataFrame, v: pd.DataFrame, week: str, rules: Rules) -> pd.DataFrame:
-    st = elder_status(e, v, period_of(week=week), rules)
+def _status(e: pd.DataFrame, v: pd.DataFrame, week: str, rules: Rules, as_of: date | None = None) -> pd.DataFrame:
+    period = period_of(week=week)
+    if as_of is not None and period.start <= as_of < period.end:  # the current week: overdue as of today
+        period = replace(period, end=as_of, month_end=min(period.month_end, as_of))
+    st = elder_status(e, v, period, rules)
     st["visited"] = st[f"visited_{week}"]
     st["state"] = np.where(st["visited"], "visited", np.where(st["overdue"], "overdue", "due"))
     return st
@@ -226,7 +229,7 @@ def _trend_rates(counts: list[pd.DataFrame], weeks: list[str]) -> pd.DataFrame:
 
 _SORT = (["weekly_rate", "monthly_rate", "overdue", "hazards_open"], [True, True, False, False])
 #: Rates of the indicators and the count each is a mean over (for combining streets).
-_WEIGHTS = {"weekly_rate": "willing", "monthly_rate": "elders", "overdue_days_mean": "overdue",
+_WEIGHTS = {"weekly_rate": "willing", "week_progress": "due_by_today", "monthly_rate": "elders", "overdue_days_mean": "overdue",
             "hazard_days_to_close": "hazards_closed", "smoke_alarm_coverage": "elders",
             "terminal_coverage": "_term_needed"}
 
@@ -343,8 +346,10 @@ class DashboardData:
         return [week_of(monday - timedelta(weeks=i)) for i in range(HISTORY_WEEKS)]
 
     def default_week(self) -> str:
-        """The current week."""
-        return week_of(self.today)
+        """The week the views open on (:func:`gridmap.rules.indicators.default_week`: the last one on a Monday)."""
+        from gridmap.rules.indicators import default_week
+
+        return default_week(self.today)
 
     # ------------------------------------------------------------ layers
     def layer(self, name: str) -> Any:
@@ -621,14 +626,14 @@ class DashboardData:
     def _part_ind(self, street: str, f: Filters, level: str) -> pd.DataFrame:
         def compute() -> pd.DataFrame:
             e, v, h, r = self._part_frames(street, f.community, f.category)
-            return _indicators(e, v, h, r, f.week, level, self.rules)
+            return _indicators(e, v, h, r, f.week, level, self.rules, self.today)
 
         return self._cache.get(("pind", *self._pkey(street), f.community, f.category, f.week, level), compute)
 
     def _part_status(self, street: str, f: Filters) -> pd.DataFrame:
         def compute() -> pd.DataFrame:
             e, v, _h, _r = self._part_frames(street, f.community, f.category)
-            return _status(e, v, f.week, self.rules)
+            return _status(e, v, f.week, self.rules, self.today)
 
         return self._cache.get(("pstatus", *self._pkey(street), f.community, f.category, f.week), compute)
 
@@ -703,7 +708,7 @@ class DashboardData:
                     return _sort_indicators(out)
                 # a unit spanning streets (a steward with elders in two streets): computed whole
             e, v, h, r = self._scoped(user, filters)
-            return _indicators(e, v, h, r, filters.week, level, self.rules)
+            return _indicators(e, v, h, r, filters.week, level, self.rules, self.today)
 
         return self._cache.get(key, compute)
 
@@ -727,7 +732,7 @@ class DashboardData:
                 return pd.concat(frames, ignore_index=True) if frames else _status(*self._scoped(
                     user, filters)[:2], filters.week, self.rules)
             e, v, _h, _r = self._scoped(user, filters)
-            return _status(e, v, filters.week, self.rules)
+            return _status(e, v, filters.week, self.rules, self.today)
 
         return self._cache.get(key, compute)
 

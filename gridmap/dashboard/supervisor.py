@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import dash
@@ -84,7 +84,12 @@ def layout(data: DashboardData, basemap: Basemap) -> html.Div:
             html.Div([html.Label("社区/村"), dropdown([], None, id="sup-community", placeholder="全部社区")]),
             html.Div([html.Label("类别"), dropdown(cats, None, id="sup-category", placeholder="全部类别")]),
             html.Div([html.Label("周次"), dropdown([{"label": fmt_week(w), "value": w} for w in weeks],
-                                                      weeks[0], id="sup-week", clearable=False)]),
+                                                      data.default_week(), id="sup-week", clearable=False)]),
+            html.Div([html.Button("本周", id="sup-week-this", className="gm-btn secondary",
+                                  title=f"本周（{fmt_week(weeks[0])}）截至今日的进度"),
+                      html.Button("上周", id="sup-week-last", className="gm-btn secondary",
+                                  title=f"上一个完整周（{fmt_week(weeks[1])}）")],
+                     style={"flex": "0 0 auto"}),
             html.Div([html.Label("地图分区"), dcc.RadioItems(
                 [{"label": v, "value": k} for k, v in LEVEL_LABELS.items()], "street", id="sup-level",
                 inline=True, inputStyle={"marginRight": "3px", "marginLeft": "8px"})]),
@@ -158,14 +163,34 @@ def filters_of(week: str, street: str | None, community: str | None, category: s
     return f
 
 
+def _weekly_card(k: dict[str, Any], week: str) -> html.Div:
+    """周探访率: a full week's rate, or for the current week its progress against what is due by today."""
+    wr = k.get("weekly_rate")
+    if "due_by_today" not in k:  # a complete week
+        return card("周探访率（目标100%）", fmt_pct(wr), fmt_week(week), "good" if wr and wr >= 0.999 else "bad",
+                    "kpi-weekly-rate")
+    due, done = k.get("due_by_today") or 0, k.get("visited_week") or 0
+    full = f"全周目标 {fmt_count(k.get('willing'))} 人，已完成 {fmt_pct(wr)}"
+    if not due:  # Monday: nothing of the week is due yet
+        return card("本周探访进度", f"已探访 {fmt_count(done)} 人",
+                    f"{fmt_week(week)} 第一个工作日，尚无截至今日应完成量；{full}", "", "kpi-weekly-rate")
+    wp = k.get("week_progress")
+    return card("本周探访进度（对截至今日应访）", fmt_pct(wp),
+                f"已探访 {fmt_count(done)} / 截至今日应访 {fmt_count(due)} 人；{full}",
+                "good" if wp is not None and wp >= 0.95 else "bad", "kpi-weekly-rate")
+
+
 def kpi_cards(k: dict[str, Any], week: str) -> list[html.Div]:
-    """The KPI cards of one indicator row."""
+    """The KPI cards of one indicator row.
+
+    For the current week (the row has ``due_by_today``: indicators computed
+    ``as_of`` today) the first card is the week's progress against what is due
+    by today, with the full week's target beside it.
+    """
     if not k:
         return [message("所选范围或周次没有数据（无在册老人或该周之前无探访记录）", "info")]
-    wr = k.get("weekly_rate")
     return [
-        card("周探访率（目标100%）", fmt_pct(wr), fmt_week(week), "good" if wr and wr >= 0.999 else "bad",
-             "kpi-weekly-rate"),
+        _weekly_card(k, week),
         card("月有效探访率", fmt_pct(k.get("monthly_rate")), "每月至少1次有效探访", "", "kpi-monthly-rate"),
         card("逾期探访", fmt_count(k.get("overdue")), f"在册 {fmt_count(k.get('elders'))} 人", "bad"
              if k.get("overdue") else "good", "kpi-overdue"),
@@ -176,6 +201,18 @@ def kpi_cards(k: dict[str, Any], week: str) -> list[html.Div]:
         card("烟感覆盖率", fmt_pct(k.get("smoke_alarm_coverage")),
              f"一键式终端 {fmt_pct(k.get('terminal_coverage'))}（80岁以上及计生特殊）", "", "kpi-devices"),
     ]
+
+
+def map_rates(ind: pd.DataFrame) -> pd.DataFrame:
+    """The rates the map colours by: for the current week its progress against what is due by today.
+
+    A week still in progress is coloured by ``week_progress`` (no colour while
+    nothing is due, e.g. on its Monday), never by the share of the full week
+    done so far, which is low on any day but Sunday.
+    """
+    if ind.empty or "week_progress" not in ind.columns:
+        return ind
+    return ind.assign(weekly_rate=ind["week_progress"])
 
 
 def trend_chart(tr: pd.DataFrame) -> html.Div:
@@ -248,6 +285,15 @@ def register(app: dash.Dash, data: DashboardData, basemap: Basemap) -> None:
             log_access("denied", "street", street, {"reason": "outside_area"})
             return [], None
         return (data.communities(u, street) if street else []), None
+
+    @app.callback(Output("sup-week", "value"), Input("sup-week-this", "n_clicks"), Input("sup-week-last", "n_clicks"),
+                  prevent_initial_call=True)
+    def _week_buttons(_this: Any, _last: Any) -> str:
+        """本周 / 上周: the current week (progress so far) or the last complete one, computed on the server."""
+        from gridmap.rules.requirements import week_of
+
+        today = data.today
+        return week_of(today) if dash.ctx.triggered_id == "sup-week-this" else week_of(today - timedelta(days=7))
 
     @app.callback(Output("sup-kpis", "children"), Output("sup-msg", "children"),
                   Input("sup-week", "value"), Input("sup-street", "value"), Input("sup-community", "value"),
@@ -378,7 +424,7 @@ def register(app: dash.Dash, data: DashboardData, basemap: Basemap) -> None:
         ind = data.indicators(u, f, level)
         if not u.scope.is_all:  # only the user's own areas are drawn
             areas = areas[areas[key].astype(str).isin(ind.index.astype(str))] if not ind.empty else areas.iloc[:0]
-        choro = gm.choropleth(areas, level, ind, basemap, key=key)
+        choro = gm.choropleth(areas, level, map_rates(ind), basemap, key=key)
         status = data.status(u, f)
         _e, _v2, hazards, _r = data._scoped(u, f)
         hot = gm.hotspots(hazards, status, data.layer("communities"), basemap)

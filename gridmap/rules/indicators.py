@@ -18,6 +18,10 @@ Definitions (the document's targets in brackets):
 
 * 周探访率 weekly_rate [100%]: over the ISO weeks of the period, the share of
   (willing elder in the programme, week) pairs with at least one effective visit;
+* for the current week (``as_of`` inside it) the period ends on ``as_of`` and
+  本周进度 week_progress is the week's visited elders over those due by today
+  (due_by_today: the willing elders times the share of the week's working days
+  completed before ``as_of``, :func:`due_by_today`), beside the full-week rate;
 * 月有效探访率 monthly_rate: share of elders in the programme with at least one
   effective visit in the month (the month of the period; for a week, the month of
   its Thursday, counted up to the week's Sunday);
@@ -34,7 +38,7 @@ Definitions (the document's targets in brackets):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
 import numpy as np
@@ -51,6 +55,9 @@ LEVELS = {"district": "district", "street": "street", "community": "community",
 
 #: Chinese column names of the indicators (report headers).
 INDICATOR_LABELS: dict[str, str] = {
+    "week_progress": "本周进度（对截至今日应访）",
+    "visited_week": "本周已探访",
+    "due_by_today": "截至今日应访",
     "elders": "在册老人",
     "willing": "有意愿接受探访",
     "weekly_rate": "周探访率",
@@ -86,6 +93,38 @@ class Period:
     month_start: date
     month_end: date  # inclusive, clipped to ``end``
     label: str
+
+
+def working_days_done(week: str, as_of: date, work_days: int = 5) -> int:
+    """Working days (Monday to Friday) of ``week`` completed before ``as_of`` (0 on its Monday, 5 from Saturday)."""
+    monday, sunday = parse_week(week)
+    if as_of <= monday:
+        return 0
+    if as_of > sunday:
+        return work_days
+    return min((as_of - monday).days, work_days)
+
+
+def due_by_today(willing: int, week: str, as_of: date, work_days: int = 5) -> int:
+    """Weekly visits due by ``as_of``: the willing elders' weekly visits, spread evenly over the working days.
+
+    每周有效探访不少于1次: by the start of ``as_of`` the share of the week's working
+    days already completed (Monday: none, Thursday: three of five) of the week's
+    visits should be done. Rounded up.
+    """
+    done = working_days_done(week, as_of, work_days)
+    return -(-willing * done // work_days)
+
+
+def default_week(today: date) -> str:
+    """The week a dashboard opens on: the current one once a working day of it is completed, else the last one.
+
+    On a Monday nothing of the week is due yet, so the last complete week is
+    shown (the current week is one click away).
+    """
+    if working_days_done(week_of(today), today) == 0:
+        return week_of(today - timedelta(days=7))
+    return week_of(today)
 
 
 def period_of(week: str | None = None, month: str | None = None) -> Period:
@@ -213,6 +252,7 @@ def compute_indicators(
     month: str | None = None,
     level: str = "street",
     rules: Rules | None = None,
+    as_of: date | None = None,
 ) -> pd.DataFrame:
     """Indicators for one period, one row per unit of ``level``.
 
@@ -226,6 +266,12 @@ def compute_indicators(
         ``district``, ``street``, ``community``, ``grid`` or ``steward``.
     rules
         Visit rules (effective modes, credited roles, 流于形式 thresholds).
+    as_of
+        Today, for the current week: when it falls inside the week the period
+        ends on it (overdue visits, open hazards and referrals as of today, visits
+        up to today) and ``visited_week``, ``due_by_today`` and ``week_progress``
+        (本周进度, NaN while nothing is due) measure the week so far;
+        ``weekly_rate`` stays the share of the full week's target.
 
     Returns
     -------
@@ -240,6 +286,10 @@ def compute_indicators(
                               f"未知统计层级；可选 {', '.join(LEVELS)}", field="level", value=level,
                               code="level")
     period = period_of(week, month)
+    partial = as_of is not None and week is not None and period.start <= as_of < period.end
+    if partial:
+        assert as_of is not None
+        period = replace(period, end=as_of, month_end=min(period.month_end, as_of))
     elders = elders.copy()
     elders["district"] = "海淀区"
     key = LEVELS[level]
@@ -253,6 +303,13 @@ def compute_indicators(
     out["willing"] = gw.size()
     visited_pairs = gw[wk_cols].sum().sum(axis=1) if wk_cols else 0
     out["weekly_rate"] = visited_pairs / (out["willing"] * len(wk_cols))
+    if partial:
+        assert as_of is not None and week is not None
+        out["visited_week"] = gw[wk_cols[0]].sum()
+        willing_n = out["willing"].fillna(0).astype(int)
+        out["due_by_today"] = [due_by_today(int(w), week, as_of) for w in willing_n]
+        due = out["due_by_today"].where(out["due_by_today"] > 0)
+        out["week_progress"] = (out["visited_week"] / due).clip(upper=1.0)
     out["monthly_rate"] = g["visited_month"].mean()
     out["overdue"] = g["overdue"].sum()
     od = st[st["overdue"]].groupby(key)["overdue_days"]
@@ -323,7 +380,7 @@ def compute_indicators(
     out["missing_location"] = (~st["has_location"].astype(bool)).groupby(by).sum()
 
     counts = [c for c in out.columns if c in (
-        "elders", "willing", "overdue", "visits", "hazards_open", "hazards_overdue", "hazards_closed",
+        "elders", "willing", "overdue", "visits", "visited_week", "due_by_today", "hazards_open", "hazards_overdue", "hazards_closed",
         "referrals_open", "referrals_overdue", "missing_first_contact", "missing_steward",
         "missing_location", "short_visits", "copied_answers", "far_visits") or c.startswith("visits_")]
     for c in ("hazards_open", "hazards_overdue", "hazards_closed", "referrals_open", "referrals_overdue",

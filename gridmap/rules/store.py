@@ -35,9 +35,11 @@ from gridmap.store.models import (
     FirstContact,
     Hazard,
     Referral,
+    RegisterChange,
     Steward,
     Street,
     Visit,
+    utcnow,
 )
 
 _BEIJING = timezone(timedelta(hours=8))
@@ -77,6 +79,7 @@ def read_facts(
     elder_ids: Sequence[int] | None = None,
     rules: Rules | None = None,
     programme_only: bool = True,
+    last_visits: bool = True,
 ) -> list[ElderFacts]:
     """ElderFacts of the register as of ``on`` (visits strictly before ``on`` count as "last").
 
@@ -90,6 +93,9 @@ def read_facts(
         Only these elders.
     programme_only
         Only elders whose status is in the programme (rules ``programme_statuses``).
+    last_visits
+        Read each elder's last effective visit and its answers (``False``: left
+        empty, for writers that need only who and where the elder is).
     """
     rules = rules or load_rules()
     # the elders asked for, as a subquery: the visit and hazard aggregates below read only their rows
@@ -149,7 +155,7 @@ def read_facts(
     with engine.connect() as conn:
         rows = conn.execute(q).mappings().all()
         ids = [r["id"] for r in rows]
-        last = {r["elder_id"]: r for r in conn.execute(lvq).mappings()} if ids else {}
+        last = {r["elder_id"]: r for r in conn.execute(lvq).mappings()} if ids and last_visits else {}
         devices: dict[int, set[Any]] = {}
         if ids:
             if elder_ids is not None or street is not None or steward_id is not None:
@@ -302,6 +308,174 @@ class RecordResult:
     care_service_ids: list[int] = field(default_factory=list)
 
 
+def _append_change(conn: Any, *, streets: Iterable[str], elder_ids: Iterable[int], user: str,
+                   visits: int) -> None:
+    """The one place where a batch of recorded visits appends its change-feed row (same transaction, last write).
+
+    ``streets`` (names) and ``elder_ids`` are what the batch touched
+    (:func:`gridmap.store.changes.record_change`, kind ``visit``).
+    """
+    try:
+        from gridmap.store.changes import record_change
+    except ImportError:  # pragma: no cover - a tree without the change feed (issue #15 item 1)
+        return
+    record_change(conn, "visit", streets=sorted(set(streets)), elders=sorted(set(elder_ids)), actor=user,
+                  detail={"visits": visits})
+
+
+def _created_history(table: str, ids: Sequence[int], elder_ids: Sequence[int], *, user: str,
+                     changed_at: datetime) -> list[dict[str, Any]]:
+    """``register_change`` creation rows (as the ORM history listener writes them) for records inserted in bulk."""
+    return [{"entity": table, "entity_id": i, "elder_id": e, "field": "*created*", "old_value": None,
+             "new_value": None, "changed_by": user, "changed_at": changed_at, "source": "visit",
+             "reason": "探访记录"} for i, e in zip(ids, elder_ids, strict=True)]
+
+
+def _insert_ids(conn: Any, table: Any, rows: list[dict[str, Any]], key: str) -> dict[Any, list[int]]:
+    """Insert ``rows`` (executemany, batched on both backends) and return the new ids grouped by ``rows[key]``.
+
+    The ids are read back as those above the table's maximum id before the
+    insert, in id order; rows of one key keep their order.
+    """
+    if not rows:
+        return {}
+    before = conn.execute(select(func.coalesce(func.max(table.c.id), 0))).scalar_one()
+    for i in range(0, len(rows), 5000):
+        conn.execute(table.insert(), rows[i:i + 5000])
+    keys = {r[key] for r in rows}
+    out: dict[Any, list[int]] = {}
+    for rid, k in conn.execute(select(table.c.id, table.c[key]).where(table.c.id > before).order_by(table.c.id)):
+        if k in keys:
+            out.setdefault(k, []).append(int(rid))
+    return out
+
+
+def record_visits(
+    engine: Engine,
+    records: Sequence[VisitRecord],
+    *,
+    rules: Rules | None = None,
+    now: datetime | None = None,
+    user: str = "system",
+) -> list[RecordResult]:
+    """Write validated visits and apply their follow-ups, all in one transaction.
+
+    Per visit exactly what a single visit gets: the visit (numbered after the
+    elder's earlier visits), the care services of section 六, hazards for
+    unsafe or fairly safe answers (:func:`gridmap.rules.followups.hazards_from_visit`:
+    deadline and owner unit from the rules) and referrals routed by the
+    document's rules (:func:`gridmap.rules.followups.referrals_from_visit`;
+    emergencies to the first contact and the community), each hazard and
+    referral with its creation in the register history. The rows are written
+    in bulk; the batch appends one change-feed row (:func:`_append_change`).
+
+    Parameters
+    ----------
+    records
+        Visits validated by :func:`gridmap.rules.visits.parse_visit`.
+    now
+        When the visits are entered (referrals open then; default: now).
+
+    Returns
+    -------
+    list of RecordResult
+        One per record, in order.
+
+    Raises
+    ------
+    ValidationError
+        When an elder or a steward does not exist (nothing is written).
+    """
+    records = list(records)
+    if not records:
+        return []
+    rules = rules or load_rules()
+    now = now or datetime.now(timezone.utc)
+    elder_ids = sorted({r.elder_id for r in records})
+    facts = {f.id: f for f in read_facts(engine, max(r.visited_on for r in records), elder_ids=elder_ids,
+                                         rules=rules, programme_only=False, last_visits=False)}
+    for r in records:
+        if r.elder_id not in facts:
+            raise ValidationError("no elder with this id", "未找到该老人", field="elder_id",
+                                  value=r.elder_id, code="unknown_elder")
+    steward_ids = {r.steward_id for r in records if r.steward_id is not None}
+    vt, ht, rt, ct = Visit.__table__, Hazard.__table__, Referral.__table__, CareService.__table__
+    with engine.begin() as conn:
+        if steward_ids:
+            known = set(conn.execute(select(Steward.id).where(Steward.id.in_(sorted(steward_ids)))).scalars())
+            for r in records:
+                if r.steward_id is not None and r.steward_id not in known:
+                    raise ValidationError("no steward with this id", "未找到该管家", field="steward_id",
+                                          value=r.steward_id, code="unknown_steward")
+        counts = dict(conn.execute(select(Visit.elder_id, func.count()).where(Visit.elder_id.in_(elder_ids))
+                                   .group_by(Visit.elder_id)).all())
+        fc_name: dict[int, str] = {}
+        for eid, name in conn.execute(select(FirstContact.elder_id, FirstContact.name).where(
+                FirstContact.elder_id.in_(elder_ids), FirstContact.valid.is_(True)).order_by(FirstContact.id)):
+            fc_name.setdefault(eid, name)
+        vrows = []
+        for i, r in enumerate(records):
+            counts[r.elder_id] = counts.get(r.elder_id, 0) + 1
+            vrows.append({
+                "elder_id": r.elder_id, "seq": r.seq or counts[r.elder_id], "visited_on": r.visited_on,
+                "started_at": r.started_at, "ended_at": r.ended_at, "mode": r.mode, "effective": r.effective,
+                "visitor_role": r.visitor_role, "visitor_name": r.visitor_name, "steward_id": r.steward_id,
+                "family_change_count": r.family_change_count, "illness_name": r.illness_name,
+                "needs": r.needs, "suggestions": r.suggestions, "visitor_signature": r.visitor_signature,
+                "elder_signature": r.elder_signature, "recorder_signature": r.recorder_signature,
+                "signed_at": r.signed_at, "gps": Point(*r.gps) if r.gps else None, "gps_time": r.gps_time,
+                "entered_by": r.entered_by or user, "entered_at": r.entered_at, "late_entry": r.late_entry,
+                "version": 1, **{k: r.answers.get(k) for k in ANSWER_FIELDS}, "_i": i,
+            })
+        # the visits' ids, matched back by (elder, number)
+        by_elder = _insert_ids(conn, vt, [{k: v for k, v in row.items() if k != "_i"} for row in vrows], "elder_id")
+        taken: dict[int, int] = {}
+        visit_ids: list[int] = []
+        for row in vrows:
+            ids = by_elder[row["elder_id"]]
+            j = taken.get(row["elder_id"], 0)
+            taken[row["elder_id"]] = j + 1
+            visit_ids.append(ids[j])
+        results = [RecordResult(vid, r.late_entry) for vid, r in zip(visit_ids, records, strict=True)]
+
+        crows, hrows, rrows = [], [], []
+        for res, r in zip(results, records, strict=True):
+            f = facts[r.elder_id]
+            for cs in r.care_services:
+                crows.append({"elder_id": r.elder_id, "visit_id": res.visit_id, "served_on": cs.served_on,
+                              "kind": cs.kind, "description": cs.description, "provider": cs.provider,
+                              "staff_signature": cs.staff_signature, "satisfaction": cs.satisfaction})
+            geom = Point(f.lon, f.lat) if f.lon is not None and f.lat is not None else None
+            for h in hazards_from_visit(r, rules):
+                hrows.append({"elder_id": r.elder_id, "visit_id": res.visit_id, "kind": h.kind,
+                              "severity": h.severity, "source": "visit", "description": h.description,
+                              "owner_unit": h.owner_unit, "status": HazardStatus.OPEN, "opened_on": h.opened_on,
+                              "deadline": h.deadline, "geom": geom, "version": 1})
+            for spec in referrals_from_visit(r, f, rules, now=now, first_contact_name=fc_name.get(r.elder_id),
+                                             community_name=f.community):
+                rrows.append({"elder_id": r.elder_id, "visit_id": res.visit_id, "need": spec.need,
+                              "target": spec.target, "target_name": spec.target_name, "emergency": spec.emergency,
+                              "status": ReferralStatus.OPEN, "opened_at": now, "deadline": spec.deadline,
+                              "version": 1})
+        by_res = {res.visit_id: res for res in results}
+        for vid, ids in _insert_ids(conn, ct, crows, "visit_id").items():
+            by_res[vid].care_service_ids.extend(ids)
+        stamp = utcnow()
+        history: list[dict[str, Any]] = []
+        elder_of = {res.visit_id: r.elder_id for res, r in zip(results, records, strict=True)}
+        for table, rows, attr in ((ht, hrows, "hazard_ids"), (rt, rrows, "referral_ids")):
+            for vid, ids in _insert_ids(conn, table, rows, "visit_id").items():
+                getattr(by_res[vid], attr).extend(ids)
+            made = [(i, res.visit_id) for res in results for i in getattr(res, attr)]
+            history += _created_history(table.name, [i for i, _ in made], [elder_of[v] for _, v in made],
+                                        user=user, changed_at=stamp)
+        if history:
+            conn.execute(RegisterChange.__table__.insert(), history)
+        _append_change(conn, streets=[facts[e].street for e in elder_ids if facts[e].street],
+                       elder_ids=elder_ids, user=user, visits=len(records))
+    return results
+
+
 def record_visit(
     engine: Engine,
     record: VisitRecord,
@@ -310,7 +484,7 @@ def record_visit(
     now: datetime | None = None,
     user: str = "system",
 ) -> RecordResult:
-    """Write a validated visit and apply its follow-ups in one transaction.
+    """Write a validated visit and apply its follow-ups in one transaction (:func:`record_visits` of one).
 
     Opens hazards for unsafe or fairly safe answers (deadline and owner unit
     from the rules), referrals routed by the document's rules (emergencies to
@@ -321,66 +495,7 @@ def record_visit(
     ValidationError
         When the elder or the steward does not exist.
     """
-    rules = rules or load_rules()
-    now = now or datetime.now(timezone.utc)
-    facts = read_facts(engine, record.visited_on, elder_ids=[record.elder_id], rules=rules,
-                       programme_only=False)
-    if not facts:
-        raise ValidationError("no elder with this id", "未找到该老人", field="elder_id",
-                              value=record.elder_id, code="unknown_elder")
-    f = facts[0]
-    with session_scope(engine, user=user, source="visit", reason="探访记录") as s:
-        if record.steward_id is not None and s.get(Steward, record.steward_id) is None:
-            raise ValidationError("no steward with this id", "未找到该管家", field="steward_id",
-                                  value=record.steward_id, code="unknown_steward")
-        elder = s.get(Elder, record.elder_id)
-        assert elder is not None
-        seq = record.seq or (s.scalar(select(func.count()).select_from(Visit)
-                                      .where(Visit.elder_id == record.elder_id)) or 0) + 1
-        v = Visit(
-            elder_id=record.elder_id, seq=seq, visited_on=record.visited_on,
-            started_at=record.started_at, ended_at=record.ended_at, mode=record.mode,
-            effective=record.effective, visitor_role=record.visitor_role,
-            visitor_name=record.visitor_name, steward_id=record.steward_id,
-            family_change_count=record.family_change_count, illness_name=record.illness_name,
-            needs=record.needs, suggestions=record.suggestions,
-            visitor_signature=record.visitor_signature, elder_signature=record.elder_signature,
-            recorder_signature=record.recorder_signature, signed_at=record.signed_at,
-            gps=Point(*record.gps) if record.gps else None, gps_time=record.gps_time,
-            entered_by=record.entered_by or user, entered_at=record.entered_at,
-            late_entry=record.late_entry,
-            **{k: val for k, val in record.answers.items()},
-        )
-        s.add(v)
-        s.flush()
-        res = RecordResult(v.id, record.late_entry)
-        for cs in record.care_services:
-            c = CareService(elder_id=record.elder_id, visit_id=v.id, served_on=cs.served_on,
-                            kind=cs.kind, description=cs.description, provider=cs.provider,
-                            staff_signature=cs.staff_signature, satisfaction=cs.satisfaction)
-            s.add(c)
-            s.flush()
-            res.care_service_ids.append(c.id)
-        for h in hazards_from_visit(record, rules):
-            hz = Hazard(elder_id=record.elder_id, visit_id=v.id, kind=h.kind, severity=h.severity,
-                        source="visit", description=h.description, owner_unit=h.owner_unit,
-                        status=HazardStatus.OPEN, opened_on=h.opened_on, deadline=h.deadline,
-                        geom=elder.geom)
-            s.add(hz)
-            s.flush()
-            res.hazard_ids.append(hz.id)
-        fc = s.scalar(select(FirstContact).where(FirstContact.elder_id == record.elder_id,
-                                                 FirstContact.valid.is_(True)))
-        for r in referrals_from_visit(record, f, rules, now=now,
-                                      first_contact_name=fc.name if fc else None,
-                                      community_name=f.community):
-            ref = Referral(elder_id=record.elder_id, visit_id=v.id, need=r.need, target=r.target,
-                           target_name=r.target_name, emergency=r.emergency,
-                           status=ReferralStatus.OPEN, opened_at=now, deadline=r.deadline)
-            s.add(ref)
-            s.flush()
-            res.referral_ids.append(ref.id)
-    return res
+    return record_visits(engine, [record], rules=rules, now=now, user=user)[0]
 
 
 def escalate_referrals(
@@ -452,5 +567,6 @@ def indicator_inputs(
 __all__ = [
     "RecordResult", "acknowledge_referral", "elders_frame", "escalate_referrals", "indicator_inputs",
     "read_events", "read_facts", "read_hazards", "read_referrals", "read_visits", "record_visit",
+    "record_visits",
     "resolve_steward", "save_events",
 ]

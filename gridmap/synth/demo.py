@@ -28,7 +28,7 @@ import json
 import math
 import time
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time as dtime, timedelta, timezone
 from typing import Any
 
 import geopandas as gpd
@@ -55,15 +55,24 @@ from gridmap.store.models import (
     Street,
     Visit,
 )
+from gridmap._progress import step_bar
 from gridmap.synth import targets as T
 
-__all__ = ["CHUNK", "STEWARD_PREFIX", "clear_synthetic", "load_demo_register"]
+__all__ = ["CHUNK", "STEWARD_PREFIX", "clear_synthetic", "demo_now", "load_demo_register", "record_history",
+           "visit_mapping"]
 
 #: Rows per bulk insert statement batch.
 CHUNK = 5000
 #: Code prefix of synthetic stewards.
 STEWARD_PREFIX = "SYN-"
 _ORIGIN = "synthetic"
+BEIJING = timezone(timedelta(hours=8))
+#: Who enters the demo's history (the register history and the change feed name it).
+DEMO_USER = "synth"
+#: Share of referrals acknowledged by their receiver (the rest stay open; emergencies escalate).
+P_ACKNOWLEDGED = 0.7
+_ANSWERS = ("family_change", "expression", "mobility", "illness", "mood", "gas_safety", "water_heating_safety",
+            "electricity_safety", "personal_hygiene", "home_hygiene", "indoor_environment")
 
 
 def _chunks(seq: list[Any], size: int = CHUNK) -> Iterator[list[Any]]:
@@ -162,8 +171,14 @@ def load_demo_register(
     seed: int = 1,
     progress: bool = False,
     near_roads: Any = "auto",
+    today: date | None = None,
 ) -> int:
     """Generate a synthetic register and store it (replacing a previous synthetic one).
+
+    The visit history runs up to the day before ``today`` (8 weeks and the
+    current week so far) and is recorded through the path of a real visit
+    (:func:`record_history`), so hazards, referrals and care services follow
+    from the answers by the rules.
 
     Parameters
     ----------
@@ -178,6 +193,9 @@ def load_demo_register(
         Print steps and timings.
     near_roads
         Passed to :func:`~gridmap.synth.register.generate_register`.
+    today
+        The demo's today (default: today in Beijing; then visits are entered
+        up to now, else up to 08:00 of ``today``).
 
     Returns
     -------
@@ -195,7 +213,10 @@ def load_demo_register(
         say(f"no synthetic elders requested; {removed} old synthetic elders removed")
         return 0
     t0 = time.perf_counter()
-    reg = generate_register(layers, elders, seed, near_roads=near_roads, progress=progress)
+    now_demo = demo_now(today)
+    today = now_demo.astimezone(BEIJING).date()
+    reg = generate_register(layers, elders, seed, near_roads=near_roads, progress=progress,
+                            reference_date=today, current_week=True)
     E = reg.elders
     n = len(E)
     say(f"generated {n} elders, {len(reg.stewards)} stewards, {len(reg.visits)} visits "
@@ -305,42 +326,16 @@ def load_demo_register(
         dids = _insert(conn, Device, drows, returning=True)
         _history(conn, "device", dids, [r["elder_id"] for r in drows], now)
 
-        # visits
-        t3 = time.perf_counter()
-        V = reg.visits
-        vcols = {c: V[c].tolist() for c in V.columns if c not in ("started_at", "ended_at", "entered_at")}
-        started = V["started_at"].dt.to_pydatetime().tolist() if len(V) else []
-        ended = V["ended_at"].dt.to_pydatetime().tolist() if len(V) else []
-        entered = V["entered_at"].dt.to_pydatetime().tolist() if len(V) else []
-        gl = V["gps_lon"].to_numpy(dtype=float)
-        gt = V["gps_lat"].to_numpy(dtype=float)
-        has_gps = np.isfinite(gl)
-        gps = np.where(has_gps, shapely.points(np.nan_to_num(gl), np.nan_to_num(gt)), None)
-        answer_cols = ("family_change", "expression", "mobility", "illness", "illness_name", "mood", "gas_safety",
-                       "water_heating_safety", "electricity_safety", "personal_hygiene", "home_hygiene",
-                       "indoor_environment", "needs", "visitor_signature", "elder_signature")
-        vrows = []
-        for j in range(len(V)):
-            sc = _py(vcols["steward_code"][j])
-            row = {"elder_id": eids[vcols["elder_index"][j]], "seq": vcols["seq"][j],
-                   "visited_on": vcols["visited_on"][j], "started_at": started[j], "ended_at": ended[j],
-                   "mode": vcols["mode"][j], "effective": True, "visitor_role": vcols["visitor_role"][j],
-                   "visitor_name": vcols["visitor_name"][j],
-                   "steward_id": steward_id.get(STEWARD_PREFIX + sc) if sc else None,
-                   "signed_at": ended[j], "gps": gps[j], "gps_time": started[j] if has_gps[j] else None,
-                   "entered_by": vcols["entered_by"][j], "entered_at": entered[j],
-                   "late_entry": bool(vcols["late_entry"][j])}
-            for c in answer_cols:
-                row[c] = _py(vcols[c][j])
-            row["recorder_signature"] = row["visitor_signature"]
-            vrows.append(row)
-        _insert(conn, Visit, vrows)
-        say(f"{len(vrows)} visits written in {time.perf_counter() - t3:.1f} s")
         conn.execute(delete(MetaInfo).where(MetaInfo.key == "synthetic_register"))
         conn.execute(MetaInfo.__table__.insert(), [{"key": "synthetic_register", "value": json.dumps({
-            "seed": seed, "elders": n, "visits": len(vrows), "stewards": len(steward_id),
+            "seed": seed, "elders": n, "visits": len(reg.visits), "stewards": len(steward_id),
             "reference_date": reg.reference_date.isoformat(), "generated_at": now.isoformat(),
             "grid_capacity": T.GRID_CAPACITY}, ensure_ascii=False)}])
+    say(f"register (elders, stewards, devices) stored in {time.perf_counter() - t2:.1f} s")
+    t3 = time.perf_counter()
+    counts = record_history(engine, reg, eids, steward_id, now=now_demo, seed=seed, progress=progress)
+    say("history recorded through the visit path: " + ", ".join(f"{k} {v}" for k, v in counts.items())
+        + f" in {time.perf_counter() - t3:.1f} s")
     say(f"synthetic register stored in {time.perf_counter() - t0:.1f} s")
     return n
 
@@ -355,3 +350,166 @@ def count_synthetic(engine: Engine) -> dict[str, int]:
         stewards = conn.execute(select(func.count()).select_from(Steward).where(
             Steward.code.like(f"{STEWARD_PREFIX}%"))).scalar_one()
     return {"elders": len(ids), "visits": int(visits), "stewards": int(stewards)}
+
+
+def demo_now(today: date | None = None) -> datetime:
+    """The demo's "now": the current time, or 08:00 (Beijing) of a pinned ``today``."""
+    real = datetime.now(UTC)
+    if today is None or today == real.astimezone(BEIJING).date():
+        return real
+    return datetime.combine(today, dtime(8, 0), tzinfo=BEIJING)
+
+
+def _pydt(v: Any) -> datetime | None:
+    if v is None or v is pd.NaT or (isinstance(v, float) and math.isnan(v)):
+        return None
+    return v.to_pydatetime() if isinstance(v, pd.Timestamp) else v
+
+
+def visit_mapping(row: dict[str, Any], elder_id: int, steward_id: int | None) -> dict[str, Any]:
+    """One synthetic visit as the JSON a steward's app or ``gridmap visits record`` sends (for ``parse_visit``)."""
+    started, ended, entered = _pydt(row["started_at"]), _pydt(row["ended_at"]), _pydt(row["entered_at"])
+    m: dict[str, Any] = {
+        "elder_id": elder_id, "visited_on": row["visited_on"], "mode": row["mode"],
+        "visitor_role": row["visitor_role"], "visitor_name": _py(row["visitor_name"]), "steward_id": steward_id,
+        "started_at": started, "ended_at": ended, "illness_name": _py(row["illness_name"]),
+        "needs": _py(row["needs"]), "emergency": bool(row.get("emergency", False)),
+        "visitor_signature": _py(row["visitor_signature"]), "elder_signature": _py(row["elder_signature"]),
+        "recorder_signature": _py(row["visitor_signature"]), "signed_at": ended,
+        "entered_by": _py(row["entered_by"]), "entered_at": entered, "late_entry": bool(row["late_entry"]),
+    }
+    for c in _ANSWERS:
+        v = _py(row[c])
+        if v is not None:
+            m[c] = v
+    lon, lat = _py(row["gps_lon"]), _py(row["gps_lat"])
+    if lon is not None and lat is not None:
+        m["gps"] = [lon, lat]
+        m["gps_time"] = started
+    if m["needs"] and row["visitor_role"] == "service_steward":  # 六、关爱服务: the service steward serves at once
+        m["care_services"] = [{"served_on": row["visited_on"], "kind": m["needs"], "provider": "社区养老服务驿站",
+                               "staff_signature": m["visitor_name"], "description": f"{m['needs']}（探访时对接）",
+                               "satisfaction": "satisfied"}]
+    return m
+
+
+def record_history(
+    engine: Engine,
+    reg: Any,
+    elder_ids: list[int],
+    steward_ids: dict[str, int],
+    *,
+    now: datetime,
+    seed: int = 1,
+    progress: bool = False,
+) -> dict[str, int]:
+    """Record a synthetic visit history day by day through the path of a real visit, with its follow-ups.
+
+    Each day's entries are validated by :func:`gridmap.rules.visits.parse_visit`
+    and written by :func:`gridmap.rules.store.record_visits` (so hazards,
+    referrals and care services follow from the answers by the rules); then,
+    as users would, receivers acknowledge most referrals
+    (:func:`gridmap.rules.store.acknowledge_referral`) and the daily
+    escalation (:func:`gridmap.rules.store.escalate_referrals`, ``gridmap visits
+    escalate``) escalates emergencies not acknowledged in time. Paper records
+    whose entry time is after ``now`` are not entered yet.
+
+    Returns
+    -------
+    dict
+        Counts written: visits, hazards, referrals, care services, acknowledged, escalated.
+    """
+    from gridmap.rules.config import load_rules
+    from gridmap.rules.store import acknowledge_referral, escalate_referrals, record_visits
+    from gridmap.rules.visits import parse_visit
+    from gridmap.store.models import Referral
+
+    rules = load_rules()
+    rng = np.random.default_rng(seed + 7919)
+    V = reg.visits
+    counts = {"visits": 0, "hazards": 0, "referrals": 0, "care_services": 0, "acknowledged": 0, "escalated": 0}
+    if not len(V):
+        return counts
+    entered = pd.DatetimeIndex(V["entered_at"])
+    keep = np.asarray(entered <= pd.Timestamp(now)) & (V["visited_on"].to_numpy() < now.astimezone(BEIJING).date())
+    V = V[keep]
+    entry_day = pd.DatetimeIndex(V["entered_at"]).tz_convert(BEIJING).date
+    rows = V.to_dict("records")
+    by_day: dict[date, list[dict[str, Any]]] = {}
+    for row, d in zip(rows, entry_day, strict=True):
+        by_day.setdefault(d, []).append(row)
+    days = sorted(by_day)
+    first, last = days[0], now.astimezone(BEIJING).date()
+    ack_at: dict[date, list[tuple[int, datetime]]] = {}
+    bar = step_bar((last - first).days + 1, progress)
+    bar.set_description("history / 探访记录（逐日录入）")
+    d = first
+    while d <= last:
+        evening = min(datetime.combine(d, dtime(18, 0), tzinfo=BEIJING), now)
+        for rid, at in ack_at.pop(d, []):  # receivers acknowledge what reached them
+            if at <= now:
+                acknowledge_referral(engine, rid, at, user=DEMO_USER)
+                counts["acknowledged"] += 1
+        day_rows = by_day.get(d, [])
+        if day_rows:
+            recs = []
+            for row in day_rows:
+                sc = _py(row["steward_code"])
+                sid = steward_ids.get(STEWARD_PREFIX + sc) if sc else None
+                recs.append(parse_visit(visit_mapping(row, elder_ids[row["elder_index"]], sid), rules, now=evening))
+            results = record_visits(engine, recs, rules=rules, now=evening, user=DEMO_USER)
+            counts["visits"] += len(results)
+            for rec, res in zip(recs, results, strict=True):
+                counts["hazards"] += len(res.hazard_ids)
+                counts["care_services"] += len(res.care_service_ids)
+                counts["referrals"] += len(res.referral_ids)
+                for rid in res.referral_ids:
+                    if rng.random() >= P_ACKNOWLEDGED:
+                        continue
+                    if rec.emergency:  # the first contact confirms within minutes
+                        at = evening + timedelta(minutes=int(rng.integers(5, rules.emergency_ack_minutes)))
+                        ack_at.setdefault(d, []).append((rid, at))
+                    else:
+                        lag = int(rng.integers(0, rules.referral_deadline_days + 2))
+                        ack_at.setdefault(d + timedelta(days=lag), []).append(
+                            (rid, evening + timedelta(days=lag, hours=int(rng.integers(-8, 0)))))
+            for rid, at in ack_at.pop(d, []):
+                if at <= now:
+                    acknowledge_referral(engine, rid, at, user=DEMO_USER)
+                    counts["acknowledged"] += 1
+        # the daily escalation run (``gridmap visits escalate``), one hour after the evening's entries
+        run = evening + timedelta(hours=1)
+        if run <= now:
+            with engine.connect() as conn:
+                before = conn.execute(select(func.coalesce(func.max(Referral.id), 0))).scalar_one()
+            escalated = escalate_referrals(engine, run, rules=rules, user=DEMO_USER)
+            counts["escalated"] += len(escalated)
+            if escalated:  # the street acknowledges most escalations the next morning
+                with engine.connect() as conn:
+                    new = conn.execute(select(Referral.id).where(Referral.id > before)).scalars().all()
+                for rid in new:
+                    if rng.random() < 0.9:
+                        nxt = d + timedelta(days=1)
+                        ack_at.setdefault(nxt, []).append(
+                            (rid, datetime.combine(nxt, dtime(9, 0), tzinfo=BEIJING)))
+                counts["referrals"] += len(new)
+        bar.update(1)
+        d += timedelta(days=1)
+    bar.close()
+    return counts
+
+
+def store_week_plans(engine: Engine, today: date, *, progress: bool = False, out_dir: Any = None) -> Any:
+    """This week's plans, stored where the steward view reads them (``gridmap plan week --time-limit 0``).
+
+    Each steward's seeded first plan (no search, so the demo stays quick) of
+    the week of ``today``, with :func:`gridmap.routing.district.plan_week`.
+
+    Returns
+    -------
+    gridmap.routing.district.DistrictRun
+    """
+    from gridmap.routing.district import plan_week
+    from gridmap.rules.requirements import week_of
+
+    return plan_week(engine, week_of(today), out_dir=out_dir, time_limit=0, progress=progress)

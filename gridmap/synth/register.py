@@ -245,6 +245,7 @@ def generate_register(
     reference_date: date = date(2026, 12, 1),
     near_roads: Any = "auto",
     progress: bool = False,
+    current_week: bool = False,
 ) -> SyntheticRegister:
     """Generate ``n`` synthetic elders with stewards and 8 weeks of visits.
 
@@ -261,13 +262,16 @@ def generate_register(
         Random seed: same seed and layers, same output.
     reference_date
         "Today" of the register: ages are counted on it, the visit history
-        ends the week before it.
+        ends the week before it (with ``current_week``, the day before it).
     near_roads
         ``"auto"`` (default): pull homes farther than 60 m from a road to
         15–50 m of it, only when a walk graph is already cached; ``True``:
         build the graph if needed; ``False``/None: no; or a graph.
     progress
         Print the steps (tqdm).
+    current_week
+        Also the visits of ``reference_date``'s week made before that day
+        (the demo's partial current week); no visit is ever dated on or after it.
 
     Returns
     -------
@@ -557,7 +561,7 @@ def generate_register(
     )
     bar.update(1)
     bar.set_description("visits / 探访记录")
-    visits = _visits(rng, elders, stewards, hx, hy, reference_date)
+    visits = _visits(rng, elders, stewards, hx, hy, reference_date, current_week=current_week)
     bar.update(1)
     bar.close()
     return SyntheticRegister(elders, stewards, visits, seed, reference_date,
@@ -688,12 +692,16 @@ def _stewards(rng: np.random.Generator, comm: pd.DataFrame, stations: pd.DataFra
 
 
 def _visits(rng: np.random.Generator, elders: pd.DataFrame, stewards: pd.DataFrame, hx: np.ndarray, hy: np.ndarray,
-            ref: date) -> pd.DataFrame:
-    """8 weeks of visits: weekly for the willing, monthly phone calls for refusers, with gaps."""
+            ref: date, *, current_week: bool = False) -> pd.DataFrame:
+    """8 weeks of visits: weekly for the willing, monthly phone calls for refusers, with gaps.
+
+    With ``current_week`` also the week of ``ref`` up to the day before ``ref``
+    (visits drawn for ``ref`` or later are left out: nothing in the future).
+    """
     n = len(elders)
-    W = T.HISTORY_WEEKS
+    W = T.HISTORY_WEEKS + (1 if current_week else 0)
     monday = ref - timedelta(days=ref.weekday())
-    first = monday - timedelta(weeks=W)
+    first = monday - timedelta(weeks=T.HISTORY_WEEKS)
     willing = elders["是否愿意接受探访"].to_numpy(dtype=bool)
     signed = elders["是否签约驿站或家庭照护床位"].to_numpy(dtype=bool)
     comm_codes = elders["community_code"].to_numpy()
@@ -748,13 +756,14 @@ def _visits(rng: np.random.Generator, elders: pd.DataFrame, stewards: pd.DataFra
         return a if allow is None else np.where(allow, a, None)
 
     change = {"unchanged": 0.90, "better": 0.04, "worse": 0.06}
-    safety = {"safe": 0.90, "fairly_safe": 0.08, "unsafe": 0.02}
+    safety = T.SAFETY_ANSWERS
     see = ~phone
     gx = hx[ei] + rng.normal(0, 8, m)
     gy = hy[ei] + rng.normal(0, 8, m)
     glon, glat = _TO_WGS.transform(gx, gy)
     needs_pool = np.array(["助餐", "助医", "助浴", "助洁", "精神慰藉", "居家适老化改造", "康复护理"])
-    has_need = rng.random(m) < 0.08
+    has_need = rng.random(m) < T.P_VISIT_NEED
+    emergency = rng.random(m) < T.P_VISIT_EMERGENCY
     illness = answers({"unchanged": 0.93, "serious": 0.04, "improved": 0.03})
     visits = pd.DataFrame({
         "elder_key": elders["elder_key"].to_numpy()[ei],
@@ -777,10 +786,13 @@ def _visits(rng: np.random.Generator, elders: pd.DataFrame, stewards: pd.DataFra
         "elder_signature": np.where(in_home, elders["姓名"].to_numpy()[ei], None),
         "gps_lon": np.where(in_home, np.round(glon, 6), np.nan),
         "gps_lat": np.where(in_home, np.round(glat, 6), np.nan),
+        "emergency": emergency,
         "late_entry": late,
         "entered_by": np.where(late, "纸质补录", "app"),
         "entered_at": entered,
     })
+    if current_week:
+        visits = visits[visits["visited_on"] < ref]
     visits = visits.sort_values(["elder_index", "visited_on"], kind="stable").reset_index(drop=True)
     visits.insert(2, "seq", visits.groupby("elder_index").cumcount().to_numpy() + 1)
     return visits

@@ -186,6 +186,15 @@ P_STEWARD_WEEK_OFF = 0.03
 REFUSER_INTERVAL_WEEKS = 4
 #: Visits recorded on paper and entered 3–14 days late.
 P_LATE_ENTRY = 0.03
+#: Answers to each safety question (gas, water heating, electricity) of a visit that sees the home.
+#: Every unsafe or fairly safe answer opens a hazard by the rules (``hazards_from_visit``), so the
+#: shares are those of homes where a visit finds a problem: about 2 % of such visits find one
+#: (assumption for a programme that has already run joint inspections, 三(四)1).
+SAFETY_ANSWERS = {"safe": 0.993, "fairly_safe": 0.005, "unsafe": 0.002}
+#: Visits that record a service need (老年人服务需求), which the rules refer (转介, 五.2).
+P_VISIT_NEED = 0.015
+#: Visits that find a danger to life (emergency referral to the first contact and the community).
+P_VISIT_EMERGENCY = 0.0004
 
 
 def _age_band_probs() -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -32,7 +32,7 @@ def _whole(data: DashboardData, f: Filters) -> dict:
     if f.category:
         e = e[e["categories"].map(lambda c: f.category in c)]
         v, h, r = (x[x["elder_id"].isin(e["elder_id"])] for x in (v, h, r))
-    return compute_indicators(e, v, h, r, week=f.week, level="district", rules=data.rules).iloc[0].to_dict()
+    return compute_indicators(e, v, h, r, week=f.week, level="district", rules=data.rules, as_of=data.today).iloc[0].to_dict()
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,7 @@ def test_trend_and_status_from_parts_equal_the_whole_register(data: DashboardDat
     whole = _trend_rates([_trend_counts(e, v, weeks, data.rules)], weeks)
     pd.testing.assert_frame_equal(data.trend(SYSTEM_USER, f), whole)
     st = data.status(SYSTEM_USER, f).set_index("elder_id").sort_index()
-    ref = _status(e, v, f.week, data.rules).set_index("elder_id").sort_index()
+    ref = _status(e, v, f.week, data.rules, data.today).set_index("elder_id").sort_index()
     assert (st["state"] == ref["state"]).all() and (st["overdue_days"] == ref["overdue_days"]).all()
 
 
@@ -64,7 +64,7 @@ def test_street_level_map_rows_equal_the_whole_register(data: DashboardData) -> 
     f = Filters(week=data.default_week())
     e, v, h, r = data.inputs()
     parts = data.indicators(SYSTEM_USER, f, "community").sort_index()
-    whole = compute_indicators(e, v, h, r, week=f.week, level="community", rules=data.rules).sort_index()
+    whole = compute_indicators(e, v, h, r, week=f.week, level="community", rules=data.rules, as_of=data.today).sort_index()
     assert list(parts.index) == list(whole.index)
     for c in ("elders", "weekly_rate", "overdue", "hazards_open", "terminal_coverage"):
         assert all(_same(a, b) for a, b in zip(parts[c], whole[c], strict=True)), c

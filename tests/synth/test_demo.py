@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -22,6 +22,8 @@ from gridmap.synth import targets as T
 from gridmap.synth.demo import STEWARD_PREFIX, count_synthetic, load_demo_register
 
 N = 300
+#: The demo's today (a Thursday): visits up to the day before.
+TODAY = date(2026, 12, 10)
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +42,7 @@ def test_demo_register_loads_and_reloads(engine, layers):
 
     save_admin_layers(engine, layers.district, layers.streets, layers.communities, layers.grids,
                       layers.service_points)
-    assert load_demo_register(engine, layers, elders=N, seed=3, near_roads=False) == N
+    assert load_demo_register(engine, layers, elders=N, seed=3, near_roads=False, today=TODAY) == N
     with engine.connect() as conn:
         assert _count(conn, Elder) == N
         n_comm = _count(conn, Community)
@@ -60,10 +62,12 @@ def test_demo_register_loads_and_reloads(engine, layers):
         assert conn.execute(select(func.sum(Grid.workload))).scalar_one() == pytest.approx(N)
         assert _count(conn, FirstContact) == N
         assert _count(conn, HouseholdMember) > 0 and _count(conn, Device) > 0
-        # visit history spans 8 weeks
+        # visit history: 8 weeks and this week up to yesterday
         lo, hi, n_visits = conn.execute(select(func.min(Visit.visited_on), func.max(Visit.visited_on),
                                                func.count())).one()
-        assert hi - lo >= timedelta(weeks=T.HISTORY_WEEKS - 1) and hi - lo < timedelta(weeks=T.HISTORY_WEEKS)
+        monday = TODAY - timedelta(days=TODAY.weekday())
+        assert lo >= monday - timedelta(weeks=T.HISTORY_WEEKS) and lo < monday - timedelta(weeks=T.HISTORY_WEEKS - 1)
+        assert monday <= hi < TODAY
         assert n_visits > N * 5
         modes = dict(conn.execute(select(Visit.mode, func.count()).group_by(Visit.mode)).all())
         assert modes["in_home"] > modes["phone"] > 0
@@ -76,7 +80,7 @@ def test_demo_register_loads_and_reloads(engine, layers):
     first = count_synthetic(engine)
 
     # a second run replaces the synthetic register instead of adding to it
-    load_demo_register(engine, layers, elders=N, seed=3, near_roads=False)
+    load_demo_register(engine, layers, elders=N, seed=3, near_roads=False, today=TODAY)
     assert count_synthetic(engine) == first
     with engine.connect() as conn:
         assert _count(conn, Elder) == N
