@@ -72,7 +72,7 @@ def create_app(engine: Engine, *, basemap: Basemap | None = None, today: date | 
     app.gridmap_data = data  # type: ignore[attr-defined]
 
     if warm:
-        data.start_warm()
+        data.start_background()  # warm-up and the change follower (per process; gunicorn workers: after fork)
 
     def layout() -> html.Div:
         try:
@@ -159,12 +159,13 @@ def create_app(engine: Engine, *, basemap: Basemap | None = None, today: date | 
         return Response(body, 200, headers=headers, mimetype="application/json")
 
     @app.server.get("/healthz")
-    def healthz() -> tuple[str, int]:
+    def healthz() -> Any:
         try:
             check_connection(engine)
         except DatabaseUnavailable:
             return "database unavailable", 503
-        return "ok", 200
+        # seq: how far this process has followed the change feed (gridmap.store.changes)
+        return {"status": "ok", "seq": data.followed_seq}, 200
 
     from gridmap.api import register_api
 

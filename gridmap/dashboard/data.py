@@ -313,8 +313,25 @@ class DashboardData:
         self._added: dict[tuple[str, int, int], pd.DataFrame] = {}
         self._layers: dict[str, Any] = {}
         self._cache = _Cache(8192)
-        #: rebalancing proposals computed for a user, by id (see :meth:`keep_proposal`)
-        self._proposals: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        #: the change feed (:mod:`gridmap.store.changes`): the seq up to which this process has applied it
+        self.followed_seq = self._seq_now()
+        #: seq read right before the register was last read whole (changes up to it are in it)
+        self._loaded_seq = self.followed_seq
+        #: per street: seq read right before the street was last re-read (:meth:`refresh_street`)
+        self._street_seq: dict[str, int] = {}
+        #: seqs of this process's own writes already applied (:meth:`_remember_own`)
+        self._own_seqs: set[int] = set()
+        #: missing seqs below ``followed_seq`` → when first missed (re-checked for GAP_GRACE_S)
+        self._gaps: dict[int, float] = {}
+        self._follow_thread: threading.Thread | None = None
+        self._follow_stop = threading.Event()
+        self._follow_lock = threading.Lock()
+        self._background_pid: int | None = None
+        import os
+
+        self._pid = os.getpid()
+        #: what the follower did: changes applied, streets refreshed, full re-reads
+        self.follow_stats: dict[str, int] = {"changes": 0, "streets": 0, "rereads": 0, "skipped_own": 0}
         #: per street: bumped by every write to one of its elders (partial caches stay valid elsewhere)
         self._street_version: dict[str, int] = {}
         #: bumped when the register's membership may change (invalidate): scope id sets are re-read
@@ -431,6 +448,7 @@ class DashboardData:
         """
         with self._lock:
             if self._inputs is None:
+                self._loaded_seq = self._seq_now()  # before reading: every change up to it is in what is read
                 start, _ = parse_week(self.weeks()[-1])
                 e, v, h, r = indicator_inputs(self.engine, start, self.today, rules=self.rules, answers=False)
                 self._inputs = (e, _light(v), h, r)
@@ -939,10 +957,12 @@ class DashboardData:
         rec = replace(rec, steward_id=int(steward_id) if steward_id is not None else None, visitor_role=role,
                       effective=bool(data.get("effective", True)) and rec.mode in self.rules.effective_modes
                       and role in self.rules.credited_roles)
+        before = self._seq_now()
         res = record_visit(self.engine, rec, rules=self.rules, user=user.username)
         log_access("update", "visit", res.visit_id, {"elder_id": rec.elder_id, "op": "record_visit",
                                                      "steward_id": rec.steward_id})
         self._after_write(rec.elder_id, rec.visited_on)
+        self._remember_own(before, user.username, rec.elder_id)
         return res
 
     def _after_write(self, elder_id: int, visited_on: date) -> None:
@@ -956,37 +976,52 @@ class DashboardData:
         frames are the same as a full recomputation gives (same rows, same order, same index); the other
         streets' cached results stay valid (see :meth:`version_of`).
         """
+        self._apply_visits([elder_id], visited_on, visited_on)
+
+    def _apply_visits(self, elder_ids: list[int], since: date, until: date) -> bool:
+        """The incremental refresh of :meth:`_after_write` for some elders' visits in ``[since, until]``.
+
+        Used by this process's own saves and by the change follower for visits saved elsewhere.
+        Returns ``False`` (nothing done) when an elder is not in the cached register (a new elder:
+        the caller re-reads the street instead).
+        """
+        import time as _time
+
         with self._lock:
             if self._inputs is None:
                 self._epoch += 1  # nothing read yet: whatever is cached is stale
             else:
                 elders, visits, _h, _r = self._inputs
+                known = elders.loc[elders["elder_id"].isin(elder_ids)]
+                if len(known) < len(set(elder_ids)):
+                    return False
                 new = self._queue_visits(
-                    read_visits(self.engine, visited_on, visited_on, elder_ids=[elder_id], answers=False))
-                f = read_facts(self.engine, self.today + timedelta(days=1), elder_ids=[elder_id],
-                               rules=self.rules)
-                if f:
-                    row = elders_frame(f, self.today)
-                    idx = elders.index[elders["elder_id"] == elder_id]
-                    if len(idx):
-                        elders = elders.copy(deep=False)  # copy-on-write: only the changed column is copied
-                        elders.loc[idx, "last_visit_on"] = row["last_visit_on"].iloc[0]
+                    read_visits(self.engine, since, until, elder_ids=sorted(elder_ids), answers=False))
+                facts = read_facts(self.engine, self.today + timedelta(days=1), elder_ids=sorted(elder_ids),
+                                   rules=self.rules)
+                if facts:
+                    rows = elders_frame(facts, self.today).set_index("elder_id")["last_visit_on"]
+                    elders = elders.copy(deep=False)  # copy-on-write: only the changed column is copied
+                    idx = known.index
+                    elders.loc[idx, "last_visit_on"] = [rows.get(int(e), elders.at[i, "last_visit_on"])
+                                                       for i, e in zip(idx, known["elder_id"], strict=True)]
                 start, _ = parse_week(self.weeks()[-1])
                 hazards = read_hazards(self.engine, self.today, since=start)
                 referrals = read_referrals(self.engine, since=datetime.combine(start, datetime.min.time(),
                                                                                tzinfo=BEIJING))
-                hit = elders.loc[elders["elder_id"] == elder_id, "street"]
-                street = "" if hit.empty or pd.isna(hit.iloc[0]) else str(hit.iloc[0])
                 self._inputs = (elders, visits, hazards, referrals)
-                # only this street's cached parts are stale: the others stay (see version_of)
-                sv = self._street_version[street] = self._street_version.get(street, 0) + 1
-                self._added[(street, sv, self._epoch)] = new  # its frames are derived from the previous ones
-                self._added.pop((street, sv - self.DERIVE_VERSIONS, self._epoch), None)
+                street_of = {int(e): ("" if pd.isna(st) else str(st))
+                             for e, st in zip(known["elder_id"], known["street"], strict=True)}
+                for street in sorted(set(street_of.values())):
+                    # only this street's cached parts are stale: the others stay (see version_of)
+                    mine = new[new["elder_id"].map(street_of) == street] if len(new) else new
+                    sv = self._street_version[street] = self._street_version.get(street, 0) + 1
+                    self._added[(street, sv, self._epoch)] = mine  # its frames are derived from the previous ones
+                    self._added.pop((street, sv - self.DERIVE_VERSIONS, self._epoch), None)
             self.version += 1
-            import time as _time
-
             self._last_write = _time.monotonic()
         self._rewarm()
+        return True
 
     def _queue_visits(self, read: pd.DataFrame) -> pd.DataFrame:
         """Keep the visits of ``read`` (from :func:`read_visits`, no answers) not yet in the district's visits
@@ -1006,7 +1041,9 @@ class DashboardData:
                     except (TypeError, ValueError):
                         pass
             n = sum(len(k) for k in known)
-            new.index = pd.RangeIndex(n, n + len(new))  # as one concatenation would number them
+            top = max((int(k.index.max()) + 1 for k in known if len(k)), default=0)
+            n = max(n, top)  # as one concatenation would number them (past any label left by a removal)
+            new.index = pd.RangeIndex(n, n + len(new))
             self._pending_visits.append(new)
         return new
 
@@ -1028,6 +1065,7 @@ class DashboardData:
         """
         import time as _time
 
+        seq = self._seq_now()  # before reading: every change up to it is in what is read below
         with self._lock:
             n_elders, n_visits = 0, 0
             touched = {street}
@@ -1051,8 +1089,10 @@ class DashboardData:
                 merged = pd.concat([rest, fresh]) if len(rest) else fresh
                 merged = merged.sort_values("elder_id", kind="stable")  # the order a full read gives
                 first, _ = parse_week(self.weeks()[-1])
-                n_visits = len(self._queue_visits(read_visits(self.engine, first - timedelta(days=60), self.today,
-                                                              elder_ids=sorted(ids), answers=False)))
+                read = read_visits(self.engine, first - timedelta(days=60), self.today, elder_ids=sorted(ids),
+                                   answers=False)
+                self._drop_gone_visits(ids, first - timedelta(days=60), read)
+                n_visits = len(self._queue_visits(read))
                 hazards = read_hazards(self.engine, self.today, since=first)
                 referrals = read_referrals(self.engine, since=datetime.combine(first, datetime.min.time(),
                                                                                tzinfo=BEIJING))
@@ -1060,6 +1100,7 @@ class DashboardData:
                 n_elders = len(fresh[fresh["street"].fillna("") == street])
             for t in touched:  # no ``_added`` entry for the new version: the frames are re-cut from the inputs
                 self._street_version[t] = self._street_version.get(t, 0) + 1
+                self._street_seq[t] = max(self._street_seq.get(t, 0), seq)
             per_street = {"pf", "pind", "pstatus", "ptrend", "pterm", "workload"}
             dropped = self._cache.discard(lambda k: isinstance(k, tuple) and bool(k) and (
                 k[0] in {"ids", "steward_ids", "all_streets", "steward_table", "stewards"}
@@ -1075,33 +1116,71 @@ class DashboardData:
                              streets=tuple(sorted(touched)), cache_entries_dropped=dropped)
 
     # ------------------------------------------------------------ plans proposed (kept on the server)
+    #: Hours a rebalancing proposal may be accepted after it was computed.
+    PROPOSAL_HOURS = 12
+
     def keep_proposal(self, user: User, street: str, week: str, moves: list[dict[str, Any]]) -> str:
         """Keep a rebalancing proposal the server computed for ``user``; returns its id (the page gets the id
-        only, and :meth:`proposal` gives the moves back to the same user)."""
+        only, and :meth:`proposal` gives the moves back to the same user).
+
+        Kept in the database (``plan_proposal``), not in this process: with several server processes the
+        accept may reach another one. Proposals older than a week are removed here.
+        """
         import secrets
 
+        from sqlalchemy import delete
+
+        from gridmap.store.models import PlanProposal, utcnow
+
         pid = secrets.token_urlsafe(16)
-        with self._lock:
-            self._proposals[pid] = {"user_id": int(user.id), "street": street, "week": week,
-                                    "moves": [dict(m) for m in moves]}
-            while len(self._proposals) > 256:
-                self._proposals.popitem(last=False)
+        now = utcnow()
+        with self.engine.begin() as conn:
+            conn.execute(delete(PlanProposal).where(PlanProposal.created_at < now - timedelta(days=7)))
+            conn.execute(PlanProposal.__table__.insert(), {
+                "id": pid, "user_id": int(user.id), "street": street, "week": week,
+                "moves": [dict(m) for m in moves], "created_at": now, "accepted_at": None})
         return pid
 
     def proposal(self, user: User, pid: Any) -> dict[str, Any] | None:
-        """The proposal ``pid`` kept for ``user`` (``None``: unknown, already accepted, or another user's)."""
-        if not isinstance(pid, str):
+        """The proposal ``pid`` kept for ``user`` (``None``: unknown, already accepted, expired, or another
+        user's)."""
+        from gridmap.store.models import PlanProposal, utcnow
+
+        if not isinstance(pid, str) or len(pid) > 64:
             return None
-        with self._lock:
-            p = self._proposals.get(pid)
-            if p is None or p["user_id"] != int(user.id):
-                return None
-            return p
+        with self.engine.connect() as conn:
+            r = conn.execute(select(PlanProposal.street, PlanProposal.week, PlanProposal.moves).where(
+                PlanProposal.id == pid, PlanProposal.user_id == int(user.id), PlanProposal.accepted_at.is_(None),
+                PlanProposal.created_at >= utcnow() - timedelta(hours=self.PROPOSAL_HOURS))).first()
+        if r is None:
+            return None
+        return {"user_id": int(user.id), "street": r.street, "week": r.week, "moves": list(r.moves or [])}
+
+    def claim_proposal(self, user: User, pid: Any) -> dict[str, Any] | None:
+        """Mark the proposal ``pid`` of ``user`` accepted and return it, atomically: of two accepts racing (in
+        any processes) exactly one gets it (``UPDATE … WHERE accepted_at IS NULL``); ``None`` otherwise."""
+        from sqlalchemy import update
+
+        from gridmap.store.models import PlanProposal, utcnow
+
+        p = self.proposal(user, pid)
+        if p is None:
+            return None
+        with self.engine.begin() as conn:
+            n = conn.execute(update(PlanProposal).where(
+                PlanProposal.id == pid, PlanProposal.user_id == int(user.id), PlanProposal.accepted_at.is_(None))
+                .values(accepted_at=utcnow())).rowcount
+        return p if n == 1 else None
 
     def forget_proposal(self, pid: str) -> None:
-        """Drop a proposal (once accepted: it cannot be accepted twice)."""
-        with self._lock:
-            self._proposals.pop(pid, None)
+        """Mark a proposal accepted (it cannot be accepted twice); see :meth:`claim_proposal`."""
+        from sqlalchemy import update
+
+        from gridmap.store.models import PlanProposal, utcnow
+
+        with self.engine.begin() as conn:
+            conn.execute(update(PlanProposal).where(PlanProposal.id == pid, PlanProposal.accepted_at.is_(None))
+                         .values(accepted_at=utcnow()))
 
     def _derived_part_frames(self, street: str, community: str | None,
                              category: str | None) -> tuple[pd.DataFrame, ...] | None:
@@ -1198,9 +1277,213 @@ class DashboardData:
     def invalidate(self) -> None:
         """Forget everything (re-read the register on next use)."""
         with self._lock:
+            self._layers.clear()
             self._inputs = None
             self._pending_visits = []
             self._added.clear()
             self.version += 1
             self._epoch += 1
             self._cache.clear()
+
+    # ------------------------------------------------------------ the change feed (gridmap.store.changes)
+    #: More new changes than this in one poll: re-read everything instead of street by street.
+    FOLLOW_MAX_CHANGES = 200
+    #: More streets touched than this in one poll: re-read everything.
+    FOLLOW_MAX_STREETS = 8
+    #: At most this many elders of one visit change are updated incrementally (else the street is re-read).
+    FOLLOW_MAX_VISIT_ELDERS = 200
+
+    def _seq_now(self) -> int:
+        """The feed's latest seq (0 when it cannot be read, e.g. a store not yet migrated)."""
+        from gridmap.store.changes import latest_seq
+
+        try:
+            return latest_seq(self.engine)
+        except Exception:  # noqa: BLE001 - no change_log table: nothing to follow
+            return 0
+
+    def _remember_own(self, before: int, actor: str, elder_id: int) -> None:
+        """Note the seq of this process's own visit save (already applied by :meth:`_after_write`): the follower
+        then does not refresh its street a second time."""
+        from gridmap.store.changes import read_changes
+
+        try:
+            for c in read_changes(self.engine, since=before, limit=50):
+                if c.actor == actor and c.kind.value == "visit" and c.elders == (int(elder_id),):
+                    with self._follow_lock:
+                        self._own_seqs.add(c.seq)
+                    break
+        except Exception:  # noqa: BLE001 - then the follower refreshes it again (idempotent)
+            pass
+
+    def _drop_gone_visits(self, elder_ids: set[int], since: date, read: pd.DataFrame) -> int:
+        """Remove from the district's visits those of ``elder_ids`` since ``since`` the store no longer has
+        (``read``: what it has); returns how many. Call with the lock held and the inputs read."""
+        e, visits, h, r = self.inputs()  # pending visits appended first
+        mine = visits["elder_id"].isin(list(elder_ids)) & (visits["visited_on"] >= pd.Timestamp(since))
+        gone = mine & ~visits["id"].isin(read["id"] if len(read) else [])
+        n = int(gone.sum())
+        if n:
+            self._inputs = (e, visits[~gone], h, r)
+        return n
+
+    def poll_changes(self) -> dict[str, Any]:
+        """Apply the changes of the feed made since :attr:`followed_seq` (by any process), once.
+
+        Per change: this process's own saves (already applied) are skipped; visits of a few known elders
+        are added incrementally (:meth:`_apply_visits`); any other change re-reads its streets
+        (:meth:`refresh_street`), each street once per poll and only if it was not re-read after the change;
+        a grid change also drops the cached layers. More than :data:`FOLLOW_MAX_CHANGES` new changes, more
+        than :data:`FOLLOW_MAX_STREETS` streets, a change of the whole district (``"*"``) or a change too old
+        to be in the feed's window re-read everything (:meth:`invalidate`). Missing seqs below the high-water
+        mark are re-checked for :data:`gridmap.store.changes.GAP_GRACE_S` seconds (see that module).
+
+        Returns
+        -------
+        dict
+            ``seq`` (followed now), ``changes`` applied, ``streets`` refreshed, ``reread`` (bool).
+        """
+        import time as _time
+
+        from gridmap.store.changes import GAP_GRACE_S, latest_seq, read_changes
+
+        with self._follow_lock:
+            last = self.followed_seq
+            top = latest_seq(self.engine)
+            now = _time.monotonic()
+            for g in [g for g, t in self._gaps.items() if now - t > GAP_GRACE_S]:
+                del self._gaps[g]  # rolled back (see gridmap.store.changes)
+            if top <= last and not self._gaps:
+                return {"seq": last, "changes": 0, "streets": 0, "reread": False}
+            rows = read_changes(self.engine, since=last, limit=self.FOLLOW_MAX_CHANGES + 1, seqs=self._gaps)
+            fresh = [c for c in rows if c.seq > last]
+            if len(fresh) > self.FOLLOW_MAX_CHANGES:  # fallen behind: re-read everything
+                self.invalidate()
+                self.followed_seq, self._gaps = top, {}
+                self.follow_stats["rereads"] += 1
+                return {"seq": top, "changes": len(fresh), "streets": 0, "reread": True}
+            for c in rows:
+                self._gaps.pop(c.seq, None)
+            seen = {c.seq for c in fresh}
+            high = max(seen, default=last)
+            for g in range(last + 1, high):
+                if g not in seen:
+                    self._gaps.setdefault(g, now)
+            self.followed_seq = max(last, high)
+            own = {c.seq for c in rows if c.seq in self._own_seqs}
+            self._own_seqs -= {x for x in self._own_seqs if x <= self.followed_seq}
+        self.follow_stats["skipped_own"] += len(own)
+        todo = [c for c in rows if c.seq not in own]
+        streets: set[str] = set()
+        visits: dict[str, set[int]] = {}
+        whole = False
+        for c in todo:
+            if c.kind.value == "grid":
+                with self._lock:
+                    self._layers.clear()
+            if "*" in c.streets or c.kind.value == "calendar" and not c.streets:
+                whole = True
+                continue
+            for st in c.streets or (("",) if c.elders else ()):  # elders without a street: street ""
+                if c.seq <= max(self._loaded_seq, self._street_seq.get(st, 0)) and self._inputs is not None:
+                    continue  # re-read after the change already
+                if c.kind.value == "visit" and not c.many and 0 < len(c.elders) <= self.FOLLOW_MAX_VISIT_ELDERS:
+                    visits.setdefault(st, set()).update(c.elders)
+                else:
+                    streets.add(st)
+        self.follow_stats["changes"] += len(todo)
+        if self._inputs is None:  # nothing read yet here: drop the small caches, the register is read on use
+            if todo:
+                self.invalidate()
+            return {"seq": self.followed_seq, "changes": len(todo), "streets": 0, "reread": bool(todo)}
+        if whole or len(streets | set(visits)) > self.FOLLOW_MAX_STREETS:
+            self.invalidate()
+            self.follow_stats["rereads"] += 1
+            return {"seq": self.followed_seq, "changes": len(todo), "streets": 0, "reread": True}
+        first, _ = parse_week(self.weeks()[-1])
+        for st, ids in sorted(visits.items()):
+            if st in streets:
+                continue
+            if not self._apply_visits(sorted(ids), first - timedelta(days=60), self.today):
+                streets.add(st)  # an elder new to this process: re-read the street
+        for st in sorted(streets):
+            self.refresh_street(st)
+        self.follow_stats["streets"] += len(streets) + len(set(visits) - streets)
+        return {"seq": self.followed_seq, "changes": len(todo), "streets": len(streets | set(visits)),
+                "reread": False}
+
+    def follow_changes(self, interval: float = 1.0) -> threading.Thread:
+        """Follow the change feed in a daemon thread (``gridmap-follow``): :meth:`poll_changes` every
+        ``interval`` seconds, sooner on PostgreSQL when a ``NOTIFY gridmap_changes`` arrives. Idempotent per
+        process; returns the thread."""
+        with self._follow_lock:
+            t = self._follow_thread
+            if t is not None and t.is_alive():
+                return t
+            self._follow_stop.clear()
+            t = self._follow_thread = threading.Thread(target=self._follow_loop, args=(float(interval),),
+                                                       daemon=True, name="gridmap-follow")
+            t.start()
+            return t
+
+    def stop_following(self, timeout: float | None = 5.0) -> None:
+        """Stop the follower thread (tests, shutdown)."""
+        self._follow_stop.set()
+        t = self._follow_thread
+        if t is not None:
+            t.join(timeout)
+
+    def _follow_loop(self, interval: float) -> None:
+        import logging
+
+        log = logging.getLogger("gridmap.dashboard")
+        listener = self._listen()
+        while not self._follow_stop.is_set():
+            try:
+                self.poll_changes()
+            except Exception:  # noqa: BLE001 - the database may be briefly away: try again next time
+                log.warning("following the change feed failed", exc_info=True)
+            if listener is not None:
+                try:
+                    for _n in listener.notifies(timeout=interval, stop_after=1):
+                        break
+                    continue
+                except Exception:  # noqa: BLE001 - connection lost: fall back to polling
+                    listener = None
+            self._follow_stop.wait(interval)
+
+    def _listen(self) -> Any:
+        """A psycopg connection ``LISTEN``-ing to the feed's channel on PostgreSQL (else ``None``)."""
+        if self.engine.dialect.name != "postgresql":
+            return None
+        try:
+            import psycopg
+
+            from gridmap.store.changes import CHANNEL
+
+            url = self.engine.url.set(drivername="postgresql")
+            conn = psycopg.connect(url.render_as_string(hide_password=False), autocommit=True)
+            conn.execute(f"LISTEN {CHANNEL}")
+            return conn
+        except Exception:  # noqa: BLE001 - polling alone is enough
+            return None
+
+    def start_background(self, *, interval: float = 1.0) -> None:
+        """Start this process's background work: the change follower and the warm-up. Idempotent per process
+        (a forked server worker calls it after the fork: threads do not survive a fork)."""
+        import os
+
+        pid = os.getpid()
+        if self._background_pid == pid:
+            return
+        if pid != self._pid:  # a forked child: the parent's threads are gone, and a lock it held stays held here
+            self._pid = pid
+            self._warm_lock, self._follow_lock = threading.Lock(), threading.Lock()
+            self._follow_stop = threading.Event()
+            self._warm_thread = self._follow_thread = None
+            self._active_lock = threading.Lock()
+            self._active = 0
+        self._background_pid = pid
+        self.follow_changes(interval)
+        self.start_warm()
+

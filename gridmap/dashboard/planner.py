@@ -199,15 +199,13 @@ def accept_proposal(data: DashboardData, user: User, proposal_id: Any) -> Accept
         When no such proposal was kept for this user (unknown, another user's, already accepted or
         expired) or the user may not change plans there (audited as ``denied``).
     """
-    p = data.proposal(user, proposal_id)
+    p = data.claim_proposal(user, proposal_id)  # atomic: accepted once, whichever process gets the click
     if p is None:
         log_access("denied", "plan", None, {"reason": "unknown_proposal", "op": "accept"})
         raise PermissionDenied("this proposal was not computed for you by the server, or was already accepted or "
                                "has expired: run the rebalancing again",
                                "该方案不是服务器为您计算的，或已采纳、已过期：请重新运行负载均衡")
-    res = accept_moves(data, p["moves"], user, p["street"])
-    data.forget_proposal(proposal_id)
-    return res
+    return accept_moves(data, p["moves"], user, p["street"])
 
 
 def layout(data: DashboardData, basemap: Basemap) -> html.Div:
