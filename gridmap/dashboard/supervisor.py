@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import json
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import dash
@@ -215,23 +215,36 @@ def map_rates(ind: pd.DataFrame) -> pd.DataFrame:
     return ind.assign(weekly_rate=ind["week_progress"])
 
 
-def trend_chart(tr: pd.DataFrame) -> html.Div:
+#: Colour of the column of a week still running (its share of the full week is no rate to judge yet).
+RUNNING_WEEK_COLOUR = "#9db4cc"
+
+
+def trend_chart(tr: pd.DataFrame, today: date | None = None) -> html.Div:
     """The weekly-rate trend as a column chart against the 100% target line (plain HTML and CSS).
 
     One column per week (oldest first), coloured as the map (:func:`gridmap.dashboard.map.rate_colour`),
-    its rate written above it and in its tooltip; a week without data shows 无数据. No charting library:
-    plotly's script alone kept the first page's main thread busy for a quarter of a second.
+    its rate written above it and in its tooltip; a week without data shows 无数据. A week that has not
+    ended by ``today`` is drawn in a neutral colour and labelled 进行中: its share of the full week's
+    visits is progress, not a failing rate (the KPI card measures it against what is due by today).
+    No charting library: plotly's script alone kept the first page's main thread busy for a quarter of a
+    second.
     """
     cols = []
     for week, rate, monday in zip(tr["week"], tr["weekly_rate"], tr["monday"], strict=True):
         ok = rate is not None and pd.notna(rate)
+        running = today is not None and monday + timedelta(days=6) >= today
         h = f"{min(max(float(rate), 0.0), 1.0) * 100:.1f}%" if ok else "0%"
         day = f"{monday.month}月{monday.day}日"
-        text = fmt_pct(rate) if ok else "无数据"
+        text = (fmt_pct(rate) if ok else "无数据")
+        colour = RUNNING_WEEK_COLOUR if running else gm.rate_colour(rate if ok else None)
+        label = f"进行中 {text}" if running and ok else text
+        tip = (f"{day}起一周（{fmt_week(week)}，本周尚未结束）：已完成全周应访的 {text}" if running
+               else f"{day}起一周（{fmt_week(week)}）：周探访率 {text}")
         cols.append(html.Div([
-            html.Div(className="gm-trend-bar", style={"height": h, "background": gm.rate_colour(rate if ok else None)}),
-            html.Div(text, className="gm-trend-val" + ("" if ok else " none"), style={"bottom": h}),
-        ], className="gm-trend-col", title=f"{day}起一周（{fmt_week(week)}）：周探访率 {text}", **{"data-week": week}))
+            html.Div(className="gm-trend-bar" + (" running" if running else ""),
+                     style={"height": h, "background": colour}),
+            html.Div(label, className="gm-trend-val" + ("" if ok else " none"), style={"bottom": h}),
+        ], className="gm-trend-col", title=tip, **{"data-week": week}))
     labels = [html.Div([html.Div(f"{m.month}月"), html.Div(f"{m.day}日")], className="gm-trend-lab")
               for m in tr["monday"]]
     return html.Div([
@@ -319,7 +332,7 @@ def register(app: dash.Dash, data: DashboardData, basemap: Basemap) -> None:
     def _trend(week: str, street: str | None, community: str | None, category: str | None, _v: Any,
                _ready: Any) -> Any:
         f = filters_of(week, street, community, category, data)
-        return trend_chart(data.trend(current_user(), f)), no_update
+        return trend_chart(data.trend(current_user(), f), data.today), no_update
 
     @app.callback(Output("sup-choropleth", "data"), Output("sup-elders", "data"), Output("sup-hotspots", "data"),
                   Output("sup-hazard-store", "data"), Output("sup-map", "viewport"), Output("sup-map-hint", "children"),

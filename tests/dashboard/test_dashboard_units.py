@@ -133,3 +133,34 @@ def test_choropleth_joins_indicators_on_the_unit_key() -> None:
     assert set(props) == {"1", "2"}  # grid 3 has no data: not drawn at grid level
     assert props["1"]["rate_text"] == "100.0%" and props["2"]["overdue"] == 3
     assert props["2"]["color"] == RATE_BINS[-1][1] and props["1"]["label"] == "网格 A-01"
+
+
+def test_the_running_week_is_drawn_as_progress_not_as_a_failing_rate() -> None:
+    """On a Tuesday the current week's column holds the share of the whole week done so far: it is labelled
+    进行中 in a neutral colour, never red like a lagging week; the weeks before keep the map's colours."""
+    from gridmap.dashboard.supervisor import RUNNING_WEEK_COLOUR, trend_chart
+    from gridmap.rules.requirements import parse_week
+
+    weeks = ["2026-W48", "2026-W49", "2026-W50"]
+    tr = pd.DataFrame({"week": weeks, "weekly_rate": [0.95, 0.55, 0.163],
+                       "monday": [parse_week(w)[0] for w in weeks]})
+
+    def columns(today: date) -> list:
+        return [c for c in _walk(trend_chart(tr, today=today)) if getattr(c, "className", None) == "gm-trend-col"]
+
+    cols = columns(date(2026, 12, 8))
+    assert [c.children[0].style["background"] for c in cols] == [rate_colour(0.95), rate_colour(0.55),
+                                                                RUNNING_WEEK_COLOUR]
+    assert cols[2].children[1].children.startswith("进行中") and not cols[1].children[1].children.startswith("进行中")
+    assert "尚未结束" in cols[2].title
+    # once the week is over it is judged like any other
+    assert columns(date(2026, 12, 14))[-1].children[0].style["background"] == rate_colour(0.163)
+
+
+def _walk(node):
+    """Every Dash component under ``node`` (itself included)."""
+    yield node
+    children = getattr(node, "children", None)
+    for c in children if isinstance(children, (list, tuple)) else [children]:
+        if hasattr(c, "to_plotly_json"):
+            yield from _walk(c)
