@@ -39,10 +39,10 @@ GrantOpt = Annotated[list[str] | None, typer.Option(
 
 
 def _engine(database_url: str | None):
-    from gridmap.store.db import check_connection, make_engine
+    from gridmap.store.db import ensure_schema, make_engine
 
     engine = make_engine(database_url)
-    check_connection(engine)
+    ensure_schema(engine)  # reachable, and migrated when a database made by an older gridmap is behind
     return engine
 
 

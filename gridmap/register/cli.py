@@ -56,10 +56,10 @@ ReportOpt = Annotated[Optional[Path], typer.Option("--report", help="Write the i
 
 
 def _engine(database_url: str | None):  # noqa: ANN202
-    from gridmap.store.db import init_db, make_engine
+    from gridmap.store.db import ensure_schema, make_engine
 
     engine = make_engine(database_url)
-    init_db(engine)
+    ensure_schema(engine)  # migrations run only when the schema is behind (one query otherwise)
     return engine
 
 

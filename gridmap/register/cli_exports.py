@@ -40,10 +40,10 @@ UserOpt = Annotated[Optional[str], typer.Option("--user", help="Who exports (wat
 
 
 def _engine(database_url: str | None):  # noqa: ANN202
-    from gridmap.store.db import check_connection, make_engine
+    from gridmap.store.db import ensure_schema, make_engine
 
     engine = make_engine(database_url)
-    check_connection(engine)
+    ensure_schema(engine)  # reachable, and migrated when a database made by an older gridmap is behind
     return engine
 
 

@@ -146,6 +146,36 @@ def current_revision(engine: Engine) -> str | None:
         return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
+def head_revision() -> str:
+    """The newest migration this gridmap ships (its file name starts with the revision: ``0006_…``)."""
+    return max(p.name.split("_", 1)[0] for p in (MIGRATIONS_DIR / "versions").glob("[0-9][0-9][0-9][0-9]_*.py"))
+
+
+def ensure_schema(engine: Engine) -> None:
+    """Bring the database's schema up to this gridmap's (what every command does before it reads or writes).
+
+    One query when the schema is current; otherwise the migrations run (:func:`init_db`, idempotent), so a
+    database made by an older gridmap keeps working instead of failing on a table it lacks.
+
+    Raises
+    ------
+    DatabaseUnavailable
+        When the database cannot be reached.
+    GridmapError
+        When the database was made by a newer gridmap (its revision is unknown here).
+    """
+    check_connection(engine)
+    rev = current_revision(engine)
+    head = head_revision()
+    if rev == head:
+        return
+    if rev is not None and rev > head:
+        raise GridmapError(
+            f"the database's schema is at revision {rev}, newer than this gridmap's {head}: update gridmap",
+            f"数据库结构版本为 {rev}，比本程序支持的 {head} 新：请升级 gridmap")
+    init_db(engine)
+
+
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     """A sessionmaker bound to ``engine`` (objects stay usable after commit)."""
     return sessionmaker(engine, expire_on_commit=False)

@@ -59,3 +59,32 @@ def _head() -> str:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     return ScriptDirectory.from_config(cfg).get_current_head()
+
+
+def test_head_revision_is_alembics_head() -> None:
+    from gridmap.store.db import head_revision
+
+    assert head_revision() == _head()
+
+
+def test_a_command_on_a_database_of_an_older_gridmap_migrates_it_first(tmp_path) -> None:
+    """A database made before the change feed (revision 0004) is brought up to date by the command that
+    opens it, which then works (no "no such table" traceback); a newer schema is refused in Chinese and English."""
+    from typer.testing import CliRunner
+
+    from gridmap.cli import app
+
+    url = f"sqlite:///{tmp_path / 'old.sqlite'}"
+    eng = make_engine(url)
+    init_db(eng)
+    downgrade_db(eng, "0004")
+    assert "change_log" not in inspect(eng).get_table_names()
+    res = CliRunner().invoke(app, ["users", "list", "--database-url", url])
+    assert res.exit_code == 0, res.output
+    assert current_revision(eng) == _head() and "change_log" in inspect(eng).get_table_names()
+    with eng.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    res = CliRunner().invoke(app, ["visits", "due", "--week", "2026-W49", "--database-url", url])
+    assert res.exit_code != 0
+    assert "9999" in res.output and "请升级" in res.output and "update gridmap" in res.output
+    assert "Traceback" not in res.output
