@@ -142,7 +142,14 @@ def _timed(rec: Recorder, kind: str, fn: Any, ok_codes: tuple[int, ...] = (200, 
 
 
 def virtual_user(base: str, username: str, password: str, rec: Recorder, stop: threading.Event,
-                 budget: list[int], lock: threading.Lock) -> None:
+                 budget: list[int], lock: threading.Lock, think: float = 0.0, seed: int = 0) -> None:
+    """One person at the dashboard: signs in, loads the page, then asks for its views one after another.
+
+    ``think``: mean seconds between two requests of this person (exponentially distributed, like people who
+    read what they got before they click again; the page's own database check comes every 5 s); ``0`` asks
+    again at once (closed loop: a stress test of throughput, not of what people see).
+    """
+    import random
     import re
 
     import requests
@@ -171,6 +178,9 @@ def virtual_user(base: str, username: str, password: str, rec: Recorder, stop: t
         data = json.dumps(body)
         plan.append((name, lambda d=data: s.post(base + "/_dash-update-component", data=d, headers=headers,
                                                  timeout=60)))
+    rng = random.Random(seed)
+    if think > 0 and stop.wait(rng.uniform(0, think)):  # people do not all click at the same instant
+        return
     i = 0
     while not stop.is_set():
         with lock:
@@ -180,6 +190,8 @@ def virtual_user(base: str, username: str, password: str, rec: Recorder, stop: t
         kind, fn = plan[i % len(plan)]
         _timed(rec, kind, fn)
         i += 1
+        if think > 0 and stop.wait(rng.expovariate(1.0 / think)):
+            return
 
 
 def _pct(xs: list[float], q: float) -> float:
@@ -495,7 +507,8 @@ def run_mode(mode: str, a: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         writer = Writer(prep["elders"], a.write_every, a.writers, tmp, stop) if a.write_every > 0 else None
         poller = Poller(server.base, stop) if a.staleness else None
         threads = [threading.Thread(target=virtual_user,
-                                    args=(server.base, *creds[i % len(creds)], rec, stop, budget, lock), daemon=True)
+                                    args=(server.base, *creds[i % len(creds)], rec, stop, budget, lock, a.think, i),
+                                    daemon=True)
                    for i in range(a.users)]
         load0 = os.getloadavg()
         psutil.cpu_percent(None)
@@ -572,7 +585,7 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
         "machine": f"{platform.node()} · {os.cpu_count()} cores (shared with other engineers' jobs; client, "
                    "writer and server on the same machine)",
         "database": f"SQLite copy of {SOURCE_DB.name} (120,000 elders, ~850,000 visits), fresh for each server",
-        "virtual_users": a.users, "duration_limit_s": a.duration, "request_limit": a.max_requests,
+        "virtual_users": a.users, "think_s": a.think, "duration_limit_s": a.duration, "request_limit": a.max_requests,
         "targets": {"p95_ms": TARGET_P95_MS, "errors": 0, "staleness_p95_s": TARGET_STALENESS_P95_S},
         "modes": modes,
     }
@@ -609,7 +622,11 @@ def write(res: dict[str, Any]) -> None:
         f"{res['virtual_users']} virtual users (threads, one `requests` session each, one demo user per role "
         f"shared), bounded by {res['duration_limit_s']:.0f} s and {res['request_limit']} requests per server. "
         "Each signs in through the `/login` form once, then cycles `GET /_dash-layout` and the callbacks below "
-        "(`POST /_dash-update-component` with the `X-CSRFToken` header). Meanwhile a writer starts "
+        "(`POST /_dash-update-component` with the `X-CSRFToken` header), "
+        + (f"waiting a random time between two requests (exponential, mean {res.get('think_s', 0):g} s, as a "
+           "person reads a view before the next click; the page's own database check comes every 5 s). "
+           if res.get("think_s") else "without waiting (closed loop: a throughput stress test). ")
+        + "Meanwhile a writer starts "
         "`gridmap visits record` (a new process each time) once a second, and a poller reads `/healthz` "
         "(worker pid and followed change-feed `seq`) every 0.1 s. Both servers ran in this one run, one after "
         "the other, each on a fresh copy of the register.",
@@ -684,6 +701,8 @@ def main() -> None:
     """Command line."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--users", type=int, default=50)
+    p.add_argument("--think", type=float, default=3.0,
+                   help="Mean seconds a person waits between two requests (0: closed loop, a throughput stress test).")
     p.add_argument("--duration", type=float, default=60.0)
     p.add_argument("--max-requests", type=int, default=20000)
     p.add_argument("--port", type=int, default=0, help="Port (default: a free one).")
