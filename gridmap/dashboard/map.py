@@ -108,6 +108,18 @@ def _simplified(layer: gpd.GeoDataFrame, name: str, tolerance: float) -> gpd.Geo
         return _static[key]
 
 
+def map_rates(ind: pd.DataFrame) -> pd.DataFrame:
+    """The rates the map colours by: for the current week its progress against what is due by today.
+
+    A week still in progress is coloured by ``week_progress`` (no colour while
+    nothing is due, e.g. on its Monday), never by the share of the full week
+    done so far, which is low on any day but Sunday.
+    """
+    if ind.empty or "week_progress" not in ind.columns:
+        return ind
+    return ind.assign(weekly_rate=ind["week_progress"])
+
+
 def choropleth(layer: gpd.GeoDataFrame, level: str, indicators: pd.DataFrame, basemap: Basemap,
                key: str = "name") -> dict[str, Any]:
     """GeoJSON of areas with their weekly rate, its text and colour (grey: no data).

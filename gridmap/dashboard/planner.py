@@ -314,7 +314,7 @@ def register(app: dash.Dash, data: DashboardData, basemap: Basemap) -> None:
         grids = data.layer("grids")
         grids = grids[grids["street"] == street]
         per_grid = data.indicators(current_user(), _filters(week, street), "grid")
-        choro = gm.choropleth(grids, "grid", per_grid, basemap, key="grid_pk")
+        choro = gm.choropleth(grids, "grid", gm.map_rates(per_grid), basemap, key="grid_pk")  # a running week: progress
         b = grids.total_bounds if len(grids) else None
         viewport = {"bounds": [[b[1], b[0]], [b[3], b[2]]]} if b is not None and trig in (None, "pln-street", "tabs") \
             else no_update

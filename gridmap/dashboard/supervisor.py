@@ -203,16 +203,7 @@ def kpi_cards(k: dict[str, Any], week: str) -> list[html.Div]:
     ]
 
 
-def map_rates(ind: pd.DataFrame) -> pd.DataFrame:
-    """The rates the map colours by: for the current week its progress against what is due by today.
-
-    A week still in progress is coloured by ``week_progress`` (no colour while
-    nothing is due, e.g. on its Monday), never by the share of the full week
-    done so far, which is low on any day but Sunday.
-    """
-    if ind.empty or "week_progress" not in ind.columns:
-        return ind
-    return ind.assign(weekly_rate=ind["week_progress"])
+map_rates = gm.map_rates  # the map colours a running week by its progress (kept here for callers)
 
 
 #: Colour of the column of a week still running (its share of the full week is no rate to judge yet).

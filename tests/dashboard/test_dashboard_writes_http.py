@@ -432,3 +432,25 @@ def test_rebalance_gives_elders_only_to_stewards_that_may_receive() -> None:
     assert set(rebalance(stewards.drop(columns="receives"), elders).moves["to_steward"]) == {2}
     p = rebalance(stewards, elders)
     assert p.moves.empty and p.after[1] == 600.0
+
+
+def test_the_planners_grid_map_colours_a_running_week_by_its_progress(sign_in: Callable[[str], Client]) -> None:
+    """On a weekday the planner's grid map shows each grid's progress against what is due by today (as the
+    supervisor's map does), not the share of the whole week done so far, which paints every grid red."""
+    from gridmap.rules.requirements import week_of
+
+    c = sign_in("demo_planner")
+    data = c.data
+    street = _street_of(c.data.engine, "demo_planner")[0]
+    week = week_of(data.today)
+    out = c.call("pln-bars.figure", _plan_values(c, street, **{"pln-week.value": week}), ["pln-street.value"])
+    feats = out["pln-grids"]["data"]["features"]
+    ind = data.indicators(SYSTEM_USER, Filters(week=week, street=street), "grid")
+    assert feats and "week_progress" in ind.columns
+    want = ind["week_progress"].astype(float).round(4).to_dict()
+    got = {f["properties"]["name"]: f["properties"]["rate"] for f in feats}
+    compared = [k for k in got if str(k) in {str(x) for x in want}]
+    assert compared
+    for k in compared:
+        w = want[next(x for x in want if str(x) == str(k))]
+        assert (got[k] is None and w != w) or got[k] == w, (k, got[k], w)
