@@ -28,6 +28,7 @@ from typing import Any
 
 from sqlalchemy import Engine, delete, select, update
 
+from gridmap.access._revocation import revoke_open
 from gridmap.store.models import AppUser, UserSession
 
 __all__ = [
@@ -127,10 +128,7 @@ def end_session(engine: Engine, token: Any, reason: str = "logout", *, now: date
     if not isinstance(token, str) or not token or len(token) > _TOKEN_MAX:
         return False
     t = UserSession.__table__
-    with engine.begin() as conn:
-        n = conn.execute(update(t).where(t.c.token_hash == token_hash(token), t.c.revoked_at.is_(None))
-                         .values(revoked_at=now or datetime.now(UTC), revoked_reason=reason[:40])).rowcount
-    return bool(n)
+    return bool(revoke_open(engine, t, t.c.token_hash == token_hash(token), reason, now=now))
 
 
 def end_user_sessions(target: Any, user_id: int, reason: str, *, now: datetime | None = None) -> int:
@@ -146,12 +144,7 @@ def end_user_sessions(target: Any, user_id: int, reason: str, *, now: datetime |
         Why (``logout``, ``password``, ``role``, ``disabled``, ``admin``).
     """
     t = UserSession.__table__
-    stmt = (update(t).where(t.c.user_id == int(user_id), t.c.revoked_at.is_(None))
-            .values(revoked_at=now or datetime.now(UTC), revoked_reason=reason[:40]))
-    if isinstance(target, Engine):
-        with target.begin() as conn:
-            return int(conn.execute(stmt).rowcount or 0)
-    return int(target.execute(stmt).rowcount or 0)
+    return revoke_open(target, t, t.c.user_id == int(user_id), reason, now=now)
 
 
 def list_sessions(engine: Engine, username: str | None = None, *, open_only: bool = True,

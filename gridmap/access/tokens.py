@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine, select, update
 
 from gridmap._errors import ValidationError
+from gridmap.access._revocation import revoke_open
 from gridmap.store.models import ApiToken, AppUser, UserArea
 
 if TYPE_CHECKING:
@@ -197,8 +198,7 @@ def revoke_token(engine: Engine, token_id: int, *, reason: str = "revoked", now:
         if conn.execute(select(t.c.id).where(t.c.id == int(token_id))).first() is None:
             raise ValidationError(f"no API token with id {token_id}", f"没有编号为 {token_id} 的接口令牌",
                                   field="id", value=token_id, code="unknown_token")
-        n = conn.execute(update(t).where(t.c.id == int(token_id), t.c.revoked_at.is_(None))
-                         .values(revoked_at=now or datetime.now(UTC), revoked_reason=reason[:40])).rowcount
+        n = revoke_open(conn, t, t.c.id == int(token_id), reason, now=now)
     return bool(n)
 
 
@@ -215,12 +215,7 @@ def end_user_tokens(target: Any, user_id: int, reason: str, *, now: datetime | N
         Why (``disabled``, ``role``…).
     """
     t = ApiToken.__table__
-    stmt = (update(t).where(t.c.user_id == int(user_id), t.c.revoked_at.is_(None))
-            .values(revoked_at=now or datetime.now(UTC), revoked_reason=reason[:40]))
-    if isinstance(target, Engine):
-        with target.begin() as conn:
-            return int(conn.execute(stmt).rowcount or 0)
-    return int(target.execute(stmt).rowcount or 0)
+    return revoke_open(target, t, t.c.user_id == int(user_id), reason, now=now)
 
 
 def list_tokens(engine: Engine, username: str | None = None, *, now: datetime | None = None) -> list[TokenInfo]:
