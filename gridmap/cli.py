@@ -55,14 +55,9 @@ DevOpt = Annotated[bool, typer.Option("--dev", help="Flask's development server 
 
 
 def _engine(database_url: str | None):
-    from gridmap.store.db import ensure_schema, make_engine
+    from gridmap._cli import open_store_or_exit
 
-    engine = make_engine(database_url)
-    try:
-        ensure_schema(engine)  # a database made by an older gridmap is migrated, not failed on a missing table
-    except GridmapError as exc:
-        _fail(exc)
-    return engine
+    return open_store_or_exit(database_url)
 
 
 def _set_data_dir(data_dir: Path | None) -> None:

@@ -39,11 +39,9 @@ GrantOpt = Annotated[list[str] | None, typer.Option(
 
 
 def _engine(database_url: str | None):
-    from gridmap.store.db import ensure_schema, make_engine
+    from gridmap._cli import open_store
 
-    engine = make_engine(database_url)
-    ensure_schema(engine)  # reachable, and migrated when a database made by an older gridmap is behind
-    return engine
+    return open_store(database_url)
 
 
 def _read_password(stdin: bool) -> str:

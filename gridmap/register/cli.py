@@ -56,11 +56,9 @@ ReportOpt = Annotated[Optional[Path], typer.Option("--report", help="Write the i
 
 
 def _engine(database_url: str | None):  # noqa: ANN202
-    from gridmap.store.db import ensure_schema, make_engine
+    from gridmap._cli import open_store
 
-    engine = make_engine(database_url)
-    ensure_schema(engine)  # migrations run only when the schema is behind (one query otherwise)
-    return engine
+    return open_store(database_url)
 
 
 def os_account() -> str:

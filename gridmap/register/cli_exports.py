@@ -40,11 +40,9 @@ UserOpt = Annotated[Optional[str], typer.Option("--user", help="Who exports (wat
 
 
 def _engine(database_url: str | None):  # noqa: ANN202
-    from gridmap.store.db import ensure_schema, make_engine
+    from gridmap._cli import open_store
 
-    engine = make_engine(database_url)
-    ensure_schema(engine)  # reachable, and migrated when a database made by an older gridmap is behind
-    return engine
+    return open_store(database_url)
 
 
 def _user(user: str | None) -> str:

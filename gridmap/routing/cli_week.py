@@ -54,12 +54,11 @@ def plan_week_command(
     """
     from gridmap.routing.distributed import SCHEDULER_ENV, plan_week_dask
     from gridmap.routing.district import plan_week
-    from gridmap.store.db import ensure_schema, make_engine
+    from gridmap._cli import open_store
 
     use_dask = dask or scheduler is not None or bool(os.environ.get(SCHEDULER_ENV))
     try:
-        engine = make_engine(database_url)
-        ensure_schema(engine)
+        engine = open_store(database_url)
         if use_dask:
             if initial_from is not None:
                 raise ValidationError("--initial-from is not available with --dask", "--dask 运行不支持 --initial-from",

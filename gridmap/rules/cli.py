@@ -22,16 +22,9 @@ RulesOpt = Annotated[Optional[Path], typer.Option("--rules", help="A district ru
 
 
 def _engine(database_url: str | None):  # noqa: ANN202
-    from gridmap._cli import fail
-    from gridmap._errors import GridmapError
-    from gridmap.store.db import ensure_schema, make_engine
+    from gridmap._cli import open_store_or_exit
 
-    engine = make_engine(database_url)
-    try:
-        ensure_schema(engine)  # a database made by an older gridmap is migrated, not failed on a missing table
-    except GridmapError as exc:
-        fail(exc)
-    return engine
+    return open_store_or_exit(database_url)
 
 
 @visits_app.command("due")
