@@ -59,6 +59,7 @@ class WelfareStatus(_Labelled):
     DIBAO = "dibao"
     TEKUN = "tekun"
     LOW_INCOME = "low_income"
+    HARDSHIP = "hardship"  # 生活困难 (issue 20: a value the departments use)
 
 
 class ElderStatus(_Labelled):
@@ -267,20 +268,48 @@ class Severity(_Labelled):
 
 
 class HazardStatus(_Labelled):
-    """Hazard life-cycle, tracked until closed."""
+    """Hazard life-cycle (四.(四)1 化解): 待处理 → 整改中 → 已整改 / 无法整改 / 已移交.
+
+    ``fixed``, ``cannot_fix`` and ``transferred`` are terminal (:attr:`terminal`);
+    a later visit finding the same problem reopens a fixed or unfixable hazard.
+    ``CLOSED`` is an alias of ``FIXED`` kept for older code (the rows stored as
+    ``closed`` before migration 0007 are ``fixed`` now).
+    """
 
     OPEN = "open"
     IN_PROGRESS = "in_progress"
-    CLOSED = "closed"
+    FIXED = "fixed"
+    CANNOT_FIX = "cannot_fix"
+    TRANSFERRED = "transferred"
+    CLOSED = "fixed"  # alias of FIXED (before 0007: closed)
+
+    @property
+    def terminal(self) -> bool:
+        """True for 已整改, 无法整改 and 已移交 (closed_on is set)."""
+        return self.value in ("fixed", "cannot_fix", "transferred")
+
+    @property
+    def active(self) -> bool:
+        """True for 待处理 and 整改中: the hazard still counts (extra visits, open counts)."""
+        return self.value in ("open", "in_progress")
 
 
 class ReferralStatus(_Labelled):
-    """Referral (转介) life-cycle."""
+    """Referral (转介) life-cycle: 待受理 → 已受理 → 处理中 → 已办结.
+
+    Escalation is a flag (``referral.escalated_at``), not a status: an escalated
+    referral keeps its status and is counted once.
+    """
 
     OPEN = "open"
     ACKNOWLEDGED = "acknowledged"
-    ESCALATED = "escalated"
+    IN_PROGRESS = "in_progress"
     CLOSED = "closed"
+
+    @property
+    def terminal(self) -> bool:
+        """True for 已办结."""
+        return self.value == "closed"
 
 
 class ReferralTarget(_Labelled):
@@ -291,6 +320,7 @@ class ReferralTarget(_Labelled):
     COMMUNITY = "community"
     SERVICE_PROVIDER = "service_provider"
     HEALTH = "health"
+    SERVICE_STEWARD = "service_steward"
     OTHER = "other"
 
 
@@ -323,6 +353,8 @@ class Source(_Labelled):
     STREET = "street"
     SYNTHETIC = "synthetic"
     MANUAL = "manual"
+    HUMAN_RESOURCES = "human_resources"  # 区人社局 (issue 20)
+    DATA_BUREAU = "data_bureau"  # 区数据局: exports of the big-data platform (大数据平台)
 
 
 class ChangeKind(_Labelled):
@@ -352,7 +384,7 @@ _LABELS: dict[str, dict[str, str]] = {
         "other": "其他",
     },
     "DisabilityLevel": {"severe": "重度", "moderate": "中度", "mild": "轻度"},
-    "WelfareStatus": {"dibao": "低保", "tekun": "特困", "low_income": "低收入"},
+    "WelfareStatus": {"dibao": "低保", "tekun": "特困", "low_income": "低收入", "hardship": "生活困难"},
     "ElderStatus": {
         "active": "在册",
         "moved_out": "迁出",
@@ -430,14 +462,21 @@ _LABELS: dict[str, dict[str, str]] = {
         "other": "其他",
     },
     "Severity": {"low": "低", "medium": "中", "high": "高", "critical": "危及生命"},
-    "HazardStatus": {"open": "待整改", "in_progress": "整改中", "closed": "已整改"},
-    "ReferralStatus": {"open": "待处理", "acknowledged": "已接收", "escalated": "已升级", "closed": "已办结"},
+    "HazardStatus": {
+        "open": "待处理",
+        "in_progress": "整改中",
+        "fixed": "已整改",
+        "cannot_fix": "无法整改",
+        "transferred": "已移交",
+    },
+    "ReferralStatus": {"open": "待受理", "acknowledged": "已受理", "in_progress": "处理中", "closed": "已办结"},
     "ReferralTarget": {
         "street_of_residence": "经常居住地街镇",
         "first_contact": "第一联系人",
         "community": "村（居）委会",
         "service_provider": "养老服务机构",
         "health": "卫生健康部门",
+        "service_steward": "服务管家",
         "other": "其他",
     },
     "EventKind": {"extreme_weather": "极端天气", "holiday": "传统节假日", "other": "其他"},
@@ -457,6 +496,8 @@ _LABELS: dict[str, dict[str, str]] = {
         "street": "街镇",
         "synthetic": "合成数据",
         "manual": "手工录入",
+        "human_resources": "人社局",
+        "data_bureau": "数据局",
     },
     "ChangeKind": {
         "import": "台账导入",

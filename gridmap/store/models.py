@@ -395,8 +395,68 @@ class Hazard(Base):
     deadline: Mapped[date | None] = mapped_column(Date)
     closed_on: Mapped[date | None] = mapped_column(Date)
     geom: Mapped[shapely.Geometry | None] = mapped_column(GeometryType("POINT"))
+    # issue 16: the life-cycle (gridmap.followups)
+    status_reason: Mapped[str | None] = mapped_column(Text)  # why 无法整改
+    transferred_to: Mapped[str | None] = mapped_column(String(120))  # 已移交 to which unit
+    reopened_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    inspection_id: Mapped[int | None] = mapped_column(
+        ForeignKey("joint_inspection.id", name="fk_hazard_inspection_id"), index=True
+    )
 
     __mapper_args__ = {"version_id_col": version}
+
+
+class JointInspection(Base):
+    """联合入户排查 (四.(四)1): the street, community and departments visiting homes together on one day."""
+
+    __tablename__ = "joint_inspection"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    street_id: Mapped[int | None] = mapped_column(ForeignKey("street.id"), index=True)
+    community_id: Mapped[int | None] = mapped_column(ForeignKey("community.id"))
+    held_on: Mapped[date] = mapped_column(Date)
+    departments: Mapped[list[Any]] = mapped_column(JSON, default=list)  # 物业、住建、燃气、消防、电力…
+    homes_visited: Mapped[list[Any]] = mapped_column(JSON, default=list)  # elder ids
+    note: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str | None] = mapped_column(String(60))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class HazardEvent(Base):
+    """One change of a hazard's state: who, when, from which state to which, note and photo reference."""
+
+    __tablename__ = "hazard_event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    hazard_id: Mapped[int] = mapped_column(ForeignKey("hazard.id"), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    by_user: Mapped[str] = mapped_column(String(60))
+    from_status: Mapped[str | None] = mapped_column(String(20))  # None: opened
+    to_status: Mapped[str] = mapped_column(String(20))
+    note: Mapped[str | None] = mapped_column(Text)
+    photo_ref: Mapped[str | None] = mapped_column(String(200))
+
+
+class Notification(Base):
+    """Outbox of reminders (提醒子女等亲属): queued here, sent by ``gridmap jobs run`` through a gateway.
+
+    ``recipient`` is what the gateway needs (a phone number): personal data, shown masked only.
+    """
+
+    __tablename__ = "notification"
+    __table_args__ = (Index("ix_notification_status", "status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    elder_id: Mapped[int | None] = mapped_column(ForeignKey("elder.id"), index=True)
+    hazard_id: Mapped[int | None] = mapped_column(ForeignKey("hazard.id"))
+    referral_id: Mapped[int | None] = mapped_column(ForeignKey("referral.id"))
+    channel: Mapped[str] = mapped_column(String(20))  # sms / wechat / log
+    recipient: Mapped[str | None] = mapped_column(String(60))
+    text: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(10), default="queued")  # queued / sent / failed
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    error: Mapped[str | None] = mapped_column(Text)
 
 
 # ------------------------------------------------------------------- visits
@@ -409,6 +469,7 @@ class Visit(Base):
     __table_args__ = (
         Index("ix_visit_elder_date", "elder_id", "visited_on"),
         _gist("visit", "gps"),
+        Index("uq_visit_idempotency_key", "idempotency_key", unique=True),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -450,6 +511,8 @@ class Visit(Base):
     entered_by: Mapped[str | None] = mapped_column(String(60))
     entered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     late_entry: Mapped[bool] = mapped_column(Boolean, default=False)  # paper record entered later
+    # one submission stored once (issue 16 item 7): the form's key, or one derived from elder, visitor, start
+    idempotency_key: Mapped[str | None] = mapped_column(String(80))  # unique: uq_visit_idempotency_key
 
     elder: Mapped[Elder] = relationship(back_populates="visits")
 
@@ -496,8 +559,27 @@ class Referral(Base):
     escalated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     outcome: Mapped[str | None] = mapped_column(Text)
+    # issue 16: the life-cycle (gridmap.followups)
+    in_progress_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    satisfaction: Mapped[Satisfaction | None] = mapped_column(EnumType(Satisfaction))  # return visit/call
+    resolved: Mapped[bool | None] = mapped_column(Boolean)  # set at 已办结
 
     __mapper_args__ = {"version_id_col": version}
+
+
+class ReferralEvent(Base):
+    """One change of a referral's state (same shape as :class:`HazardEvent`)."""
+
+    __tablename__ = "referral_event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    referral_id: Mapped[int] = mapped_column(ForeignKey("referral.id"), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    by_user: Mapped[str] = mapped_column(String(60))
+    from_status: Mapped[str | None] = mapped_column(String(20))
+    to_status: Mapped[str] = mapped_column(String(20))
+    note: Mapped[str | None] = mapped_column(Text)
+    photo_ref: Mapped[str | None] = mapped_column(String(200))
 
 
 class CalendarEvent(Base):
