@@ -57,7 +57,9 @@ __all__ = [
     "build_grids",
     "estimate_community_workload",
     "grid_workloads",
+    "merge_grids",
     "polsby_popper",
+    "split_grid",
 ]
 
 #: Share of Haidian residents aged 60 or over (2020 census).
@@ -407,3 +409,50 @@ def grid_workloads(
     out["n_points"] = out["n_points"].astype(int)
     out.attrs["unassigned"] = int(joined["grid_id"].isna().sum())
     return out
+
+
+def split_grid(geom: BaseGeometry, points: np.ndarray, weights: np.ndarray, parts: int
+               ) -> list[tuple[BaseGeometry, np.ndarray]]:
+    """Split one grid (EPSG:4326) into ``parts`` compact pieces of about equal workload (redrawing, 重新划分网格).
+
+    The same recursive bisection as :func:`build_grids` (straight cuts across the long side at the
+    weighted quantile, in UTM 50N), so the pieces tile the grid exactly and every home lies in exactly
+    one piece.
+
+    Parameters
+    ----------
+    geom
+        The grid polygon (lon/lat).
+    points
+        ``(n, 2)`` lon/lat of the homes that carry workload.
+    weights
+        Their workload (e.g. weekly minutes), non-negative.
+    parts
+        Pieces wanted (≥ 1); fewer come back when the homes cannot be separated.
+
+    Returns
+    -------
+    list of (polygon, indices)
+        Each piece (lon/lat) and the indices of ``points`` inside it.
+    """
+    from shapely.ops import transform
+
+    from gridmap.layers._osm_sources import to_utm, to_wgs
+
+    pts = np.asarray(points, dtype=float).reshape(-1, 2)
+    w = np.asarray(weights, dtype=float)
+    if len(pts) != len(w) or np.any(~np.isfinite(w)) or np.any(w < 0):
+        raise ValidationError("weights must be finite, non-negative, one per point", "工作量权重须为非负有限数且与住址一一对应",
+                              field="weights", code="invalid_weight")
+    poly_m = _polygonal(transform(lambda x, y, z=None: to_utm(x, y), geom))
+    xy = np.column_stack(to_utm(pts[:, 0], pts[:, 1])) if len(pts) else np.empty((0, 2))
+    if parts <= 1 or len(pts) < 2 or w.sum() <= 0:
+        return [(geom, np.arange(len(pts)))]
+    out: list[tuple[BaseGeometry, np.ndarray]] = []
+    _split(poly_m, xy, w, float(w.sum()) / parts * (1 + 1e-6), out, np.arange(len(pts)))
+    return [(transform(lambda x, y, z=None: to_wgs(x, y), p), idx) for p, idx in out]
+
+
+def merge_grids(geoms: Iterable[BaseGeometry]) -> BaseGeometry:
+    """One polygon of several adjacent grids (merging, 合并网格): their union, slivers dropped."""
+    return _polygonal(shapely.union_all(list(geoms)))

@@ -1,199 +1,286 @@
-"""Rebalance elders between visit stewards: a pure proposal of moves that evens out weekly workload.
+"""Rebalance a street's visit stewards by moving whole grids: a proposal to preview, accept and undo.
 
-:func:`rebalance` takes the stewards (capacity in minutes per week, base), the
-elders (current steward, home, weekly minutes) and a travel function, and
-greedily moves elders from the most loaded steward to a nearby steward while
-that lowers the sum of squared minutes above the limit (capacity, or
-``balance`` × the mean load), preferring elders close to the receiving
-steward's base. It never writes anything; the dashboard (or a CLI)
-shows the proposal and records it when accepted.
+:func:`propose_rebalance` reads the street (:func:`gridmap.routing.rebalance_store.load_street`),
+assigns every grid to one 探访管家 with CP-SAT (:func:`gridmap.routing.territory.balance_territories`:
+smallest largest weekly workload, then fewest elders changing steward, contiguous territories) and
+lists the moves: for each grid, the elders whose visit steward changes (all elders of a grid end with
+the grid's steward). Nothing is written; :func:`gridmap.routing.rebalance_store.apply_proposal` writes
+an accepted proposal and :func:`~gridmap.routing.rebalance_store.undo_proposal` restores it.
+
+The retired elder-moving greedy stays importable (``rebalance``, ``haversine_minutes``) for old callers.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
-import pandas as pd
+import shapely
 
-from gridmap._errors import ValidationError
+from sqlalchemy.engine import Engine
 
-__all__ = ["Proposal", "haversine_minutes", "rebalance"]
+from gridmap.routing._elder_greedy import Proposal, haversine_minutes, rebalance
+from gridmap.routing.rebalance_store import StreetUnits, grid_unit, load_street, neighbours_of
+from gridmap.routing.territory import (GridUnit, StewardUnit, TerritoryResult, _loads, balance_territories,
+                                       elder_minutes)
 
-TravelFn = Callable[[tuple[float, float], tuple[float, float]], float]
+#: A grid is cut into at most this many pieces when it alone weighs more than the street's mean workload.
+MAX_PARTS = 3
 
-
-def haversine_minutes(a: tuple[float, float], b: tuple[float, float], *, metres_per_minute: float = 70.0,
-                      detour: float = 1.3) -> float:
-    """Walking minutes between two (lon, lat) points: great-circle distance × detour ÷ speed."""
-    lon1, lat1, lon2, lat2 = map(math.radians, (a[0], a[1], b[0], b[1]))
-    h = math.sin((lat2 - lat1) / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
-    return 2 * 6371008.8 * math.asin(math.sqrt(h)) * detour / metres_per_minute
+__all__ = ["Proposal", "RebalanceProposal", "build_moves", "haversine_minutes", "propose_rebalance", "rebalance"]
 
 
 @dataclass
-class Proposal:
-    """Moves (elder_id, from_steward, to_steward, minutes) and the load per steward before and after.
+class RebalanceProposal:
+    """A grid rebalancing proposal of one street and week (``to_dict``: the CLI's JSON)."""
 
-    ``capacity`` is the limit the proposal worked to: the weekly capacity, or
-    ``balance`` × the mean load when that is lower.
-    """
-
-    moves: pd.DataFrame
-    before: pd.Series
-    after: pd.Series
-    capacity: pd.Series
+    street: str
+    week: str
+    allow_cross_community: bool
+    units: StreetUnits
+    result: TerritoryResult
+    moves: list[dict[str, Any]]
+    splits: list[dict[str, Any]] = field(default_factory=list)
+    id: str | None = None
+    applied: bool = False
     notes: list[str] = field(default_factory=list)
 
     @property
-    def overload_before(self) -> float:
-        """Minutes above capacity, summed over stewards, before."""
-        return float((self.before - self.capacity).clip(lower=0).sum())
+    def elders_moved(self) -> int:
+        """Elders whose visit steward changes."""
+        return sum(len(m["elders"]) for m in self.moves)
 
-    @property
-    def imbalance_before(self) -> float:
-        """Sum of squared minutes above the limit, before (what :func:`rebalance` lowers)."""
-        return float(((self.before - self.capacity).clip(lower=0) ** 2).sum())
+    def stewards(self) -> list[dict[str, Any]]:
+        """Each steward's weekly workload (minutes) and grids, before and after."""
+        before_grids: dict[str, list[str]] = {}
+        for g in self.units.grids:
+            if g.owner:
+                before_grids.setdefault(g.owner, []).append(g.grid)
+        after_grids: dict[str, list[str]] = {}
+        for g, s in sorted(self.result.assignment.items()):
+            after_grids.setdefault(s, []).append(g)
+        out = []
+        for s in self.units.stewards:
+            out.append({"steward": s.code, "name": s.name, "community": s.community,
+                        "community_name": self.units.community_names.get(s.community, s.community),
+                        "capacity": round(s.capacity, 1),
+                        "workload_before": round(self.result.before.get(s.code, 0.0), 1),
+                        "workload_after": round(self.result.after.get(s.code, 0.0), 1),
+                        "grids_before": sorted(before_grids.get(s.code, [])),
+                        "grids_after": after_grids.get(s.code, [])})
+        return out
 
-    @property
-    def imbalance_after(self) -> float:
-        """Sum of squared minutes above the limit, after."""
-        return float(((self.after - self.capacity).clip(lower=0) ** 2).sum())
+    def to_dict(self) -> dict[str, Any]:
+        """The proposal as JSON: ``moves``, ``stewards``, ``bound``, ``gap``, ``status`` and the ratios."""
+        r = self.result
+        st = self.stewards()
+        n = len(st) or 1
+        mean_b = sum(s["workload_before"] for s in st) / n
+        mean_a = sum(s["workload_after"] for s in st) / n
+        public = [{k: v for k, v in m.items() if not k.endswith("_id")} for m in self.moves]
+        splits = [{"grid": x["grid"], "community": x["community"], "new_grids": [n["grid"] for n in x["new_grids"]],
+                   "elders": sum(len(n["elders"]) for n in x["new_grids"])} for x in self.splits]
+        return {
+            "id": self.id, "applied": self.applied, "street": self.street, "week": self.week,
+            "allow_cross_community": self.allow_cross_community,
+            "moves": public, "stewards": st, "splits": splits,
+            "bound": round(r.bound, 1), "gap": round(r.gap, 4), "status": r.status,
+            "solver": "OR-Tools CP-SAT", "seconds": round(r.seconds, 2),
+            "max_before": round(r.max_before, 1), "max_after": round(r.max_after, 1),
+            "mean_before": round(mean_b, 1), "mean_after": round(mean_a, 1),
+            "ratio_before": round(r.ratio_before, 4), "ratio_after": round(r.ratio_after, 4),
+            "grids_moved": len({m["grid"] for m in self.moves if m["whole_grid"]}),
+            "elders_moved": self.elders_moved,
+            "cross_community_moves": sum(1 for m in self.moves if m["cross_community"]),
+            "notes": r.notes + self.notes,
+        }
 
-    @property
-    def max_after(self) -> float:
-        """Largest weekly load after the moves."""
-        return float(self.after.max()) if len(self.after) else 0.0
 
-    @property
-    def overload_after(self) -> float:
-        """Minutes above capacity, summed over stewards, after."""
-        return float((self.after - self.capacity).clip(lower=0).sum())
+def build_moves(units: StreetUnits, result: TerritoryResult) -> list[dict[str, Any]]:
+    """The moves of an assignment: per grid and former steward, the elders whose visit steward changes.
+
+    ``whole_grid``: the grid's steward changes (its former majority steward ≠ the new one); otherwise the
+    move gathers elders of the grid who had another steward (or none) under the grid's steward.
+    """
+    comm_of = {s.code: s.community for s in units.stewards}
+    moves = []
+    for g in units.grids:
+        to = result.assignment.get(g.grid)
+        if to is None:
+            continue
+        groups: dict[str | None, list[int]] = {}
+        for e in g.elders:
+            if e.steward != to:
+                groups.setdefault(e.steward, []).append(e.elder_id)
+        for frm in sorted(groups, key=lambda x: (x is None, x or "")):
+            moves.append({
+                "grid": g.grid, "community": g.community,
+                "community_name": units.community_names.get(g.community, g.community),
+                "from_steward": frm, "to_steward": to,
+                "from_name": units.steward_names.get(frm or "", None), "to_name": units.steward_names.get(to),
+                "elders": groups[frm], "whole_grid": frm is not None and frm == g.owner,
+                "cross_community": comm_of.get(to) != g.community,
+                "from_steward_id": units.steward_ids.get(frm) if frm else None,
+                "to_steward_id": units.steward_ids[to],
+            })
+    return moves
 
 
-def rebalance(
-    stewards: pd.DataFrame,
-    elders: pd.DataFrame,
-    travel: TravelFn = haversine_minutes,
-    *,
-    max_travel_minutes: float = 30.0,
-    max_moves: int = 500,
-    balance: float | None = 1.3,
-) -> Proposal:
-    """Propose elder moves that reduce minutes above each steward's weekly capacity.
+def _split_heavy(units: StreetUnits, max_parts: int) -> tuple[list[GridUnit], dict[str, str], dict[str, Any]]:
+    """Cut every grid heavier than the street's mean steward workload into pieces (:func:`split_grid`).
 
-    Parameters
-    ----------
-    stewards
-        Columns ``steward_id``, ``capacity`` (minutes/week), ``lon``, ``lat`` (base), and optionally
-        ``receives`` (bool): only those may be given an elder (e.g. active 探访管家 of the street; an
-        elder of any steward listed may be moved away). Without it every steward may receive.
-    elders
-        Columns ``elder_id``, ``steward_id``, ``minutes`` (weekly), ``lon``, ``lat``.
-    travel
-        Minutes between two (lon, lat) points; an elder moves only to a steward
-        whose base is within ``max_travel_minutes`` of the elder's home.
-    max_moves
-        Upper bound on moves (keeps proposals reviewable).
-    balance
-        Also treat minutes above ``balance`` × the mean load as overload, so that
-        the proposal evens out the work even when nobody exceeds the capacity
-        (``None``: capacity only).
+    Returns the units to optimise (pieces instead of the cut grids), piece code -> cut grid code, and
+    piece code -> piece polygon.
+    """
+    from gridmap.layers.grids import split_grid
 
-    Returns
-    -------
-    Proposal
-        Never worse than the current assignment: a move is made only when it
-        lowers the sum of squared minutes above the limit.
+    st = {s.code: s for s in units.stewards}
+    loads = _loads(units.grids, st, None)
+    mean = sum(loads.values()) / len(loads) if loads else 0.0
+    out: list[GridUnit] = []
+    parent: dict[str, str] = {}
+    geoms: dict[str, Any] = {}
+    for g in units.grids:
+        owner = st.get(g.owner or "")
+        w = sum(elder_minutes(e, g, owner) for e in g.elders) if owner else g.service_minutes
+        geom = units.grid_geoms.get(g.grid)
+        heavy = [e for e in g.elders if e.visits and e.elder_id in units.elder_xy]
+        parts = min(max_parts, int(w // mean) + 1) if mean > 0 and w > mean else 1
+        if parts < 2 or geom is None or len(heavy) < 2:
+            out.append(g)
+            continue
+        xy = np.array([units.elder_xy[e.elder_id] for e in heavy])
+        wt = np.array([e.service_minutes + e.visits * g.hop_minutes for e in heavy])
+        pieces = split_grid(geom, xy, wt, parts)
+        if len(pieces) < 2:
+            out.append(g)
+            continue
+        polys = [p for p, _ in pieces]
+        tree = shapely.STRtree(polys)
+        members: list[list[Any]] = [[] for _ in polys]
+        for e in g.elders:  # every home in exactly one piece: the first that covers it (else the nearest)
+            xy_e = units.elder_xy.get(e.elder_id)
+            if xy_e is None:
+                members[0].append(e)
+                continue
+            pt = shapely.Point(xy_e)
+            hit = [int(i) for i in tree.query(pt, predicate="intersects")]
+            members[min(hit) if hit else int(tree.nearest(pt))].append(e)
+        for i, (poly, m) in enumerate(zip(polys, members, strict=True)):
+            code = f"{g.grid}#{i + 1}"
+            parent[code] = g.grid
+            geoms[code] = poly
+            out.append(grid_unit(code, g.community, poly, tuple(m), units.elder_xy))
+    if parent:  # neighbours again, pieces included
+        all_geoms = {u.grid: geoms.get(u.grid, units.grid_geoms.get(u.grid)) for u in out}
+        nb = neighbours_of({k: v for k, v in all_geoms.items() if v is not None})
+        out = [GridUnit(u.grid, u.community, u.centroid, frozenset(nb.get(u.grid, ())), u.hop_minutes, u.elders)
+               for u in out]
+    return out, parent, geoms
+
+
+def _next_code(community: str, used: set[str]) -> str:
+    n = 1
+    while f"{community}-{n:02d}" in used:
+        n += 1
+    used.add(f"{community}-{n:02d}")
+    return f"{community}-{n:02d}"
+
+
+def _merge_pieces(units: StreetUnits, pieces: list[GridUnit], parent: dict[str, str], geoms: dict[str, Any],
+                  res: TerritoryResult, st: dict[str, StewardUnit]) -> tuple[list[dict[str, Any]], list[GridUnit],
+                                                                            dict[str, str]]:
+    """Pieces that stay with their grid's steward merge back into it; the others become new grids.
+
+    Returns the splits (for the proposal), the final grid units and the final assignment.
+    """
+    from gridmap.layers.grids import merge_grids
+
+    used = {g.grid for g in units.grids}
+    orig = {g.grid: g for g in units.grids}
+    final: list[GridUnit] = [u for u in pieces if u.grid not in parent]
+    assign = {g: s for g, s in res.assignment.items() if g not in parent}
+    splits = []
+    by_parent: dict[str, list[GridUnit]] = {}
+    for u in pieces:
+        if u.grid in parent:
+            by_parent.setdefault(parent[u.grid], []).append(u)
+    for p, us in sorted(by_parent.items()):
+        g0 = orig[p]
+        groups: dict[str, list[GridUnit]] = {}
+        for u in us:
+            groups.setdefault(res.assignment.get(u.grid, g0.owner or ""), []).append(u)
+        keep_steward = g0.owner if g0.owner in groups else max(groups, key=lambda s: sum(len(u.elders) for u in groups[s]))
+        new = []
+        for s_, grp in sorted(groups.items(), key=lambda kv: (kv[0] != keep_steward, kv[0])):
+            code = p if s_ == keep_steward else _next_code(g0.community, used)
+            geom = merge_grids([geoms[u.grid] for u in grp])
+            elders = tuple(e for u in grp for e in u.elders)
+            final.append(grid_unit(code, g0.community, geom, elders, units.elder_xy))
+            assign[code] = s_
+            units.grid_geoms.setdefault(code, geom)
+            if code != p:
+                new.append({"grid": code, "geom": geom.wkt, "elders": sorted(e.elder_id for e in elders),
+                            "steward": s_})
+            else:
+                remaining = geom.wkt
+        if new:
+            splits.append({"grid": p, "community": g0.community, "community_id": units.community_ids.get(g0.community),
+                           "geom_before": units.grid_geoms[p].wkt, "geom_after": remaining, "new_grids": new})
+    return splits, final, assign
+
+
+def propose_rebalance(engine: Engine, street: str, week: str, *, allow_cross_community: bool = False,
+                      time_limit: float = 10.0, rules: Any = None, seed: int = 0,
+                      split: bool = True) -> RebalanceProposal:
+    """The grid rebalancing proposal of ``street`` for ``week`` (nothing written).
+
+    With ``split``, a grid that alone weighs more than the street's mean workload is cut into up to
+    :data:`MAX_PARTS` compact pieces of about equal workload first (redrawing grids,
+    :func:`gridmap.layers.grids.split_grid`); pieces that end with the grid's steward are merged back,
+    the others become new grids (``splits``), so a grid is only redrawn when that lowers the workload.
 
     Raises
     ------
-    ValidationError
-        When a required column is missing.
+    gridmap._errors.ValidationError
+        Unknown street or malformed week.
     """
-    for name, df, cols in (("stewards", stewards, ("steward_id", "capacity", "lon", "lat")),
-                           ("elders", elders, ("elder_id", "steward_id", "minutes", "lon", "lat"))):
-        missing = [c for c in cols if c not in df.columns]
-        if missing:
-            raise ValidationError(f"{name} lacks columns {missing}", f"{name} 缺少列 {missing}", field=name,
-                                  code="columns")
-    cap_s = stewards.set_index("steward_id")["capacity"].astype(float)
-    sids = list(cap_s.index)
-    eids = list(elders["elder_id"])
-    sidx = {s: i for i, s in enumerate(sids)}
-    owner = np.array([sidx.get(s, -1) for s in elders["steward_id"]])
-    minutes = elders["minutes"].to_numpy(dtype=float)
-    load0 = np.bincount(owner[owner >= 0], weights=minutes[owner >= 0], minlength=len(sids)).astype(float)
-    cap = cap_s.to_numpy(dtype=float).copy()
-    if balance is not None and len(load0):
-        cap = np.minimum(cap, max(float(load0.mean()) * balance, 1.0))
-    # travel minutes elder home -> steward base (inf where unknown or beyond the limit)
-    ex, ey = elders["lon"].to_numpy(dtype=float), elders["lat"].to_numpy(dtype=float)
-    bx = stewards.set_index("steward_id").loc[sids, "lon"].to_numpy(dtype=float)
-    by = stewards.set_index("steward_id").loc[sids, "lat"].to_numpy(dtype=float)
-    if travel is haversine_minutes:
-        lon1, lat1, lon2, lat2 = (np.radians(a) for a in (ex[:, None], ey[:, None], bx[None, :], by[None, :]))
-        h = np.sin((lat2 - lat1) / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
-        T = 2 * 6371008.8 * np.arcsin(np.sqrt(h)) * 1.3 / 70.0
-    else:
-        T = np.array([[travel((x, y), (u, v)) for u, v in zip(bx, by, strict=True)]
-                      for x, y in zip(ex, ey, strict=True)]).reshape(len(ex), len(bx))
-    T = np.where(np.isnan(T) | (T > max_travel_minutes), np.inf, T)
-    if "receives" in stewards.columns:  # a steward that may not receive an elder is never a move's target
-        receives = stewards.set_index("steward_id").loc[sids, "receives"].eq(True).to_numpy(dtype=bool)
-        T[:, ~receives] = np.inf
-    load = load0.copy()
-    moves: list[dict[str, object]] = []
-    notes: list[str] = []
+    units = load_street(engine, street, week, rules=rules)
+    plain = RebalanceProposal(street, week, allow_cross_community, units, *_solve(units, units.grids,
+                                                                                allow_cross_community,
+                                                                                time_limit, seed))
+    if not split:
+        return plain
+    pieces, parent, geoms = _split_heavy(units, MAX_PARTS)
+    if not parent:
+        return plain
+    res = balance_territories(pieces, units.stewards, allow_cross_community=allow_cross_community,
+                              time_limit=time_limit, seed=seed)
+    splits: list[dict[str, Any]] = []
+    if parent:
+        st = {s.code: s for s in units.stewards}
+        before = dict(res.before)
+        splits, final, assign = _merge_pieces(units, pieces, parent, geoms, res, st)
+        after = _loads(final, st, assign)
+        comm = {s.code: s.community for s in units.stewards}
+        res = TerritoryResult(assign, _loads(units.grids, st, None) or before, after,
+                              min(res.bound, max(after.values(), default=0.0)), res.status, res.seconds,
+                              {g: comm.get(s) != u.community for u in final for g, s in [(u.grid, assign.get(u.grid))]
+                               if s}, res.notes)
+        units = StreetUnits(units.street, units.street_id, final, units.stewards, units.steward_ids,
+                            units.steward_names, units.community_names, units.grid_geoms, units.grid_pk,
+                            units.elder_xy, units.community_ids)
+    prop = RebalanceProposal(street, week, allow_cross_community, units, res, build_moves(units, res), splits)
+    # redraw only when it pays: a lower largest workload than moving whole grids alone (by a minute)
+    if not splits or prop.result.max_after > plain.result.max_after - 1.0:
+        plain.notes.append("拆分网格不能进一步降低最高负载，未拆分 / splitting grids would not lower the largest "
+                           "workload: none split")
+        return plain
+    return prop
 
-    def sq(x: np.ndarray, c: np.ndarray | float) -> np.ndarray:
-        return np.maximum(x - c, 0.0) ** 2
 
-    while len(moves) < max_moves:
-        excess = load - cap
-        if not len(excess) or excess.max() <= 1e-9:
-            break
-        moved = False
-        for s in np.argsort(-excess):
-            if excess[s] <= 1e-9:
-                break
-            mine = np.flatnonzero(owner == s)
-            if not len(mine):
-                continue
-            m = minutes[mine][:, None]
-            # squared excess: also evens out load when everybody is above the limit
-            gain = (sq(load[s], cap[s]) + sq(load, cap)[None, :]
-                    - sq(load[s] - m, cap[s]) - sq(load[None, :] + m, cap[None, :]))
-            gain[:, s] = -np.inf
-            score = np.where(np.isfinite(T[mine]) & (gain > 1e-9), gain - 0.1 * T[mine], -np.inf)
-            k = int(np.argmax(score))
-            i, t = divmod(k, len(sids))
-            if not np.isfinite(score[i, t]):
-                continue
-            e = mine[i]
-            load[s] -= minutes[e]
-            load[t] += minutes[e]
-            owner[e] = t
-            moves.append({"elder_id": eids[e], "from_steward": sids[s], "to_steward": sids[t],
-                          "minutes": float(minutes[e])})
-            moved = True
-            break
-        if not moved:
-            if (load > cap_s.to_numpy(dtype=float)).any():
-                notes.append("部分管家仍超出每周可用时长：附近没有有余量的管家（需增加人手或调整网格）")
-            break
-    # one row per elder: where it started and where it ends (an elder may have moved twice)
-    final: dict[object, dict[str, object]] = {}
-    for mv in moves:
-        if mv["elder_id"] in final:
-            final[mv["elder_id"]]["to_steward"] = mv["to_steward"]
-        else:
-            final[mv["elder_id"]] = dict(mv)
-    moves = [mv for mv in final.values() if mv["from_steward"] != mv["to_steward"]]
-    before = pd.Series(load0, index=cap_s.index)
-    after = pd.Series(load, index=cap_s.index)
-    cap = pd.Series(cap, index=cap_s.index)
-    return Proposal(pd.DataFrame(moves, columns=["elder_id", "from_steward", "to_steward", "minutes"]),
-                    before, after, cap, notes)
+def _solve(units: StreetUnits, grids: list[GridUnit], cross: bool, time_limit: float, seed: int
+           ) -> tuple[TerritoryResult, list[dict[str, Any]]]:
+    res = balance_territories(grids, units.stewards, allow_cross_community=cross, time_limit=time_limit, seed=seed)
+    return res, build_moves(units, res)

@@ -1,0 +1,286 @@
+"""Reading a street's grids, elders and visit stewards for rebalancing, and writing or undoing an accepted proposal.
+
+All SQL of :mod:`gridmap.routing.rebalance` lives here. Writes run in one ORM transaction
+(:func:`gridmap.store.db.session_scope`): the elders' new visit stewards are recorded in the register
+history (``register_change``) and one change-feed row (kind ``plan``) tells every server process which
+street changed. A proposal is kept in ``plan_proposal`` (``moves`` holds the whole proposal as JSON:
+``{"format": "grids/1", "moves": [...], "splits": [...], "undone_at": null, ...}``).
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import shapely
+from sqlalchemy import select, update
+from sqlalchemy.engine import Engine
+
+from gridmap._errors import GridmapError, ValidationError
+from gridmap.domain.enums import ChangeKind, StewardKind
+from gridmap.routing.territory import DETOUR, WALK_M_PER_MIN, ElderLoad, GridUnit, StewardUnit
+from gridmap.store.changes import record_change
+from gridmap.store.db import session_scope
+from gridmap.store.models import Community, Elder, Grid, PlanProposal, Steward, Street, utcnow
+
+__all__ = ["FORMAT", "StreetUnits", "apply_proposal", "keep_proposal", "load_proposal", "load_street",
+           "street_names", "undo_proposal"]
+
+#: ``plan_proposal.moves`` format of a grid rebalancing proposal.
+FORMAT = "grids/1"
+
+
+@dataclass
+class StreetUnits:
+    """What a street's rebalancing starts from."""
+
+    street: str
+    street_id: int
+    grids: list[GridUnit]
+    stewards: list[StewardUnit]
+    steward_ids: dict[str, int]
+    steward_names: dict[str, str]
+    community_names: dict[str, str]
+    grid_geoms: dict[str, Any] = field(default_factory=dict)
+    grid_pk: dict[str, int] = field(default_factory=dict)
+    elder_xy: dict[int, tuple[float, float]] = field(default_factory=dict)
+    community_ids: dict[str, int] = field(default_factory=dict)
+
+
+def street_names(engine: Engine) -> list[str]:
+    """Names of the streets (in code order)."""
+    with engine.connect() as conn:
+        return list(conn.execute(select(Street.name).order_by(Street.code)).scalars())
+
+
+def _street_id(conn: Any, street: str) -> int:
+    sid = conn.execute(select(Street.id).where(Street.name == street)).scalar()
+    if sid is None:
+        raise ValidationError(f"no street named {street!r}", f"未找到街道“{street}”", field="street", value=street,
+                              code="unknown_street")
+    return int(sid)
+
+
+def _hop_minutes(xy: np.ndarray) -> float:
+    """Mean nearest-neighbour walking minutes between the homes (metric x, y), straight line × detour."""
+    if len(xy) < 2:
+        return 0.0
+    from scipy.spatial import cKDTree
+
+    d, _ = cKDTree(xy).query(xy, k=2)
+    return float(np.mean(d[:, 1])) * DETOUR / WALK_M_PER_MIN
+
+
+def grid_unit(code: str, community: str, geom: Any, elders: tuple[ElderLoad, ...],
+              elder_xy: dict[int, tuple[float, float]], neighbours: frozenset[str] = frozenset()) -> GridUnit:
+    """A :class:`GridUnit` from a polygon (lon/lat) and its elders: centroid and in-grid hop minutes computed."""
+    from gridmap.layers._osm_sources import to_utm
+
+    xy = np.array([elder_xy[e.elder_id] for e in elders if e.visits and e.elder_id in elder_xy]).reshape(-1, 2)
+    hop = _hop_minutes(np.column_stack(to_utm(xy[:, 0], xy[:, 1]))) if len(xy) >= 2 else 0.0
+    c = geom.representative_point() if geom is not None and not geom.is_empty else None
+    centroid = (float(c.x), float(c.y)) if c is not None else (float(xy[:, 0].mean()), float(xy[:, 1].mean())) \
+        if len(xy) else (0.0, 0.0)
+    return GridUnit(code, community, centroid, neighbours, hop, tuple(sorted(elders, key=lambda e: e.elder_id)))
+
+
+def load_street(engine: Engine, street: str, week: str, *, rules: Any = None) -> StreetUnits:
+    """Grids (with adjacency, elders, the week's visits) and active visit stewards of ``street``.
+
+    Elders are those in the programme (:func:`gridmap.rules.store.read_facts`); their visits and service
+    minutes are the week's in-home visits of :func:`gridmap.rules.requirements.routing_visits`. A grid's
+    neighbours are the grids of the street whose polygons touch it (within a metre).
+    """
+    from gridmap.rules.config import load_rules
+    from gridmap.rules.requirements import parse_week, routing_visits
+    from gridmap.rules.store import read_facts
+
+    rules = rules or load_rules()
+    monday, _ = parse_week(week)
+    with engine.connect() as conn:
+        sid = _street_id(conn, street)
+        comms = conn.execute(select(Community.id, Community.code, Community.name)
+                             .where(Community.street_id == sid)).all()
+        ccode = {r.id: r.code for r in comms}
+        grows = conn.execute(select(Grid.id, Grid.code, Grid.community_id, Grid.geom)
+                             .where(Grid.community_id.in_(list(ccode))).order_by(Grid.code)).all()
+        srows = conn.execute(select(Steward.id, Steward.code, Steward.name, Steward.community_id, Steward.base,
+                                    Steward.work_days, Steward.max_work_minutes)
+                             .where(Steward.kind == StewardKind.VISIT, Steward.active.is_(True),
+                                    Steward.community_id.in_(list(ccode)))).all()
+        erows = conn.execute(select(Elder.id, Elder.grid_id, Elder.visit_steward_id, Elder.geom)
+                             .where(Elder.street_id == sid)).all()
+        other = {r.visit_steward_id for r in erows if r.visit_steward_id is not None} - {r.id for r in srows}
+        scode_other = dict(conn.execute(select(Steward.id, Steward.code).where(Steward.id.in_(list(other)))).all()) \
+            if other else {}
+    facts = read_facts(engine, monday, street=street, rules=rules)
+    in_programme = {f.id for f in facts}
+    visits = {int(v["id"]): v for v in routing_visits(facts, week, rules)}
+    scode = {r.id: r.code for r in srows} | scode_other
+    gcode = {r.id: r.code for r in grows}
+    by_grid: dict[str, list[ElderLoad]] = {r.code: [] for r in grows}
+    elder_xy: dict[int, tuple[float, float]] = {}
+    for r in erows:
+        if r.id not in in_programme or r.grid_id not in gcode:
+            continue
+        v = visits.get(int(r.id))
+        n = int(v["count"]) if v else 0
+        by_grid[gcode[r.grid_id]].append(ElderLoad(int(r.id), scode.get(r.visit_steward_id), n,
+                                                   float(n * v["service_minutes"]) if v else 0.0))
+        if r.geom is not None:
+            elder_xy[int(r.id)] = (float(r.geom.x), float(r.geom.y))
+    geoms = {r.code: r.geom for r in grows}
+    nb = neighbours_of(geoms)
+    grids = [grid_unit(r.code, ccode[r.community_id], r.geom, tuple(by_grid[r.code]), elder_xy,
+                       frozenset(nb[r.code])) for r in grows]
+    stewards = [StewardUnit(r.code, ccode[r.community_id],
+                            (float(r.base.x), float(r.base.y)) if r.base is not None else None,
+                            float(int(r.max_work_minutes or 360) * len(r.work_days or [1, 2, 3, 4, 5])), r.name)
+                for r in sorted(srows, key=lambda r: r.code)]
+    ids = {r.code: int(r.id) for r in srows} | {c: int(i) for i, c in scode_other.items()}
+    return StreetUnits(street, sid, grids, stewards, ids, {r.code: r.name for r in srows},
+                       {r.code: r.name for r in comms}, geoms, {r.code: int(r.id) for r in grows}, elder_xy,
+                       {r.code: int(r.id) for r in comms})
+
+
+def neighbours_of(geoms: dict[str, Any]) -> dict[str, set[str]]:
+    """Grid code -> codes of the grids whose polygons touch it (within a metre)."""
+    import geopandas as gpd
+
+    from gridmap.layers.crs import METRIC_CRS
+
+    codes = list(geoms)
+    nb: dict[str, set[str]] = {c: set() for c in codes}
+    if not codes:
+        return nb
+    gm = gpd.GeoSeries([geoms[c] for c in codes], crs="EPSG:4326").to_crs(METRIC_CRS)
+    tree = shapely.STRtree(gm.to_numpy())
+    left, right = tree.query(gm.buffer(1.0).to_numpy(), predicate="intersects")
+    for a, b in zip(left, right, strict=True):
+        if a != b:
+            nb[codes[a]].add(codes[b])
+    return nb
+
+
+def keep_proposal(engine: Engine, user_id: int, street: str, week: str, payload: dict[str, Any]) -> str:
+    """Store a proposal for ``user_id`` (not yet accepted); returns its id."""
+    pid = secrets.token_urlsafe(12)
+    with engine.begin() as conn:
+        conn.execute(PlanProposal.__table__.insert(), {
+            "id": pid, "user_id": int(user_id), "street": street, "week": week,
+            "moves": {**payload, "format": FORMAT, "undone_at": None}, "created_at": utcnow()})
+    return pid
+
+
+def load_proposal(engine: Engine, pid: str) -> dict[str, Any] | None:
+    """The stored proposal ``pid`` (``None``: unknown or not a grid proposal) with ``accepted_at``."""
+    with engine.connect() as conn:
+        r = conn.execute(select(PlanProposal.user_id, PlanProposal.street, PlanProposal.week, PlanProposal.moves,
+                                PlanProposal.accepted_at, PlanProposal.created_at)
+                         .where(PlanProposal.id == pid)).first()
+    if r is None or not isinstance(r.moves, dict) or r.moves.get("format") != FORMAT:
+        return None
+    return {**r.moves, "id": pid, "user_id": r.user_id, "street": r.street, "week": r.week,
+            "accepted_at": r.accepted_at, "created_at": r.created_at}
+
+
+def _set_stewards(s: Any, sid: int, changes: list[tuple[int, int | None, int | None]]) -> list[dict[str, Any]]:
+    """Set each elder's visit steward ``old -> new`` after checking it is still ``old``; the conflicts."""
+    conflicts = []
+    elders = {e.id: e for e in s.scalars(select(Elder).where(Elder.id.in_([c[0] for c in changes])))}
+    for eid, old, new in changes:
+        e = elders.get(eid)
+        if e is None or e.street_id != sid:
+            conflicts.append({"elder_id": eid, "reason": "elder_outside_street"})
+        elif e.visit_steward_id != old:
+            conflicts.append({"elder_id": eid, "reason": "steward_changed", "expected": old,
+                              "found": e.visit_steward_id})
+        else:
+            e.visit_steward_id = new
+    return conflicts
+
+
+def _changes(p: dict[str, Any], undo: bool) -> list[tuple[int, int | None, int | None]]:
+    out = []
+    for m in p["moves"]:
+        old, new = m["from_steward_id"], m["to_steward_id"]
+        for eid in m["elders"]:
+            out.append((int(eid), new, old) if undo else (int(eid), old, new))
+    return out
+
+
+def apply_proposal(engine: Engine, pid: str, actor: str, *, user_id: int | None = None) -> dict[str, Any]:
+    """Accept proposal ``pid``: every moved elder gets its grid's steward, in one transaction (history, feed).
+
+    Refused as a whole (nothing written) when the proposal is unknown, already accepted, belongs to
+    another user (``user_id`` given), or any elder's steward changed since it was computed.
+    """
+    p = load_proposal(engine, pid)
+    if p is None or (user_id is not None and p["user_id"] != user_id):
+        raise ValidationError("no such rebalancing proposal", "未找到该负载均衡方案", field="id", value=pid,
+                              code="unknown_proposal")
+    if p["accepted_at"] is not None:
+        raise ValidationError("this proposal was already accepted", "该方案已采纳", field="id", value=pid,
+                              code="already_accepted")
+    with session_scope(engine, user=actor, source="planner", reason=f"规划调度：网格负载均衡 {pid}") as s:
+        n = s.execute(update(PlanProposal).where(PlanProposal.id == pid, PlanProposal.accepted_at.is_(None))
+                      .values(accepted_at=utcnow())).rowcount
+        if n != 1:
+            raise ValidationError("this proposal was already accepted", "该方案已采纳", field="id", value=pid,
+                                  code="already_accepted")
+        sid = _street_id(s, p["street"])
+        conflicts = _set_stewards(s, sid, _changes(p, undo=False))
+        if conflicts:
+            raise _Conflict(conflicts)
+        elders = [int(e) for m in p["moves"] for e in m["elders"]]
+        record_change(s, ChangeKind.PLAN, streets=[p["street"]], elders=elders, actor=actor,
+                      detail={"op": "rebalance", "proposal": pid, "week": p["week"], "moves": len(p["moves"])})
+    return p
+
+
+def undo_proposal(engine: Engine, pid: str, actor: str) -> dict[str, Any]:
+    """Undo an accepted proposal: every elder it moved gets its former visit steward back (one transaction).
+
+    Refused as a whole when the proposal was not accepted, was undone already, or an elder's steward
+    was changed after it (undo the later change first).
+    """
+    p = load_proposal(engine, pid)
+    if p is None:
+        raise ValidationError("no such rebalancing proposal", "未找到该负载均衡方案", field="id", value=pid,
+                              code="unknown_proposal")
+    if p["accepted_at"] is None:
+        raise ValidationError("this proposal was never accepted: nothing to undo", "该方案未采纳，无需撤销",
+                              field="id", value=pid, code="not_accepted")
+    if p.get("undone_at"):
+        raise ValidationError("this proposal was undone already", "该方案已撤销", field="id", value=pid,
+                              code="already_undone")
+    with session_scope(engine, user=actor, source="planner", reason=f"规划调度：撤销网格负载均衡 {pid}") as s:
+        row = s.get(PlanProposal, pid)
+        if row.moves.get("undone_at"):
+            raise ValidationError("this proposal was undone already", "该方案已撤销", field="id", value=pid,
+                                  code="already_undone")
+        row.moves = {**row.moves, "undone_at": utcnow().isoformat(), "undone_by": actor}
+        sid = _street_id(s, p["street"])
+        conflicts = _set_stewards(s, sid, _changes(p, undo=True))
+        if conflicts:
+            raise _Conflict(conflicts)
+        elders = [int(e) for m in p["moves"] for e in m["elders"]]
+        record_change(s, ChangeKind.PLAN, streets=[p["street"]], elders=elders, actor=actor,
+                      detail={"op": "rebalance_undo", "proposal": pid, "week": p["week"]})
+    return p
+
+
+class _Conflict(GridmapError):
+    """Some elders' stewards changed since the proposal was computed: nothing was written."""
+
+    def __init__(self, conflicts: list[dict[str, Any]]) -> None:
+        ids = ", ".join(str(c["elder_id"]) for c in conflicts[:10])
+        super().__init__(
+            f"{len(conflicts)} elders' visit stewards changed since the proposal was computed (elders {ids}); "
+            "nothing was written: compute a new proposal",
+            f"{len(conflicts)} 位老人的探访管家在方案计算后已被调整（老人 {ids}），未写入任何内容：请重新计算方案")
+        self.conflicts = conflicts
+
+
