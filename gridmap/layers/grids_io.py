@@ -133,3 +133,30 @@ def read_grid_file(path: Path | str, communities: gpd.GeoDataFrame, *, layer: st
         crs=WGS84,
     )
     return out
+
+
+def write_proposal_grids(proposal: object, path: Path | str) -> int:
+    """Write a rebalancing proposal's grids to a GeoPackage layer ``grids`` (QGIS; ``grids-import`` reads it back).
+
+    Columns: ``grid_id``, ``community_code``, ``steward_before`` (the grid's majority visit steward),
+    ``steward_after``, ``moved`` (the steward changes), ``new`` (a grid cut out of ``split_from``),
+    ``elders``, ``visits``; EPSG:4326. ``proposal`` is a :class:`gridmap.routing.rebalance.RebalanceProposal`.
+    Returns the number of grids written.
+    """
+    units = proposal.units  # type: ignore[attr-defined]
+    assignment = proposal.result.assignment  # type: ignore[attr-defined]
+    parent = {n["grid"]: sp["grid"] for sp in proposal.splits for n in sp["new_grids"]}  # type: ignore[attr-defined]
+    rows = []
+    for g in units.grids:
+        geom = units.grid_geoms.get(g.grid)
+        if geom is None:
+            continue
+        after = assignment.get(g.grid)
+        before = g.owner
+        rows.append({"grid_id": g.grid, "community_code": g.community, "steward_before": before,
+                     "steward_after": after, "moved": bool(after and after != before), "new": g.grid in parent,
+                     "split_from": parent.get(g.grid), "elders": len(g.elders), "visits": g.visits,
+                     "geometry": shapely.MultiPolygon([geom]) if geom.geom_type == "Polygon" else geom})
+    gdf = gpd.GeoDataFrame(rows, geometry="geometry", crs=WGS84)
+    gdf.to_file(Path(path), layer="grids", driver="GPKG")
+    return len(gdf)

@@ -78,3 +78,5 @@ def plan_check(
 
 
 __all__ = ["plan_app"]
+
+import gridmap.routing.cli_rebalance  # noqa: E402,F401  (registers plan rebalance / plan capacity)

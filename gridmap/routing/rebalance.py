@@ -208,6 +208,7 @@ def _merge_pieces(units: StreetUnits, pieces: list[GridUnit], parent: dict[str, 
             by_parent.setdefault(parent[u.grid], []).append(u)
     for p, us in sorted(by_parent.items()):
         g0 = orig[p]
+        geom_before = units.grid_geoms[p].wkt
         groups: dict[str, list[GridUnit]] = {}
         for u in us:
             groups.setdefault(res.assignment.get(u.grid, g0.owner or ""), []).append(u)
@@ -219,7 +220,7 @@ def _merge_pieces(units: StreetUnits, pieces: list[GridUnit], parent: dict[str, 
             elders = tuple(e for u in grp for e in u.elders)
             final.append(grid_unit(code, g0.community, geom, elders, units.elder_xy))
             assign[code] = s_
-            units.grid_geoms.setdefault(code, geom)
+            units.grid_geoms[code] = geom
             if code != p:
                 new.append({"grid": code, "geom": geom.wkt, "elders": sorted(e.elder_id for e in elders),
                             "steward": s_})
@@ -227,7 +228,7 @@ def _merge_pieces(units: StreetUnits, pieces: list[GridUnit], parent: dict[str, 
                 remaining = geom.wkt
         if new:
             splits.append({"grid": p, "community": g0.community, "community_id": units.community_ids.get(g0.community),
-                           "geom_before": units.grid_geoms[p].wkt, "geom_after": remaining, "new_grids": new})
+                           "geom_before": geom_before, "geom_after": remaining, "new_grids": new})
     return splits, final, assign
 
 

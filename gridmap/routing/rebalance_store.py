@@ -164,6 +164,25 @@ def neighbours_of(geoms: dict[str, Any]) -> dict[str, set[str]]:
     return nb
 
 
+def account_id(engine: Engine, name: str, *, create: bool = False) -> int | None:
+    """The ``app_user`` id of ``name`` (enabled or not); with ``create``, a disabled district account is made.
+
+    Command-line proposals are kept under the operator's gridmap user when there is one, else under the
+    disabled service account ``cli`` (it cannot sign in; ``plan_proposal`` needs a user).
+    """
+    from gridmap.store.models import AppUser
+
+    with engine.connect() as conn:
+        uid = conn.execute(select(AppUser.id).where(AppUser.username == name)).scalar()
+    if uid is None and create:
+        from gridmap.access.users import add_user, disable_user
+
+        add_user(engine, name, "district", password=secrets.token_urlsafe(24), display_name="命令行 / command line")
+        disable_user(engine, name)
+        return account_id(engine, name)
+    return None if uid is None else int(uid)
+
+
 def keep_proposal(engine: Engine, user_id: int, street: str, week: str, payload: dict[str, Any]) -> str:
     """Store a proposal for ``user_id`` (not yet accepted); returns its id."""
     pid = secrets.token_urlsafe(12)
@@ -202,6 +221,59 @@ def _set_stewards(s: Any, sid: int, changes: list[tuple[int, int | None, int | N
     return conflicts
 
 
+def _multi(geom: Any) -> Any:
+    if geom.geom_type == "Polygon":
+        return shapely.MultiPolygon([geom])
+    if geom.geom_type == "MultiPolygon":
+        return geom
+    return shapely.MultiPolygon([p for p in shapely.get_parts(geom) if p.geom_type == "Polygon"])
+
+
+def _apply_splits(s: Any, p: dict[str, Any], actor: str, undo: bool) -> list[dict[str, Any]]:
+    """Redraw (or, with ``undo``, restore) the grids a proposal splits; the conflicts found."""
+    from shapely import wkt
+
+    conflicts: list[dict[str, Any]] = []
+    for sp in p.get("splits") or []:
+        g = s.scalars(select(Grid).where(Grid.code == sp["grid"])).first()
+        if g is None:
+            conflicts.append({"grid": sp["grid"], "reason": "grid_gone"})
+            continue
+        expect = wkt.loads(sp["geom_after"] if undo else sp["geom_before"])
+        if g.geom is None or shapely.symmetric_difference(g.geom, expect).area > 1e-10:
+            conflicts.append({"grid": sp["grid"], "reason": "grid_redrawn"})
+            continue
+        if not undo:
+            g.geom = _multi(wkt.loads(sp["geom_after"]))
+            g.updated_by, g.updated_at = actor, utcnow()
+            for n in sp["new_grids"]:
+                if s.scalars(select(Grid.id).where(Grid.code == n["grid"])).first() is not None:
+                    conflicts.append({"grid": n["grid"], "reason": "grid_code_taken"})
+                    continue
+                ng = Grid(code=n["grid"], name=n["grid"], community_id=g.community_id, workload=None,
+                          approximate=g.approximate, geom=_multi(wkt.loads(n["geom"])), updated_by=actor)
+                s.add(ng)
+                s.flush()
+                for e in s.scalars(select(Elder).where(Elder.id.in_(n["elders"]))):
+                    if e.grid_id != g.id:
+                        conflicts.append({"elder_id": e.id, "reason": "grid_changed"})
+                    e.grid_id = ng.id
+        else:
+            for n in sp["new_grids"]:
+                ng = s.scalars(select(Grid).where(Grid.code == n["grid"])).first()
+                if ng is None:
+                    conflicts.append({"grid": n["grid"], "reason": "grid_gone"})
+                    continue
+                for e in s.scalars(select(Elder).where(Elder.grid_id == ng.id)):
+                    e.grid_id = g.id
+                s.flush()
+                s.delete(ng)
+            g.geom = _multi(wkt.loads(sp["geom_before"]))
+            g.updated_by, g.updated_at = actor, utcnow()
+    s.flush()
+    return conflicts
+
+
 def _changes(p: dict[str, Any], undo: bool) -> list[tuple[int, int | None, int | None]]:
     out = []
     for m in p["moves"]:
@@ -231,7 +303,7 @@ def apply_proposal(engine: Engine, pid: str, actor: str, *, user_id: int | None 
             raise ValidationError("this proposal was already accepted", "该方案已采纳", field="id", value=pid,
                                   code="already_accepted")
         sid = _street_id(s, p["street"])
-        conflicts = _set_stewards(s, sid, _changes(p, undo=False))
+        conflicts = _apply_splits(s, p, actor, undo=False) + _set_stewards(s, sid, _changes(p, undo=False))
         if conflicts:
             raise _Conflict(conflicts)
         elders = [int(e) for m in p["moves"] for e in m["elders"]]
@@ -263,7 +335,7 @@ def undo_proposal(engine: Engine, pid: str, actor: str) -> dict[str, Any]:
                                   code="already_undone")
         row.moves = {**row.moves, "undone_at": utcnow().isoformat(), "undone_by": actor}
         sid = _street_id(s, p["street"])
-        conflicts = _set_stewards(s, sid, _changes(p, undo=True))
+        conflicts = _set_stewards(s, sid, _changes(p, undo=True)) + _apply_splits(s, p, actor, undo=True)
         if conflicts:
             raise _Conflict(conflicts)
         elders = [int(e) for m in p["moves"] for e in m["elders"]]
@@ -276,11 +348,12 @@ class _Conflict(GridmapError):
     """Some elders' stewards changed since the proposal was computed: nothing was written."""
 
     def __init__(self, conflicts: list[dict[str, Any]]) -> None:
-        ids = ", ".join(str(c["elder_id"]) for c in conflicts[:10])
+        ids = ", ".join(str(c.get("elder_id") or c.get("grid")) for c in conflicts[:10])
         super().__init__(
-            f"{len(conflicts)} elders' visit stewards changed since the proposal was computed (elders {ids}); "
-            "nothing was written: compute a new proposal",
-            f"{len(conflicts)} 位老人的探访管家在方案计算后已被调整（老人 {ids}），未写入任何内容：请重新计算方案")
+            f"{len(conflicts)} elders' visit stewards or grids changed since the proposal was computed ({ids}); "
+            "nothing was written: compute a new proposal (or undo the later change first)",
+            f"{len(conflicts)} 位老人的探访管家或网格在方案计算后已被调整（{ids}），未写入任何内容："
+            "请重新计算方案（或先撤销之后的调整）")
         self.conflicts = conflicts
 
 
