@@ -370,6 +370,12 @@ from gridmap.scale.cli import city_app  # noqa: E402
 
 app.add_typer(city_app, name="city")
 
+from gridmap.followups.cli import hazards_app, jobs_app, referrals_app  # noqa: E402
+
+app.add_typer(hazards_app, name="hazards")
+app.add_typer(referrals_app, name="referrals")
+app.add_typer(jobs_app, name="jobs")
+
 
 def main() -> None:  # pragma: no cover
     """Entry point for ``python -m gridmap``."""

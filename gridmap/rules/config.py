@@ -9,6 +9,7 @@ error names the key in English and Chinese.
 from __future__ import annotations
 
 import copy
+import os
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import lru_cache
@@ -19,12 +20,14 @@ import yaml
 
 from gridmap._errors import ValidationError
 from gridmap.domain.enums import (
+    Category,
     ElderStatus,
     EventKind,
     HazardKind,
     Severity,
     VisitMode,
     VisitorRole,
+    WelfareStatus,
 )
 
 DEFAULT_RULES_PATH = Path(__file__).with_name("default_rules.yaml")
@@ -92,6 +95,16 @@ class Rules:
     copied_answers_visits: int
     max_distance_m: float
     raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
+    # issue 16: follow-ups worked to closure
+    hazard_due_days: dict[Severity, int] = field(default_factory=dict)
+    referral_ack_hours: int = 24
+    to_street_welfare: frozenset[WelfareStatus] = frozenset()
+    to_street_categories: frozenset[Category] = frozenset()
+    care_need_words: tuple[str, ...] = ()
+    jobs_every_seconds: float = 300.0
+    remind_first_contact: bool = True
+    notify_channel: str = "sms"
+    notify_gateway: str = "file"
 
     def in_home_count(self, score: int) -> int:
         """In-home visits per week for a willing elder with this risk score."""
@@ -279,7 +292,30 @@ def validate_rules(raw: dict[str, Any]) -> Rules:
             raise _err(f"hazards.owner_units.{kind.value}", v, "must be a unit name", "须为责任单位名称")
         owners[kind] = v.strip()
 
+    due_raw = _get(hz, "due_days", "hazards.due_days")
+    due_days = {sv: _int(due_raw, sv.value, f"hazards.due_days.{sv.value}", lo=0, hi=365) for sv in Severity}
+
     rf = _get(raw, "referrals", "referrals")
+    ts = _get(rf, "to_street", "referrals.to_street")
+    to_welfare = _enum_set(ts, "welfare", "referrals.to_street.welfare", WelfareStatus)
+    to_cats = _enum_set(ts, "categories", "referrals.to_street.categories", Category)
+    words = _get(rf, "care_need_words", "referrals.care_need_words")
+    if not isinstance(words, list) or not all(isinstance(w, str) and w.strip() for w in words):
+        raise _err("referrals.care_need_words", words, "must be a list of words", "须为词语列表")
+    jobs = _get(raw, "jobs", "jobs")
+    every = _get(jobs, "every_seconds", "jobs.every_seconds")
+    if isinstance(every, bool) or not isinstance(every, (int, float)) or every <= 0:
+        raise _err("jobs.every_seconds", every, "must be a positive number of seconds", "须为正的秒数")
+    nt = _get(raw, "notifications", "notifications")
+    remind = _get(nt, "remind_first_contact", "notifications.remind_first_contact")
+    if not isinstance(remind, bool):
+        raise _err("notifications.remind_first_contact", remind, "must be true or false", "须为 true 或 false")
+    channel = _get(nt, "channel", "notifications.channel")
+    if channel not in ("sms", "wechat"):
+        raise _err("notifications.channel", channel, "must be sms or wechat", "须为 sms 或 wechat")
+    gateway = _get(nt, "gateway", "notifications.gateway")
+    if gateway not in ("file", "log"):
+        raise _err("notifications.gateway", gateway, "must be file or log", "须为 file 或 log")
     fm = _get(raw, "formality", "formality")
     dist = _get(fm, "max_distance_m", "formality.max_distance_m")
     if isinstance(dist, bool) or not isinstance(dist, (int, float)) or dist <= 0:
@@ -318,6 +354,15 @@ def validate_rules(raw: dict[str, Any]) -> Rules:
         copied_answers_visits=_int(fm, "copied_answers_visits", "formality.copied_answers_visits", lo=2),
         max_distance_m=float(dist),
         raw=raw,
+        hazard_due_days=due_days,
+        referral_ack_hours=_int(rf, "ack_hours", "referrals.ack_hours", lo=1, hi=24 * 30),
+        to_street_welfare=to_welfare,
+        to_street_categories=to_cats,
+        care_need_words=tuple(w.strip() for w in words),
+        jobs_every_seconds=float(every),
+        remind_first_contact=remind,
+        notify_channel=str(channel),
+        notify_gateway=str(gateway),
     )
 
 
@@ -332,7 +377,9 @@ def load_rules(path: str | Path | None = None, overrides: dict[str, Any] | None 
     Parameters
     ----------
     path
-        A YAML file of the district (may set only some keys), or None for the defaults.
+        A YAML file of the district (may set only some keys), or None: the file named by the
+        environment variable ``GRIDMAP_RULES`` if set (how ``gridmap serve`` and its scheduler
+        get a district's rules), else the defaults.
     overrides
         A mapping merged last (handy in tests).
 
@@ -342,6 +389,8 @@ def load_rules(path: str | Path | None = None, overrides: dict[str, Any] | None 
         For a malformed file or a bad key, naming the key.
     """
     raw = _defaults_raw()
+    if path is None and os.environ.get("GRIDMAP_RULES"):
+        path = os.environ["GRIDMAP_RULES"]
     if path is not None:
         try:
             loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}

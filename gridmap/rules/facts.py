@@ -35,6 +35,9 @@ HEALTH_ANSWERS = ("expression", "mobility", "illness", "mood", "personal_hygiene
                   "home_hygiene", "indoor_environment")
 #: Answers of section 五 about safety (安全 / 较安全 / 不安全).
 SAFETY_ANSWERS = ("gas_safety", "water_heating_safety", "electricity_safety")
+#: The hazard kind (HazardKind code) an unsafe answer opens.
+SAFETY_HAZARD_KIND = {"gas_safety": "gas", "water_heating_safety": "water_heating",
+                      "electricity_safety": "electricity"}
 
 
 @dataclass(frozen=True)
@@ -60,7 +63,10 @@ class ElderFacts:
     status
         Programme status (在册, 住院, 迁出, 去世, 退出).
     open_hazards
-        Hazards not yet closed.
+        Hazards still open or in progress (待处理, 整改中).
+    settled_hazard_kinds
+        Hazard kinds (codes) whose hazards are all fixed, unfixable or transferred: an unsafe
+        answer of the last visit about such a kind no longer raises the risk.
     last_visit_on
         Date of the last *effective* visit before the period, or None.
     last_answers
@@ -98,6 +104,7 @@ class ElderFacts:
     service_steward_id: int | None = None
     lon: float | None = None
     lat: float | None = None
+    settled_hazard_kinds: frozenset[str] = frozenset()
 
     def age_on(self, day: date) -> int | None:
         """Age in whole years on ``day`` (``age`` if given)."""
@@ -127,6 +134,7 @@ def facts_from_frame(frame: pd.DataFrame) -> list[ElderFacts]:
             kw[k] = v
         kw["categories"] = frozenset(Category(c) for c in (kw.get("categories") or ()))
         kw["devices"] = frozenset(DeviceKind(c) for c in (kw.get("devices") or ()))
+        kw["settled_hazard_kinds"] = frozenset(str(k) for k in (kw.get("settled_hazard_kinds") or ()))
         for k, enum in (("disability_level", DisabilityLevel), ("welfare_status", WelfareStatus)):
             if kw.get(k) is not None:
                 kw[k] = enum(kw[k])

@@ -28,8 +28,8 @@ from gridmap.domain.enums import (
     ReferralStatus,
     ReferralTarget,
     Severity,
-    WelfareStatus,
 )
+from gridmap.followups.lifecycle import referral_deadline, referral_receiver
 from gridmap.rules.config import Rules
 from gridmap.rules.facts import ElderFacts
 from gridmap.rules.visits import ANSWER_LABELS, VisitRecord
@@ -83,13 +83,16 @@ def hazards_from_visit(record: VisitRecord, rules: Rules) -> list[HazardSpec]:
     return out
 
 
-def referral_target(facts: ElderFacts) -> ReferralTarget:
-    """五.2: street of residence for 特困 and 计划生育特殊家庭 elders, else the first contact."""
-    if facts.welfare_status == WelfareStatus.TEKUN or Category.FAMILY_PLANNING_SPECIAL in facts.categories:
-        return ReferralTarget.STREET_OF_RESIDENCE
-    if facts.has_first_contact:
-        return ReferralTarget.FIRST_CONTACT
-    return ReferralTarget.COMMUNITY
+def referral_target(facts: ElderFacts, rules: Rules | None = None, need: str | None = None) -> ReferralTarget:
+    """五.2: street of residence for 特困 and 计划生育特殊家庭 elders (rules ``referrals.to_street``), the
+    service steward for care needs (``referrals.care_need_words``), else the first contact, else the community."""
+    if rules is None:
+        from gridmap.rules.config import load_rules
+
+        rules = load_rules()
+    return referral_receiver(rules, welfare_status=facts.welfare_status, categories=facts.categories, need=need,
+                             has_first_contact=facts.has_first_contact,
+                             has_service_steward=facts.service_steward_id is not None)
 
 
 def referrals_from_visit(
@@ -100,24 +103,26 @@ def referrals_from_visit(
     now: datetime,
     first_contact_name: str | None = None,
     community_name: str | None = None,
+    service_steward_name: str | None = None,
 ) -> list[ReferralSpec]:
     """Referrals that follow from a visit's needs and emergencies.
 
-    A need (``record.needs``) is routed by :func:`referral_target` with a
-    deadline of ``referrals.deadline_days``. An emergency (a danger to life)
+    A need (``record.needs``) is routed by :func:`referral_target` (the service steward for a
+    care need) with a deadline of ``referrals.deadline_days``. An emergency (a danger to life)
     goes to the first contact (or, without one, the community) and to the
     community at once, each to be acknowledged within ``emergency_ack_minutes``.
     """
     out: list[ReferralSpec] = []
     if record.needs:
-        target = referral_target(facts)
+        target = referral_target(facts, rules, record.needs)
         name = {ReferralTarget.STREET_OF_RESIDENCE: facts.street,
                 ReferralTarget.FIRST_CONTACT: first_contact_name,
+                ReferralTarget.SERVICE_STEWARD: service_steward_name,
                 ReferralTarget.COMMUNITY: community_name}.get(target)
         out.append(ReferralSpec(record.needs, target, name, False,
-                                now + timedelta(days=rules.referral_deadline_days)))
+                                referral_deadline(rules, now, emergency=False)))
     if record.emergency:
-        due = now + timedelta(minutes=rules.emergency_ack_minutes)
+        due = referral_deadline(rules, now, emergency=True)
         need = "危及生命安全的突发情况：" + (record.needs or record.suggestions or "见探访记录")
         if facts.has_first_contact:
             out.append(ReferralSpec(need, ReferralTarget.FIRST_CONTACT, first_contact_name, True, due))
@@ -126,9 +131,9 @@ def referrals_from_visit(
 
 
 def referrals_to_escalate(referrals: pd.DataFrame, now: datetime) -> pd.DataFrame:
-    """Emergency referrals still open (not acknowledged) after their deadline.
+    """Emergency referrals still open (not acknowledged) after their deadline and not escalated yet.
 
-    ``referrals`` has columns id, emergency, status, deadline.
+    ``referrals`` has columns id, emergency, status, deadline (and escalated_at, if known).
     """
     if referrals.empty:
         return referrals
@@ -137,6 +142,8 @@ def referrals_to_escalate(referrals: pd.DataFrame, now: datetime) -> pd.DataFram
     ts = ts.tz_convert("UTC") if ts.tzinfo else ts.tz_localize("UTC")
     mask = referrals["emergency"].astype(bool) & (referrals["status"].astype(str) == ReferralStatus.OPEN.value) \
         & (dl < ts)
+    if "escalated_at" in referrals.columns:  # escalated once only
+        mask &= referrals["escalated_at"].isna()
     return referrals[mask]
 
 

@@ -34,7 +34,7 @@ import pandas as pd
 from gridmap._errors import ValidationError
 from gridmap.domain.enums import Category, DisabilityLevel, WelfareStatus
 from gridmap.rules.config import Rules, load_rules
-from gridmap.rules.facts import HEALTH_ANSWERS, SAFETY_ANSWERS, ElderFacts, Event
+from gridmap.rules.facts import HEALTH_ANSWERS, SAFETY_ANSWERS, SAFETY_HAZARD_KIND, ElderFacts, Event
 
 #: Chinese labels of the reason codes of a requirement.
 REASON_LABELS: dict[str, str] = {
@@ -146,7 +146,9 @@ def risk_factors(facts: ElderFacts, monday: date, rules: Rules) -> list[str]:
     ans = facts.last_answers or {}
     if any(str(ans.get(k)) in ("worse", "serious") for k in HEALTH_ANSWERS):
         out.append("worse_last_visit")
-    if any(str(ans.get(k)) in ("unsafe", "fairly_safe") for k in SAFETY_ANSWERS):
+    # an unsafe answer counts while the hazard it opened is not settled (fixed, unfixable, transferred)
+    if any(str(ans.get(k)) in ("unsafe", "fairly_safe") and SAFETY_HAZARD_KIND[k] not in facts.settled_hazard_kinds
+           for k in SAFETY_ANSWERS):
         out.append("unsafe_last_visit")
     if facts.last_visit_on is None or (monday - facts.last_visit_on).days > rules.no_visit_days:
         out.append("no_recent_visit")

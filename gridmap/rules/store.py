@@ -8,6 +8,7 @@ SQL); the domain modules get plain dataclasses and DataFrames.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -18,9 +19,21 @@ import pandas as pd
 import shapely
 from shapely.geometry import Point
 from sqlalchemy import Engine, LargeBinary, String, and_, func, or_, select, type_coerce
+from sqlalchemy.exc import IntegrityError
 
 from gridmap._errors import ValidationError
-from gridmap.domain.enums import DeviceStatus, HazardStatus, ReferralStatus, ReferralTarget
+from gridmap.domain.enums import DeviceStatus, ReferralStatus
+from gridmap.followups.lifecycle import ACTIVE_HAZARD
+from gridmap.followups.outbox import EMERGENCY_TEXT
+from gridmap.followups.store import (
+    Finding,
+    apply_findings,
+    created_history,
+    escalate_due,
+    insert_ids,
+    queue_reminders,
+    update_referral,
+)
 from gridmap.rules.config import Rules, load_rules
 from gridmap.rules.facts import ElderFacts, Event
 from gridmap.rules.followups import hazards_from_visit, referrals_from_visit
@@ -35,6 +48,7 @@ from gridmap.store.models import (
     FirstContact,
     Hazard,
     Referral,
+    ReferralEvent,
     RegisterChange,
     Steward,
     Street,
@@ -113,14 +127,20 @@ def read_facts(
     ans_cols = [getattr(Visit, k) for k in ANSWER_FIELDS]
     lv = (select(Visit.elder_id, Visit.visited_on, *ans_cols, rn)
           .where(Visit.visited_on < on, _effective_clause(rules)))
+    # only hazards still open or in progress count (a fixed, unfixable or transferred one no longer
+    # brings extra visits; a reopened one counts again)
+    active = [s.value for s in ACTIVE_HAZARD]
     hz = (select(Hazard.elder_id, func.count().label("n"))
-          .where(Hazard.status != HazardStatus.CLOSED, Hazard.opened_on <= on))
+          .where(Hazard.status.in_(active), Hazard.opened_on <= on))
+    hk = select(Hazard.elder_id, Hazard.kind, Hazard.status).where(Hazard.opened_on <= on)
     if elder_ids is not None:
         lv = lv.where(Visit.elder_id.in_(list(elder_ids)))
         hz = hz.where(Hazard.elder_id.in_(list(elder_ids)))
+        hk = hk.where(Hazard.elder_id.in_(list(elder_ids)))
     if scope is not None:
         lv = lv.where(Visit.elder_id.in_(scope))
         hz = hz.where(Hazard.elder_id.in_(scope))
+        hk = hk.where(Hazard.elder_id.in_(scope))
     lv = lv.subquery()
     # read on its own and matched by elder id here: outer-joined to the elders, SQLite scanned the whole
     # window result once per elder (no index on it), quadratic in a street's size
@@ -162,6 +182,13 @@ def read_facts(
                 dq = dq.where(Device.elder_id.in_(ids))
             for eid, kind in conn.execute(dq):
                 devices.setdefault(eid, set()).add(kind)
+        # kinds whose hazards are all settled (fixed, unfixable, transferred): the unsafe answer that
+        # found them no longer raises the risk either
+        kinds_active: dict[int, set[str]] = {}
+        kinds_settled: dict[int, set[str]] = {}
+        if ids and last_visits:
+            for eid, kind, st in conn.execute(hk.order_by(Hazard.id)):
+                (kinds_active if str(st) in active else kinds_settled).setdefault(eid, set()).add(str(kind))
     out = []
     none: dict[str, Any] = {}
     for r in rows:
@@ -174,6 +201,7 @@ def read_facts(
             signed_care_station=bool(r["signed_care_station"]),
             signed_home_care_bed=bool(r["signed_home_care_bed"]), status=r["status"],
             open_hazards=int(r["open_hazards"]), last_visit_on=lr.get("visited_on"),
+            settled_hazard_kinds=frozenset(kinds_settled.get(r["id"], set()) - kinds_active.get(r["id"], set())),
             last_answers={k: str(lr[k]) for k in ANSWER_FIELDS if lr.get(k) is not None},
             has_first_contact=r["fc"] is not None, devices=frozenset(devices.get(r["id"], ())),
             family_doctor_signed=r["family_doctor_signed"], wants_family_doctor=r["wants_family_doctor"],
@@ -299,13 +327,15 @@ def save_events(engine: Engine, events: Iterable[Event], *, user: str = "system"
 
 @dataclass
 class RecordResult:
-    """What :func:`record_visit` wrote."""
+    """What :func:`record_visit` wrote (``duplicate``: the submission was stored before; nothing new written)."""
 
     visit_id: int
     late_entry: bool
     hazard_ids: list[int] = field(default_factory=list)
     referral_ids: list[int] = field(default_factory=list)
     care_service_ids: list[int] = field(default_factory=list)
+    duplicate: bool = False
+    reopened_hazard_ids: list[int] = field(default_factory=list)
 
 
 def _append_change(conn: Any, *, streets: Iterable[str], elder_ids: Iterable[int], user: str,
@@ -315,39 +345,52 @@ def _append_change(conn: Any, *, streets: Iterable[str], elder_ids: Iterable[int
     ``streets`` (names) and ``elder_ids`` are what the batch touched
     (:func:`gridmap.store.changes.record_change`, kind ``visit``).
     """
-    try:
-        from gridmap.store.changes import record_change
-    except ImportError:  # pragma: no cover - a tree without the change feed (issue #15 item 1)
-        return
+    from gridmap.store.changes import record_change
+
     record_change(conn, "visit", streets=sorted(set(streets)), elders=sorted(set(elder_ids)), actor=user,
                   detail={"visits": visits})
 
 
-def _created_history(table: str, ids: Sequence[int], elder_ids: Sequence[int], *, user: str,
-                     changed_at: datetime) -> list[dict[str, Any]]:
-    """``register_change`` creation rows (as the ORM history listener writes them) for records inserted in bulk."""
-    return [{"entity": table, "entity_id": i, "elder_id": e, "field": "*created*", "old_value": None,
-             "new_value": None, "changed_by": user, "changed_at": changed_at, "source": "visit",
-             "reason": "探访记录"} for i, e in zip(ids, elder_ids, strict=True)]
+def submission_key(record: VisitRecord) -> str | None:
+    """The key of a submission without its own idempotency key: the same elder, visitor and start time
+    is the same visit (None without a start time: such a visit cannot be told apart)."""
+    if record.started_at is None:
+        return None
+    start = record.started_at if record.started_at.tzinfo else record.started_at.replace(tzinfo=_BEIJING)
+    who = f"{record.steward_id or ''}|{record.visitor_role}|{(record.visitor_name or '').strip()}"
+    raw = f"{record.elder_id}|{who}|{start.astimezone(timezone.utc).isoformat()}"
+    return "auto:" + hashlib.sha256(raw.encode("utf-8")).hexdigest()[:40]
 
 
-def _insert_ids(conn: Any, table: Any, rows: list[dict[str, Any]], key: str) -> dict[Any, list[int]]:
-    """Insert ``rows`` (executemany, batched on both backends) and return the new ids grouped by ``rows[key]``.
-
-    The ids are read back as those above the table's maximum id before the
-    insert, in id order; rows of one key keep their order.
-    """
-    if not rows:
-        return {}
-    before = conn.execute(select(func.coalesce(func.max(table.c.id), 0))).scalar_one()
-    for i in range(0, len(rows), 5000):
-        conn.execute(table.insert(), rows[i:i + 5000])
-    keys = {r[key] for r in rows}
-    out: dict[Any, list[int]] = {}
-    for rid, k in conn.execute(select(table.c.id, table.c[key]).where(table.c.id > before).order_by(table.c.id)):
-        if k in keys:
-            out.setdefault(k, []).append(int(rid))
+def _stored_before(conn: Any, records: Sequence[VisitRecord], keys: Sequence[str | None]) -> dict[int, int]:
+    """Index in ``records`` → id of the visit already stored for that submission."""
+    out: dict[int, int] = {}
+    wanted = sorted({k for k in keys if k})
+    if wanted:
+        found = dict(conn.execute(select(Visit.idempotency_key, Visit.id).where(Visit.idempotency_key.in_(wanted))).all())
+        out.update({i: int(found[k]) for i, k in enumerate(keys) if k in found})
+    # visits stored before keys existed (or with another key) by the same elder, visitor and start
+    starts = [(i, r) for i, r in enumerate(records) if i not in out and r.started_at is not None]
+    if starts:
+        q = select(Visit.id, Visit.elder_id, Visit.started_at, Visit.steward_id, Visit.visitor_role,
+                   Visit.visitor_name).where(Visit.elder_id.in_(sorted({r.elder_id for _, r in starts})),
+                                             Visit.started_at.in_([r.started_at for _, r in starts]))
+        rows = conn.execute(q).all()
+        for i, r in starts:
+            for vid, eid, st, sid, role, name in rows:
+                if eid == r.elder_id and _same_time(st, r.started_at) and sid == r.steward_id and \
+                        str(role) == str(r.visitor_role) and (name or "") == (r.visitor_name or ""):
+                    out[i] = int(vid)
+                    break
     return out
+
+
+def _same_time(a: datetime | None, b: datetime | None) -> bool:
+    if a is None or b is None:
+        return False
+    a = a if a.tzinfo else a.replace(tzinfo=timezone.utc)
+    b = b if b.tzinfo else b.replace(tzinfo=timezone.utc)
+    return a == b
 
 
 def record_visits(
@@ -357,17 +400,23 @@ def record_visits(
     rules: Rules | None = None,
     now: datetime | None = None,
     user: str = "system",
+    idempotency_keys: Sequence[str | None] | None = None,
 ) -> list[RecordResult]:
-    """Write validated visits and apply their follow-ups, all in one transaction.
+    """Write validated visits and apply their follow-ups, all in one transaction; each submission once.
 
     Per visit exactly what a single visit gets: the visit (numbered after the
     elder's earlier visits), the care services of section 六, hazards for
     unsafe or fairly safe answers (:func:`gridmap.rules.followups.hazards_from_visit`:
-    deadline and owner unit from the rules) and referrals routed by the
-    document's rules (:func:`gridmap.rules.followups.referrals_from_visit`;
-    emergencies to the first contact and the community), each hazard and
-    referral with its creation in the register history. The rows are written
-    in bulk; the batch appends one change-feed row (:func:`_append_change`).
+    deadline and owner unit from the rules; an elder's hazard of that kind still open is not
+    duplicated, a fixed or unfixable one is reopened: :func:`gridmap.followups.store.apply_findings`)
+    and referrals routed by the document's rules (:func:`gridmap.rules.followups.referrals_from_visit`),
+    each with its opening event and its creation in the register history; reminders to the first
+    contact are queued for hazards and emergencies. The batch appends one change-feed row.
+
+    One submission is stored once: a visit whose idempotency key (``idempotency_keys``, e.g. made
+    when a form opens; without one: the same elder, visitor and start time) was stored before is
+    not written again — its result has ``duplicate`` set and the stored visit's id. Two writers
+    racing with the same key: the unique index refuses the second, which then returns the first.
 
     Parameters
     ----------
@@ -375,6 +424,8 @@ def record_visits(
         Visits validated by :func:`gridmap.rules.visits.parse_visit`.
     now
         When the visits are entered (referrals open then; default: now).
+    idempotency_keys
+        One per record (None: derived from elder, visitor and start time).
 
     Returns
     -------
@@ -389,8 +440,22 @@ def record_visits(
     records = list(records)
     if not records:
         return []
-    rules = rules or load_rules()
-    now = now or datetime.now(timezone.utc)
+    keys = list(idempotency_keys) if idempotency_keys is not None else [None] * len(records)
+    if len(keys) != len(records):
+        raise ValueError("one idempotency key per record")
+    keys = [str(k).strip()[:80] if k else submission_key(r) for k, r in zip(keys, records, strict=True)]
+    for attempt in range(3):
+        try:
+            return _record_visits(engine, records, keys, rules=rules or load_rules(),
+                                  now=now or datetime.now(timezone.utc), user=user)
+        except IntegrityError as exc:  # another writer stored one of these submissions meanwhile
+            if attempt == 2 or "idempotency" not in str(exc.orig).lower():
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _record_visits(engine: Engine, records: list[VisitRecord], keys: list[str | None], *, rules: Rules,
+                   now: datetime, user: str) -> list[RecordResult]:
     elder_ids = sorted({r.elder_id for r in records})
     facts = {f.id: f for f in read_facts(engine, max(r.visited_on for r in records), elder_ids=elder_ids,
                                          rules=rules, programme_only=False, last_visits=False)}
@@ -399,7 +464,7 @@ def record_visits(
             raise ValidationError("no elder with this id", "未找到该老人", field="elder_id",
                                   value=r.elder_id, code="unknown_elder")
     steward_ids = {r.steward_id for r in records if r.steward_id is not None}
-    vt, ht, rt, ct = Visit.__table__, Hazard.__table__, Referral.__table__, CareService.__table__
+    vt, rt, ct = Visit.__table__, Referral.__table__, CareService.__table__
     with engine.begin() as conn:
         if steward_ids:
             known = set(conn.execute(select(Steward.id).where(Steward.id.in_(sorted(steward_ids)))).scalars())
@@ -407,14 +472,29 @@ def record_visits(
                 if r.steward_id is not None and r.steward_id not in known:
                     raise ValidationError("no steward with this id", "未找到该管家", field="steward_id",
                                           value=r.steward_id, code="unknown_steward")
+        before = _stored_before(conn, records, keys)
+        first_of: dict[str, int] = {}  # a key given twice in this batch: the first one is stored
+        dup_of: dict[int, int] = {}
+        for i, k in enumerate(keys):
+            if i in before or not k:
+                continue
+            if k in first_of:
+                dup_of[i] = first_of[k]
+            else:
+                first_of[k] = i
+        todo = [i for i in range(len(records)) if i not in before and i not in dup_of]
         counts = dict(conn.execute(select(Visit.elder_id, func.count()).where(Visit.elder_id.in_(elder_ids))
                                    .group_by(Visit.elder_id)).all())
         fc_name: dict[int, str] = {}
         for eid, name in conn.execute(select(FirstContact.elder_id, FirstContact.name).where(
                 FirstContact.elder_id.in_(elder_ids), FirstContact.valid.is_(True)).order_by(FirstContact.id)):
             fc_name.setdefault(eid, name)
+        service_ids = sorted({f.service_steward_id for f in facts.values() if f.service_steward_id})
+        ss_name = dict(conn.execute(select(Steward.id, Steward.name).where(Steward.id.in_(service_ids))).all()) \
+            if service_ids else {}
         vrows = []
-        for i, r in enumerate(records):
+        for i in todo:
+            r = records[i]
             counts[r.elder_id] = counts.get(r.elder_id, 0) + 1
             vrows.append({
                 "elder_id": r.elder_id, "seq": r.seq or counts[r.elder_id], "visited_on": r.visited_on,
@@ -425,21 +505,22 @@ def record_visits(
                 "elder_signature": r.elder_signature, "recorder_signature": r.recorder_signature,
                 "signed_at": r.signed_at, "gps": Point(*r.gps) if r.gps else None, "gps_time": r.gps_time,
                 "entered_by": r.entered_by or user, "entered_at": r.entered_at, "late_entry": r.late_entry,
-                "version": 1, **{k: r.answers.get(k) for k in ANSWER_FIELDS}, "_i": i,
+                "version": 1, "idempotency_key": keys[i], **{k: r.answers.get(k) for k in ANSWER_FIELDS},
             })
         # the visits' ids, matched back by (elder, number)
-        by_elder = _insert_ids(conn, vt, [{k: v for k, v in row.items() if k != "_i"} for row in vrows], "elder_id")
+        by_elder = insert_ids(conn, vt, vrows, "elder_id")
         taken: dict[int, int] = {}
-        visit_ids: list[int] = []
-        for row in vrows:
+        results: list[RecordResult | None] = [None] * len(records)
+        for i, row in zip(todo, vrows, strict=True):
             ids = by_elder[row["elder_id"]]
             j = taken.get(row["elder_id"], 0)
             taken[row["elder_id"]] = j + 1
-            visit_ids.append(ids[j])
-        results = [RecordResult(vid, r.late_entry) for vid, r in zip(visit_ids, records, strict=True)]
+            results[i] = RecordResult(ids[j], records[i].late_entry)
 
-        crows, hrows, rrows = [], [], []
-        for res, r in zip(results, records, strict=True):
+        crows, rrows, findings, fvisit = [], [], [], []
+        for i in todo:
+            r, res = records[i], results[i]
+            assert res is not None
             f = facts[r.elder_id]
             for cs in r.care_services:
                 crows.append({"elder_id": r.elder_id, "visit_id": res.visit_id, "served_on": cs.served_on,
@@ -447,33 +528,59 @@ def record_visits(
                               "staff_signature": cs.staff_signature, "satisfaction": cs.satisfaction})
             geom = Point(f.lon, f.lat) if f.lon is not None and f.lat is not None else None
             for h in hazards_from_visit(r, rules):
-                hrows.append({"elder_id": r.elder_id, "visit_id": res.visit_id, "kind": h.kind,
-                              "severity": h.severity, "source": "visit", "description": h.description,
-                              "owner_unit": h.owner_unit, "status": HazardStatus.OPEN, "opened_on": h.opened_on,
-                              "deadline": h.deadline, "geom": geom, "version": 1})
+                findings.append(Finding(elder_id=r.elder_id, kind=h.kind, severity=h.severity, found_on=h.opened_on,
+                                        deadline=h.deadline, owner_unit=h.owner_unit, description=h.description,
+                                        source="visit", visit_id=res.visit_id, geom=geom))
+                fvisit.append(res)
             for spec in referrals_from_visit(r, f, rules, now=now, first_contact_name=fc_name.get(r.elder_id),
-                                             community_name=f.community):
+                                             community_name=f.community,
+                                             service_steward_name=ss_name.get(f.service_steward_id)):
                 rrows.append({"elder_id": r.elder_id, "visit_id": res.visit_id, "need": spec.need,
                               "target": spec.target, "target_name": spec.target_name, "emergency": spec.emergency,
                               "status": ReferralStatus.OPEN, "opened_at": now, "deadline": spec.deadline,
                               "version": 1})
-        by_res = {res.visit_id: res for res in results}
-        for vid, ids in _insert_ids(conn, ct, crows, "visit_id").items():
+        by_res = {res.visit_id: res for res in results if res is not None}
+        for vid, ids in insert_ids(conn, ct, crows, "visit_id").items():
             by_res[vid].care_service_ids.extend(ids)
         stamp = utcnow()
-        history: list[dict[str, Any]] = []
-        elder_of = {res.visit_id: r.elder_id for res, r in zip(results, records, strict=True)}
-        for table, rows, attr in ((ht, hrows, "hazard_ids"), (rt, rrows, "referral_ids")):
-            for vid, ids in _insert_ids(conn, table, rows, "visit_id").items():
-                getattr(by_res[vid], attr).extend(ids)
-            made = [(i, res.visit_id) for res in results for i in getattr(res, attr)]
-            history += _created_history(table.name, [i for i, _ in made], [elder_of[v] for _, v in made],
-                                        user=user, changed_at=stamp)
-        if history:
-            conn.execute(RegisterChange.__table__.insert(), history)
-        _append_change(conn, streets=[facts[e].street for e in elder_ids if facts[e].street],
-                       elder_ids=elder_ids, user=user, visits=len(records))
-    return results
+        for res, (hid, action) in zip(fvisit, apply_findings(conn, findings, by=user, now=now, rules=rules),
+                                      strict=True):
+            if action == "opened":
+                res.hazard_ids.append(hid)
+            elif action == "reopened":
+                res.reopened_hazard_ids.append(hid)
+        for vid, ids in insert_ids(conn, rt, rrows, "visit_id").items():
+            by_res[vid].referral_ids.extend(ids)
+        elder_of = {res.visit_id: records[i].elder_id for i, res in enumerate(results) if res is not None}
+        made = [(rid, res.visit_id) for res in by_res.values() for rid in res.referral_ids]
+        if made:
+            conn.execute(RegisterChange.__table__.insert(), created_history(
+                "referral", [i for i, _ in made], [elder_of[v] for _, v in made], user=user, changed_at=stamp))
+            conn.execute(ReferralEvent.__table__.insert(), [
+                {"referral_id": rid, "at": now, "by_user": user, "from_status": None, "to_status": "open",
+                 "note": "探访转介", "photo_ref": None} for rid, _ in made])
+            # an emergency: the first contact (or family) is told at once (提醒第一联系人)
+            emerg = conn.execute(select(Referral.id, Referral.elder_id).where(
+                Referral.id.in_([rid for rid, _ in made]), Referral.emergency.is_(True),
+                Referral.target == "first_contact")).all()
+            queue_reminders(conn, [(int(e), None, int(rid), EMERGENCY_TEXT) for rid, e in emerg], rules=rules, now=now)
+        for i in range(len(records)):
+            if i in before or i in dup_of:
+                vid = before[i] if i in before else results[dup_of[i]].visit_id  # type: ignore[union-attr]
+                results[i] = _stored_result(conn, vid, records[i].late_entry)
+        if todo:
+            _append_change(conn, streets=[facts[e].street for e in elder_ids if facts[e].street],
+                           elder_ids=sorted({records[i].elder_id for i in todo}), user=user, visits=len(todo))
+    return [r for r in results if r is not None]
+
+
+def _stored_result(conn: Any, visit_id: int, late: bool) -> RecordResult:
+    """The result of a submission stored before: its visit and the follow-ups it opened."""
+    hz = list(conn.execute(select(Hazard.id).where(Hazard.visit_id == visit_id).order_by(Hazard.id)).scalars())
+    rf = list(conn.execute(select(Referral.id).where(Referral.visit_id == visit_id).order_by(Referral.id)).scalars())
+    cs = list(conn.execute(select(CareService.id).where(CareService.visit_id == visit_id)
+                           .order_by(CareService.id)).scalars())
+    return RecordResult(visit_id, late, hz, rf, cs, duplicate=True)
 
 
 def record_visit(
@@ -483,61 +590,36 @@ def record_visit(
     rules: Rules | None = None,
     now: datetime | None = None,
     user: str = "system",
+    idempotency_key: str | None = None,
 ) -> RecordResult:
     """Write a validated visit and apply its follow-ups in one transaction (:func:`record_visits` of one).
 
     Opens hazards for unsafe or fairly safe answers (deadline and owner unit
-    from the rules), referrals routed by the document's rules (emergencies to
-    the first contact and the community), and the care services of section 六.
+    from the rules; reopens a fixed one of the same kind), referrals routed by the document's
+    rules (emergencies to the first contact and the community), and the care services of
+    section 六. The same submission (``idempotency_key``, else the same elder, visitor and start
+    time) is stored once: again, it returns the stored visit with ``duplicate`` set.
 
     Raises
     ------
     ValidationError
         When the elder or the steward does not exist.
     """
-    return record_visits(engine, [record], rules=rules, now=now, user=user)[0]
+    return record_visits(engine, [record], rules=rules, now=now, user=user, idempotency_keys=[idempotency_key])[0]
 
 
 def escalate_referrals(
     engine: Engine, now: datetime | None = None, *, rules: Rules | None = None, user: str = "system"
 ) -> list[int]:
-    """Escalate emergency referrals not acknowledged by their deadline.
-
-    Each is marked ``escalated`` and a new emergency referral goes to the
-    street of usual residence. Returns the ids escalated.
-    """
-    rules = rules or load_rules()
-    now = now or datetime.now(timezone.utc)
-    with session_scope(engine, user=user, source="escalation") as s:
-        due = s.scalars(select(Referral).where(
-            Referral.emergency.is_(True), Referral.status == ReferralStatus.OPEN,
-            Referral.deadline < now)).all()
-        ids = []
-        for r in due:
-            r.status = ReferralStatus.ESCALATED
-            r.escalated_at = now
-            street = s.scalar(select(Street.name).join(Elder, Elder.street_id == Street.id)
-                              .where(Elder.id == r.elder_id))
-            s.add(Referral(elder_id=r.elder_id, visit_id=r.visit_id,
-                           need=f"升级：{r.target.label}未在时限内确认。{r.need}",
-                           target=ReferralTarget.STREET_OF_RESIDENCE, target_name=street,
-                           emergency=True, status=ReferralStatus.OPEN, opened_at=now,
-                           deadline=now + timedelta(minutes=rules.emergency_ack_minutes)))
-            ids.append(r.id)
-    return ids
+    """Escalate emergency referrals not acknowledged by their deadline, each once
+    (:func:`gridmap.followups.store.escalate_due`; ``gridmap visits escalate``). Returns the ids escalated."""
+    return escalate_due(engine, now, rules=rules, by=user)
 
 
 def acknowledge_referral(engine: Engine, referral_id: int, now: datetime | None = None,
                          *, user: str = "system") -> None:
-    """Mark a referral acknowledged (so it is not escalated)."""
-    now = now or datetime.now(timezone.utc)
-    with session_scope(engine, user=user) as s:
-        r = s.get(Referral, referral_id)
-        if r is None:
-            raise ValidationError("no referral with this id", "未找到该转介", field="referral_id",
-                                  value=referral_id, code="unknown_referral")
-        r.status = ReferralStatus.ACKNOWLEDGED
-        r.acknowledged_at = now
+    """Mark a referral acknowledged (so it is not escalated): :func:`gridmap.followups.store.update_referral`."""
+    update_referral(engine, referral_id, ReferralStatus.ACKNOWLEDGED, by=user, now=now)
 
 
 def indicator_inputs(
@@ -565,7 +647,7 @@ def indicator_inputs(
 
 
 __all__ = [
-    "RecordResult", "acknowledge_referral", "elders_frame", "escalate_referrals", "indicator_inputs",
+    "RecordResult", "acknowledge_referral", "submission_key", "elders_frame", "escalate_referrals", "indicator_inputs",
     "read_events", "read_facts", "read_hazards", "read_referrals", "read_visits", "record_visit",
     "record_visits",
     "resolve_steward", "save_events",

@@ -85,11 +85,13 @@ def test_record_visit_writes_section_5_and_follow_ups(engine):
     assert escalate_referrals(engine, NOW + timedelta(minutes=10)) == []
     esc = escalate_referrals(engine, NOW + timedelta(minutes=RULES.emergency_ack_minutes + 1))
     assert esc == [res2.referral_ids[1]]
+    # escalation is a flag, set once: the status stays, no second referral is counted
+    assert escalate_referrals(engine, NOW + timedelta(hours=2)) == []
     with engine.connect() as conn:
-        rows = conn.execute(select(Referral.status, Referral.target).where(Referral.elder_id == e2)
+        rows = conn.execute(select(Referral.status, Referral.escalated_at).where(Referral.elder_id == e2)
                             .order_by(Referral.id)).all()
-    assert [s for s, _ in rows] == [ReferralStatus.ACKNOWLEDGED, ReferralStatus.ESCALATED, ReferralStatus.OPEN]
-    assert rows[-1][1] == ReferralTarget.STREET_OF_RESIDENCE
+    assert [s for s, _ in rows] == [ReferralStatus.ACKNOWLEDGED, ReferralStatus.OPEN]
+    assert rows[0][1] is None and rows[1][1] is not None
 
 
 def test_calendar_events_stored_and_raise_requirements_for_their_street(engine):
