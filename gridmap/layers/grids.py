@@ -435,22 +435,59 @@ def split_grid(geom: BaseGeometry, points: np.ndarray, weights: np.ndarray, part
     list of (polygon, indices)
         Each piece (lon/lat) and the indices of ``points`` inside it.
     """
-    from shapely.ops import transform
-
     from gridmap.layers._osm_sources import to_utm, to_wgs
+
+    def utm(c: np.ndarray) -> np.ndarray:
+        return np.column_stack(to_utm(c[:, 0], c[:, 1]))
+
+    def wgs(c: np.ndarray) -> np.ndarray:
+        return np.column_stack(to_wgs(c[:, 0], c[:, 1]))
 
     pts = np.asarray(points, dtype=float).reshape(-1, 2)
     w = np.asarray(weights, dtype=float)
     if len(pts) != len(w) or np.any(~np.isfinite(w)) or np.any(w < 0):
         raise ValidationError("weights must be finite, non-negative, one per point", "工作量权重须为非负有限数且与住址一一对应",
                               field="weights", code="invalid_weight")
-    poly_m = _polygonal(transform(lambda x, y, z=None: to_utm(x, y), geom))
+    poly_m = _polygonal(shapely.transform(geom, utm))
     xy = np.column_stack(to_utm(pts[:, 0], pts[:, 1])) if len(pts) else np.empty((0, 2))
     if parts <= 1 or len(pts) < 2 or w.sum() <= 0:
         return [(geom, np.arange(len(pts)))]
     out: list[tuple[BaseGeometry, np.ndarray]] = []
-    _split(poly_m, xy, w, float(w.sum()) / parts * (1 + 1e-6), out, np.arange(len(pts)))
-    return [(transform(lambda x, y, z=None: to_wgs(x, y), p), idx) for p, idx in out]
+    _split_k(poly_m, xy, w, parts, out, np.arange(len(pts)))
+    return [(shapely.transform(p, wgs), idx) for p, idx in out]
+
+
+def _split_k(poly: BaseGeometry, pts: np.ndarray, w: np.ndarray, k: int,
+             out: list[tuple[BaseGeometry, np.ndarray]], idx: np.ndarray) -> None:
+    """Cut ``poly`` into ``k`` pieces of about equal weight (at most ``k``: fewer when homes coincide)."""
+    if k <= 1 or len(pts) < 2:
+        out.append((poly, idx))
+        return
+    k1 = k // 2
+    u = _long_axis(poly, pts)
+    proj = pts @ u
+    order = np.argsort(proj, kind="stable")
+    cum = np.cumsum(w[order])
+    total = float(cum[-1])
+    j = int(np.searchsorted(cum, total * k1 / k - 1e-9 * max(total, 1.0)))
+    j = min(max(j, 0), len(order) - 2)
+    cuts = [i for i in range(len(order) - 1) if proj[order[i + 1]] - proj[order[i]] >= 1e-6]
+    if not cuts:
+        out.append((poly, idx))  # all homes at one spot
+        return
+    j = min(cuts, key=lambda i: (abs(i - j), i))
+    t = (proj[order[j]] + proj[order[j + 1]]) / 2
+    low = proj <= t
+    a = _half_plane(poly, u, t, below=True)
+    b = _half_plane(poly, u, t, below=False)
+    if a.is_empty or b.is_empty or a.area < 1.0 or b.area < 1.0:
+        out.append((poly, idx))
+        return
+    n_low = int(low.sum())
+    ka = max(1, min(k1, n_low))
+    kb = max(1, min(k - k1, len(pts) - n_low))
+    _split_k(a, pts[low], w[low], ka, out, idx[low])
+    _split_k(b, pts[~low], w[~low], kb, out, idx[~low])
 
 
 def merge_grids(geoms: Iterable[BaseGeometry]) -> BaseGeometry:
