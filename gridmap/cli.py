@@ -324,10 +324,10 @@ def serve(
                                               help="Restart a worker after this many requests (0: never).")] = 0,
     max_requests_jitter: Annotated[int, typer.Option("--max-requests-jitter", min=0,
                                                      help="Up to this many more (workers not all at once).")] = 0,
-    escalate_every: Annotated[float, typer.Option(
+    escalate_every: Annotated[float | None, typer.Option(
         "--escalate-every", min=0,
-        help="Seconds between runs of the scheduled jobs (escalation of emergency referrals), "
-             "in one process across workers; 0: off.")] = 300.0,
+        help="Seconds between runs of the scheduled jobs (escalation of emergency referrals, reminders), "
+             "in one process across workers; 0: off; default: the rules' jobs.every_seconds (GRIDMAP_RULES).")] = None,
 ) -> None:
     """Serve the dashboard on the existing database: gunicorn with the data loaded before the workers fork."""
     try:

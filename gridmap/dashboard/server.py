@@ -16,8 +16,9 @@
   change-feed follower and the warm-up, once per process) where it exists, else the
   warm-up alone; and its :class:`Scheduler`.
 * **One scheduler.** Every worker runs an APScheduler with the periodic jobs
-  (:data:`JOBS`: escalation of unacknowledged emergency referrals, as
-  ``gridmap visits escalate``), but a job runs only in the process that holds the
+  (:data:`JOBS`: escalation of unacknowledged emergency referrals and sending the
+  queued reminders, as ``gridmap jobs run``; every ``jobs.every_seconds`` of the
+  rules unless ``--escalate-every`` is given), but a job runs only in the process that holds the
   database's scheduler lock (:class:`gridmap.store.leader.ProcessLock`: a PostgreSQL
   advisory lock, or a file lock beside the SQLite file): once per period across all
   workers, and across several servers on one PostGIS database. When that worker
@@ -83,7 +84,8 @@ class ServeOptions:
     max_requests, max_requests_jitter
         Restart a worker after this many requests (0: never), plus up to the jitter.
     escalate_every
-        Seconds between two runs of the scheduled jobs (0: no scheduler).
+        Seconds between two runs of the scheduled jobs (0: no scheduler; None: the rules'
+        ``jobs.every_seconds``, from ``GRIDMAP_RULES`` or the defaults).
     """
 
     host: str = "127.0.0.1"
@@ -95,7 +97,15 @@ class ServeOptions:
     keepalive: int = 5
     max_requests: int = 0
     max_requests_jitter: int = 0
-    escalate_every: float = 300.0
+    escalate_every: float | None = None
+
+    def jobs_every(self) -> float:
+        """Seconds between two runs of the scheduled jobs: the option, else the rules' ``jobs.every_seconds``."""
+        if self.escalate_every is not None:
+            return float(self.escalate_every)
+        from gridmap.rules.config import load_rules
+
+        return load_rules().jobs_every_seconds
 
 
 # ------------------------------------------------------------------ memory
@@ -130,11 +140,11 @@ def _fmt_memory(m: dict[str, float]) -> str:
 
 
 def _escalate(engine: Engine) -> str:
-    """Escalate emergency referrals not acknowledged in time (``gridmap visits escalate``)."""
-    from gridmap.rules.store import escalate_referrals
+    """The follow-up jobs (``gridmap jobs run``): escalate emergency referrals not acknowledged in time
+    (each once), then send the queued reminders through the rules' gateway."""
+    from gridmap.followups.jobs import run_jobs, summary
 
-    ids = escalate_referrals(engine, user="scheduler")
-    return f"{len(ids)} referrals escalated"
+    return summary(run_jobs(engine, by="scheduler"))
 
 
 #: The periodic jobs: name → function of the engine returning a one-line summary.
@@ -309,8 +319,9 @@ class GridmapServer(BaseApplication):  # type: ignore[misc]
         gc.freeze()  # the preloaded objects: left alone by the workers' collections (their pages stay shared)
         log.info("data loaded before the fork in %.1f s (master %s)", time.perf_counter() - t0,
                  _fmt_memory(memory()))
-        if self.options.escalate_every > 0:
-            self.scheduler = Scheduler(self.engine, self.options.escalate_every)
+        every = self.options.jobs_every()
+        if every > 0:
+            self.scheduler = Scheduler(self.engine, every)
         if self.options.workers > 1 and (os.environ.get("GRIDMAP_RATELIMIT_STORAGE") or "memory://") == "memory://":
             log.info("sign-in limits count per worker (GRIDMAP_RATELIMIT_STORAGE=memory://): an address may try "
                      "%d times the limit; set a shared storage (e.g. redis://) to count once", self.options.workers)
@@ -368,7 +379,8 @@ def serve_dev(engine: Engine, options: ServeOptions) -> None:
     data = app.gridmap_data  # type: ignore[attr-defined]
     if hasattr(data, "start_background"):
         data.start_background()
-    scheduler = Scheduler(engine, options.escalate_every) if options.escalate_every > 0 else None
+    every = options.jobs_every()
+    scheduler = Scheduler(engine, every) if every > 0 else None
     if scheduler is not None:
         scheduler.start()
     try:

@@ -452,6 +452,15 @@ def update_hazard(engine: Engine, hazard_id: int, status: HazardStatus | str, *,
                                                 version)], by=by)[0]
 
 
+def _referral_state(row: Mapping[str, Any]) -> lc.ReferralState:
+    return lc.ReferralState(
+        status=ReferralStatus(row["status"]), opened_at=_aware(row["opened_at"]),  # type: ignore[arg-type]
+        deadline=_aware(row["deadline"]), acknowledged_at=_aware(row["acknowledged_at"]),
+        in_progress_at=_aware(row["in_progress_at"]), closed_at=_aware(row["closed_at"]),
+        escalated_at=_aware(row["escalated_at"]), outcome=row["outcome"], satisfaction=row["satisfaction"],
+        resolved=row["resolved"], emergency=bool(row["emergency"]))
+
+
 def _change_referral(conn: Connection, c: ReferralChange, *, by: str) -> tuple[Updated, int]:
     now = _now(c.at)
     row = _load(conn, Referral.__table__, c.id, "referral", "转介")

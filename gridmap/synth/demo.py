@@ -69,8 +69,6 @@ _ORIGIN = "synthetic"
 BEIJING = timezone(timedelta(hours=8))
 #: Who enters the demo's history (the register history and the change feed name it).
 DEMO_USER = "synth"
-#: Share of referrals acknowledged by their receiver (the rest stay open; emergencies escalate).
-P_ACKNOWLEDGED = 0.7
 _ANSWERS = ("family_change", "expression", "mobility", "illness", "mood", "gas_safety", "water_heating_safety",
             "electricity_safety", "personal_hygiene", "home_hygiene", "indoor_environment")
 
@@ -408,26 +406,28 @@ def record_history(
     Each day's entries are validated by :func:`gridmap.rules.visits.parse_visit`
     and written by :func:`gridmap.rules.store.record_visits` (so hazards,
     referrals and care services follow from the answers by the rules); then,
-    as users would, receivers acknowledge most referrals
-    (:func:`gridmap.rules.store.acknowledge_referral`) and the daily
-    escalation (:func:`gridmap.rules.store.escalate_referrals`, ``gridmap visits
-    escalate``) escalates emergencies not acknowledged in time. Paper records
+    as users would, receivers and owner units move them on through the
+    life-cycle's functions (:class:`gridmap.synth.followups.FollowupWork`:
+    hazards 整改中/已整改/无法整改/已移交, referrals 已受理/处理中/已办结 with
+    satisfaction) and the daily escalation (:func:`gridmap.rules.store.escalate_referrals`,
+    ``gridmap jobs run``) escalates emergencies not acknowledged in time, once. Paper records
     whose entry time is after ``now`` are not entered yet.
 
     Returns
     -------
     dict
-        Counts written: visits, hazards, referrals, care services, acknowledged, escalated.
+        Counts written: visits, hazards (opened, reopened), referrals, care services, escalated, and the
+        state changes (``hazards_fixed``, ``referrals_closed``…).
     """
     from gridmap.rules.config import load_rules
-    from gridmap.rules.store import acknowledge_referral, escalate_referrals, record_visits
+    from gridmap.rules.store import escalate_referrals, record_visits
     from gridmap.rules.visits import parse_visit
-    from gridmap.store.models import Referral
+    from gridmap.synth.followups import FollowupWork
 
     rules = load_rules()
     rng = np.random.default_rng(seed + 7919)
     V = reg.visits
-    counts = {"visits": 0, "hazards": 0, "referrals": 0, "care_services": 0, "acknowledged": 0, "escalated": 0}
+    counts = {"visits": 0, "hazards": 0, "hazards_reopened": 0, "referrals": 0, "care_services": 0, "escalated": 0}
     if not len(V):
         return counts
     entered = pd.DatetimeIndex(V["entered_at"])
@@ -440,16 +440,12 @@ def record_history(
         by_day.setdefault(d, []).append(row)
     days = sorted(by_day)
     first, last = days[0], now.astimezone(BEIJING).date()
-    ack_at: dict[date, list[tuple[int, datetime]]] = {}
+    work = FollowupWork(engine, rules, now, rng, DEMO_USER)
     bar = step_bar((last - first).days + 1, progress)
     bar.set_description("history / 探访记录（逐日录入）")
     d = first
     while d <= last:
         evening = min(datetime.combine(d, dtime(18, 0), tzinfo=BEIJING), now)
-        for rid, at in ack_at.pop(d, []):  # receivers acknowledge what reached them
-            if at <= now:
-                acknowledge_referral(engine, rid, at, user=DEMO_USER)
-                counts["acknowledged"] += 1
         day_rows = by_day.get(d, [])
         if day_rows:
             recs = []
@@ -461,41 +457,25 @@ def record_history(
             counts["visits"] += len(results)
             for rec, res in zip(recs, results, strict=True):
                 counts["hazards"] += len(res.hazard_ids)
+                counts["hazards_reopened"] += len(res.reopened_hazard_ids)
                 counts["care_services"] += len(res.care_service_ids)
                 counts["referrals"] += len(res.referral_ids)
+                for hid in res.hazard_ids + res.reopened_hazard_ids:  # owner units set to work
+                    work.hazard_opened(hid, evening)
                 for rid in res.referral_ids:
-                    if rng.random() >= P_ACKNOWLEDGED:
-                        continue
-                    if rec.emergency:  # the first contact confirms within minutes
-                        at = evening + timedelta(minutes=int(rng.integers(5, rules.emergency_ack_minutes)))
-                        ack_at.setdefault(d, []).append((rid, at))
-                    else:
-                        lag = int(rng.integers(0, rules.referral_deadline_days + 2))
-                        ack_at.setdefault(d + timedelta(days=lag), []).append(
-                            (rid, evening + timedelta(days=lag, hours=int(rng.integers(-8, 0)))))
-            for rid, at in ack_at.pop(d, []):
-                if at <= now:
-                    acknowledge_referral(engine, rid, at, user=DEMO_USER)
-                    counts["acknowledged"] += 1
-        # the daily escalation run (``gridmap visits escalate``), one hour after the evening's entries
+                    work.referral_opened(rid, rec.emergency, evening)
+        # what receivers and owner units did that day (through the life-cycle's functions)
+        work.apply(d)
+        # the daily escalation run (``gridmap jobs run``), one hour after the evening's entries
         run = evening + timedelta(hours=1)
         if run <= now:
-            with engine.connect() as conn:
-                before = conn.execute(select(func.coalesce(func.max(Referral.id), 0))).scalar_one()
             escalated = escalate_referrals(engine, run, rules=rules, user=DEMO_USER)
             counts["escalated"] += len(escalated)
-            if escalated:  # the street acknowledges most escalations the next morning
-                with engine.connect() as conn:
-                    new = conn.execute(select(Referral.id).where(Referral.id > before)).scalars().all()
-                for rid in new:
-                    if rng.random() < 0.9:
-                        nxt = d + timedelta(days=1)
-                        ack_at.setdefault(nxt, []).append(
-                            (rid, datetime.combine(nxt, dtime(9, 0), tzinfo=BEIJING)))
-                counts["referrals"] += len(new)
+            work.escalated(escalated, d)
         bar.update(1)
         d += timedelta(days=1)
     bar.close()
+    counts.update(sorted(work.counts.items()))
     return counts
 
 

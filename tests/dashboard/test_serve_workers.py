@@ -190,11 +190,15 @@ def test_scheduled_job_runs_once_per_period_across_workers(served: tuple[Server,
     assert len(set(runs)) == 1, f"the job ran in several processes: {sorted(set(runs))}"
     # once per period: two schedulers would log about twice as many runs
     assert periods - 2 <= len(runs) - before <= periods + 1, (len(runs) - before, periods)
+    from gridmap.store.models import ReferralEvent
+
     with engine.connect() as conn:
-        status = conn.scalar(select(Referral.status).where(Referral.id == ref_id))
-        follow = conn.scalar(select(func.count()).select_from(Referral)
-                             .where(Referral.need.like("升级：%燃气泄漏（测试）")))
-    assert status == ReferralStatus.ESCALATED
+        status, escalated_at = conn.execute(select(Referral.status, Referral.escalated_at)
+                                            .where(Referral.id == ref_id)).one()
+        follow = conn.scalar(select(func.count()).select_from(ReferralEvent)
+                             .where(ReferralEvent.referral_id == ref_id, ReferralEvent.note.like("%升级%")))
+    # escalation is a flag (issue 16): the status stays open, the referral is escalated once
+    assert status == ReferralStatus.OPEN and escalated_at is not None
     assert follow == 1  # escalated once, not once per worker
 
 
