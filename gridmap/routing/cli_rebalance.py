@@ -157,4 +157,45 @@ def _street_of(engine: Any, pid: str) -> str:
     return str(p["street"])
 
 
-__all__ = ["plan_rebalance_command"]
+__all__ = ["plan_capacity_command", "plan_rebalance_command"]
+
+
+@plan_app.command("capacity")
+def plan_capacity_command(
+    week: Annotated[str, typer.Option("--week", help="ISO week, e.g. 2026-W50.")],
+    street: Annotated[str | None, typer.Option("--street", help="Only this street (name), else the district.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
+    database_url: Annotated[str | None, typer.Option("--database-url", help="SQLAlchemy URL.")] = None,
+) -> None:
+    """Per community: steward-hours the rules require this week, hours available, and who would close the gap."""
+    from gridmap._cli import open_store
+    from gridmap.routing.capacity import street_capacity
+    from gridmap.routing.rebalance_store import street_names
+
+    try:
+        engine = open_store(database_url)
+        streets = [street] if street else street_names(engine)
+        rows = [c for s in streets for c in street_capacity(engine, s, week)]
+    except GridmapError as exc:
+        _fail(exc, 1)
+    tot = {"required_hours": round(sum(c.required_hours for c in rows), 1),
+           "available_hours": round(sum(c.available_hours for c in rows), 1),
+           "gap_hours": round(sum(c.gap_hours for c in rows), 1),
+           "stewards_needed": sum(c.stewards_needed for c in rows),
+           "communities_short": sum(1 for c in rows if c.gap_hours > 0)}
+    if as_json:
+        typer.echo(json.dumps({"week": week, "street": street, "communities": [c.as_dict() for c in rows],
+                               "totals": tot}, ensure_ascii=False))
+        return
+    t = Table(title=f"{week} {street or '全区 district'} 人手测算 / workforce sizing (hours per week)")
+    for c in ("社区 community", "需要 required", "可用 available", "缺口 gap", "需增管家 more stewards",
+              "附近服务管家 nearby service stewards"):
+        t.add_column(c)
+    for c in sorted(rows, key=lambda c: -c.gap_hours):
+        t.add_row(f"{c.street} {c.community_name}", f"{c.required_hours:.1f}", f"{c.available_hours:.1f}",
+                  f"{c.gap_hours:.1f}", str(c.stewards_needed),
+                  "、".join(f"{h['name']}({h['minutes_away']:.0f}分钟, {h['hours']}h)" for h in c.helpers))
+    _console.print(t)
+    _console.print(f"合计 total: 需要 required {tot['required_hours']} h, 可用 available {tot['available_hours']} h, "
+                   f"缺口 gap {tot['gap_hours']} h in {tot['communities_short']} communities: "
+                   f"{tot['stewards_needed']} 名探访管家 more visit stewards")

@@ -25,7 +25,7 @@ from gridmap.store.changes import record_change
 from gridmap.store.db import session_scope
 from gridmap.store.models import Community, Elder, Grid, PlanProposal, Steward, Street, utcnow
 
-__all__ = ["FORMAT", "StreetUnits", "apply_proposal", "keep_proposal", "load_proposal", "load_street",
+__all__ = ["FORMAT", "StreetUnits", "account_id", "grid_unit", "helpers_near", "neighbours_of", "apply_proposal", "keep_proposal", "load_proposal", "load_street",
            "street_names", "undo_proposal"]
 
 #: ``plan_proposal.moves`` format of a grid rebalancing proposal.
@@ -162,6 +162,27 @@ def neighbours_of(geoms: dict[str, Any]) -> dict[str, set[str]]:
         if a != b:
             nb[codes[a]].add(codes[b])
     return nb
+
+
+def helpers_near(engine: Engine, street: str) -> tuple[list[dict[str, Any]], dict[str, tuple[float, float]]]:
+    """Active 服务管家 of ``street`` (by their station's or community's street: code, name, organisation, base,
+    weekly minutes) and the centre of each community of the street."""
+    from gridmap.store.models import ServiceStation
+
+    with engine.connect() as conn:
+        sid = _street_id(conn, street)
+        rows = conn.execute(
+            select(Steward.code, Steward.name, Steward.base, Steward.work_days, Steward.max_work_minutes,
+                   Steward.organisation)
+            .outerjoin(ServiceStation, ServiceStation.id == Steward.station_id)
+            .outerjoin(Community, Community.id == Steward.community_id)
+            .where(Steward.kind == StewardKind.SERVICE, Steward.active.is_(True), Steward.base.is_not(None),
+                   (ServiceStation.street_id == sid) | (Community.street_id == sid))).all()
+        centres = dict(conn.execute(select(Community.code, Community.centre).where(Community.street_id == sid)).all())
+    helpers = [{"steward": r.code, "name": r.name, "organisation": r.organisation,
+                "base": (float(r.base.x), float(r.base.y)),
+                "minutes": float(int(r.max_work_minutes or 360) * len(r.work_days or [1, 2, 3, 4, 5]))} for r in rows]
+    return helpers, {c: (float(p.x), float(p.y)) for c, p in centres.items() if p is not None}
 
 
 def account_id(engine: Engine, name: str, *, create: bool = False) -> int | None:
