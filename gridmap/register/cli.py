@@ -122,6 +122,29 @@ def audit_unmask(engine: Engine, u: User, *, command: str, reason: str, entity: 
           {"command": command, "reason": reason.strip()[:200], "os_user": os_account(), **detail})
 
 
+class _ProgressBar:
+    """``on_progress(stage, done, total)`` as a tqdm bar on stderr (silent when stderr is not a terminal)."""
+
+    def __init__(self) -> None:
+        self.bar: Any = None
+        self.stage = ""
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        from tqdm import tqdm
+
+        if stage != self.stage or self.bar is None:
+            self.close()
+            self.stage = stage
+            self.bar = tqdm(total=max(total, 1), desc=f"{stage}", unit="row", disable=None, leave=False)
+        self.bar.n = min(done, self.bar.total)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
 def _run_import(file: Path, source: str | None, report: Path | None, database_url: str | None,
                 period: str | None, monthly: bool) -> None:
     from gridmap.register.importer import import_ledger, write_report
@@ -129,7 +152,11 @@ def _run_import(file: Path, source: str | None, report: Path | None, database_ur
     try:
         engine = _engine(database_url)
         console.print(f"读取并校验 / reading and validating {file.name} …")
-        rep = import_ledger(engine, file, source, period=period, monthly=monthly)
+        progress = _ProgressBar()
+        try:
+            rep = import_ledger(engine, file, source, period=period, monthly=monthly, on_progress=progress)
+        finally:
+            progress.close()
     except GridmapError as exc:
         _fail(exc, 2)
     except Exception as exc:  # noqa: BLE001 - never a traceback: report and exit 2
@@ -143,6 +170,14 @@ def _run_import(file: Path, source: str | None, report: Path | None, database_ur
         f"[green]✓[/green] {rep.file}: {verb} — total {rep.rows_total}, new {rep.rows_imported}, "
         f"updated {rep.rows_updated}, unchanged {rep.rows_unchanged}, rejected {rep.rows_rejected}, "
         f"conflicts {rep.conflicts}")
+    field_warnings = [w for w in rep.warnings if w.row > 0 and w.column != "*"]
+    if field_warnings:
+        console.print(f"字段警告 {len(field_warnings)} 条（老人已导入，该字段未更新，已放入待修正区）/ "
+                      f"{len(field_warnings)} field warning(s): the elders were imported without those fields; "
+                      "fix them with gridmap register quarantine export / resubmit")
+    if rep.stewards_defaulted:
+        console.print(f"{len(rep.stewards_defaulted)} 位新老人已由所在社区的探访管家负责 / new elders given their "
+                      f"community's visit steward: {len(rep.stewards_defaulted)}")
     if rep.mapped_headers:
         console.print("表头映射 / headers mapped: " + ", ".join(f"{k}→{v}" for k, v in rep.mapped_headers.items()))
     if rep.monthly:
@@ -185,6 +220,40 @@ def update_cmd(
 ) -> None:
     """Monthly update (每月更新): import the month's full ledger; record who entered, left, died or changed."""
     _run_import(file, source, report, database_url, period, True)
+
+
+@register_app.command("missing-months")
+def missing_months_cmd(
+    period: Annotated[Optional[str], typer.Option("--period", help="YYYY-MM (default: the latest month already "
+                                                  "due).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    rules_file: Annotated[Optional[Path], typer.Option("--rules", help="A district rules YAML "
+                                                       "(monthly_ledger_due_day; default 10).")] = None,
+    database_url: DbOpt = None,
+) -> None:
+    """Streets whose monthly ledger (每月更新) has not arrived by the due day of the rules."""
+    from gridmap.register.missing import missing_months_report
+    from gridmap.rules.config import load_rules
+
+    try:
+        rows = missing_months_report(_engine(database_url), period, rules=load_rules(rules_file))
+    except GridmapError as exc:
+        _fail(exc, 1)
+    if as_json:
+        typer.echo(json.dumps({"period": rows[0].period if rows else period,
+                               "missing": [r.street for r in rows if r.status == "missing"],
+                               "streets": [r.as_dict() for r in rows]}, ensure_ascii=False, indent=2))
+        return
+    labels = {"missing": "未报送 missing", "late": "逾期报送 late", "on_time": "按时 on time",
+              "not_due": "未到期 not due"}
+    n_missing = sum(r.status == "missing" for r in rows)
+    t = Table(title=f"每月台账报送 / monthly ledgers {rows[0].period if rows else period or ''}: "
+                    f"{n_missing} 个街镇未报送 / streets missing")
+    for c in ("街道 street", "截止 due", "报送 arrived", "状态 status"):
+        t.add_column(c)
+    for r in rows:
+        t.add_row(r.street, r.due.isoformat(), r.arrived.isoformat() if r.arrived else "—", labels[r.status])
+    Console().print(t)
 
 
 @quarantine_app.command("list")

@@ -39,7 +39,71 @@ CANONICAL_COLUMNS: dict[str, str] = {
     "探访管家": "visit_steward",
     "服务管家": "service_steward",
     "其他情况": "other_notes",
+    # 其他 category (服务对象 6): non-empty text = the elder is in the category, for that reason
+    "其他特殊困难情形": "other_reason",
+    # 三、家庭生活条件
+    "饮水是否安全": "water_safe",
+    "生活用电是否安全": "electricity_safe",
+    "住房是否安全": "housing_safe",
+    "家庭每月收入（元）": "monthly_income",
+    "家庭每月领取养老保险、社会救助和社会福利补贴等情况": "benefits",
+    # 四、已享受帮扶情况
+    "帮扶单位（组织）": "assistance_units",
+    "帮扶责任人": "assistance_person",
+    "帮扶责任人联系电话": "assistance_phone",
+    "帮扶措施": "assistance_measures",
+    # 关爱服务: family doctor contracted on the elder's own wish
+    "家庭医生签约意愿": "family_doctor",
 }
+
+#: 二、家庭基本情况: the fields of one household member, as repeated groups ``家庭成员1姓名`` … ``家庭成员9…``.
+MEMBER_FIELDS: dict[str, str] = {
+    "姓名": "name",
+    "性别": "sex",
+    "居民身份证号码": "id_number",
+    "与户主关系": "relation",
+    "健康状况": "health",
+    "是否为低保对象/特困人员": "welfare_status",
+}
+#: Variants of a member field's label → the form's label.
+MEMBER_FIELD_VARIANTS: dict[str, str] = {
+    "身份证号码": "居民身份证号码", "身份证号": "居民身份证号码", "公民身份号码": "居民身份证号码",
+    "关系": "与户主关系", "与老人关系": "与户主关系", "健康": "健康状况", "身体状况": "健康状况",
+    "是否为低保对象/特困人员": "是否为低保对象/特困人员", "是否低保特困": "是否为低保对象/特困人员",
+    "低保特困情况": "是否为低保对象/特困人员", "是否为低保对象特困人员": "是否为低保对象/特困人员",
+}
+#: Most household members a ledger row may carry (the form prints three; departments add more).
+MAX_MEMBERS = 9
+#: Name of the optional second sheet of household members, keyed by the elder's 居民身份证号码.
+MEMBER_SHEET = "家庭成员"
+#: The household sheet's key column (the elder's ID number) and its variants.
+MEMBER_SHEET_KEY = "老人居民身份证号码"
+MEMBER_SHEET_KEY_VARIANTS = ("老人居民身份证号码", "老人身份证号码", "老人身份证号", "户主居民身份证号码",
+                             "被探访人居民身份证号码", "探访对象居民身份证号码", "老人公民身份号码")
+_MEMBER_RE = re.compile(r"^家庭成员([1-9])(.+)$")
+
+
+def member_column(n: int, label: str) -> str:
+    """The canonical header of field ``label`` of household member ``n`` (``家庭成员1姓名``)."""
+    return f"家庭成员{n}{label}"
+
+
+def member_columns(n_members: int = 3) -> list[str]:
+    """The household headers for ``n_members`` members, in the form's order."""
+    return [member_column(i, f) for i in range(1, n_members + 1) for f in MEMBER_FIELDS]
+
+
+def parse_member_header(text: object) -> tuple[int, str] | None:
+    """``家庭成员2身份证号`` → ``(2, "居民身份证号码")``; None for any other header."""
+    n = normalize_header(text)
+    m = _MEMBER_RE.match(n)
+    if not m:
+        return None
+    label = m.group(2)
+    norm = {normalize_header(k): k for k in MEMBER_FIELDS}
+    norm.update({normalize_header(k): v for k, v in MEMBER_FIELD_VARIANTS.items()})
+    field = norm.get(label)
+    return (int(m.group(1)), field) if field else None
 
 #: Common variants seen in departments' ledgers → canonical header.
 HEADER_VARIANTS: dict[str, str] = {
@@ -98,6 +162,29 @@ HEADER_VARIANTS: dict[str, str] = {
     "第一联系人联系电话": "第一联系人电话",
     "联系人电话": "第一联系人电话",
     "备注": "其他情况",
+    "其他特殊困难": "其他特殊困难情形",
+    "其他困难情形": "其他特殊困难情形",
+    "其他类别原因": "其他特殊困难情形",
+    "饮水安全": "饮水是否安全",
+    "用电是否安全": "生活用电是否安全",
+    "用电安全": "生活用电是否安全",
+    "住房安全": "住房是否安全",
+    "家庭月收入": "家庭每月收入（元）",
+    "家庭每月收入": "家庭每月收入（元）",
+    "家庭每月收入(元)": "家庭每月收入（元）",
+    "月收入（元）": "家庭每月收入（元）",
+    "家庭每月领取养老保险、社会救助和社会福利补贴情况": "家庭每月领取养老保险、社会救助和社会福利补贴等情况",
+    "养老保险、社会救助和社会福利补贴": "家庭每月领取养老保险、社会救助和社会福利补贴等情况",
+    "领取补贴情况": "家庭每月领取养老保险、社会救助和社会福利补贴等情况",
+    "帮扶单位": "帮扶单位（组织）",
+    "帮扶单位(组织)": "帮扶单位（组织）",
+    "帮扶组织": "帮扶单位（组织）",
+    "帮扶责任人电话": "帮扶责任人联系电话",
+    "帮扶人": "帮扶责任人",
+    "帮扶人电话": "帮扶责任人联系电话",
+    "家庭医生签约": "家庭医生签约意愿",
+    "是否愿意签约家庭医生": "家庭医生签约意愿",
+    "家庭医生": "家庭医生签约意愿",
 }
 
 _YES = {"是", "y", "yes", "1", "√", "✓", "true", "t", "有"}
@@ -127,6 +214,10 @@ def map_headers(headers: list[object]) -> tuple[dict[int, str], dict[str, str], 
         if not n:
             continue
         canon = canon_norm.get(n) or variant_norm.get(n) or variant_norm.get(n.lower())
+        if canon is None:
+            member = parse_member_header(n)
+            if member is not None:
+                canon = member_column(*member)
         if canon is None:
             unknown.append(str(h))
             continue

@@ -55,7 +55,8 @@ from sqlalchemy import Engine, select
 
 from gridmap._errors import GridmapError
 from gridmap.domain.enums import Source
-from gridmap.register.columns import CANONICAL_COLUMNS, map_headers, normalize_header
+from gridmap.register.columns import MEMBER_SHEET, CANONICAL_COLUMNS, map_headers, normalize_header
+from gridmap.register.form import attach_member_sheet
 from gridmap.sheets import restore_text
 from gridmap.register.validate import (
     EXTRA_COLUMNS,
@@ -76,7 +77,13 @@ QUARANTINE_ROW = "原行号"
 
 _SOURCE_NAMES = {"民政": Source.CIVIL_AFFAIRS, "卫健": Source.HEALTH, "卫健委": Source.HEALTH,
                  "残联": Source.DISABLED_FEDERATION, "医保": Source.MEDICAL_INSURANCE,
-                 "街道": Source.STREET, "手工": Source.MANUAL}
+                 "街道": Source.STREET, "手工": Source.MANUAL,
+                 # issue 20: 区人社局 and the district data bureau's big-data platform exports
+                 "人社": Source.HUMAN_RESOURCES, "人社局": Source.HUMAN_RESOURCES, "区人社局": Source.HUMAN_RESOURCES,
+                 "人力社保": Source.HUMAN_RESOURCES, "数据局": Source.DATA_BUREAU, "区数据局": Source.DATA_BUREAU,
+                 "大数据平台": Source.DATA_BUREAU, "数据平台": Source.DATA_BUREAU,
+                 "区民政局": Source.CIVIL_AFFAIRS, "区卫健委": Source.HEALTH, "区残联": Source.DISABLED_FEDERATION,
+                 "区医保局": Source.MEDICAL_INSURANCE, "医保局": Source.MEDICAL_INSURANCE, "街镇": Source.STREET}
 
 
 #: Seconds after which an archived raw file that no import batch refers to is removed.
@@ -124,6 +131,8 @@ class ImportReport:
     unknown_headers: list[str] = field(default_factory=list)
     monthly: dict[str, Any] | None = None
     archive_removed: list[str] = field(default_factory=list)
+    #: rows of new elders given their community's visit steward (三(二)3: nobody without a steward)
+    stewards_defaulted: list[int] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -142,7 +151,7 @@ class ImportReport:
             "source": self.source, "batch_id": self.batch_id, "already_imported": self.already_imported,
             "conflicts": self.conflicts, "mapped_headers": self.mapped_headers,
             "unknown_headers": self.unknown_headers, "monthly": self.monthly,
-            "archive_removed": self.archive_removed,
+            "archive_removed": self.archive_removed, "stewards_defaulted": self.stewards_defaulted,
         }
 
 
@@ -162,9 +171,9 @@ def parse_source(text: str | Source | None) -> Source:
         return Source.from_label(t)  # type: ignore[return-value]
     except ValueError:
         raise GridmapError(
-            f"unknown source {t!r}: use 民政, 卫健, 残联 or 医保 (or civil_affairs, health, "
-            "disabled_federation, medical_insurance)",
-            f"未知来源“{t}”：应为民政、卫健、残联或医保",
+            f"unknown source {t!r}: use 民政, 卫健, 残联, 医保, 人社局 or 数据局 (or civil_affairs, health, "
+            "disabled_federation, medical_insurance, human_resources, data_bureau)",
+            f"未知来源“{t}”：应为民政、卫健、残联、医保、人社局或数据局",
         ) from None
 
 
@@ -245,7 +254,7 @@ def _check_zip(path: Path, raw: bytes) -> None:
         raise damaged(f"the part {bad[:80]!r} fails its CRC check", f"其中的“{bad[:80]}”校验失败")
 
 
-def _read_xlsx(path: Path, raw: bytes) -> list[list[Any]]:
+def _read_xlsx(path: Path, raw: bytes) -> tuple[list[list[Any]], list[list[Any]] | None]:
     import openpyxl
 
     try:
@@ -257,7 +266,9 @@ def _read_xlsx(path: Path, raw: bytes) -> list[list[Any]]:
         ws = wb.worksheets[0] if wb.worksheets else None
         if ws is None:
             raise _unreadable(path, "the workbook has no sheet", "工作簿中没有工作表")
-        return [list(r) for r in ws.iter_rows(values_only=True)]
+        members = next((w for w in wb.worksheets[1:] if normalize_header(w.title) == MEMBER_SHEET), None)
+        return ([list(r) for r in ws.iter_rows(values_only=True)],
+                [list(r) for r in members.iter_rows(values_only=True)] if members is not None else None)
     except UnreadableFile:
         raise
     except Exception as exc:  # noqa: BLE001 - truncated or corrupt sheet data
@@ -277,19 +288,24 @@ def _read_csv(path: Path, raw: bytes) -> tuple[list[list[Any]], str]:
     if text is None or "\x00" in text:
         raise _unreadable(path, "not a text file in UTF-8 or GBK", "不是UTF-8或GBK编码的文本文件")
     csv.field_size_limit(1 << 30)
-    best: list[list[Any]] | None = None
+    # the delimiter is chosen on the first lines only; the whole file is parsed once
+    head = "\n".join(text.splitlines()[:12])
+    best_delim: str | None = None
     best_n = -1
     for delim in (",", "\t", ";"):
         try:
-            rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delim))
+            rows = list(csv.reader(io.StringIO(head, newline=""), delimiter=delim))
         except csv.Error:
             continue
         n = max((len(map_headers(r)[0]) for r in rows[:10]), default=0)
         if n > best_n:
-            best, best_n = rows, n
-    if best is None:
+            best_delim, best_n = delim, n
+    if best_delim is None:
         raise _unreadable(path, "not a CSV table", "不是CSV表格")
-    return best, enc
+    try:
+        return list(csv.reader(io.StringIO(text, newline=""), delimiter=best_delim)), enc
+    except csv.Error:
+        raise _unreadable(path, "not a CSV table", "不是CSV表格") from None
 
 
 def read_ledger(path: str | Path) -> Ledger:
@@ -310,17 +326,24 @@ def read_ledger(path: str | Path) -> Ledger:
         raise _unreadable(path, "the file is empty", "文件为空")
     sha = hashlib.sha256(raw).hexdigest()
     encoding = None
+    member_rows: list[list[Any]] | None = None
     if raw[:4] == b"PK\x03\x04" or path.suffix.lower() in (".xlsx", ".xlsm"):
         if not zipfile.is_zipfile(io.BytesIO(raw)):
             raise _unreadable(path, "not a readable xlsx workbook (damaged zip)", "不是可读取的xlsx工作簿（压缩结构损坏）")
         _check_zip(path, raw)
-        rows = _read_xlsx(path, raw)
+        rows, member_rows = _read_xlsx(path, raw)
     elif raw[:8] == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1":
         raise _unreadable(path, "old .xls format: save it as .xlsx", "旧版.xls格式：请另存为.xlsx")
     else:
         rows, encoding = _read_csv(path, raw)
     header_idx, mapping, mapped, unknown = _find_header(rows, path)
     frame, numbers = _frame(rows, header_idx, mapping)
+    if member_rows:
+        # a second sheet 家庭成员 keyed by the elder's 居民身份证号码: folded into 家庭成员N… columns
+        cols, data, notes = attach_member_sheet(list(frame.columns), frame.to_numpy(dtype=object).tolist(),
+                                                member_rows)
+        frame = pd.DataFrame(data, columns=cols, dtype=object) if data else pd.DataFrame(columns=cols, dtype=object)
+        unknown = unknown + notes
     return Ledger(path, sha, frame, numbers, header_idx + 1, mapped, unknown, encoding)
 
 
@@ -519,6 +542,9 @@ def import_ledger(
         raise GridmapError("a monthly update needs --period YYYY-MM", "每月更新须指定 --period YYYY-MM")
     if period:
         parse_period(period)
+    again = _already_imported(engine, path, src, period)
+    if again is not None:
+        return again
     ledger = read_ledger(path)
     quarantine_ids = _quarantine_ids(ledger)
     if quarantine_ids:
@@ -527,7 +553,7 @@ def import_ledger(
     result = validate_frame(ledger.frame, ledger.rows, ref)
     report = ImportReport(file=ledger.path.name, sha256=ledger.sha256, rows_total=len(ledger.rows),
                           source=src.label, mapped_headers=ledger.mapped, unknown_headers=ledger.unknown)
-    report.warnings = list(result.warnings)
+    report.warnings = list(result.warnings) + list(result.field_errors)
     if ledger.mapped:
         report.warnings.append(RowError(ledger.header_row, "*", ", ".join(f"{k}→{v}" for k, v in ledger.mapped.items()),
                                         "header_mapped", "表头已按常见写法映射：" + "，".join(
@@ -577,6 +603,7 @@ def import_ledger(
         report.rows_imported, report.rows_updated = outcome.imported, outcome.updated
         report.rows_unchanged = outcome.unchanged
         report.rows_rejected = len({e.row for e in errors})
+        report.stewards_defaulted = sorted(outcome.stewards_defaulted)
         report.conflicts = outcome.conflicts
         if monthly:
             report.monthly = apply_monthly(s, outcome, src, period or "")
@@ -584,8 +611,12 @@ def import_ledger(
         record_change(s, ChangeKind.MONTHLY_UPDATE if monthly else ChangeKind.IMPORT,
                       detail={"batch": batch.id, "file": ledger.path.name[:120], "source": src.value,
                               **({"period": period} if period else {})})
-        # quarantine
+        # quarantine: rejected rows, and imported rows with field errors (fixed and re-submitted later)
+        merged_rows = {r["row"] for r in result.records} | attached
+        field_rows = _row_errors([e for e in result.field_errors if e.row in merged_rows])
         by_row = _row_errors(errors)
+        for rn, errs in field_rows.items():
+            by_row.setdefault(rn, []).extend(errs)
         cells = {r["row"]: r["_cells"] for r in result.records + result.pending}
         missing_cells = [rn for rn in by_row if rn not in cells]
         if missing_cells:
@@ -597,15 +628,14 @@ def import_ledger(
         pending_q = {json.dumps(q.data, sort_keys=True, ensure_ascii=False): q
                      for q in s.scalars(select(QuarantineRow).where(QuarantineRow.status == "pending"))}
         now = utcnow()
-        merged_rows = {r["row"] for r in result.records} | attached
         for rn, qid in quarantine_ids.items():
             q = s.get(QuarantineRow, qid)
             if q is None or q.status != "pending":
                 continue
-            if rn in merged_rows:
-                q.status, q.resolved_at, q.resolved_by = "resubmitted", now, user
-            elif rn in by_row:
+            if rn in by_row:
                 q.errors = by_row[rn]
+            elif rn in merged_rows:
+                q.status, q.resolved_at, q.resolved_by = "resubmitted", now, user
         for rn, errs in by_row.items():
             if rn in quarantine_ids:
                 continue
@@ -622,6 +652,9 @@ def import_ledger(
         batch.rows_unchanged, batch.rows_rejected = report.rows_unchanged, report.rows_rejected
         d = report.as_dict()
         d["attached_rows"] = sorted(attached)
+        # the streets this ledger lists (gridmap.register.missing: whose monthly ledger arrived)
+        d["streets"] = sorted({r["street"] for r in result.records + result.pending
+                               if r.get("street") and (r["row"] in merged_rows)})
         batch.report = d
         report.batch_id = batch.id
         # the raw copy last, just before the commit: a kill before this point leaves no copy behind
@@ -629,6 +662,54 @@ def import_ledger(
         if on_progress:
             on_progress("commit", len(result.records), len(result.records))
     report.archive_removed = clean_orphan_archives(engine, keep={target.name})
+    return report
+
+
+def _already_imported(engine: Engine, path: str | Path, src: Source, period: str | None) -> ImportReport | None:
+    """The report of a file already imported from the same department (and period), or None.
+
+    Decided on the file's SHA-256 before anything is read or validated, so a
+    re-sent unchanged ledger costs one hash and one query; the counts come from
+    the batch that imported it (every row that was not rejected is unchanged).
+    """
+    from sqlalchemy.orm import Session
+
+    from gridmap.store.models import ImportBatch
+
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except OSError:
+        return None  # read_ledger reports it
+    sha = hashlib.sha256(raw).hexdigest()
+    with Session(engine) as s:
+        prior = [b for b in s.scalars(select(ImportBatch).where(ImportBatch.sha256 == sha,
+                                                                ImportBatch.source == src.label)
+                                      .order_by(ImportBatch.id))
+                 if (b.period or None) == (period or None)]
+        if not prior:
+            return None
+        b = prior[0]
+        old = dict(b.report or {})
+        imported_at, bid = b.imported_at, b.id
+    keys = ("row", "column", "value", "code", "message_zh", "message_en")
+
+    def errs(items: list[dict[str, Any]]) -> list[RowError]:
+        return [RowError(*(e.get(k, "") for k in keys), severity=e.get("severity", "error")) for e in items or []]
+
+    report = ImportReport(file=p.name, sha256=sha, rows_total=int(old.get("rows_total", b.rows_total) or 0),
+                          source=src.label, mapped_headers=old.get("mapped_headers") or {},
+                          unknown_headers=old.get("unknown_headers") or [])
+    report.errors = errs(old.get("errors", []))
+    report.warnings = [w for w in errs(old.get("warnings", [])) if w.code != "already_imported"]
+    report.rows_rejected = len({e.row for e in report.errors})
+    report.rows_unchanged = report.rows_total - report.rows_rejected
+    report.already_imported = True
+    report.batch_id = bid
+    report.warnings.append(RowError(0, "*", sha[:12], "already_imported",
+                                    f"该文件已于{imported_at:%Y-%m-%d %H:%M}导入（批次{bid}），未做任何更改",
+                                    f"this file was already imported (batch {bid}); nothing changed", "warning"))
+    report.archive_removed = clean_orphan_archives(engine, keep={archive_target(p, sha).name})
     return report
 
 

@@ -35,10 +35,19 @@ import shapely
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from gridmap.domain.enums import Category, FirstContactRule, GeocodeQuality, Source
+from gridmap.domain.enums import Category, FirstContactRule, GeocodeQuality, Source, StewardKind
 from gridmap.register.validate import RowError, normalize_address_key
 from gridmap.store.history import serialize
-from gridmap.store.models import Community, Elder, FieldConflict, FirstContact, Grid, Steward, Street
+from gridmap.store.models import (
+    Community,
+    Elder,
+    FieldConflict,
+    FirstContact,
+    Grid,
+    HouseholdMember,
+    Steward,
+    Street,
+)
 
 #: Department that decides a field when departments disagree.
 AUTHORITY: dict[str, Source] = {
@@ -61,12 +70,27 @@ SCALAR_FIELDS: dict[str, str] = {
     "disability_grade": "disability_grade", "disability_type": "disability_type",
     "welfare_status": "welfare_status", "willing_to_be_visited": "willing_to_be_visited",
     "signed_care": "signed_care_station", "other_notes": "other_notes",
+    # 三、家庭生活条件, 四、已享受帮扶情况, 家庭医生, 其他 (issue 20)
+    "dispersed_support": "dispersed_support", "water_safe": "water_safe", "electricity_safe": "electricity_safe",
+    "housing_safe": "housing_safe", "monthly_income": "monthly_income", "benefits": "benefits",
+    "assistance_units": "assistance_units", "assistance_person": "assistance_person",
+    "assistance_phone": "assistance_phone", "assistance_measures": "assistance_measures",
+    "wants_family_doctor": "wants_family_doctor", "family_doctor_signed": "family_doctor_signed",
+    "other_reason": "other_reason",
 }
+#: Columns that cannot be NULL: the value an emptied field takes.
+NOT_NULL_DEFAULTS: dict[str, Any] = {
+    "willing_to_be_visited": True, "signed_care_station": False, "dispersed_support": False,
+    "assistance_units": [],
+}
+#: Household member attributes compared and stored (二、家庭基本情况).
+MEMBER_ATTRS = ("seq", "name", "sex", "id_number", "relation", "health", "welfare_status")
 CATEGORY_FLAGS: dict[str, Category] = {
     "living_alone": Category.LIVING_ALONE,
     "empty_nest": Category.EMPTY_NEST,
     "severely_handicapped": Category.SEVERELY_HANDICAPPED,
     "family_planning_special": Category.FAMILY_PLANNING_SPECIAL,
+    "other": Category.OTHER,  # derived: 其他特殊困难情形 given (see :func:`_flags`)
 }
 LISTED_BY = "_listed_by"
 
@@ -81,6 +105,8 @@ class AreaIndex:
     grid_community: dict[str, str] = field(default_factory=dict)  # grid code → community code
     stewards: dict[tuple[int | None, str], int] = field(default_factory=dict)  # (community id, name) → id
     steward_codes: dict[str, int] = field(default_factory=dict)
+    #: community id → its 探访管家 (the active visit steward with the lowest code; 三(二)3: one per community)
+    community_visit_steward: dict[int, int] = field(default_factory=dict)
 
     @classmethod
     def load(cls, session: Session) -> AreaIndex:
@@ -92,11 +118,14 @@ class AreaIndex:
                 select(Grid.id, Grid.code, Community.code).join(Community, Community.id == Grid.community_id)):
             idx.grid_ids[code] = gid
             idx.grid_community[code] = ccode
-        for sid, code, name, cid in session.execute(
-                select(Steward.id, Steward.code, Steward.name, Steward.community_id)):
+        for sid, code, name, cid, kind, active in session.execute(
+                select(Steward.id, Steward.code, Steward.name, Steward.community_id, Steward.kind,
+                       Steward.active).order_by(Steward.code)):
             idx.steward_codes[code] = sid
             idx.stewards.setdefault((cid, name), sid)
             idx.stewards.setdefault((None, name), sid)
+            if cid is not None and active and kind is StewardKind.VISIT:
+                idx.community_visit_steward.setdefault(cid, sid)
         return idx
 
 
@@ -115,6 +144,8 @@ class MergeOutcome:
     new_elders: list[Elder] = field(default_factory=list)
     new_records: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[RowError] = field(default_factory=list)
+    #: rows of new elders given their community's visit steward (no steward named, or the name not found)
+    stewards_defaulted: list[int] = field(default_factory=list)
 
 
 def match_key(name: str | None, birth: date | None, address: str | None) -> tuple[str, str, str] | None:
@@ -254,10 +285,9 @@ class _Merger:
             if v is not None:
                 setattr(e, col, v)
                 sources[col] = [self.src]
-        if e.willing_to_be_visited is None:
-            e.willing_to_be_visited = True
-        if e.signed_care_station is None:
-            e.signed_care_station = False
+        for col, default in NOT_NULL_DEFAULTS.items():
+            if getattr(e, col) is None:
+                setattr(e, col, default)
         cats = []
         for flag, cat in CATEGORY_FLAGS.items():
             v = rec.get(flag)
@@ -273,8 +303,22 @@ class _Merger:
         e.visit_steward_id = _steward_id(self.areas, rec.get("visit_steward"), loc["community_id"])
         e.service_steward_id = _steward_id(self.areas, rec.get("service_steward"), loc["community_id"])
         for k, col in (("visit_steward", "visit_steward_id"), ("service_steward", "service_steward_id")):
-            if rec.get(k):
+            if rec.get(k) and getattr(e, col) is not None:
                 sources[col] = [self.src]
+        if e.visit_steward_id is None:
+            # 三(二)3: every community has a 探访管家; nobody is left without one
+            e.visit_steward_id = self.areas.community_visit_steward.get(loc["community_id"] or -1)
+            if e.visit_steward_id is not None:
+                self.out.stewards_defaulted.append(rec["row"])
+                if rec.get("visit_steward"):
+                    self.out.warnings.append(RowError(
+                        rec["row"], "探访管家", rec["visit_steward"], "steward_defaulted",
+                        "未找到该探访管家，已由所在社区的探访管家负责",
+                        "no such visit steward: the community's visit steward was assigned", "warning").masked())
+        if rec.get("household"):
+            e.household = [HouseholdMember(**{a: m.get(a) for a in MEMBER_ATTRS}) for m in rec["household"]
+                           if m.get("name")]
+            sources["household"] = [self.src]
         if rec.get("first_contact_name"):
             rule, valid = contact_rule(rec["first_contact_name"], rec.get("first_contact_relation"),
                                        rec.get("first_contact_phone"))
@@ -301,14 +345,17 @@ class _Merger:
         before = json.dumps(sources, sort_keys=True)
         changed: set[str] = set()
         _add_source(sources, LISTED_BY, self.src)
+        skip: set[str] = rec.get("_skip") or set()
         for key, col in SCALAR_FIELDS.items():
             new = rec.get(key)
-            if key == "name" and not new:
+            if key == "name" and not new or key in skip:
                 continue
             cur = getattr(e, col)
+            if new is None and key not in rec:
+                continue  # the ledger has no such column
             if self._decide(e, sources, col, cur, new):
-                if col in ("willing_to_be_visited", "signed_care_station") and new is None:
-                    new = col == "willing_to_be_visited"
+                if new is None and col in NOT_NULL_DEFAULTS:
+                    new = NOT_NULL_DEFAULTS[col]
                 setattr(e, col, new)
                 changed.add(col)
         # categories, one flag at a time
@@ -316,6 +363,8 @@ class _Merger:
         for flag, cat in CATEGORY_FLAGS.items():
             key = f"categories.{flag}"
             new = rec.get(flag)
+            if flag in skip:
+                continue
             cur = (cat in cats) if key in sources else None
             if self._decide(e, sources, key, cur, new):
                 if new and cat not in cats:
@@ -331,7 +380,7 @@ class _Merger:
             e.categories = sorted(cats, key=lambda c: list(Category).index(c))
         # location follows the address; a better fix of the same address improves it
         loc = _location(rec, self.areas)
-        if rec.get("address"):
+        if rec.get("address") and "address" not in skip:
             if self._decide(e, sources, "address", e.address, rec["address"]):
                 for k, v in loc.items():
                     setattr(e, k, v)
@@ -343,6 +392,8 @@ class _Merger:
                 changed.add("location")
         # stewards
         for k, col in (("visit_steward", "visit_steward_id"), ("service_steward", "service_steward_id")):
+            if k in skip:
+                continue
             sid = _steward_id(self.areas, rec.get(k), e.community_id)
             if rec.get(k) and sid is None:
                 self.out.warnings.append(RowError(
@@ -352,8 +403,11 @@ class _Merger:
             if self._decide(e, sources, col, getattr(e, col), sid):
                 setattr(e, col, sid)
                 changed.add("steward")
+        # household members (二): the list as a whole
+        if rec.get("household") is not None and "household" not in skip:
+            self._household(e, sources, rec["household"], changed)
         # first contact
-        if rec.get("first_contact_name"):
+        if rec.get("first_contact_name") and "first_contact" not in skip:
             fc = e.first_contact
             new = (rec["first_contact_name"][:40], rec.get("first_contact_relation") or None,
                    rec.get("first_contact_phone"))
@@ -375,6 +429,27 @@ class _Merger:
             self.out.unchanged += 1
         if changed:
             self.out.changed_fields[e.id] = changed
+
+    def _household(self, e: Elder, sources: dict[str, Any], members: list[dict[str, Any]],
+                   changed: set[str]) -> None:
+        def as_text(ms: list[Any]) -> str:
+            rows = [[_text(m.get(a) if isinstance(m, dict) else getattr(m, a)) for a in MEMBER_ATTRS] for m in ms]
+            return json.dumps(rows, ensure_ascii=False)
+
+        new = [m for m in members if m.get("name")]
+        cur = list(e.household or [])
+        if not self._decide(e, sources, "household", as_text(cur) if cur else None, as_text(new) if new else None):
+            return
+        by_seq = {m.seq: m for m in cur}
+        keep = []
+        for m in new:
+            hm = by_seq.pop(m["seq"], None) or HouseholdMember()
+            for a in MEMBER_ATTRS:
+                if getattr(hm, a, None) != m.get(a):
+                    setattr(hm, a, m.get(a))
+            keep.append(hm)
+        e.household = keep
+        changed.add("household")
 
     def merge(self, records: list[dict[str, Any]], pending: list[dict[str, Any]]) -> MergeOutcome:
         for rec in records:

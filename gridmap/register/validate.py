@@ -59,6 +59,7 @@ from gridmap.domain.enums import DisabilityLevel, FirstContactRule, WelfareStatu
 from gridmap.domain.idcard import age_on, normalize_id_number, parse_id_number
 from gridmap.domain.masking import mask_address, mask_id_number, mask_name, mask_phone
 from gridmap.register.columns import CANONICAL_COLUMNS, normalize_header, parse_yes_no
+from gridmap.register.form import field_keys, is_identity_error, parse_form_fields, parse_welfare_detail
 
 #: Optional columns beyond the canonical form (header → key); variants map here too.
 EXTRA_COLUMNS: dict[str, str] = {
@@ -85,10 +86,15 @@ MAX_LEN = {
 PERSONAL_COLUMNS: dict[str, Callable[[str | None], str | None]] = {
     "姓名": mask_name, "居民身份证号码": mask_id_number, "联系电话": mask_phone, "家庭住址": mask_address,
     "户籍地址": mask_address, "残疾人证号": mask_id_number, "第一联系人": mask_name,
-    "第一联系人电话": mask_phone,
+    "第一联系人电话": mask_phone, "帮扶责任人": mask_name, "帮扶责任人联系电话": mask_phone,
 }
+#: Household member columns (``家庭成员1居民身份证号码`` …) holding personal data → masking function.
+MEMBER_PERSONAL_FIELDS: dict[str, Callable[[str | None], str | None]] = {
+    "姓名": mask_name, "居民身份证号码": mask_id_number,
+}
+_MEMBER_COLUMN = re.compile(r"^家庭成员[0-9](.+)$")
 #: Free-text columns: a report shows only their length.
-FREE_TEXT_COLUMNS = ("其他情况",)
+FREE_TEXT_COLUMNS = ("其他情况", "其他特殊困难情形", "帮扶措施")
 #: Oldest plausible age on the import date; an older birth date is a typing error.
 MAX_AGE = 120
 
@@ -159,6 +165,8 @@ class ValidationResult:
     warnings: list[RowError]
     pending: list[dict[str, Any]]  # rows whose only fault is the ID: matched later by name + birth + address
     rows_total: int
+    #: field errors (issue 20): the row is imported without the field; reported as warnings and quarantined
+    field_errors: list[RowError] = field(default_factory=list)
 
     @property
     def rejected_rows(self) -> set[int]:
@@ -219,6 +227,9 @@ def mask_cell(column: str, value: object) -> str:
     if not text:
         return ""
     masker = PERSONAL_COLUMNS.get(column)
+    if masker is None and column.startswith("家庭成员"):
+        m = _MEMBER_COLUMN.match(column)
+        masker = MEMBER_PERSONAL_FIELDS.get(m.group(1)) if m else None
     if masker is not None:
         return str(masker(text) or "")
     if column in ("经度", "纬度"):
@@ -587,13 +598,16 @@ def _validate_row(cells: dict[str, str], row: int, ref: Reference | None,
                 "grade 3 counts as severe only for intellectual/mental disability; type unknown, accepted",
                 severity="warning")
 
-    # welfare
+    # welfare: 低保、低收入、特困（城乡）、分散供养特困、生活困难 … (gridmap.register.form)
     try:
-        rec["welfare_status"] = parse_welfare(cells.get("低保特困情况", ""))
+        rec["welfare_status"], rec["dispersed_support"] = parse_welfare_detail(cells.get("低保特困情况", ""))
     except ValueError:
-        rec["welfare_status"] = None
-        add("低保特困情况", "welfare_invalid", "低保特困情况应为低保、特困、低收入或空",
-            "welfare status must be 低保, 特困, 低收入 or empty")
+        rec["welfare_status"] = rec["dispersed_support"] = None
+        add("低保特困情况", "welfare_invalid",
+            "低保特困情况应为低保、低收入、特困（城乡）、分散供养特困、生活困难或空",
+            "welfare status must be 低保, 低收入, 特困, 分散供养特困, 生活困难 or empty")
+    # sections 二–四, 家庭医生签约意愿 and 其他特殊困难情形
+    parse_form_fields(cells, rec, lambda col, code, zh, en: add(col, code, zh, en), parse_phone)
 
     # first contact and stewards
     rec["first_contact_name"] = cells.get("第一联系人") or None
@@ -651,10 +665,7 @@ def _validate_row(cells: dict[str, str], row: int, ref: Reference | None,
         except ValueError:
             add("经度" if not _is_float(lon_t) else "纬度", "coord_invalid",
                 "经纬度须同时填写且为数字", "longitude and latitude must both be numbers")
-    row_errors = errors[n_before:]
-    only_id = id_problem and bool(row_errors) and all(
-        e.column == "居民身份证号码" and e.code in ("id_checksum", "missing_required") for e in row_errors)
-    return rec, bool(only_id)
+    return rec, id_problem
 
 
 def _is_float(text: str) -> bool:
@@ -770,27 +781,63 @@ def validate_frame(frame: pd.DataFrame, rows: Sequence[int] | None = None,
     row_numbers = list(rows) if rows is not None else list(range(2, n + 2))
     errors: list[RowError] = []
     warnings: list[RowError] = []
+    field_errors: list[RowError] = []
     cols = list(frame.columns)
     values = frame.to_numpy(dtype=object) if n else np.empty((0, len(cols)), dtype=object)
     recs: list[dict[str, Any]] = []
     pending: list[dict[str, Any]] = []
+    by_row: dict[int, dict[str, Any]] = {}
+
+    def demote(rec: dict[str, Any], e: RowError) -> None:
+        """A field error: the elder stays, the field is left as it was (empty when new)."""
+        skip = rec.setdefault("_skip", set())
+        for k in field_keys(e.column):
+            skip.add(k)
+            rec[k] = None
+        field_errors.append(replace(e, severity="warning"))
+
     for i in range(n):
         cells = {c: cell_text(values[i, j]) for j, c in enumerate(cols)}
-        rec, only_id = _validate_row(cells, row_numbers[i], ref, errors, warnings)
+        row_errs: list[RowError] = []
+        rec, id_problem = _validate_row(cells, row_numbers[i], ref, row_errs, warnings)
         rec["_cells"] = cells
-        (pending if only_id else recs).append(rec)
-    bad = {e.row for e in errors}
-    good = [r for r in recs if r["row"] not in bad]
+        by_row[rec["row"]] = rec
+        has_id = rec.get("id_number") is not None or "id_given" in rec
+        ident = [e for e in row_errs if is_identity_error(e.column, e.code, has_id=has_id)]
+        if ident:
+            errors.extend(row_errs)  # the row is rejected: every problem it has is an error
+        else:
+            for e in row_errs:
+                demote(rec, e)
+        only_id = id_problem and bool(ident) and all(
+            e.column == "居民身份证号码" and e.code in ("id_checksum", "missing_required") for e in ident)
+        if only_id:
+            errors[:] = [e for e in errors if e.row != rec["row"] or e in ident]
+            for e in row_errs:
+                if e not in ident:
+                    demote(rec, e)
+            pending.append(rec)
+        elif not ident:
+            recs.append(rec)
     if ref is not None:
         cnames = ref.community_names
-        _check_coordinates(recs + pending, ref, errors, warnings)
+        coord_errs: list[RowError] = []
         bad = {e.row for e in errors}
-        good = [r for r in good if r["row"] not in bad]
-        _geocode(good + pending, ref, cnames, errors, warnings)
+        _check_coordinates([r for r in recs + pending if r["row"] not in bad], ref, coord_errs, warnings)
+        for e in coord_errs:
+            if is_identity_error(e.column, e.code, has_id=True):
+                errors.append(e)
+            else:
+                demote(by_row[e.row], e)
+        bad = {e.row for e in errors}
+        geo_errs: list[RowError] = []
+        _geocode([r for r in recs + pending if r["row"] not in bad], ref, cnames, geo_errs, warnings)
+        for e in geo_errs:
+            demote(by_row[e.row], e)
     bad_nonid = {e.row for e in errors if not (e.column == "居民身份证号码" and e.code in ("id_checksum", "missing_required"))}
     pending = [r for r in pending if r["row"] not in bad_nonid]
     bad = {e.row for e in errors}
-    good = [r for r in good if r["row"] not in bad]
+    good = [r for r in recs if r["row"] not in bad]
     # duplicates of a valid ID inside the file
     first_row: dict[str, int] = {}
     unique: list[dict[str, Any]] = []
@@ -804,10 +851,14 @@ def validate_frame(frame: pd.DataFrame, rows: Sequence[int] | None = None,
         first_row[k] = r["row"]
         unique.append(r)
     errors.sort(key=lambda e: (e.row, e.column, e.code))
+    dup_rows = {e.row for e in errors}
+    field_errors = [e for e in field_errors if e.row not in dup_rows]
+    field_errors.sort(key=lambda e: (e.row, e.column, e.code))
     # values leave this module masked: reports, import batches, quarantine errors and the console
     errors = [e.masked() for e in errors]
     warnings = [w.masked() for w in warnings]
-    return ValidationResult(unique, errors, warnings, pending, n)
+    field_errors = [w.masked() for w in field_errors]
+    return ValidationResult(unique, errors, warnings, pending, n, field_errors)
 
 
 def canonical_columns() -> list[str]:

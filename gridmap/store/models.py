@@ -238,6 +238,7 @@ class Elder(Base):
     disability_grade: Mapped[int | None] = mapped_column(Integer)  # 残疾等级 1-4
     disability_type: Mapped[str | None] = mapped_column(String(20))  # 肢体/视力/智力/精神...
     other_notes: Mapped[str | None] = mapped_column(Text)  # 其他情况
+    other_reason: Mapped[str | None] = mapped_column(String(500))  # 其他特殊困难情形 (其他 category, issue 20)
 
     # 三、家庭生活条件
     water_safe: Mapped[bool | None] = mapped_column(Boolean)

@@ -41,6 +41,10 @@ _TO_WGS = Transformer.from_crs("EPSG:32650", "EPSG:4326", always_xy=True)
 _WEIGHTS = np.array([7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2])
 _CHECK = np.array(list("10X98765432"))
 #: Yes/no columns of the sheet.
+#: Sections 三 of the form written as 是/否 too.
+LIVING_COLUMNS = ("饮水是否安全", "生活用电是否安全", "住房是否安全")
+#: Household members written as repeated groups 家庭成员1… (the form prints three rows).
+SHEET_MEMBERS = 3
 YES_NO_COLUMNS = ("是否居住在户籍所在地", "是否独居", "是否空巢", "是否重残", "是否计划生育特殊家庭",
                   "是否愿意接受探访", "是否签约驿站或家庭照护床位")
 
@@ -71,13 +75,30 @@ class SyntheticRegister:
     def sheet(self) -> pd.DataFrame:
         """The elders as a spreadsheet: canonical Chinese headers in order, 是/否 for yes/no."""
         df = self.elders[list(CANONICAL_COLUMNS)].copy()
-        for col in YES_NO_COLUMNS:
+        for col in YES_NO_COLUMNS + LIVING_COLUMNS:
             df[col] = np.where(df[col].to_numpy(dtype=bool), "是", "否")
         df["残疾等级"] = [f"{int(g)}级" if g and not pd.isna(g) else "" for g in df["残疾等级"]]
-        return df
+        return pd.concat([df, member_sheet_columns(self.elders["household"], SHEET_MEMBERS, df.index)], axis=1)
 
 
 # ----------------------------------------------------------------- helpers
+
+
+def member_sheet_columns(households: Any, n_members: int, index: Any = None) -> pd.DataFrame:
+    """二、家庭基本情况 as repeated groups ``家庭成员1姓名`` … for ``n_members`` members (empty cells beyond)."""
+    from gridmap.register.columns import member_columns
+
+    cols = member_columns(n_members)
+    data: dict[str, list[str]] = {c: [] for c in cols}
+    for members in households:
+        for k in range(1, n_members + 1):
+            m = members[k - 1] if k <= len(members) else {}
+            w = m.get("welfare_status")
+            vals = [m.get("name") or "", m.get("sex") or "", m.get("id_number") or "", m.get("relation") or "",
+                    m.get("health") or "", WelfareStatus(w).label if w else ("否" if m else "")]
+            for c, v in zip(cols[(k - 1) * 6:k * 6], vals, strict=True):
+                data[c].append(v)
+    return pd.DataFrame(data, index=index)
 
 
 def check_digits(first17: np.ndarray) -> np.ndarray:
@@ -539,11 +560,16 @@ def generate_register(
         "失能等级": [DisabilityLevel(v).label if v else "" for v in dis_level],
         "是否重残": handicapped, "残疾人证号": [c if c else "" for c in cert],
         "残疾等级": np.where(handicapped, grade, np.nan), "是否计划生育特殊家庭": fp,
-        "低保特困情况": [WelfareStatus(v).label if v else "" for v in welfare],
+        # the departments' words: a 特困 elder living at home is 分散供养特困
+        "低保特困情况": ["分散供养特困" if v == WelfareStatus.TEKUN.value else WelfareStatus(v).label if v else ""
+                   for v in welfare],
         "是否愿意接受探访": ~refuse, "是否签约驿站或家庭照护床位": signed_station | signed_bed,
         "第一联系人": fc_name, "第一联系人关系": fc_rel, "第一联系人电话": fc_phone,
         "探访管家": [st_name[c] for c in visit_code], "服务管家": [st_name[c] for c in service_code],
         "其他情况": notes,
+        **_form_sections(np.random.default_rng(seed + 20), n, tekun, other_only, water_safe, elec_safe,
+                         housing_safe, income, benefits, doctor, [st_name[c] for c in visit_code],
+                         [st_phone[c] for c in visit_code], cname),
     })
     elders.insert(0, "elder_key", [f"SYN{seed:04d}-{i + 1:06d}" for i in range(n)])
     elders = elders.assign(
@@ -566,6 +592,34 @@ def generate_register(
     bar.close()
     return SyntheticRegister(elders, stewards, visits, seed, reference_date,
                              info={"per_street": per_street, "near_roads": graph is not None})
+
+
+def _form_sections(rng: np.random.Generator, n: int, tekun: np.ndarray, other_only: np.ndarray,
+                   water_safe: np.ndarray, elec_safe: np.ndarray, housing_safe: np.ndarray, income: np.ndarray,
+                   benefits: list[str], doctor: np.ndarray, steward_names: list[str], steward_phones: list[str],
+                   community: np.ndarray) -> dict[str, Any]:
+    """Sections 三 and 四, 家庭医生签约意愿 and 其他特殊困难情形 of the record form (own generator: the
+    other columns stay as they were for a seed)."""
+    wish = np.where(doctor, "已签约", np.where(rng.random(n) < 0.6, "愿意", "不愿意"))
+    helped = tekun | (rng.random(n) < 0.35)
+    units_pool = np.array(["社区居委会", "社区居委会、养老服务驿站", "街道区域养老服务中心", "养老服务驿站、家庭医生",
+                           "社区居委会、邻里亲属", "社会工作服务机构"])
+    measures_pool = np.array(["每周电话问候，每月上门探访", "助餐、助洁服务", "定期上门巡诊、健康监测",
+                              "节日慰问", "协助申请社会救助"])
+    units = units_pool[rng.integers(0, len(units_pool), n)]
+    measures = measures_pool[rng.integers(0, len(measures_pool), n)]
+    return {
+        "其他特殊困难情形": np.where(other_only, np.where(rng.random(n) < 0.5, "高龄且家庭照料困难",
+                                                       "照料者患病，家庭照料困难"), ""),
+        "饮水是否安全": water_safe, "生活用电是否安全": elec_safe, "住房是否安全": housing_safe,
+        "家庭每月收入（元）": [f"{int(v)}" for v in income],
+        "家庭每月领取养老保险、社会救助和社会福利补贴等情况": benefits,
+        "帮扶单位（组织）": np.where(helped, units, ""),
+        "帮扶责任人": np.where(helped, np.array(steward_names, dtype=object), ""),
+        "帮扶责任人联系电话": np.where(helped, np.array(steward_phones, dtype=object), ""),
+        "帮扶措施": np.where(helped, measures, ""),
+        "家庭医生签约意愿": wish,
+    }
 
 
 def _first_contacts(has_child: np.ndarray, ch_name: np.ndarray, ch_rel: np.ndarray, ch_phone: np.ndarray,

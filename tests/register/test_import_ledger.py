@@ -30,6 +30,7 @@ def test_cli_import_report_contract_and_exit_codes(engine, reference, ledger_dir
     rows = make_rows(30)
     rows[4]["联系电话"] = "12345"
     rows[9]["是否独居"] = "maybe"
+    rows[14]["姓名"] = ""  # who is it? the only kind of error that rejects a row (issue 20)
     f = write_xlsx(rows, ledger_dir / "台账.xlsx", title="特殊困难老年人信息台账")
     rep = ledger_dir / "r.json"
     res = _cli(engine, "import", str(f), "--source", "民政", "--report", str(rep))
@@ -38,14 +39,20 @@ def test_cli_import_report_contract_and_exit_codes(engine, reference, ledger_dir
     for k in ("file", "sha256", "rows_total", "rows_imported", "rows_updated", "rows_unchanged", "rows_rejected",
               "errors"):
         assert k in d
-    assert d["rows_total"] == 30 and d["rows_imported"] == 28 and d["rows_rejected"] == 2
+    assert d["rows_total"] == 30 and d["rows_imported"] == 29 and d["rows_rejected"] == 1
     # title row + blank row: header is row 3, data starts on row 4
     got = {(e["row"], e["column"], e["code"]) for e in d["errors"]}
-    assert got == {(8, "联系电话", "phone_format"), (13, "是否独居", "yes_no_invalid")}
-    assert all(set(e) == {"row", "column", "value", "code", "message_zh", "message_en"} for e in d["errors"])
+    assert got == {(18, "姓名", "missing_required")}
+    # field errors: the elder imported without the field, a warning with the same keys
+    warned = {(e["row"], e["column"], e["code"]) for e in d["warnings"]}
+    assert {(8, "联系电话", "phone_format"), (13, "是否独居", "yes_no_invalid")} <= warned
+    keys = {"row", "column", "value", "code", "message_zh", "message_en"}
+    assert all(set(e) == keys for e in d["errors"] + d["warnings"])
+    assert next(e for e in d["warnings"] if e["row"] == 8)["value"] != "12345"  # masked
     with Session(engine) as s:
-        assert s.scalar(select(func.count()).select_from(Elder)) == 28
-        assert s.scalar(select(func.count()).select_from(QuarantineRow)) == 2
+        assert s.scalar(select(func.count()).select_from(Elder)) == 29
+        assert s.scalar(select(Elder.phone).where(Elder.id_number == rows[4]["居民身份证号码"])) is None
+        assert s.scalar(select(func.count()).select_from(QuarantineRow)) == 3
         b = s.scalars(select(ImportBatch)).one()
         assert Path(b.archive_path).read_bytes() == f.read_bytes()
         assert b.archive_path.endswith(d["sha256"] + ".xlsx")
@@ -59,7 +66,7 @@ def test_cli_import_report_contract_and_exit_codes(engine, reference, ledger_dir
 
 def test_reimport_changes_nothing(engine, reference, ledger_dir):
     rows = make_rows(20)
-    rows[3]["性别"] = "男" if rows[3]["性别"] == "女" else "女"
+    rows[3]["姓名"] = ""
     f = write_csv(rows, ledger_dir / "a.csv")
     first = import_ledger(engine, f, "民政")
     before = snapshot(engine)

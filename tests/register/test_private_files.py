@@ -47,7 +47,7 @@ def test_cli_import_creates_owner_only_files(reference, ledger_dir, tmp_path, _v
     f = write_csv(rows, ledger_dir / "l.csv")
     rep = tmp_path / "report.json"
     res = runner.invoke(app, ["register", "import", str(f), "--database-url", url, "--report", str(rep)])
-    assert res.exit_code == 1, res.output
+    assert res.exit_code == 0, res.output  # a phone typo is a field warning: imported, quarantined
     q = tmp_path / "quarantine.xlsx"
     assert runner.invoke(app, ["register", "quarantine", "export", str(q), "--database-url", url]).exit_code == 0
     archived = list((_var_dir / "archive").iterdir())
