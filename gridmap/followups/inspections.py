@@ -140,9 +140,7 @@ def record_inspection(engine: Engine, payload: Mapping[str, Any], *, by: str, ru
                 _change_hazard(conn, row, HazardStatus.FIXED, by=by, now=now, note=f"联合入户排查（{held_on}）确认已整改",
                                photo_ref=None, reason=None, transferred_to=None, version=None)
             except ValidationError as exc:
-                exc.message_en = f"hazards_closed[{i + 1}]: {exc.message_en}"
-                exc.message_zh = f"hazards_closed[{i + 1}]：{exc.message_zh}"
-                raise
+                raise _bad(f"hazards_closed[{i + 1}]", hid, exc.message_en, exc.message_zh) from None
             res.closed.append(int(hid))
             touched.append(row["elder_id"])
         _feed(conn, "hazard", touched + want, by=by, detail={"inspection": res.id})

@@ -374,7 +374,8 @@ def _stored_before(conn: Any, records: Sequence[VisitRecord], keys: Sequence[str
     if starts:
         q = select(Visit.id, Visit.elder_id, Visit.started_at, Visit.steward_id, Visit.visitor_role,
                    Visit.visitor_name).where(Visit.elder_id.in_(sorted({r.elder_id for _, r in starts})),
-                                             Visit.started_at.in_([r.started_at for _, r in starts]))
+                                             Visit.visited_on.in_(sorted({r.visited_on for _, r in starts})),
+                                             Visit.started_at.is_not(None))
         rows = conn.execute(q).all()
         for i, r in starts:
             for vid, eid, st, sid, role, name in rows:
@@ -386,10 +387,13 @@ def _stored_before(conn: Any, records: Sequence[VisitRecord], keys: Sequence[str
 
 
 def _same_time(a: datetime | None, b: datetime | None) -> bool:
+    """Whether a stored start time is ``b`` (SQLite keeps the wall time without its offset)."""
     if a is None or b is None:
         return False
-    a = a if a.tzinfo else a.replace(tzinfo=timezone.utc)
-    b = b if b.tzinfo else b.replace(tzinfo=timezone.utc)
+    if a.tzinfo is None or b.tzinfo is None:
+        a0 = a.replace(tzinfo=None)
+        return a0 == b.replace(tzinfo=None) or (b.tzinfo is not None and
+                                                a0 == b.astimezone(timezone.utc).replace(tzinfo=None))
     return a == b
 
 
