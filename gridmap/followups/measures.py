@@ -12,7 +12,8 @@ column added from the register).
     id, elder_id, street, community, receiver (or target), status, emergency,
     opened_at, deadline, acknowledged_at, in_progress_at, closed_at,
     escalated_at (timestamps; naive ones are UTC), resolved (bool at closing),
-    satisfaction (满意 / 基本满意 / 不满意 or empty).
+    satisfaction (满意 / 基本满意 / 不满意 or the stored codes satisfied / neutral /
+    dissatisfied / very_satisfied, or empty).
 
 Time
 ----
@@ -56,7 +57,7 @@ Referral measures (:func:`referral_measures`)
 * 已办结 ``closed``: closed on a date in ``[start, C]``;
 * 解决率 ``resolution_rate``: of ``closed``, the share closed as resolved;
 * 满意率 ``satisfaction_rate``: of ``closed`` with a satisfaction, the share
-  满意 or 基本满意;
+  满意 or 基本满意 (非常满意 too; codes ``satisfied``, ``neutral``, ``very_satisfied``);
 * 平均办结天数 ``close_days``: mean of ``closed_at - opened_at`` in days
   (fractional) over ``closed``;
 * 逾期转介 ``overdue``: overdue at ``C`` (above);
@@ -80,7 +81,8 @@ __all__ = ["FOLLOWUP_COLUMNS", "HAZARD_LABELS", "REFERRAL_LABELS", "DISTRICT", "
 
 TZ = "Asia/Shanghai"
 DISTRICT = "海淀区"
-SATISFIED = ("满意", "基本满意")
+#: Satisfaction answers that count as satisfied: the labels and the stored codes (:class:`~gridmap.domain.enums.Satisfaction`).
+SATISFIED = ("满意", "基本满意", "非常满意", "satisfied", "neutral", "very_satisfied")
 HAZARD_CLOSED_STATES = ("fixed", "cannot_fix", "transferred", "closed")
 
 #: Chinese names of the hazard measures.

@@ -148,12 +148,20 @@ def report_command(
     week: Annotated[Optional[str], typer.Option("--week", help="ISO week, e.g. 2026-W49.")] = None,
     month: Annotated[Optional[str], typer.Option("--month", help="Or a month, e.g. 2026-11.")] = None,
     street: Annotated[Optional[str], typer.Option("--street", help="Only this street.")] = None,
+    today: Annotated[Optional[str], typer.Option(
+        "--today", help="The as-of date of a period still running, YYYY-MM-DD (default: today in Beijing); "
+                        "nothing is overdue before its due date.")] = None,
     rules_file: RulesOpt = None,
     database_url: DbOpt = None,
 ) -> None:
-    """Supervision report (xlsx): indicators per street, steward and community, laggards first."""
+    """Supervision report (xlsx): indicators per street, steward and community, laggards first; 隐患与转介."""
+    from datetime import date
+
     from sqlalchemy import select
 
+    from gridmap._errors import ValidationError
+    from gridmap.followups.measures import followup_sheet
+    from gridmap.followups.store import read_hazard_frame, read_referral_frame
     from gridmap.rules.config import load_rules
     from gridmap.rules.indicators import compute_indicators, period_of
     from gridmap.rules.report import write_report
@@ -162,22 +170,30 @@ def report_command(
 
     try:
         rules = load_rules(rules_file)
+        try:
+            as_of = date.fromisoformat(today) if today else datetime.now(timezone(timedelta(hours=8))).date()
+        except ValueError:
+            raise ValidationError("expected a date like 2026-12-07", "日期格式应为 2026-12-07", field="today",
+                                  value=today, code="date") from None
         if week is None and month is None:
-            today = datetime.now(timezone(timedelta(hours=8))).date() - timedelta(days=7)
-            y, w, _ = today.isocalendar()
+            last = as_of - timedelta(days=7)
+            y, w, _ = last.isocalendar()
             week = f"{y}-W{w:02d}"
         period = period_of(week, month)
         engine = _engine(database_url)
         elders, visits, hazards, referrals = indicator_inputs(
             engine, min(period.start, period.month_start), period.end, street=street, rules=rules)
-        kw = dict(week=week, month=month, rules=rules)
+        kw = dict(week=week, month=month, rules=rules, as_of=as_of)
         by_street = compute_indicators(elders, visits, hazards, referrals, level="street", **kw)
         by_steward = compute_indicators(elders, visits, hazards, referrals, level="steward", **kw)
         by_comm = compute_indicators(elders, visits, hazards, referrals, level="community", **kw)
+        fu = followup_sheet(read_hazard_frame(engine, street=street), read_referral_frame(engine, street=street),
+                            week=week, month=month, as_of=as_of,
+                            streets=sorted(str(s) for s in by_street.index))
         with engine.connect() as conn:
             names = {i: f"{c} {n}" for i, c, n in conn.execute(select(Steward.id, Steward.code, Steward.name))}
         write_report(out, by_street, period=period, stewards=by_steward, communities=by_comm,
-                     steward_names=names)
+                     steward_names=names, followups=fu, as_of=as_of)
     except GridmapError as exc:
         _fail(exc)
     t = Table(title=f"{period.label} 督导报表 / supervision (laggards first)")

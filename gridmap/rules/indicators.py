@@ -28,8 +28,12 @@ Definitions (the document's targets in brackets):
 * 逾期探访 overdue: elders whose last effective visit is more than 7 days (willing)
   or 31 days (monthly contact only) before the end of the period; days overdue
   beyond that interval;
-* hazards open / overdue (past deadline) at the end of the period, closed within
-  it, mean days to close; referrals open / overdue;
+* hazards open / overdue at the end of the period, closed within it, mean days
+  to close; referrals open / overdue. Overdue (:mod:`gridmap.followups.measures`):
+  the deadline (its date in Beijing) is before the as-of date — ``as_of`` when
+  given and inside the period (a week or a month still running), else the
+  period's last day — and the case is not closed by then: nothing is overdue
+  before its due date;
 * device coverage: smoke alarms among all elders, one-key terminals among 80+ and
   计划生育特殊家庭 elders; register completeness; 流于形式 signs: in-home visits
   shorter than ``formality.min_in_home_minutes``, answers identical to the previous
@@ -344,7 +348,10 @@ def compute_indicators(
             out[name] = flags.groupby("_unit")[c].sum()
 
     # hazards and referrals at the end of the period
+    from gridmap.followups.measures import hazard_overdue, referral_overdue
+
     end = pd.Timestamp(period.end)
+    cut = as_of if as_of is not None and as_of < period.end else period.end
     if not hazards.empty:
         h = hazards[hazards["elder_id"].isin(unit.index)].copy()
         h["_unit"] = h["elder_id"].map(unit)
@@ -352,7 +359,8 @@ def compute_indicators(
         is_open = (op <= end) & (cl.isna() | (cl > end))
         closed_in = cl.notna() & (cl >= pd.Timestamp(period.start)) & (cl <= end)
         out["hazards_open"] = h[is_open].groupby("_unit").size()
-        out["hazards_overdue"] = h[is_open & dl.notna() & (dl < end)].groupby("_unit").size()
+        # nothing is overdue before its due date: as of today for a period still running (a month too)
+        out["hazards_overdue"] = h[hazard_overdue(h, cut)].groupby("_unit").size()
         out["hazards_closed"] = h[closed_in].groupby("_unit").size()
         out["hazard_days_to_close"] = ((cl - op).dt.days)[closed_in].groupby(h["_unit"][closed_in]).mean()
     if not referrals.empty:
@@ -360,11 +368,10 @@ def compute_indicators(
         r["_unit"] = r["elder_id"].map(unit)
         ra = pd.to_datetime(r["opened_at"], utc=True, errors="coerce")
         rc = pd.to_datetime(r["closed_at"], utc=True, errors="coerce")
-        rd = pd.to_datetime(r["deadline"], utc=True, errors="coerce")
         end_utc = pd.Timestamp(period.end + timedelta(days=1), tz="Asia/Shanghai").tz_convert("UTC")
         r_open = (ra < end_utc) & (rc.isna() | (rc >= end_utc))
         out["referrals_open"] = r[r_open].groupby("_unit").size()
-        out["referrals_overdue"] = r[r_open & rd.notna() & (rd < end_utc)].groupby("_unit").size()
+        out["referrals_overdue"] = r[referral_overdue(r, cut)].groupby("_unit").size()
 
     # devices and register completeness (one pass per list column; vectorised group sums)
     st = st.assign(_smoke=_contains(st["devices"], DeviceKind.SMOKE_ALARM.value),

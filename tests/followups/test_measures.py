@@ -73,7 +73,7 @@ def expected(hazards: list[dict[str, Any]], referrals: list[dict[str, Any]], sta
             u["resolved"] += bool(r["resolved"])
             if r["satisfaction"] is not None:
                 u["rated"] += 1
-                u["satisfied"] += r["satisfaction"] in ("满意", "基本满意")
+                u["satisfied"] += r["satisfaction"] in ("满意", "基本满意", "satisfied", "neutral")
             u["days"].append((r["closed_at"] - r["opened_at"]).total_seconds() / 86400)
         if bj_day(r["opened_at"]) <= cut and (closed_day is None or closed_day > cut) and due_day < cut:
             u["overdue"] += 1
@@ -131,7 +131,7 @@ def referral_rows(draw: st.DrawFn) -> list[dict[str, Any]]:
                      "closed_at": closed,
                      "escalated_at": (deadline + timedelta(minutes=5)) if emergency and draw(st.booleans()) else None,
                      "resolved": draw(st.booleans()) if closed else None,
-                     "satisfaction": draw(st.sampled_from([None, "满意", "基本满意", "不满意"])) if closed else None})
+                     "satisfaction": draw(st.sampled_from([None, "满意", "基本满意", "不满意", "satisfied", "neutral", "dissatisfied"])) if closed else None})
     return rows
 
 
