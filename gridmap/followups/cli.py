@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import sys
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -25,7 +26,11 @@ hazards_app = typer.Typer(help="Home-safety hazards: list, move on, joint inspec
 referrals_app = typer.Typer(help="Referrals: list, acknowledge, work on, close. 转介", no_args_is_help=True)
 jobs_app = typer.Typer(help="The periodic jobs (escalation, reminders), once, for cron. 定时任务", no_args_is_help=True)
 
-_out = Console(soft_wrap=True)
+def _console() -> Console:
+    """Standard output; when it is not a terminal (a pipe, a file) wide enough for the whole table."""
+    return Console() if sys.stdout.isatty() else Console(width=220)
+
+
 _err = Console(stderr=True)
 _BEIJING = timezone(timedelta(hours=8))
 
@@ -161,7 +166,7 @@ def hazards_list(
                   r["status_label"] + (f"（重开{r['reopened_count']}次）" if r["reopened_count"] else ""),
                   r["opened_on"] or "", r["due_on"] or "", r["closed_on"] or "",
                   r["transferred_to"] or r["owner_unit"] or "", "是" if r["overdue"] else "")
-    _out.print(t)
+    _console().print(t)
 
 
 @hazards_app.command("update")
@@ -249,7 +254,7 @@ def referrals_list(
                   r["status_label"] + ("（已升级）" if r["escalated"] else ""), r["opened_on"] or "",
                   r["due_on"] or "", r["closed_on"] or "", r["receiver"] or "", r["satisfaction_label"] or "",
                   "是" if r["overdue"] else "")
-    _out.print(t)
+    _console().print(t)
 
 
 @referrals_app.command("update")

@@ -22,8 +22,15 @@ from gridmap.rules.config import Rules
 
 log = logging.getLogger(__name__)
 
-#: Where :class:`FileGateway` appends by default.
-DEFAULT_OUTBOX_FILE = Path("var") / "notifications" / "sent.jsonl"
+#: Where :class:`FileGateway` appends by default, under the var directory (``GRIDMAP_VAR_DIR``, default ``./var``).
+OUTBOX_FILE = Path("notifications") / "sent.jsonl"
+
+
+def default_outbox_file() -> Path:
+    """``<var dir>/notifications/sent.jsonl``."""
+    from gridmap.config import get_settings
+
+    return get_settings().var_dir / OUTBOX_FILE
 
 
 @dataclass(frozen=True)
@@ -55,13 +62,13 @@ class Gateway(Protocol):
 
 
 class FileGateway:
-    """Appends each message as one JSON line to a file (default ``var/notifications/sent.jsonl``, owner-only).
+    """Appends each message as one JSON line to a file (default ``<var dir>/notifications/sent.jsonl``, owner-only).
 
     The recipient is written masked (the file stands in for a gateway and is read by people).
     """
 
-    def __init__(self, path: str | Path = DEFAULT_OUTBOX_FILE) -> None:
-        self.path = Path(path)
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = Path(path) if path is not None else default_outbox_file()
         self._lock = threading.Lock()
 
     def send(self, message: OutboundMessage) -> SendResult:
@@ -91,8 +98,8 @@ def gateway_from_rules(rules: Rules, *, path: str | Path | None = None) -> Gatew
     """The gateway the rules name (``notifications.gateway``: file or log)."""
     if rules.notify_gateway == "log":
         return LogGateway()
-    return FileGateway(path or DEFAULT_OUTBOX_FILE)
+    return FileGateway(path)
 
 
-__all__ = ["DEFAULT_OUTBOX_FILE", "FileGateway", "Gateway", "LogGateway", "OutboundMessage", "SendResult",
+__all__ = ["OUTBOX_FILE", "default_outbox_file", "FileGateway", "Gateway", "LogGateway", "OutboundMessage", "SendResult",
            "gateway_from_rules"]

@@ -104,12 +104,18 @@ def record(
                     exc.message_zh = f"第{i + 1}条探访：{exc.message_zh}"
                 raise
         engine = _engine(database_url)
-        for rec in records:
-            res = record_visit(engine, rec, rules=rules, user=user)
+        for item, rec in zip(items, records, strict=True):
+            # one submission stored once: its idempotency_key, else the same elder, visitor and start time
+            key = item.get("idempotency_key") if isinstance(item, dict) else None
+            res = record_visit(engine, rec, rules=rules, user=user, idempotency_key=key)
+            if res.duplicate:
+                console.print(f"[yellow]=[/yellow] 已存储过，未重复录入 / duplicate: visit {res.visit_id} "
+                              f"(elder {rec.elder_id}) was stored before; nothing new written")
+                continue
             console.print(f"[green]✓[/green] visit {res.visit_id} (elder {rec.elder_id}"
                           f"{', 补录 late entry' if res.late_entry else ''}): "
-                          f"{len(res.hazard_ids)} hazards, {len(res.referral_ids)} referrals, "
-                          f"{len(res.care_service_ids)} care services")
+                          f"{len(res.hazard_ids)} hazards{f' (+{len(res.reopened_hazard_ids)} reopened)' if res.reopened_hazard_ids else ''}, "
+                          f"{len(res.referral_ids)} referrals, {len(res.care_service_ids)} care services")
     except GridmapError as exc:
         _fail(exc, 2 if getattr(exc, "code", None) else 1)
 
@@ -132,7 +138,7 @@ def events(
 
 @visits_app.command("escalate")
 def escalate(database_url: DbOpt = None, rules_file: RulesOpt = None) -> None:
-    """Escalate emergency referrals not acknowledged in time to the street."""
+    """Escalate emergency referrals not acknowledged in time, each once (alias of the escalation of ``gridmap jobs run``)."""
     from gridmap.rules.config import load_rules
     from gridmap.rules.store import escalate_referrals
 
