@@ -23,7 +23,7 @@ from dash import Input, Output, State, dcc, html, no_update
 from sqlalchemy import Engine
 
 from gridmap.dashboard import map as gm
-from gridmap.dashboard import planner, steward, supervisor
+from gridmap.dashboard import followups, planner, steward, supervisor
 from gridmap.dashboard.auth import install_auth, is_installed, logout_button
 from gridmap.dashboard.basemap import Basemap, basemap_from_env
 from gridmap.dashboard.data import DashboardData, current_user
@@ -91,6 +91,9 @@ def create_app(engine: Engine, *, basemap: Basemap | None = None, today: date | 
         own_route = Role(user.role) in (Role.COMMUNITY, Role.SERVICE)
         tabs = [dcc.Tab(sup, label="街镇督导", value="supervisor", id="tab-supervisor"),
                 dcc.Tab(stw, label="管家工作台", value="steward", id="tab-steward")]
+        fu_tab = followups.tab(data, user)  # 隐患与转介: lists acted on, 接诉即办 measures
+        if fu_tab is not None:
+            tabs.append(fu_tab)
         if Role(user.role) not in (Role.COMMUNITY, Role.SERVICE):
             tabs.append(dcc.Tab(pln, label="规划调度", value="planner", id="tab-planner"))
         box = [html.Span(f"{user.label} · {fmt_date(data.today, weekday=True)}", id="user-label")]
@@ -124,6 +127,7 @@ def create_app(engine: Engine, *, basemap: Basemap | None = None, today: date | 
     supervisor.register(app, data, basemap)
     steward.register(app, data, basemap)
     planner.register(app, data, basemap)
+    followups.register(app, data)
 
     # the background warm-up pauses between its steps while requests are answered (see DashboardData.yield_to_requests)
     @app.server.before_request

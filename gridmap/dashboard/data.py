@@ -879,8 +879,11 @@ class DashboardData:
         out["kind"] = str(getattr(out["kind"], "value", out["kind"]))
         return out
 
-    def record_visit(self, user: User, data: dict[str, Any]) -> RecordResult:
+    def record_visit(self, user: User, data: dict[str, Any], *, idempotency_key: str | None = None) -> RecordResult:
         """Validate (``parse_visit``) and save (``record_visit``) a visit, then refresh the caches.
+
+        ``idempotency_key`` (made when the form opened) makes a second save of the same submission
+        return the visit stored before (``duplicate``), with nothing new written.
 
         Who the visit is recorded under is decided here, from the signed-in user and the store, never
         taken from the page: a steward user (one with a steward of their own) records as themself; any
@@ -958,7 +961,11 @@ class DashboardData:
                       effective=bool(data.get("effective", True)) and rec.mode in self.rules.effective_modes
                       and role in self.rules.credited_roles)
         before = self._seq_now()
-        res = record_visit(self.engine, rec, rules=self.rules, user=user.username)
+        # the form's idempotency key: the same submission saved again is the visit stored before
+        res = record_visit(self.engine, rec, rules=self.rules, user=user.username, idempotency_key=idempotency_key)
+        if res.duplicate:
+            log_access("view", "visit", res.visit_id, {"elder_id": rec.elder_id, "op": "record_visit_duplicate"})
+            return res
         log_access("update", "visit", res.visit_id, {"elder_id": rec.elder_id, "op": "record_visit",
                                                      "steward_id": rec.steward_id})
         self._after_write(rec.elder_id, rec.visited_on)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import uuid
 from pathlib import Path
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -255,6 +256,9 @@ def layout(data: DashboardData, basemap: Basemap) -> html.Div:
                       html.Span(f" 您的角色（{Role(user.role).label}）只能查看，不能保存探访记录" if read_only else "",
                                 className="gm-hint", id="stw-readonly")], style={"marginTop": "8px"}),
             dcc.Loading(html.Div(id="stw-save-msg")),
+            # the submission's idempotency key: made when the form opens (and for each new elder or date), sent
+            # with the save, so pressing 保存探访记录 again (or a retried request) stores the visit once
+            dcc.Store(id="stw-idem", data=uuid.uuid4().hex),
         ], className="gm-col")], className="gm-row gm-noprint"),
     ], id="steward-view")
 
@@ -392,6 +396,13 @@ def register(app: dash.Dash, data: DashboardData, basemap: Basemap) -> None:
         viewport = {"bounds": [[min(lats) - pad, min(lons) - pad], [max(lats) + pad, max(lons) + pad]]}
         return table, layer, elder_opts, viewport, None
 
+    # a new submission (another elder or date): a new idempotency key, made in the browser
+    app.clientside_callback(
+        "function(e, d){ return (window.crypto && crypto.randomUUID) ? crypto.randomUUID()"
+        " : (Date.now().toString(36) + Math.random().toString(36).slice(2)); }",
+        Output("stw-idem", "data"), Input("stw-elder", "value"), Input("stw-visited-on", "date"),
+        prevent_initial_call=True)
+
     app.clientside_callback("function(n){ if(n){ window.print(); } return ''; }",
                             Output("stw-print", "title"), Input("stw-print", "n_clicks"), prevent_initial_call=True)
 
@@ -406,12 +417,12 @@ def register(app: dash.Dash, data: DashboardData, basemap: Basemap) -> None:
                   State("stw-sig-visitor", "value"), State("stw-sig-elder", "value"),
                   State("stw-sig-recorder", "value"), State("stw-gps-lon", "value"), State("stw-gps-lat", "value"),
                   State("stw-cs-kind", "value"), State("stw-cs-desc", "value"), State("stw-cs-provider", "value"),
-                  State("stw-cs-sat", "value"), prevent_initial_call=True)
+                  State("stw-cs-sat", "value"), State("stw-idem", "data"), prevent_initial_call=True)
     def _save(_n: int, steward_id: int | None, elder_id: int | None, visited_on: str | None, mode: str,
               role: str, visitor: str | None, start: str | None, end: str | None, ans_values: list[Any],
               ans_ids: list[dict[str, str]], fcc: Any, illness: Any, needs: Any, suggestions: Any,
               emergency: list[str], sig_v: Any, sig_e: Any, sig_r: Any, lon: Any, lat: Any, cs_kind: Any,
-              cs_desc: Any, cs_provider: Any, cs_sat: Any) -> Any:
+              cs_desc: Any, cs_provider: Any, cs_sat: Any, idem: str | None = None) -> Any:
         values = {"elder_id": elder_id, "visited_on": (visited_on or "")[:10] or None, "mode": mode,
                   "visitor_role": role, "visitor_name": visitor, "started_at": start, "ended_at": end,
                   "answers": {i["field"]: v for i, v in zip(ans_ids, ans_values, strict=True)},
@@ -422,9 +433,12 @@ def register(app: dash.Dash, data: DashboardData, basemap: Basemap) -> None:
         if elder_id is None:
             return message("请选择老人（字段：elder_id）", "err"), no_update
         try:  # the steward the visit is recorded under, and the visitor's role, are re-derived on the server
-            res = data.record_visit(current_user(), form_to_record(values, steward_id))
+            res = data.record_visit(current_user(), form_to_record(values, steward_id),
+                                    idempotency_key=str(idem) if idem else None)
         except Exception as exc:  # noqa: BLE001 - shown as a message
             return message("未保存：" + error_text(exc), "err"), no_update
+        if getattr(res, "duplicate", False):
+            return message(f"该探访记录已保存过（编号 {res.visit_id}），未重复保存", "ok"), no_update
         extra = []
         if res.hazard_ids:
             extra.append(f"已登记隐患 {len(res.hazard_ids)} 项")
