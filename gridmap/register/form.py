@@ -260,7 +260,8 @@ def parse_members(cells: dict[str, str], add: AddError,
 
     members: list[dict[str, Any]] = []
     any_cell = False
-    for n in range(1, MAX_MEMBERS + 1):
+    present = sorted({int(c[4]) for c in cells if c.startswith("家庭成员") and c[4:5].isdigit()})
+    for n in present:
         cols = {f: member_column(n, f) for f in MEMBER_FIELDS}
         vals = {f: cells.get(c, "") for f, c in cols.items()}
         if not any(vals.values()):

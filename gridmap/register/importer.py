@@ -381,9 +381,11 @@ def _assign_grids(records: list[dict[str, Any]], layers: Any) -> None:
                            crs=4326)
     out = assign_areas(pts, layers.streets, layers.communities, layers.grids, district=layers.district)
     for r, street, comm, grid in zip(located, out["street"], out["community_code"], out["grid_id"], strict=True):
+        street = street if isinstance(street, str) and street else None
+        comm = comm if isinstance(comm, str) and comm else None
         if not r.get("street") and street:
             r["street"] = street
-        if not r.get("community_code") and comm:
+        if not r.get("community_code") and comm and (r.get("street") in (None, street)):
             r["community_code"] = comm
         r["grid_code"] = grid if grid and (comm == r.get("community_code")) else None
 
@@ -496,6 +498,7 @@ def import_ledger(
     user: str = "system",
     data_dir: str | Path | None = None,
     on_progress: Callable[[str, int, int], None] | None = None,
+    bulk: bool = True,
 ) -> ImportReport:
     """Validate and import one ledger file in one transaction.
 
@@ -518,6 +521,8 @@ def import_ledger(
         Geodata directory for the reference layers (default from settings).
     on_progress
         Called as ``on_progress(stage, done, total)`` while writing.
+    bulk
+        New elders in multi-row INSERTs (default); False: one ORM object per row (reference path).
 
     Returns
     -------
@@ -561,6 +566,10 @@ def import_ledger(
                                         "headers mapped from variants: " + ", ".join(
                                             f"{k} -> {v}" for k, v in ledger.mapped.items()), "warning"))
     _assign_grids(result.records + result.pending, layers)
+    if monthly and period:
+        start = parse_period(period)
+        for r in result.records:
+            r["_entered_on"] = start  # a new elder of a monthly ledger enters on the period's first day
     target = archive_target(ledger.path, ledger.sha256)
 
     with session_scope(engine, user=user, source=src.value,
@@ -595,7 +604,7 @@ def import_ledger(
         if on_progress:
             on_progress("batch", 0, len(result.records))
         outcome = merge_records(s, result.records, result.pending, src, batch_id=batch.id,
-                                areas=AreaIndex.load(s), on_progress=on_progress)
+                                areas=AreaIndex.load(s), on_progress=on_progress, bulk=bulk)
         attached = set(outcome.attached)
         errors = [e for e in result.errors if e.row not in attached]
         report.errors = errors

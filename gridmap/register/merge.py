@@ -146,6 +146,8 @@ class MergeOutcome:
     warnings: list[RowError] = field(default_factory=list)
     #: rows of new elders given their community's visit steward (no steward named, or the name not found)
     stewards_defaulted: list[int] = field(default_factory=list)
+    #: ids of the new elders written by the bulk path (:mod:`gridmap.register.bulk`)
+    new_ids: list[int] = field(default_factory=list)
 
 
 def match_key(name: str | None, birth: date | None, address: str | None) -> tuple[str, str, str] | None:
@@ -236,6 +238,9 @@ class _Merger:
             for c in session.scalars(select(FieldConflict).where(FieldConflict.status.in_(("open", "auto_resolved"))))
         }
         self.out = MergeOutcome()
+        self.new_id_numbers: set[str] = set()
+        self.bulk_new: list[dict[str, Any]] = []
+        self.bulk = False
 
     # -------------------------------------------------------------- helpers
     def _conflict(self, e: Elder, key: str, cur: Any, cur_src: list[str], new: Any, auto: bool) -> None:
@@ -462,7 +467,10 @@ class _Merger:
                     e.id_number = rec["id_number"]
                     self.by_id[rec["id_number"]] = e
             if e is None:
-                self.new_elder(rec)
+                if self.bulk:
+                    self.bulk_new.append(rec)  # written in one go by gridmap.register.bulk
+                else:
+                    self.new_elder(rec)
             else:
                 self.update(e, rec)
                 self.out.seen[e.id] = rec
@@ -489,7 +497,7 @@ class _Merger:
 
 def merge_records(session: Session, records: list[dict[str, Any]], pending: list[dict[str, Any]],
                   source: Source, *, batch_id: int | None = None, areas: AreaIndex | None = None,
-                  chunk: int = 5000, on_progress: Any = None) -> MergeOutcome:
+                  chunk: int = 5000, on_progress: Any = None, bulk: bool = True) -> MergeOutcome:
     """Merge validated records (and ID-pending rows) into the register in ``session``.
 
     Parameters
@@ -507,16 +515,25 @@ def merge_records(session: Session, records: list[dict[str, Any]], pending: list
         The import batch (written on conflicts).
     areas
         Database ids of areas and stewards (loaded when None).
+    bulk
+        Write new elders with multi-row INSERTs (:mod:`gridmap.register.bulk`);
+        False builds one ORM object per elder (the row-by-row reference path).
 
     Returns
     -------
     MergeOutcome
     """
+    from gridmap.register.bulk import insert_new_elders
+
     areas = areas or AreaIndex.load(session)
     m = _Merger(session, source, batch_id, areas)
+    m.bulk = bulk
     for i in range(0, max(len(records), 1), chunk):
         m.merge(records[i:i + chunk], [])
         session.flush()
+        if m.bulk_new:
+            insert_new_elders(session, m, m.bulk_new)
+            m.bulk_new = []
         if on_progress is not None:
             on_progress("merge", min(i + chunk, len(records)), len(records))
     m.merge([], pending)

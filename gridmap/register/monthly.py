@@ -85,10 +85,10 @@ def apply_monthly(session: Session, outcome: MergeOutcome, source: Source, perio
     summary: dict[str, Any] = {"period": period, "entered": 0, "returned": 0, "deceased": 0, "moved_out": 0,
                                "exited": 0, "category_changed": 0, "steward_changed": 0,
                                "address_changed": 0, "exited_ids": []}
-    new_ids = {e.id for e in outcome.new_elders}
+    new_ids = {e.id for e in outcome.new_elders} | set(outcome.new_ids)
     for e in outcome.new_elders:
-        e.entered_on = start
-        summary["entered"] += 1
+        e.entered_on = start  # the bulk path wrote it already (the record's _entered_on)
+    summary["entered"] = len(new_ids)
     seen = set(outcome.seen)
     elders = {e.id: e for e in session.scalars(select(Elder))}
     for eid, rec in outcome.seen.items():

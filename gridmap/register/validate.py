@@ -724,7 +724,10 @@ def _geocode(recs: list[dict[str, Any]], ref: Reference, community_names: dict[s
         return
     for r in recs:
         if r["lon"] is not None:
-            res = gz.geocode(r["address"], r["lon"], r["lat"])
+            # a coordinate is exact; its street and community come from the vectorised point-in-polygon
+            # of the importer (gridmap.register.importer._assign_grids), not one polygon search per row
+            r["geocode_quality"] = "exact"
+            continue
         else:
             addr = r["address"] or ""
             prefix = ""
