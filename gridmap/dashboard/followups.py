@@ -30,9 +30,10 @@ from gridmap.dashboard.ui import dropdown, error_text, guarded, message
 from gridmap.domain.enums import HazardKind, HazardStatus, ReferralStatus, Role
 from gridmap.domain.masking import mask_name
 from gridmap.followups.measures import followup_sheet
-from gridmap.rules.requirements import week_of
+from gridmap.rules.requirements import parse_week, week_of
 
-__all__ = ["apply_change", "hazard_rows", "layout", "measures_table", "referral_rows", "register"]
+__all__ = ["apply_change", "hazard_rows", "layout", "measures_table", "open_followup_notes", "referral_rows",
+           "register"]
 
 HAZARD_ACTIONS = [HazardStatus.IN_PROGRESS, HazardStatus.FIXED, HazardStatus.CANNOT_FIX, HazardStatus.TRANSFERRED]
 REFERRAL_ACTIONS = [ReferralStatus.ACKNOWLEDGED, ReferralStatus.IN_PROGRESS, ReferralStatus.CLOSED]
@@ -110,10 +111,34 @@ def referral_rows(data: DashboardData, user: User, statuses: list[str] | None) -
                      "kind": ("紧急" if r.emergency else "需求") + (f"：{r.need}" if r.need else ""),
                      "status": r.status, "status_label": _label(ReferralStatus, r.status)
                      + ("（已升级）" if _day(r.escalated_at) else ""),
-                     "owner": r.receiver or "", "opened": opened, "due": due, "closed": _day(r.closed_at),
+                     # a relative's name is personal data: masked (a street, community or steward is not)
+                     "owner": (mask_name(r.receiver) if r.target == "first_contact" else r.receiver) or "",
+                     "opened": opened, "due": due, "closed": _day(r.closed_at),
                      "overdue_days": overdue, "reopened": 0})
     rows.sort(key=lambda x: (-x["overdue_days"], x["due"] or date.max, x["id"]))
     return rows
+
+
+def open_followup_notes(data: DashboardData, elder_ids: list[int]) -> dict[int, str]:
+    """Per elder, the open follow-ups in a line for the steward's route list ("上次发现燃气隐患，整改中")."""
+    from gridmap.followups.store import read_hazard_frame, read_referral_frame
+
+    ids = sorted({int(e) for e in elder_ids})
+    if not ids:
+        return {}
+    notes: dict[int, list[str]] = {}
+    h = read_hazard_frame(data.engine, status=[HazardStatus.OPEN.value, HazardStatus.IN_PROGRESS.value],
+                          elder_ids=ids)
+    for r in h.itertuples():
+        kind = _label(HazardKind, r.kind).removesuffix("安全")
+        notes.setdefault(int(r.elder_id), []).append(
+            f"上次发现{kind}隐患，{_label(HazardStatus, r.status)}")
+    rf = read_referral_frame(data.engine, status=[ReferralStatus.OPEN.value, ReferralStatus.ACKNOWLEDGED.value,
+                                                  ReferralStatus.IN_PROGRESS.value], elder_ids=ids)
+    for r in rf.itertuples():
+        what = "紧急情况" if r.emergency else (str(r.need)[:12] if r.need else "服务需求")
+        notes.setdefault(int(r.elder_id), []).append(f"转介（{what}）{_label(ReferralStatus, r.status)}")
+    return {k: "；".join(v) for k, v in notes.items()}
 
 
 def _table(rows: list[dict[str, Any]], what: str) -> html.Div:
@@ -146,14 +171,16 @@ def _num(v: Any) -> str:
     return "—" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{float(v):.1f}"
 
 
-def measures_table(data: DashboardData, user: User, week: str | None = None) -> html.Div:
-    """The 接诉即办 measures of ``week`` (default: the current week as of today) per street in the user's scope."""
+def measures_table(data: DashboardData, user: User, week: str | None = None, street: str | None = None,
+                   table_id: str = "fu-measures-table") -> html.Div:
+    """The 接诉即办 measures of ``week`` (default: the current week as of today) per street in the user's scope
+    (of ``street`` when given)."""
     from gridmap.followups.store import read_hazard_frame, read_referral_frame
 
     week = week or week_of(data.today)
-    h = _scoped(read_hazard_frame(data.engine), data, user)
-    r = _scoped(read_referral_frame(data.engine), data, user)
-    sheet = followup_sheet(h, r, week=week, as_of=data.today)
+    h = _scoped(read_hazard_frame(data.engine, street=street or None), data, user)
+    r = _scoped(read_referral_frame(data.engine, street=street or None), data, user)
+    sheet = followup_sheet(h, r, week=week, as_of=data.today, streets=[street] if street else None)
     head = html.Tr([html.Th(c) for c in MEASURE_COLUMNS])
     body = []
     for row in sheet.to_dict("records"):
@@ -166,11 +193,13 @@ def measures_table(data: DashboardData, user: User, week: str | None = None) -> 
                 style["fontWeight"] = "bold"
             cells.append(html.Td(text, style=style))
         body.append(html.Tr(cells))
-    return html.Div([html.H4(f"接诉即办指标 · {week}（截至 {data.today.isoformat()}；"
+    parse_week(week)  # refuses a malformed week
+    cut = min(data.today, parse_week(week)[1])
+    return html.Div([html.H4(f"接诉即办指标 · {week}（截至 {cut.isoformat()}；"
                              "到期前不算逾期）"),
                      html.Table([html.Thead(head), html.Tbody(body)], className="gm-route-table",
-                                id="fu-measures-table", style={"width": "100%", "fontSize": "0.9em"})],
-                    id="fu-measures")
+                                id=table_id, style={"width": "100%", "fontSize": "0.9em"})],
+                    id="fu-measures" if table_id == "fu-measures-table" else f"{table_id}-box")
 
 
 def layout(data: DashboardData) -> html.Div:
@@ -262,6 +291,14 @@ def register(app: dash.Dash, data: DashboardData) -> None:
         rows = (hazard_rows if kind == "h" else referral_rows)(data, user, statuses or None)
         log_access("view", "hazard_list" if kind == "h" else "referral_list", None, {"rows": len(rows)})
         return _table(rows, "隐患" if kind == "h" else "转介"), measures_table(data, user)
+
+    @app.callback(Output("sup-fu-measures", "children"), Input("sup-week", "value"), Input("sup-street", "value"),
+                  Input("data-version", "data"))
+    def _sup_measures(week: str | None, street: str | None, _v: Any) -> Any:
+        try:
+            return measures_table(data, current_user(), week or None, street or None, table_id="sup-fu-table")
+        except Exception as exc:  # noqa: BLE001 - shown as a message
+            return message("接诉即办指标暂不可用：" + error_text(exc), "err")
 
     @app.callback(Output("fu-msg", "children"), Output("data-version", "data", allow_duplicate=True),
                   Output("fu-note", "value"), Input("fu-apply", "n_clicks"), State("fu-type", "value"), State("fu-id", "value"),

@@ -9,6 +9,7 @@ with client-side clustering and carry only an id and a status code.
 
 from __future__ import annotations
 
+from datetime import date
 import itertools
 import json
 import threading
@@ -165,9 +166,10 @@ def legend(title: str = "周探访率") -> html.Div:
     rows += [html.Div([html.Span(style={"background": c, "display": "inline-block", "width": "10px",
                                         "height": "10px", "borderRadius": "5px", "marginRight": "4px"}),
                        STATE_LABELS[k]]) for k, c in STATE_COLOURS.items()]
-    rows.append(html.Div([html.Span(style={"background": "#e34a33", "display": "inline-block", "width": "10px",
-                                           "height": "10px", "borderRadius": "5px", "marginRight": "4px",
-                                           "opacity": 0.6}), "隐患热点（放大后显示单个隐患 ▲）"]))
+    rows.append(html.Div(["隐患热点（最久未整改）："] + [
+        html.Span([html.Span(style={"background": c, "display": "inline-block", "width": "10px", "height": "10px",
+                                    "borderRadius": "5px", "margin": "0 3px 0 6px", "opacity": 0.8}), label])
+        for _low, c, label in HAZARD_AGE_BINS] + ["（放大后显示单个隐患 ▲）"]))
     rows.append(html.Div([html.Span("■", style={"color": DEVICE_COLOURS["smoke_alarm"], "marginRight": "4px"}),
                           "烟感", html.Span("■", style={"color": DEVICE_COLOURS["emergency_terminal"],
                                                        "margin": "0 4px 0 8px"}), "一键式终端"]))
@@ -191,21 +193,60 @@ def elders_geobuf(status: pd.DataFrame, basemap: Basemap) -> str:
     return dlx.geojson_to_geobuf({"type": "FeatureCollection", "features": feats})
 
 
+#: Open-hazard age bins of the hotspot layer (days open, at least) → colour, label.
+HAZARD_AGE_BINS: list[tuple[int, str, str]] = [(0, "#fdae6b", "7天内"), (7, "#e6550d", "7–29天"),
+                                               (30, "#7f0000", "30天及以上")]
+#: Hazard states that count as open (待处理, 整改中).
+OPEN_HAZARD_STATES = frozenset({"open", "in_progress"})
+
+
+def open_hazards(hazards: pd.DataFrame) -> pd.DataFrame:
+    """Hazards still to be fixed (待处理, 整改中); 已整改, 无法整改 and 已移交 are not."""
+    return hazards[hazards["status"].astype(str).isin(OPEN_HAZARD_STATES)]
+
+
+def hazard_age_days(hazards: pd.DataFrame, today: date) -> pd.Series:
+    """Days each hazard has been open on ``today`` (0 on the day it was found)."""
+    opened = pd.to_datetime(hazards["opened_on"], errors="coerce")
+    return (pd.Timestamp(today) - opened).dt.days.clip(lower=0).fillna(0).astype(int)
+
+
 def hotspots(hazards: pd.DataFrame, elders: pd.DataFrame, communities: gpd.GeoDataFrame,
-             basemap: Basemap) -> dict[str, Any]:
-    """Open hazards counted per community, as circles at the community's centre (the hotspot layer)."""
+             basemap: Basemap, today: date | None = None) -> dict[str, Any]:
+    """Open hazards per community, as circles at the community's centre, coloured by age (the hotspot layer).
+
+    Properties: ``n`` open hazards, ``age`` days the oldest has been open (on ``today``,
+    default today in Beijing), ``c`` its colour (:data:`HAZARD_AGE_BINS`).
+    """
     if hazards.empty:
         return {"type": "FeatureCollection", "features": []}
-    open_h = hazards[hazards["status"].astype(str) != "closed"]
+    from gridmap.dashboard.data import today_beijing
+
+    open_h = open_hazards(hazards)
+    open_h = open_h.assign(_age=hazard_age_days(open_h, today or today_beijing()).to_numpy())
     where = elders.drop_duplicates("elder_id").set_index("elder_id")[["street", "community"]]
-    at = where.reindex(open_h["elder_id"].to_numpy()).dropna()
-    counts = at.groupby(["street", "community"]).size()  # community names repeat across streets
+    at = where.reindex(open_h["elder_id"].to_numpy()).assign(_age=open_h["_age"].to_numpy()).dropna(
+        subset=["street", "community"])
+    g = at.groupby(["street", "community"])  # community names repeat across streets
+    counts, oldest = g.size(), g["_age"].max()
     c = communities[pd.MultiIndex.from_arrays([communities["street"], communities["name"]]).isin(counts.index)]
     c = c.drop_duplicates(["street", "name"])
     pts = c.geometry.representative_point()
-    n = counts.reindex(pd.MultiIndex.from_arrays([c["street"], c["name"]])).astype(int).to_numpy()
-    frame = pd.DataFrame({"name": c["name"].to_numpy(), "n": n})
+    key = pd.MultiIndex.from_arrays([c["street"], c["name"]])
+    n = counts.reindex(key).astype(int).to_numpy()
+    age = oldest.reindex(key).fillna(0).astype(int).to_numpy()
+    frame = pd.DataFrame({"name": c["name"].to_numpy(), "n": n, "age": age,
+                          "c": [age_colour(int(a)) for a in age]})
     return _to_geojson(frame, gpd.GeoSeries(pts.to_numpy(), crs="EPSG:4326"), basemap)
+
+
+def age_colour(days: int) -> str:
+    """The colour of an open hazard's age (:data:`HAZARD_AGE_BINS`)."""
+    colour = HAZARD_AGE_BINS[0][1]
+    for low, c, _label in HAZARD_AGE_BINS:
+        if days >= low:
+            colour = c
+    return colour
 
 
 def _labels(enum_name: str) -> dict[str, str]:
@@ -223,7 +264,8 @@ def hazard_points(hazards: pd.DataFrame, status: pd.DataFrame, basemap: Basemap)
     empty = {"type": "FeatureCollection", "features": []}
     if hazards.empty or status.empty:
         return empty
-    h = hazards[(hazards["status"].astype(str) != "closed") & hazards["elder_id"].isin(status["elder_id"])]
+    h = open_hazards(hazards)
+    h = h[h["elder_id"].isin(status["elder_id"])]
     loc = status.drop_duplicates("elder_id").set_index("elder_id")[["lon", "lat"]]
     h = h.join(loc, on="elder_id").dropna(subset=["lon", "lat"])
     if h.empty:

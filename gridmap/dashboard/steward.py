@@ -376,10 +376,14 @@ def register(app: dash.Dash, data: DashboardData, basemap: Basemap) -> None:
                               message(f"{fmt_date(d, weekday=True)}：{text}", "ok")]), [],
                     elder_opts, no_update, None)
         header = html.Tr([html.Th(h) for h in ("序号", "老人", "住址", "时间窗", "预计到达", "离开", "路上",
-                                               "查看要点")])
+                                               "查看要点", "待办跟进")])
+        from gridmap.dashboard.followups import open_followup_notes  # the elders' open hazards and referrals
+
+        follow = open_followup_notes(data, [int(e) for e in stops["elder_id"]])
         body = [html.Tr([html.Td(r.order), html.Td(f"{r.label}（{r.elder_id}）"), html.Td(r.address),
                          html.Td(r.window), html.Td(r.arrival), html.Td(r.depart), html.Td(fmt_minutes(r.walk_minutes)),
-                         html.Td(r.check)]) for r in stops.itertuples()]
+                         html.Td(r.check), html.Td(follow.get(int(r.elder_id), ""), className="gm-followup",
+                                                   style={"color": "#b00020"})]) for r in stops.itertuples()]
         total = stops["service_minutes"].sum() + stops["walk_minutes"].sum()
         table = html.Div([
             html.Div(note, className="gm-hint", id="stw-route-note"),

@@ -98,6 +98,7 @@ def layout(data: DashboardData, basemap: Basemap) -> html.Div:
         ], className="gm-filters gm-noprint"),
         html.Div(id="sup-msg"),
         dcc.Loading(html.Div(id="sup-kpis", className="gm-cards"), type="dot"),
+        html.Div(id="sup-fu-measures"),  # 接诉即办 measures (gridmap.dashboard.followups)
         html.Div([
             html.Div([
                 html.Div([gm.map_shell("sup-map", overlays, basemap, bounds=data.scope_bounds(user)), gm.legend()],
@@ -431,7 +432,7 @@ def register(app: dash.Dash, data: DashboardData, basemap: Basemap) -> None:
         choro = gm.choropleth(areas, level, map_rates(ind), basemap, key=key)
         status = data.status(u, f)
         _e, _v2, hazards, _r = data._scoped(u, f)
-        hot = gm.hotspots(hazards, status, data.layer("communities"), basemap)
+        hot = gm.hotspots(hazards, status, data.layer("communities"), basemap, today=data.today)
         if street or community or Role(u.role) in (Role.COMMUNITY, Role.SERVICE):
             elders = data.part_cached(u, f, "elders", lambda: gm.elders_geobuf(status, basemap))
             where = community or street or "您负责"

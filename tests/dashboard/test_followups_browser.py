@@ -161,9 +161,25 @@ def test_gas_hazard_from_visit_to_fixed_and_the_extra_visit_goes(
 
     assert "整改中" in move("整改中", "已联系燃气公司上门")
     _wait(lambda: "整改中" in _by_id(browser, f"fu-row-h-{hazard_id}").text, what="list shows 整改中")
+
+    # the supervisor page shows the measures; the steward's route list shows the elder's open follow-up
+    _tab(browser, "街镇督导")
+    _wait(lambda: "整改率" in _by_id(browser, "sup-fu-measures").text, what="measures on the supervisor page")
+    time.sleep(2)
+    _shot(browser, "03a_supervisor_page_measures_and_hotspots")
+    _login(browser, fu_app.url, users, "demo_community")
+    _tab(browser, "管家工作台")
+    route = _wait(lambda: (t := _by_id(browser, "stw-route").text) and ("站" in t or "完成" in t) and t,
+                  what="route list")
+    if f"（{elder_id}）" in route:  # the elder is on today's route
+        _wait(lambda: "上次发现燃气隐患，整改中" in _by_id(browser, "stw-route").text, what="open follow-up on the route")
+    _shot(browser, "03b_steward_route_followups")
+    _login(browser, fu_app.url, users, "demo_street")
+    _tab(browser, "隐患与转介")
+    _wait(lambda: f"fu-row-h-{hazard_id}" in browser.page_source, what="the hazard in the list again")
     assert "已整改" in move("已整改", "燃气公司已更换胶管")
     time.sleep(1)
-    _shot(browser, "03_supervisor_fixed")
+    _shot(browser, "03c_supervisor_fixed")
     refused = move("整改中", "再次整改")
     assert "未保存" in refused and any("a" <= ch <= "z" for ch in refused), refused  # Chinese / English
     _shot(browser, "04_invalid_transition_refused")

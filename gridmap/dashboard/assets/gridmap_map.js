@@ -30,8 +30,9 @@ window.gridmap = Object.assign({}, window.gridmap, {
     },
     hotspot: function (feature, latlng) {
         var n = feature.properties.n || 1;
-        return L.circleMarker(latlng, {radius: 4 + 3 * Math.sqrt(n), color: "#b30000", weight: 1,
-                                       fillColor: "#e34a33", fillOpacity: 0.45});
+        var c = feature.properties.c || "#e34a33";  // colour by the age of the oldest open hazard
+        return L.circleMarker(latlng, {radius: 4 + 3 * Math.sqrt(n), color: "#7f0000", weight: 1,
+                                       fillColor: c, fillOpacity: 0.6});
     },
     device: function (feature, latlng) {
         var c = {smoke_alarm: "#e6550d", emergency_terminal: "#3182bd", fire_kit: "#756bb1",
@@ -73,7 +74,8 @@ window.gridmap = Object.assign({}, window.gridmap, {
             layer.bindTooltip("<b>" + p.label + "</b><br>周探访率 " + p.rate_text + "<br>老人 " + p.elders +
                               " 人，逾期 " + p.overdue + " 人");
         } else if (p.n !== undefined) {
-            layer.bindTooltip(p.name + "：未整改隐患 " + p.n + " 处");
+            layer.bindTooltip(p.name + "：未整改隐患 " + p.n + " 处" +
+                              (p.age !== undefined ? "，最久已 " + p.age + " 天未整改" : ""));
         } else if (p.kind !== undefined && p.name !== undefined) {
             layer.bindTooltip(p.name + "（" + p.kind + "）");
         }
