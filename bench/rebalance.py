@@ -76,7 +76,8 @@ def _grid_checks(engine: Any, street: str, cross_elders: set[int]) -> dict[str, 
     with engine.connect() as conn:
         rows = conn.execute(text(
             "SELECT e.id, e.grid_id, e.visit_steward_id, g.community_id, st.community_id FROM elder e "
-            "JOIN grid g ON g.id = e.grid_id JOIN street s ON s.id = e.street_id "
+            "JOIN grid g ON g.id = e.grid_id JOIN community gc ON gc.id = g.community_id "
+            "JOIN street s ON s.id = gc.street_id "
             "LEFT JOIN steward st ON st.id = e.visit_steward_id WHERE s.name = :s AND e.status = 'active'"),
             {"s": street}).all()
     per: dict[int, set[Any]] = defaultdict(set)

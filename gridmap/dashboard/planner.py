@@ -1,13 +1,18 @@
-"""Planner view (规划调度): weekly workload per steward, grids on the map, rebalancing with before/after, accept.
+"""Planner view (规划调度): weekly workload per steward, grids on the map, grid rebalancing previewed, accepted, undone.
 
-Workload is the week's in-home visits of each steward's elders from
+The bars open on the week's workload of each steward's elders from
 :func:`gridmap.rules.requirements.routing_visits` (count × service minutes plus
-a travel allowance per visit); the proposal comes from
-:func:`gridmap.routing.rebalance.rebalance` (elders move only to active 探访管家
-of the street) and is kept on the server (:meth:`DashboardData.keep_proposal`):
-the page holds its id only. Accepting it (采纳方案) re-checks every move against
-the store and changes the elders' visit steward in one transaction (the store's
-history records every change). Only users who may change plans in the street
+a travel allowance per visit). 运行负载均衡 computes a grid rebalancing proposal
+(:func:`gridmap.routing.rebalance.propose_rebalance`: whole grids move between the
+visit stewards of a community, across communities only when 允许跨社区 is ticked;
+CP-SAT, with its bound): before accepting, the grids and elders that would move are
+drawn on the map and listed, each steward's workload before and after is charted,
+and the planner computes the effect on the week's plan of the stewards touched
+(:func:`gridmap.routing.rebalance.plan_effect`). The proposal is kept in
+``plan_proposal`` (the page holds its id only); 采纳方案 writes it in one transaction
+through the change feed (register history, grid history) and 撤销 restores it. The
+street's workforce sizing (:mod:`gridmap.routing.capacity`) is listed below.
+Only users who may change plans in the street
 (:func:`gridmap.access.can_edit` ``plan``: planners, street and district staff)
 may accept or re-plan (重新规划本周: the street is re-read from the register,
 :meth:`DashboardData.refresh_street`); others are refused and audited.
@@ -33,8 +38,9 @@ from gridmap.dashboard.basemap import Basemap
 from gridmap.dashboard.data import SYSTEM_USER, DashboardData, current_user
 from gridmap.dashboard.fmt import fmt_minutes, fmt_week
 from gridmap.dashboard.ui import dropdown, guarded, message
+from gridmap._errors import GridmapError
 from gridmap.domain.enums import Role
-from gridmap.routing.rebalance import rebalance
+from gridmap.routing.rebalance import plan_effect, propose_rebalance
 from gridmap.rules.requirements import parse_week, routing_visits
 from gridmap.store.db import session_scope
 from gridmap.domain.enums import StewardKind
@@ -218,6 +224,10 @@ def layout(data: DashboardData, basemap: Basemap) -> html.Div:
         dl.Overlay(dl.GeoJSON(id="pln-grids", style={"variable": "gridmap.choropleth"},
                               onEachFeature={"variable": "gridmap.tooltip"}), name="网格", checked=True),
         dl.Overlay(dl.LayerGroup(id="pln-stewards"), name="管家负载（前/后）", checked=True),
+        dl.Overlay(dl.GeoJSON(id="pln-moved", style={"color": "#d73027", "weight": 3, "dashArray": "6 3",
+                                                     "fillColor": "#fdae61", "fillOpacity": 0.55}),
+                   name="将调整的网格", checked=True),
+        dl.Overlay(dl.LayerGroup(id="pln-elders"), name="将更换管家的老人", checked=True),
     ]
     if not basemap.url:
         overlays.insert(0, dl.Overlay(dl.GeoJSON(url=gm.layer_url("roads"), style={"variable": "gridmap.roads"},
@@ -228,8 +238,12 @@ def layout(data: DashboardData, basemap: Basemap) -> html.Div:
                                                          clearable=False)]),
             html.Div([html.Label("周次"), dropdown([{"label": fmt_week(w), "value": w} for w in weeks],
                                                       weeks[0], id="pln-week", clearable=False)]),
-            html.Div([html.Button("运行负载均衡", id="pln-run", className="gm-btn"), " ",
+            html.Div([dcc.Checklist([{"label": " 允许跨社区调整（标注）", "value": "cross"}], [], id="pln-cross",
+                                    inline=True, style={"display": "inline-block", "marginRight": "8px"}),
+                      html.Button("运行负载均衡", id="pln-run", className="gm-btn"), " ",
                       html.Button("采纳方案", id="pln-accept", className="gm-btn secondary", disabled=True), " ",
+                      html.Button("撤销", id="pln-undo", className="gm-btn secondary", disabled=True,
+                                  title="撤销刚采纳的方案"), " ",
                       html.Button("重新规划本周", id="pln-replan", className="gm-btn secondary", disabled=not may,
                                   title="重新读取所选街道的台账并重新计算本周工作量" if may
                                   else "仅规划人员、街镇和区级人员可以重新规划")]
@@ -238,11 +252,18 @@ def layout(data: DashboardData, basemap: Basemap) -> html.Div:
                      style={"flex": "2 1 360px"}),
         ], className="gm-filters"),
         dcc.Store(id="pln-proposal"),
+        dcc.Store(id="pln-applied"),
         dcc.Loading(html.Div(id="pln-msg")),
         html.Div([
             html.Div([dcc.Loading(dcc.Graph(id="pln-bars", config={"displaylogo": False, "displayModeBar": False},
                                             style={"height": "460px"}))], className="gm-col"),
             html.Div([gm.map_shell("pln-map", overlays, basemap, height="460px", zoom=13)], className="gm-col"),
+        ], className="gm-row"),
+        html.Div([
+            html.Div([html.H4("调整清单（网格 → 新探访管家）"), html.Div(id="pln-effect"), html.Div(id="pln-moves")],
+                     className="gm-col"),
+            html.Div([html.H4("人手测算（本周，每社区）"), dcc.Loading(html.Div(id="pln-capacity"))],
+                     className="gm-col"),
         ], className="gm-row"),
     ], id="planner-view")
 
@@ -286,19 +307,22 @@ def register(app: dash.Dash, data: DashboardData, basemap: Basemap) -> None:
 
     @app.callback(Output("pln-bars", "figure"), Output("pln-grids", "data"), Output("pln-stewards", "children"),
                   Output("pln-map", "viewport"), Output("pln-proposal", "data"), Output("pln-accept", "disabled"),
-                  Output("pln-msg", "children"),
+                  Output("pln-moved", "data"), Output("pln-elders", "children"),
+                  Output("pln-moves", "children"), Output("pln-effect", "children"), Output("pln-msg", "children"),
                   Input("pln-street", "value"), Input("pln-week", "value"), Input("pln-run", "n_clicks"),
-                  Input("pln-replan", "n_clicks"), Input("data-version", "data"), Input("tabs", "value"))
-    @guarded(7)
-    def _plan(street: str | None, week: str, _run: Any, _replan: Any, _v: Any, tab: str) -> Any:
+                  Input("pln-replan", "n_clicks"), Input("data-version", "data"), Input("tabs", "value"),
+                  State("pln-cross", "value"))
+    @guarded(11)
+    def _plan(street: str | None, week: str, _run: Any, _replan: Any, _v: Any, tab: str, cross: Any = None) -> Any:
         if tab != "planner":  # computed when the tab is opened, not on every page load
             raise PreventUpdate
+        empty = (None, [], [], [])
         if not street:
-            return go.Figure(), None, [], no_update, None, True, message("请选择街道", "info")
+            return (go.Figure(), None, [], no_update, None, True, *empty, message("请选择街道", "info"))
         user = current_user()
         if Role(user.role) in (Role.COMMUNITY, Role.SERVICE) or street not in data.streets(user):
             log_access("denied", "plan", street, {"reason": "outside_area"})
-            return go.Figure(), None, [], no_update, None, True, message("该街道不在您的管辖范围内", "err")
+            return (go.Figure(), None, [], no_update, None, True, *empty, message("该街道不在您的管辖范围内", "err"))
         trig = dash.ctx.triggered_id
         sid = _street_id(data, street)
         refreshed = None
@@ -326,43 +350,200 @@ def register(app: dash.Dash, data: DashboardData, basemap: Basemap) -> None:
                         f"（补入新的探访记录 {refreshed.visits_added} 条）"
                         + (f"，并更新其老人迁入/迁出的街道 {'、'.join(x or '（无街道）' for x in others)}" if others else "")
                         + f"，重新计算 {len(st)} 名管家的本周工作量；其他街道的数据未重算。" + text)
-            msg = message(text, "ok" if refreshed is not None else "info")
-            return _bars(st, None, names), choro, _steward_markers(st, None), viewport, None, True, msg
-        prop = rebalance(st.rename(columns={"base_lon": "lon", "base_lat": "lat"})[["steward_id", "capacity",
-                                                                                    "lon", "lat", "receives"]], el)
-        msg = message(f"负载均衡方案：调整 {len(prop.moves)} 位老人的探访管家；最高周负载 "
-                      f"{fmt_minutes(prop.before.max())} → {fmt_minutes(prop.max_after)}；超出均衡上限"
-                      f"（平均负载×1.3或每周可用时长）合计 {fmt_minutes(prop.overload_before)} → "
-                      f"{fmt_minutes(prop.overload_after)}。"
-                      + "".join(prop.notes), "ok" if len(prop.moves) else "info")
-        moves = [{"elder_id": int(m["elder_id"]), "from_steward": int(m["from_steward"]),
-                  "to_steward": int(m["to_steward"]), "minutes": float(m["minutes"])}
-                 for m in prop.moves.to_dict("records")]
+            # after 采纳方案/撤销 (a new data version) their message stays; the figures are redrawn
+            msg = no_update if trig == "data-version" else message(text, "ok" if refreshed is not None else "info")
+            return (_bars(st, None, names), choro, _steward_markers(st, None), viewport, None, True, *empty, msg)
+        allow = bool(cross) and "cross" in (cross or [])
+        prop = propose_rebalance(data.engine, street, week, allow_cross_community=allow, time_limit=10.0)
+        d = prop.to_dict()
+        effect = plan_effect(data.engine, prop, rules=data.rules) if prop.moves else None
+        msg = message(_proposal_text(d, allow), "ok" if prop.moves else "info")
         may = sid is not None and may_plan(user, sid)
-        # the page gets the proposal's id only: 采纳方案 accepts what the server computed, nothing posted
-        pid = data.keep_proposal(user, street, week, moves) if moves and may else None
-        return (_bars(st, prop.after, names), choro, _steward_markers(st, prop.after), no_update,
-                {"id": pid, "street": street, "moves": len(moves)} if pid else None, pid is None, msg)
+        pid = None
+        if (prop.moves or prop.splits) and may:  # the page gets the proposal's id only
+            from gridmap.routing.rebalance_store import keep_proposal
 
-    @app.callback(Output("pln-msg", "children", allow_duplicate=True),
-                  Output("data-version", "data", allow_duplicate=True),
+            pid = keep_proposal(data.engine, int(user.id), street, week,
+                                {**d, "moves": prop.moves, "splits": prop.splits, "effect": effect})
+        bars = _bars_proposal(d)
+        return (bars, choro, _steward_markers(st, None), no_update,
+                {"id": pid, "street": street, "moves": len(prop.moves)} if pid else None, pid is None,
+                _moved_geojson(prop), _elder_markers(prop), _moves_table(d), _effect_text(effect), msg)
+
+    @app.callback(Output("data-version", "data", allow_duplicate=True),
                   Output("pln-accept", "disabled", allow_duplicate=True),
+                  Output("pln-applied", "data"), Output("pln-undo", "disabled"),
+                  Output("pln-msg", "children", allow_duplicate=True),
                   Input("pln-accept", "n_clicks"), State("pln-proposal", "data"), prevent_initial_call=True)
-    @guarded(3)
+    @guarded(5)
     def _accept(_n: int, proposal: Any) -> Any:
         if not proposal:
-            return message("没有可采纳的方案", "info"), no_update, True
+            return no_update, True, no_update, no_update, message("没有可采纳的方案", "info")
         user = current_user()
-        if not may_plan(user):
-            raise _refuse_plan(proposal.get("street") if isinstance(proposal, dict) else None,
-                               "may_not_edit_plan", "accept")
+        street = proposal.get("street") if isinstance(proposal, dict) else None
+        sid = _street_id(data, street)
+        if sid is None or not may_plan(user, sid):
+            raise _refuse_plan(street, "may_not_edit_plan", "accept")
         pid = proposal.get("id") if isinstance(proposal, dict) else None
-        res = accept_proposal(data, user, pid)  # never the moves posted with it
-        text = f"已采纳：{res.applied} 位老人的探访管家已调整（已记入台账变更历史）"
-        if res.refused:
-            why = "；".join(sorted({REFUSALS.get(r["reason"], r["reason"]) for r in res.refused}))
-            text += f"；{len(res.refused)} 项调整未执行（{why}）"
-        return message(text, "ok" if not res.refused else "err"), data.version, True
+        from gridmap.routing.rebalance_store import apply_proposal
+
+        try:  # only the id comes from the page; the proposal kept for this user is written, re-checked
+            p = apply_proposal(data.engine, str(pid), user.username, user_id=int(user.id))
+        except GridmapError as exc:
+            log_access("denied", "plan", street, {"reason": "proposal_refused", "op": "accept"})
+            return no_update, True, no_update, no_update, message(exc.message_zh, "err")
+        log_access("update", "plan", street, {"op": "rebalance", "proposal": pid, "moves": len(p["moves"])})
+        data.refresh_street(str(p["street"]))
+        n = sum(len(m["elders"]) for m in p["moves"])
+        text = (f"已采纳：{len({m['grid'] for m in p['moves']})} 个网格、{n} 位老人的探访管家已调整"
+                + (f"，拆分网格 {len(p.get('splits') or [])} 个" if p.get("splits") else "")
+                + "（已记入台账和网格变更历史，可撤销）")
+        return data.version, True, {"id": pid, "street": p["street"]}, False, message(text, "ok")
+
+    @app.callback(Output("data-version", "data", allow_duplicate=True),
+                  Output("pln-undo", "disabled", allow_duplicate=True),
+                  Output("pln-msg", "children", allow_duplicate=True),
+                  Input("pln-undo", "n_clicks"), State("pln-applied", "data"), prevent_initial_call=True)
+    @guarded(3)
+    def _undo(_n: int, applied: Any) -> Any:
+        if not applied:
+            return no_update, True, message("没有可撤销的方案", "info")
+        user = current_user()
+        street = applied.get("street") if isinstance(applied, dict) else None
+        sid = _street_id(data, street)
+        if sid is None or not may_plan(user, sid):
+            raise _refuse_plan(street, "may_not_edit_plan", "undo")
+        from gridmap.routing.rebalance_store import load_proposal, undo_proposal
+
+        pid = str(applied.get("id"))
+        kept = load_proposal(data.engine, pid)
+        if kept is None or kept["user_id"] != int(user.id):
+            raise _refuse_plan(street, "unknown_proposal", "undo")
+        try:
+            p = undo_proposal(data.engine, pid, user.username)
+        except GridmapError as exc:
+            return no_update, True, message(exc.message_zh, "err")
+        log_access("update", "plan", street, {"op": "rebalance_undo", "proposal": pid})
+        data.refresh_street(str(p["street"]))
+        n = sum(len(m["elders"]) for m in p["moves"])
+        return data.version, True, message(f"已撤销：{n} 位老人恢复原探访管家，网格恢复原状", "ok")
+
+    @app.callback(Output("pln-capacity", "children"), Input("pln-street", "value"), Input("pln-week", "value"),
+                  Input("tabs", "value"), Input("data-version", "data"))
+    @guarded(1)
+    def _capacity(street: str | None, week: str, tab: str, _v: Any) -> Any:
+        if tab != "planner" or not street:
+            raise PreventUpdate
+        if street not in data.streets(current_user()):
+            return message("该街道不在您的管辖范围内", "err")
+        from gridmap.routing.capacity import street_capacity
+
+        rows = street_capacity(data.engine, street, week, rules=data.rules)
+        return _capacity_table(rows)
+
+
+def _proposal_text(d: dict[str, Any], allow: bool) -> str:
+    cross = f"，其中跨社区 {d['cross_community_moves']} 项（已标注）" if d["cross_community_moves"] else ""
+    split = f"，拆分网格 {len(d['splits'])} 个" if d["splits"] else ""
+    return (f"负载均衡方案（整网格调整{'，允许跨社区' if allow else '，仅社区内'}）：{d['grids_moved']} 个网格、"
+            f"{d['elders_moved']} 位老人更换探访管家{cross}{split}；最高周负载 {fmt_minutes(d['max_before'])} → "
+            f"{fmt_minutes(d['max_after'])}（最高/平均 {d['ratio_before']:.2f} → {d['ratio_after']:.2f}）；"
+            f"CP-SAT 下界 {fmt_minutes(d['bound'])}，差距 {d['gap']:.1%}（{d['status']}）。"
+            + ("".join(d["notes"]) if not d["moves"] else "")
+            + ("" if d["moves"] or allow else "本街道每个社区只有一名探访管家：勾选“允许跨社区调整”可在相邻社区间调整。"))
+
+
+def _bars_proposal(d: dict[str, Any]) -> go.Figure:
+    st = sorted(d["stewards"], key=lambda x: -x["workload_before"])
+    x = [f"{s['name']}" for s in st]
+    fig = go.Figure(go.Bar(x=x, y=[s["workload_before"] for s in st], name="调整前", marker_color="#9ecae1",
+                           hovertemplate="%{x}<br>每周 %{y:.0f} 分钟<extra></extra>"))
+    fig.add_bar(x=x, y=[s["workload_after"] for s in st], name="调整后", marker_color="#1f4e79",
+                hovertemplate="%{x}<br>调整后每周 %{y:.0f} 分钟<extra></extra>")
+    fig.add_scatter(x=x, y=[s["capacity"] for s in st], mode="markers", name="每周可用时长",
+                    marker={"symbol": "line-ew-open", "size": 16, "color": "#d73027"})
+    fig.add_hline(y=d["bound"], line_dash="dot", line_color="#555", annotation_text="CP-SAT 下界",
+                  annotation_position="top right")
+    fig.update_layout(barmode="group", margin={"l": 50, "r": 10, "t": 30, "b": 100},
+                      yaxis={"title": "每周工作量（分钟，含路程估算）"}, legend={"orientation": "h", "y": 1.08},
+                      font={"family": "Noto Sans CJK SC, sans-serif"}, plot_bgcolor="white",
+                      title={"text": "管家每周工作量：调整前 / 调整后", "x": 0.01, "y": 0.99, "font": {"size": 14}})
+    return fig
+
+
+def _moved_geojson(prop: Any) -> dict[str, Any] | None:
+    import shapely
+
+    moved = {m["grid"]: m for m in prop.moves if m["whole_grid"] or m["from_steward"] is None}
+    feats = []
+    for code, m in moved.items():
+        geom = prop.units.grid_geoms.get(code)
+        if geom is None:
+            continue
+        tip = (f"网格 {code}（{m['community_name']}）：{m['from_name'] or '无'} → {m['to_name']}，"
+               f"{len(m['elders'])} 位老人" + ("，跨社区" if m["cross_community"] else ""))
+        feats.append({"type": "Feature", "geometry": shapely.geometry.mapping(shapely.simplify(geom, 0.00003)),
+                      "properties": {"tooltip": tip, "grid": code}})
+    return {"type": "FeatureCollection", "features": feats} if feats else None
+
+
+_PALETTE = ("#e41a1c", "#377eb8", "#4daf4a", "#984ea3", "#ff7f00", "#a65628", "#f781bf", "#999999")
+
+
+def _elder_markers(prop: Any) -> list[Any]:
+    colours = {s: _PALETTE[i % len(_PALETTE)] for i, s in enumerate(sorted({m["to_steward"] for m in prop.moves}))}
+    out = []
+    for m in prop.moves:
+        for e in m["elders"][:400]:
+            xy = prop.units.elder_xy.get(int(e))
+            if xy is None:
+                continue
+            out.append(dl.CircleMarker(center=[xy[1], xy[0]], radius=4, color="#fff", weight=1,
+                                       fillColor=colours[m["to_steward"]], fillOpacity=0.95,
+                                       children=dl.Tooltip(f"老人（编号 {e}）→ {m['to_name']}")))
+    return out
+
+
+def _moves_table(d: dict[str, Any]) -> Any:
+    if not d["moves"]:
+        return html.P("没有需要调整的网格。", className="gm-hint")
+    head = html.Tr([html.Th(x) for x in ("网格", "社区", "原探访管家", "新探访管家", "老人", "跨社区")])
+    rows = [html.Tr([html.Td(m["grid"]), html.Td(m["community_name"]), html.Td(m["from_name"] or "（未分配）"),
+                     html.Td(m["to_name"]), html.Td(str(len(m["elders"]))),
+                     html.Td("是" if m["cross_community"] else "")]) for m in d["moves"]]
+    w = html.Tr([html.Th(x) for x in ("探访管家", "社区", "调整前（分钟/周）", "调整后", "可用时长")])
+    ws = [html.Tr([html.Td(s["name"]), html.Td(s["community_name"]), html.Td(f"{s['workload_before']:.0f}"),
+                   html.Td(f"{s['workload_after']:.0f}"), html.Td(f"{s['capacity']:.0f}")])
+          for s in sorted(d["stewards"], key=lambda s: -s["workload_before"])
+          if abs(s["workload_before"] - s["workload_after"]) > 0.5]
+    splits = [html.P(f"拆分网格 {x['grid']} → 新网格 {'、'.join(x['new_grids'])}（{x['elders']} 位老人）")
+              for x in d["splits"]]
+    return html.Div([html.Table([head, *rows], id="pln-moves-table", className="gm-table"), *splits,
+                     html.H4("工作量变化的管家"), html.Table([w, *ws], className="gm-table")])
+
+
+def _effect_text(e: dict[str, Any] | None) -> Any:
+    if not e:
+        return None
+    return html.P(
+        f"对本周计划的影响（路线规划器按调整前/后为涉及的 {e['stewards']} 名管家各排一次）：计划上门 "
+        f"{e['visits_planned_before']} → {e['visits_planned_after']} 次（应上门 {e['visits_required_before']}），"
+        f"路程 {fmt_minutes(e['travel_minutes_before'])} → {fmt_minutes(e['travel_minutes_after'])}（直线×绕行系数估算）",
+        id="pln-effect-text", className="gm-hint")
+
+
+def _capacity_table(rows: list[Any]) -> Any:
+    head = html.Tr([html.Th(x) for x in ("社区", "需要（小时）", "可用（小时）", "缺口", "需增探访管家", "附近服务管家")])
+    body = [html.Tr([html.Td(c.community_name), html.Td(f"{c.required_hours:.1f}"), html.Td(f"{c.available_hours:.1f}"),
+                     html.Td(f"{c.gap_hours:.1f}"), html.Td(str(c.stewards_needed)),
+                     html.Td("、".join(f"{h['name']}（{h['minutes_away']:.0f}分钟，{h['hours']}小时）"
+                                      for h in c.helpers))])
+            for c in sorted(rows, key=lambda c: -c.gap_hours)]
+    short = sum(1 for c in rows if c.gap_hours > 0)
+    need = sum(c.stewards_needed for c in rows)
+    return html.Div([html.P(f"{short} 个社区人手不足，合计缺口 {sum(c.gap_hours for c in rows):.1f} 小时/周，"
+                            f"需增加 {need} 名探访管家（或由附近服务管家分担）。", className="gm-hint"),
+                     html.Table([head, *body], id="pln-capacity-table", className="gm-table")])
 
 
 def _summary(street: str, week: str, st: pd.DataFrame, el: pd.DataFrame) -> str:

@@ -285,3 +285,60 @@ def _solve(units: StreetUnits, grids: list[GridUnit], cross: bool, time_limit: f
            ) -> tuple[TerritoryResult, list[dict[str, Any]]]:
     res = balance_territories(grids, units.stewards, allow_cross_community=cross, time_limit=time_limit, seed=seed)
     return res, build_moves(units, res)
+
+
+def plan_effect(engine: Engine, prop: RebalanceProposal, *, rules: Any = None) -> dict[str, Any]:
+    """The effect of a proposal on the week's plan, computed by the planner for the stewards it touches.
+
+    Each touched steward's weekly problem (:mod:`gridmap.routing.weekly`) is built with its elders before and
+    after the moves and solved by :func:`gridmap.routing.solver.solve` (seeded first plan, ``time_limit=0``;
+    straight-line travel × detour, as loading the road graph takes too long for a preview). Returns visits
+    required and planned and travel minutes, before and after, summed over those stewards.
+    """
+    from sqlalchemy import select
+
+    from gridmap.routing.matrix import problem_matrix
+    from gridmap.routing.problem import parse_problem
+    from gridmap.routing.solver import solve
+    from gridmap.routing.weekly import steward_problem, weekly_problems
+    from gridmap.store.models import Steward
+
+    touched = {m["from_steward"] for m in prop.moves if m["from_steward"]} | {m["to_steward"] for m in prop.moves}
+    out = {"stewards": len(touched), "visits_required_before": 0, "visits_required_after": 0,
+           "visits_planned_before": 0, "visits_planned_after": 0, "travel_minutes_before": 0.0,
+           "travel_minutes_after": 0.0, "travel": "straight line × detour"}
+    if not touched:
+        return out
+    wp = weekly_problems(engine, prop.week, street=prop.street, rules=rules)
+    visits_of: dict[str, list[dict[str, Any]]] = {}
+    for sp in wp.problems:
+        for v in sp.problem["visits"]:
+            visits_of.setdefault(sp.code, []).append(v)
+    new_of = {int(e): m["to_steward"] for m in prop.moves for e in m["elders"]}
+    after_of: dict[str, list[dict[str, Any]]] = {}
+    for code, vs in visits_of.items():
+        for v in vs:
+            after_of.setdefault(new_of.get(int(v["id"]), code), []).append(v)
+    with engine.connect() as conn:
+        rows = {r.code: r for r in conn.execute(select(
+            Steward.id, Steward.code, Steward.name, Steward.kind, Steward.base, Steward.work_days, Steward.shift_start,
+            Steward.shift_end, Steward.max_work_minutes, Steward.travel_mode).where(Steward.code.in_(touched))).all()}
+
+    def run(code: str, vs: list[dict[str, Any]]) -> tuple[int, int, float]:
+        st = rows.get(code)
+        if st is None or st.base is None or not vs:
+            return sum(int(v["count"]) for v in vs), 0, 0.0
+        sp, _ = steward_problem(st, [{**v, "id": v["id"]} for v in vs], prop.week)
+        if not sp.problem["days"]:
+            return sp.size, 0, 0.0
+        p = parse_problem(sp.problem)
+        plan = solve(p, time_limit=0, matrix=problem_matrix(p, None, road_network=False))
+        return plan.summary.visits_required, plan.summary.visits_planned, plan.summary.travel_seconds / 60.0
+
+    for code in sorted(touched):
+        for when, src in (("before", visits_of), ("after", after_of)):
+            req, planned, travel = run(code, src.get(code, []))
+            out[f"visits_required_{when}"] += req
+            out[f"visits_planned_{when}"] += planned
+            out[f"travel_minutes_{when}"] = round(out[f"travel_minutes_{when}"] + travel, 1)
+    return out

@@ -110,12 +110,14 @@ def load_street(engine: Engine, street: str, week: str, *, rules: Any = None) ->
                                     Steward.work_days, Steward.max_work_minutes)
                              .where(Steward.kind == StewardKind.VISIT, Steward.active.is_(True),
                                     Steward.community_id.in_(list(ccode)))).all()
+        # the elders of the street's grids (by grid, so that an elder whose register street differs from its
+        # home's grid still follows the grid)
         erows = conn.execute(select(Elder.id, Elder.grid_id, Elder.visit_steward_id, Elder.geom)
-                             .where(Elder.street_id == sid)).all()
+                             .where(Elder.grid_id.in_([r.id for r in grows]))).all() if grows else []
         other = {r.visit_steward_id for r in erows if r.visit_steward_id is not None} - {r.id for r in srows}
         scode_other = dict(conn.execute(select(Steward.id, Steward.code).where(Steward.id.in_(list(other)))).all()) \
             if other else {}
-    facts = read_facts(engine, monday, street=street, rules=rules)
+    facts = read_facts(engine, monday, elder_ids=[int(r.id) for r in erows], rules=rules) if erows else []
     in_programme = {f.id for f in facts}
     visits = {int(v["id"]): v for v in routing_visits(facts, week, rules)}
     scode = {r.id: r.code for r in srows} | scode_other
@@ -230,9 +232,11 @@ def _set_stewards(s: Any, sid: int, changes: list[tuple[int, int | None, int | N
     """Set each elder's visit steward ``old -> new`` after checking it is still ``old``; the conflicts."""
     conflicts = []
     elders = {e.id: e for e in s.scalars(select(Elder).where(Elder.id.in_([c[0] for c in changes])))}
+    in_street = set(s.scalars(select(Grid.id).join(Community, Community.id == Grid.community_id)
+                              .where(Community.street_id == sid)))
     for eid, old, new in changes:
         e = elders.get(eid)
-        if e is None or e.street_id != sid:
+        if e is None or e.grid_id not in in_street:
             conflicts.append({"elder_id": eid, "reason": "elder_outside_street"})
         elif e.visit_steward_id != old:
             conflicts.append({"elder_id": eid, "reason": "steward_changed", "expected": old,
