@@ -8,7 +8,6 @@ SQL); the domain modules get plain dataclasses and DataFrames.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -37,6 +36,7 @@ from gridmap.followups.store import (
 from gridmap.rules.config import Rules, load_rules
 from gridmap.rules.facts import ElderFacts, Event
 from gridmap.rules.followups import hazards_from_visit, referrals_from_visit
+from gridmap.rules.submissions import stored_before, stored_result, submission_key
 from gridmap.rules.visits import ANSWER_FIELDS, VisitRecord
 from gridmap.store.db import session_scope
 from gridmap.store.models import (
@@ -351,52 +351,6 @@ def _append_change(conn: Any, *, streets: Iterable[str], elder_ids: Iterable[int
                   detail={"visits": visits})
 
 
-def submission_key(record: VisitRecord) -> str | None:
-    """The key of a submission without its own idempotency key: the same elder, visitor and start time
-    is the same visit (None without a start time: such a visit cannot be told apart)."""
-    if record.started_at is None:
-        return None
-    start = record.started_at if record.started_at.tzinfo else record.started_at.replace(tzinfo=_BEIJING)
-    who = f"{record.steward_id or ''}|{record.visitor_role}|{(record.visitor_name or '').strip()}"
-    raw = f"{record.elder_id}|{who}|{start.astimezone(timezone.utc).isoformat()}"
-    return "auto:" + hashlib.sha256(raw.encode("utf-8")).hexdigest()[:40]
-
-
-def _stored_before(conn: Any, records: Sequence[VisitRecord], keys: Sequence[str | None]) -> dict[int, int]:
-    """Index in ``records`` → id of the visit already stored for that submission."""
-    out: dict[int, int] = {}
-    wanted = sorted({k for k in keys if k})
-    if wanted:
-        found = dict(conn.execute(select(Visit.idempotency_key, Visit.id).where(Visit.idempotency_key.in_(wanted))).all())
-        out.update({i: int(found[k]) for i, k in enumerate(keys) if k in found})
-    # visits stored before keys existed (or with another key) by the same elder, visitor and start
-    starts = [(i, r) for i, r in enumerate(records) if i not in out and r.started_at is not None]
-    if starts:
-        q = select(Visit.id, Visit.elder_id, Visit.started_at, Visit.steward_id, Visit.visitor_role,
-                   Visit.visitor_name).where(Visit.elder_id.in_(sorted({r.elder_id for _, r in starts})),
-                                             Visit.visited_on.in_(sorted({r.visited_on for _, r in starts})),
-                                             Visit.started_at.is_not(None))
-        rows = conn.execute(q).all()
-        for i, r in starts:
-            for vid, eid, st, sid, role, name in rows:
-                if eid == r.elder_id and _same_time(st, r.started_at) and sid == r.steward_id and \
-                        str(role) == str(r.visitor_role) and (name or "") == (r.visitor_name or ""):
-                    out[i] = int(vid)
-                    break
-    return out
-
-
-def _same_time(a: datetime | None, b: datetime | None) -> bool:
-    """Whether a stored start time is ``b`` (SQLite keeps the wall time without its offset)."""
-    if a is None or b is None:
-        return False
-    if a.tzinfo is None or b.tzinfo is None:
-        a0 = a.replace(tzinfo=None)
-        return a0 == b.replace(tzinfo=None) or (b.tzinfo is not None and
-                                                a0 == b.astimezone(timezone.utc).replace(tzinfo=None))
-    return a == b
-
-
 def record_visits(
     engine: Engine,
     records: Sequence[VisitRecord],
@@ -476,7 +430,7 @@ def _record_visits(engine: Engine, records: list[VisitRecord], keys: list[str | 
                 if r.steward_id is not None and r.steward_id not in known:
                     raise ValidationError("no steward with this id", "未找到该管家", field="steward_id",
                                           value=r.steward_id, code="unknown_steward")
-        before = _stored_before(conn, records, keys)
+        before = stored_before(conn, records, keys)
         first_of: dict[str, int] = {}  # a key given twice in this batch: the first one is stored
         dup_of: dict[int, int] = {}
         for i, k in enumerate(keys):
@@ -571,20 +525,11 @@ def _record_visits(engine: Engine, records: list[VisitRecord], keys: list[str | 
         for i in range(len(records)):
             if i in before or i in dup_of:
                 vid = before[i] if i in before else results[dup_of[i]].visit_id  # type: ignore[union-attr]
-                results[i] = _stored_result(conn, vid, records[i].late_entry)
+                results[i] = stored_result(conn, vid, records[i].late_entry)
         if todo:
             _append_change(conn, streets=[facts[e].street for e in elder_ids if facts[e].street],
                            elder_ids=sorted({records[i].elder_id for i in todo}), user=user, visits=len(todo))
     return [r for r in results if r is not None]
-
-
-def _stored_result(conn: Any, visit_id: int, late: bool) -> RecordResult:
-    """The result of a submission stored before: its visit and the follow-ups it opened."""
-    hz = list(conn.execute(select(Hazard.id).where(Hazard.visit_id == visit_id).order_by(Hazard.id)).scalars())
-    rf = list(conn.execute(select(Referral.id).where(Referral.visit_id == visit_id).order_by(Referral.id)).scalars())
-    cs = list(conn.execute(select(CareService.id).where(CareService.visit_id == visit_id)
-                           .order_by(CareService.id)).scalars())
-    return RecordResult(visit_id, late, hz, rf, cs, duplicate=True)
 
 
 def record_visit(
