@@ -94,6 +94,9 @@ def check_plan(problem: Problem, plan: Plan, matrix: ProblemMatrix | None = None
             on_route.add(st.visit)
             if v.steward is not None and v.steward != s.id:
                 bad("fixed_steward", ws, f"visit {v.id} belongs to steward {v.steward}", f"探访 {v.id} 须由管家 {v.steward} 承担")
+            if v.allowed and s.id not in v.allowed:  # joint plan: one of the allowed stewards
+                bad("allowed_steward", ws, f"visit {v.id} may be made by {', '.join(v.allowed)} only, not {s.id}",
+                    f"探访 {v.id} 只能由管家 {'、'.join(v.allowed)} 承担，不能由 {s.id} 承担")
             leg = float(T[prev, v.location])
             if st.arrival + 1e-9 < t_free + leg:
                 bad("travel", ws, f"arrival {format_time(st.arrival)} is earlier than possible "

@@ -39,7 +39,14 @@ def plan_solve(
         _fail(exc, 2)
     try:
         with _console.status("规划中 / solving…"):
-            plan = solve(prob, time_limit=time_limit, seed=seed, initial=init, geometry=geometry, workers=workers)
+            if any(v.allowed for v in prob.visits):  # a joint plan: visits to allowed stewards first
+                from gridmap.routing.joint import solve_joint
+
+                plan = solve_joint(prob, time_limit=time_limit, seed=seed, initial=init, geometry=geometry,
+                                   workers=workers)
+            else:
+                plan = solve(prob, time_limit=time_limit, seed=seed, initial=init, geometry=geometry,
+                             workers=workers)
     except GridmapError as exc:
         _fail(exc, 1)
     plan.write(out)

@@ -85,9 +85,16 @@ class Visit:
     priority
         1 (low) .. 5 (highest).
     steward
-        Fixed steward id, if any.
+        Fixed steward id, if any (the preferred one of a joint plan: see ``allowed``).
     demand
         Load of one occurrence.
+    allowed
+        Joint plans (one community's visit steward, service stewards and other credited visitors planned
+        together): the stewards allowed to make the visit, when the problem gives ``steward`` as a list
+        ``["S1", "S2"]`` (the first preferred) or an object ``{"allowed": [...], "preferred": "S1"}``;
+        empty for a single fixed steward or none.
+    preferred
+        The steward preferred for continuity (the elder's own visit steward) in a joint plan.
     """
 
     id: str
@@ -102,6 +109,8 @@ class Visit:
     steward: str | None = None
     demand: int = 0
     explicit_patterns: bool = False
+    allowed: list[str] = field(default_factory=list)
+    preferred: str | None = None
 
 
 @dataclass
@@ -445,15 +454,46 @@ def parse_problem(data: dict[str, Any] | str | Path) -> Problem:
                 raise _err(f"{f}.time_windows", "time windows overlap", "时间窗重叠", v.get("time_windows"), "overlap")
         prio = _int(v.get("priority", 3), f"{f}.priority", 1, 5)
         st = v.get("steward")
-        if st is not None and st not in steward_ids:
+        allowed, preferred = _allowed_stewards(st, f"{f}.steward", steward_ids)
+        if allowed:  # a joint plan: the solver is told the preferred steward only after assignment (joint.py)
+            st = None
+        elif st is not None and (not isinstance(st, str) or st not in steward_ids):
             raise _err(f"{f}.steward", f"unknown steward {st!r}", f"未知管家 {st!r}", st, "unknown_steward")
         demand = _int(v.get("demand", 0), f"{f}.demand", 0)
-        visits.append(Visit(vid, loc, service, count, gap, vdays, patterns, windows, prio, st, demand, explicit))
+        visits.append(Visit(vid, loc, service, count, gap, vdays, patterns, windows, prio, st, demand, explicit,
+                            allowed, preferred))
 
     objective = data.get("objective", "travel_seconds")
     if objective not in OBJECTIVES:
         raise _err("objective", f"must be one of {OBJECTIVES}", f"须为 {OBJECTIVES} 之一", objective, "objective")
     return Problem(days, stewards, visits, points, seconds, metres, objective)
+
+
+def _allowed_stewards(value: object, field_: str, steward_ids: set[str]) -> tuple[list[str], str | None]:
+    """``(allowed, preferred)`` of a joint plan's ``steward`` (a list, first preferred, or ``{"allowed",
+    "preferred"}``); ``([], None)`` for a single steward id or none."""
+    if value is None or isinstance(value, str):
+        return [], None
+    preferred = None
+    if isinstance(value, dict):
+        extra = set(value) - {"allowed", "preferred"}
+        if extra:
+            raise _err(field_, f"unknown keys {sorted(extra)}", f"未知字段 {sorted(extra)}", value, "keys")
+        preferred = value.get("preferred")
+        value = value.get("allowed")
+    if not isinstance(value, list) or not value:
+        raise _err(field_, "must be a steward id, a non-empty list of ids or {allowed, preferred}",
+                   "须为管家编号、非空编号列表或 {allowed, preferred}", value, "type")
+    for x in value:
+        if not isinstance(x, str) or x not in steward_ids:
+            raise _err(field_, f"unknown steward {x!r}", f"未知管家 {x!r}", x, "unknown_steward")
+    if len(set(value)) != len(value):
+        raise _err(field_, "a steward is listed twice", "管家重复列出", value, "duplicate")
+    preferred = value[0] if preferred is None else preferred
+    if preferred not in value:
+        raise _err(f"{field_}.preferred", f"preferred steward {preferred!r} is not among the allowed",
+                   f"首选管家 {preferred!r} 不在允许的管家之中", preferred, "preferred")
+    return list(value), str(preferred)
 
 
 def _square(value: object, field_: str) -> list[list[float]]:
