@@ -65,6 +65,7 @@ def send_queued(engine: Engine, gateway: Any, *, now: datetime | None = None, li
         queued = conn.execute(select(nt.c.id, nt.c.elder_id, nt.c.channel, nt.c.recipient, nt.c.text)
                               .where(nt.c.status == "queued").order_by(nt.c.id).limit(limit)).all()
     sent = failed = 0
+    touched: list[int | None] = []
     for nid, elder_id, channel, recipient, text in queued:
         with engine.begin() as conn:
             claimed = conn.execute(update(nt).where(nt.c.id == nid, nt.c.status == "queued")
@@ -78,6 +79,17 @@ def send_queued(engine: Engine, gateway: Any, *, now: datetime | None = None, li
                 conn.execute(update(nt).where(nt.c.id == nid).values(status="failed", error=str(result.error)[:500]))
         else:
             sent += 1
+        touched.append(elder_id)
+    if touched:  # one change-feed row for the run (the outbox's states changed)
+        from gridmap.store.changes import record_change
+        from gridmap.store.models import Elder, Street
+
+        with engine.begin() as conn:
+            ids = sorted({int(e) for e in touched if e is not None})
+            streets = sorted(conn.execute(select(Street.name).join(Elder, Elder.street_id == Street.id)
+                                          .where(Elder.id.in_(ids)).distinct()).scalars()) if ids else []
+            record_change(conn, "followup", streets=streets, elders=ids, actor="jobs",
+                          detail={"reminders_sent": sent, "reminders_failed": failed})
     return {"sent": sent, "failed": failed}
 
 
