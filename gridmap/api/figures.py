@@ -241,6 +241,59 @@ def _term_needed(elders: pd.DataFrame, key: str, rules: Rules) -> pd.Series:
     return need.groupby(e[key]).sum()
 
 
+#: Levels at which the rows carry the 接诉即办 measures (``followups``).
+FOLLOWUP_LEVELS = ("district", "street", "community")
+
+
+def followup_measures(engine: Engine, elders: pd.DataFrame, week: str, level: str,
+                      today: Any = None) -> dict[str, dict[str, Any]]:
+    """Per unit of ``level`` (district, street, community): the 接诉即办 measures of the week as of today
+    (:mod:`gridmap.followups.measures`) over the hazards and referrals of ``elders`` (the caller's scope).
+
+    Keys: hazards_found, hazards_fixed, fix_rate, fix_days, hazards_overdue, referrals_new, response_rate,
+    resolution_rate, satisfaction_rate, close_days, referrals_overdue, escalated (rates and means null
+    when there is nothing to measure).
+    """
+    from datetime import timedelta, timezone
+
+    from gridmap.followups.measures import hazard_measures, referral_measures
+    from gridmap.followups.store import read_hazard_frame, read_referral_frame
+
+    if level not in FOLLOWUP_LEVELS:
+        return {}
+    ids = set(elders["elder_id"].dropna().astype(int))
+    h = read_hazard_frame(engine)
+    r = read_referral_frame(engine)
+    h, r = h[h["elder_id"].isin(ids)], r[r["elder_id"].isin(ids)]
+    as_of = today or datetime.now(timezone(timedelta(hours=8))).date()
+    hm = hazard_measures(h, week=week, as_of=as_of, by=level)
+    rm = referral_measures(r, week=week, as_of=as_of, by=level)
+    out: dict[str, dict[str, Any]] = {}
+    for unit in set(map(str, hm.index)) | set(map(str, rm.index)):
+        hr = hm.loc[unit] if unit in hm.index else None
+        rr = rm.loc[unit] if unit in rm.index else None
+        out[unit] = {
+            "hazards_found": _count(hr["found"]) if hr is not None else 0,
+            "hazards_fixed": _count(hr["fixed"]) if hr is not None else 0,
+            "fix_rate": _num(hr["fix_rate"]) if hr is not None else None,
+            "fix_days": _num(hr["fix_days"]) if hr is not None else None,
+            "hazards_overdue": _count(hr["overdue"]) if hr is not None else 0,
+            "referrals_new": _count(rr["new"]) if rr is not None else 0,
+            "response_rate": _num(rr["response_rate"]) if rr is not None else None,
+            "resolution_rate": _num(rr["resolution_rate"]) if rr is not None else None,
+            "satisfaction_rate": _num(rr["satisfaction_rate"]) if rr is not None else None,
+            "close_days": _num(rr["close_days"]) if rr is not None else None,
+            "referrals_overdue": _count(rr["overdue"]) if rr is not None else 0,
+            "escalated": _count(rr["escalated"]) if rr is not None else 0,
+        }
+    return out
+
+
+_NO_FOLLOWUPS = {"hazards_found": 0, "hazards_fixed": 0, "fix_rate": None, "fix_days": None, "hazards_overdue": 0,
+                 "referrals_new": 0, "response_rate": None, "resolution_rate": None, "satisfaction_rate": None,
+                 "close_days": None, "referrals_overdue": 0, "escalated": 0}
+
+
 def indicator_rows(engine: Engine, user: User, q: IndicatorQuery, rules: Rules) -> list[dict[str, Any]]:
     """The indicators of the week at ``q.level`` over the elders the caller sees (of ``q.street``).
 
@@ -250,7 +303,8 @@ def indicator_rows(engine: Engine, user: User, q: IndicatorQuery, rules: Rules) 
     ``monthly_rate``, ``smoke_alarm_coverage``, ``terminal_coverage`` as
     ``{"value", "numerator", "denominator"}``, and the counts ``overdue``,
     ``open_hazards``, ``pending_referrals`` and the others of
-    :data:`gridmap.rules.indicators.INDICATOR_LABELS`.
+    :data:`gridmap.rules.indicators.INDICATOR_LABELS`; at the district, street and community levels
+    also ``followups``, the 接诉即办 measures of the week as of today (:func:`followup_measures`).
     """
     elders, visits, hazards, referrals = _inputs(engine, user, q.week, q.street, rules)
     if elders.empty:
@@ -267,6 +321,7 @@ def indicator_rows(engine: Engine, user: User, q: IndicatorQuery, rules: Rules) 
         names = api_store.steward_labels(engine)
     elif q.level == "grid":
         names = api_store.grid_codes(engine)
+    fmeas = followup_measures(engine, elders, q.week, q.level)
     rows = []
     for unit, r in ind.iterrows():
         elders_n = _count(r.get("elders"))
@@ -301,6 +356,8 @@ def indicator_rows(engine: Engine, user: User, q: IndicatorQuery, rules: Rules) 
             "copied_answers": _count(r.get("copied_answers")),
             "far_visits": _count(r.get("far_visits")),
         })
+        if q.level in FOLLOWUP_LEVELS:
+            row["followups"] = fmeas.get(str(unit), dict(_NO_FOLLOWUPS))
         rows.append(row)
     return rows
 
