@@ -157,7 +157,7 @@ def _street_of(engine: Any, pid: str) -> str:
     return str(p["street"])
 
 
-__all__ = ["plan_capacity_command", "plan_rebalance_command"]
+__all__ = ["plan_capacity_command", "plan_joint_command", "plan_rebalance_command"]
 
 
 @plan_app.command("capacity")
@@ -199,3 +199,26 @@ def plan_capacity_command(
     _console.print(f"合计 total: 需要 required {tot['required_hours']} h, 可用 available {tot['available_hours']} h, "
                    f"缺口 gap {tot['gap_hours']} h in {tot['communities_short']} communities: "
                    f"{tot['stewards_needed']} 名探访管家 more visit stewards")
+
+
+@plan_app.command("joint")
+def plan_joint_command(
+    week: Annotated[str, typer.Option("--week", help="ISO week, e.g. 2026-W50.")],
+    community: Annotated[str, typer.Option("--community", help="Community code (12 digits).")],
+    out: Annotated[Path, typer.Option("--out", help="Problem JSON to write (then gridmap plan solve / check).")] =
+    Path("joint.json"),
+    database_url: Annotated[str | None, typer.Option("--database-url", help="SQLAlchemy URL.")] = None,
+) -> None:
+    """Write the joint weekly problem of one community: its visit steward and the service stewards of its elders
+    planned together, each visit allowed to any of them with its own steward preferred (continuity)."""
+    from gridmap._cli import open_store
+    from gridmap.routing.weekly import community_joint_problem
+
+    try:
+        engine = open_store(database_url)
+        problem = community_joint_problem(engine, week, community)
+    except GridmapError as exc:
+        _fail(exc, 1)
+    out.write_text(json.dumps(problem, ensure_ascii=False, indent=1))
+    _console.print(f"[green]✓[/green] {out}: {len(problem['stewards'])} 名管家 stewards, {len(problem['visits'])} "
+                   f"位老人 visits (gridmap plan solve {out} --out plan.json; gridmap plan check {out} plan.json)")

@@ -38,6 +38,7 @@ from gridmap.rules.config import Rules, load_rules
 from gridmap.rules.facts import Event
 from gridmap.rules.requirements import parse_week, routing_visits
 from gridmap.rules.store import read_facts
+from gridmap.domain.enums import StewardKind
 from gridmap.store.models import Steward
 
 #: Reasons an elder with required in-home visits is not in any problem (Chinese labels).
@@ -262,5 +263,62 @@ def steward_problems(
     return weekly_problems(engine, week, street=street, rules=rules, events=events).problems
 
 
-__all__ = ["NOT_PLANNABLE", "StewardProblem", "WeeklyProblems", "steward_problem", "steward_problems",
-           "weekly_problems"]
+def joint_problem(problems: Sequence[StewardProblem], extra: Sequence[StewardProblem] = ()) -> dict[str, Any]:
+    """One joint problem of several stewards (issue 19): every visit may be made by any of them, its own
+    steward preferred (continuity): ``steward`` becomes ``{"allowed": [...], "preferred": own}``.
+
+    ``problems``: the stewards' weekly problems (:func:`steward_problem`); ``extra``: stewards without visits
+    of their own who may help (e.g. the community's 服务管家), as problems with no visits.
+    """
+    all_ = [*problems, *extra]
+    if not all_:
+        return {"days": [], "stewards": [], "visits": []}
+    codes = [p.code for p in all_]
+    days = sorted({d for p in all_ for d in p.problem["days"]})
+    visits = []
+    for p in problems:
+        for v in p.problem["visits"]:
+            visits.append({**v, "days": v.get("days") or p.problem["days"],
+                           "steward": {"allowed": codes, "preferred": p.code}})
+    stewards = []
+    for p in all_:
+        st = dict(p.problem["stewards"][0])
+        st["days"] = list(p.problem["days"])  # each steward works its own days of the joint week
+        stewards.append(st)
+    return {"days": days, "stewards": stewards, "visits": visits}
+
+
+def community_joint_problem(engine: Engine, week: str, community: str, *, rules: Rules | None = None
+                            ) -> dict[str, Any]:
+    """The joint problem of one community (code): its 探访管家 and the 服务管家 of its elders planned together."""
+    from gridmap.store.models import Community, Elder
+
+    with engine.connect() as conn:
+        row = conn.execute(select(Community.id, Community.street_id).where(Community.code == community)).first()
+        if row is None:
+            from gridmap._errors import ValidationError
+
+            raise ValidationError(f"no community with code {community!r}", f"未找到社区编码“{community}”",
+                                  field="community", value=community, code="unknown_community")
+        visit = set(conn.execute(select(Steward.id).where(Steward.community_id == row.id, Steward.active.is_(True),
+                                                          Steward.kind == StewardKind.VISIT)).scalars())
+        service = set(conn.execute(select(Elder.service_steward_id).where(
+            Elder.community_id == row.id, Elder.service_steward_id.is_not(None))).scalars())
+        from gridmap.store.models import Street
+
+        street = conn.execute(select(Street.name).where(Street.id == row.street_id)).scalar()
+        rows = conn.execute(select(Steward.id, Steward.code, Steward.name, Steward.kind, Steward.base,
+                                   Steward.work_days, Steward.shift_start, Steward.shift_end,
+                                   Steward.max_work_minutes, Steward.travel_mode, Steward.active)
+                            .where(Steward.id.in_(visit | service))).all()
+    wp = weekly_problems(engine, week, street=street, rules=rules)
+    mine = [p for p in wp.problems if p.steward_id in visit | service]
+    have = {p.steward_id for p in mine}
+    monday, _ = parse_week(week)
+    extra = [steward_problem(r, [], week)[0] for r in sorted(rows, key=lambda r: r.code)
+             if r.id not in have and r.active and r.base is not None and _work_days(r.work_days, monday)]
+    return joint_problem(mine, extra)
+
+
+__all__ = ["NOT_PLANNABLE", "StewardProblem", "WeeklyProblems", "community_joint_problem", "joint_problem",
+           "steward_problem", "steward_problems", "weekly_problems"]

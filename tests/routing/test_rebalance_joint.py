@@ -86,3 +86,24 @@ def test_cli_solves_a_joint_problem_and_plan_check_accepts_it(tmp_path: Path) ->
     assert stewards <= {"S1", "S2"}
     r = CliRunner().invoke(app, ["plan", "check", str(prob), str(out)])
     assert r.exit_code == 0 and "plan is valid" in r.output
+
+
+def test_a_communitys_stewards_are_planned_together_each_visit_preferring_its_own_steward() -> None:
+    from gridmap.routing.weekly import StewardProblem, joint_problem
+
+    def sp(code: str, days: list[str], visits: list[str]) -> StewardProblem:
+        return StewardProblem(1, code, code, "visit", "2026-W50", {
+            "days": days,
+            "stewards": [{"id": code, "start": [116.30, 39.98], "end": [116.30, 39.98], "shift": ["08:30", "17:00"],
+                          "max_work_minutes": 360, "mode": "walk"}],
+            "visits": [{"id": v, "location": [116.301, 39.981], "count": 1, "min_gap_days": 1, "days": days,
+                        "priority": 3, "service_minutes": 30, "steward": code} for v in visits]})
+
+    joint = joint_problem([sp("V1", ["2026-12-07", "2026-12-08"], ["E1", "E2"])],
+                          [sp("F1", ["2026-12-08", "2026-12-09"], [])])
+    p = parse_problem(joint)
+    assert [d.isoformat() for d in p.days] == ["2026-12-07", "2026-12-08", "2026-12-09"]
+    assert all(v.allowed == ["V1", "F1"] and v.preferred == "V1" for v in p.visits)
+    assert [len(s.days) for s in p.stewards] == [2, 2]  # each works its own days
+    plan = solve_joint(p, time_limit=0.5)
+    assert check_plan(p, plan) == [] and plan.summary.visits_planned == 2
