@@ -226,7 +226,8 @@ def _add_source(sources: dict[str, Any], key: str, src: str) -> bool:
 class _Merger:
     def __init__(self, session: Session, source: Source, batch_id: int | None, areas: AreaIndex) -> None:
         self.s, self.src, self.batch_id, self.areas = session, source.value, batch_id, areas
-        elders = session.scalars(select(Elder).options(selectinload(Elder.first_contact))).all()
+        elders = session.scalars(select(Elder).options(selectinload(Elder.first_contact),
+                                                     selectinload(Elder.household))).all()
         self.by_id = {e.id_number: e for e in elders if e.id_number}
         self.by_key: dict[tuple[str, str, str], Elder] = {}
         for e in elders:

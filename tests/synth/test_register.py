@@ -244,10 +244,13 @@ def test_xlsx_and_csv_round_trip(reg1k, tmp_path):
     paths = write_register(reg1k, tmp_path / "r.xlsx", stewards_out=tmp_path / "s.csv", visits_out=tmp_path / "v.xlsx")
     wb = load_workbook(paths[0], read_only=True)
     rows = list(wb.active.iter_rows(values_only=True))
-    assert list(rows[0]) == list(CANONICAL_COLUMNS)
+    from gridmap.register.columns import member_columns
+
+    # the form's columns in order, then household members 二 as repeated groups 家庭成员1… (issue 20)
+    assert list(rows[0]) == list(CANONICAL_COLUMNS) + member_columns(3)
     assert len(rows) == 1001
     mapping, mapped, unknown = map_headers(list(rows[0]))
-    assert not unknown and not mapped and len(mapping) == len(CANONICAL_COLUMNS)
+    assert not unknown and not mapped and len(mapping) == len(CANONICAL_COLUMNS) + 18
     col = list(rows[0]).index("是否独居")
     assert [parse_yes_no(r[col]) for r in rows[1:]] == reg1k.elders["是否独居"].tolist()
     col = list(rows[0]).index("居民身份证号码")
@@ -256,7 +259,7 @@ def test_xlsx_and_csv_round_trip(reg1k, tmp_path):
     raw = (tmp_path / "r.csv").read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf")
     back = pd.read_csv(tmp_path / "r.csv", encoding="utf-8-sig", dtype=str)
-    assert list(back.columns) == list(CANONICAL_COLUMNS)
+    assert list(back.columns) == list(CANONICAL_COLUMNS) + member_columns(3)
     assert set(back["是否重残"]) <= {"是", "否"}
 
 
