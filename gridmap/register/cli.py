@@ -49,8 +49,8 @@ DbOpt = Annotated[
 ]
 SourceOpt = Annotated[
     Optional[str],
-    typer.Option("--source", help="Department: 民政|卫健|残联|医保 (or civil_affairs|health|disabled_federation|"
-                                  "medical_insurance). Default 民政."),
+    typer.Option("--source", help="Department: 民政|卫健|残联|医保|人社局|数据局 (or civil_affairs|health|"
+                                  "disabled_federation|medical_insurance|human_resources|data_bureau). Default 民政."),
 ]
 ReportOpt = Annotated[Optional[Path], typer.Option("--report", help="Write the import report JSON here.")]
 
