@@ -12,12 +12,10 @@ subject to:
 
 * a grid goes to a steward of its own community, or, only when ``allow_cross_community``, to the
   steward of a community whose grids touch it (such moves are flagged ``cross_community``);
-* each steward keeps its *root* grid (the grid of its own community nearest to its base) and its
-  territory stays contiguous: a grid held by a steward has a neighbour held by the same steward that
-  is closer (in grid-adjacency hops) to its root — the shortest-path ordering constraint of
-  districting models, a sufficient condition for connectedness that is linear in the variables;
-  the grids of the steward's own community are ordered by hops inside the community, so the
-  current assignment is always feasible.
+* each steward keeps at least one grid of its own community (a *root*, at most one per connected
+  part of the community) and its territory stays contiguous: every grid it holds is connected to a
+  root through grids it holds (a single-commodity flow from the roots over the grid-adjacency graph,
+  linear in the variables); the current assignment is feasible, so the result is never worse.
 
 Workload of a steward (minutes per week, documented estimate)
 -------------------------------------------------------------
