@@ -41,6 +41,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -116,6 +117,7 @@ class Recorder:
 
     def __init__(self) -> None:
         self.lat: dict[str, list[float]] = defaultdict(list)
+        self.ends: dict[str, list[float]] = defaultdict(list)  # perf_counter at each answer (steady-state split)
         self.err: dict[str, int] = defaultdict(int)
         self.codes: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
         self.lock = threading.Lock()
@@ -124,6 +126,7 @@ class Recorder:
     def add(self, kind: str, seconds: float, ok: bool, code: int) -> None:
         with self.lock:
             self.lat[kind].append(seconds)
+            self.ends[kind].append(time.perf_counter())
             self.codes[kind][code] += 1
             self.total += 1
             if not ok:
@@ -142,9 +145,11 @@ def _timed(rec: Recorder, kind: str, fn: Any, ok_codes: tuple[int, ...] = (200, 
 
 
 def virtual_user(base: str, username: str, password: str, rec: Recorder, stop: threading.Event,
-                 budget: list[int], lock: threading.Lock, think: float = 0.0, seed: int = 0) -> None:
+                 budget: list[int], lock: threading.Lock, think: float = 0.0, seed: int = 0,
+                 arrive_after: float = 0.0) -> None:
     """One person at the dashboard: signs in, loads the page, then asks for its views one after another.
 
+    ``arrive_after``: seconds before this person opens the sign-in page (``--ramp``).
     ``think``: mean seconds between two requests of this person (exponentially distributed, like people who
     read what they got before they click again; the page's own database check comes every 5 s); ``0`` asks
     again at once (closed loop: a stress test of throughput, not of what people see).
@@ -154,6 +159,8 @@ def virtual_user(base: str, username: str, password: str, rec: Recorder, stop: t
 
     import requests
 
+    if arrive_after > 0 and stop.wait(arrive_after):  # people start their day one after another, not in one instant
+        return
     s = requests.Session()
     page = _timed(rec, "get_login", lambda: s.get(base + "/login", timeout=60))
     if page is None or page.status_code != 200:
@@ -362,14 +369,23 @@ class Writer(threading.Thread):
         self.elders, self.every, self.limit, self.tmp, self.stop_ev = elders, every, limit, tmp, stop
         self.started = self.ok = self.failed = self.skipped = 0
         self.seconds: list[float] = []
+        self.cpu: list[float] = []  # user + system CPU seconds of each finished writer process
         self.errors: list[str] = []
         self._running: list[tuple[subprocess.Popen[bytes], float, Path]] = []
 
     def _reap(self) -> None:
         for item in list(self._running):
             proc, t0, f = item
-            if proc.poll() is None:
-                continue
+            if proc.returncode is None:
+                try:
+                    pid, status, usage = os.wait4(proc.pid, os.WNOHANG)  # the exit status and the CPU it used
+                except ChildProcessError:
+                    pid, status, usage = proc.pid, 0, None
+                if pid == 0:
+                    continue
+                proc.returncode = os.waitstatus_to_exitcode(status)
+                if usage is not None:
+                    self.cpu.append(usage.ru_utime + usage.ru_stime)
             self._running.remove(item)
             self.seconds.append(time.perf_counter() - t0)
             if proc.returncode == 0:
@@ -471,7 +487,9 @@ def staleness(rows: list[tuple[int, float]], seen: list[tuple[float, str, int]],
 # ------------------------------------------------------------------ one server, then the run
 
 
-def _summary(rec: Recorder, elapsed: float) -> dict[str, Any]:
+def _summary(rec: Recorder, elapsed: float, steady_from: float | None = None) -> dict[str, Any]:
+    """Latency per kind and overall; ``steady_from`` (perf_counter): also the figures of the answers after it
+    (everyone has arrived and signed in)."""
     kinds = {}
     for k, xs in sorted(rec.lat.items()):
         kinds[k] = {"requests": len(xs), "errors": rec.err.get(k, 0), "status_codes": dict(rec.codes[k]),
@@ -483,7 +501,16 @@ def _summary(rec: Recorder, elapsed: float) -> dict[str, Any]:
             "error_rate": round(errors / rec.total, 4) if rec.total else None,
             "throughput_rps": round(rec.total / elapsed, 1) if elapsed else None,
             "p50_ms_all": round(1000 * _pct(all_lat, 0.5), 1), "p95_ms_all": round(1000 * _pct(all_lat, 0.95), 1),
+            **({"steady": _steady(rec, steady_from)} if steady_from is not None else {}),
             "kinds": kinds}
+
+
+def _steady(rec: Recorder, since: float) -> dict[str, Any]:
+    """The answers given after ``since``: once every user has arrived and signed in."""
+    lat = [x for k, xs in rec.lat.items() for x, t in zip(xs, rec.ends[k], strict=True) if t >= since]
+    return {"requests": len(lat), "p50_ms": round(1000 * _pct(lat, 0.5), 1) if lat else None,
+            "p95_ms": round(1000 * _pct(lat, 0.95), 1) if lat else None,
+            "p99_ms": round(1000 * _pct(lat, 0.99), 1) if lat else None}
 
 
 def run_mode(mode: str, a: argparse.Namespace, tmp: Path) -> dict[str, Any]:
@@ -507,11 +534,13 @@ def run_mode(mode: str, a: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         writer = Writer(prep["elders"], a.write_every, a.writers, tmp, stop) if a.write_every > 0 else None
         poller = Poller(server.base, stop) if a.staleness else None
         threads = [threading.Thread(target=virtual_user,
-                                    args=(server.base, *creds[i % len(creds)], rec, stop, budget, lock, a.think, i),
+                                    args=(server.base, *creds[i % len(creds)], rec, stop, budget, lock, a.think, i,
+                                          a.ramp * i / max(1, a.users)),
                                     daemon=True)
                    for i in range(a.users)]
         load0 = os.getloadavg()
         psutil.cpu_percent(None)
+        client0 = resource.getrusage(resource.RUSAGE_SELF)
         t0 = time.perf_counter()
         for th in (*threads, *(x for x in (writer, poller) if x is not None)):
             th.start()
@@ -521,6 +550,8 @@ def run_mode(mode: str, a: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         elapsed = time.perf_counter() - t0
         mem_load = server.memory()
         cpu = psutil.cpu_percent(None)
+        client1 = resource.getrusage(resource.RUSAGE_SELF)
+        client_cpu = (client1.ru_utime + client1.ru_stime) - (client0.ru_utime + client0.ru_stime)
         if poller is not None and writer is not None:  # the users stop; the poller sees the last writes land
             time.sleep(a.settle)
         end_wall = time.time()
@@ -539,9 +570,11 @@ def run_mode(mode: str, a: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     out = {"mode": mode, "command": "gridmap serve " + ("--dev" if mode == "dev" else
                                                         f"--workers {a.workers} --threads {a.threads}"),
            "copy_s": round(copy_s, 1), "startup_s": round(startup, 1), "warm_idle_wait_s": round(idle_wait, 1),
-           **_summary(rec, elapsed),
+           **_summary(rec, elapsed, t0 + a.ramp + 5.0 if a.ramp > 0 else None),
+           "ramp_s": a.ramp,
            "machine_load": {"loadavg_1min_before": round(load0[0], 2), "loadavg_1min_after": round(load1[0], 2),
-                            "cpu_percent_during": cpu},
+                            "cpu_percent_during": cpu,
+                            "load_client_cpu_cores": round(client_cpu / elapsed, 2) if elapsed else None},
            "memory_idle_mib": mem_idle, "memory_after_load_mib": mem_load}
     m = re.search(r"data loaded before the fork in ([\d.]+) s", log)
     if m:
@@ -553,6 +586,7 @@ def run_mode(mode: str, a: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                          "ok": writer.ok, "failed": writer.failed, "skipped_ticks": writer.skipped,
                          "cli_p50_s": round(_pct(writer.seconds, 0.5), 2) if writer.seconds else None,
                          "cli_p95_s": round(_pct(writer.seconds, 0.95), 2) if writer.seconds else None,
+                         "cli_cpu_p50_s": round(_pct(writer.cpu, 0.5), 2) if writer.cpu else None,
                          "errors": writer.errors[:3], "change_log_rows": len(rows)}
     if poller is not None:
         st = staleness(rows, poller.seen, end_wall)
@@ -585,7 +619,7 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
         "machine": f"{platform.node()} · {os.cpu_count()} cores (shared with other engineers' jobs; client, "
                    "writer and server on the same machine)",
         "database": f"SQLite copy of {SOURCE_DB.name} (120,000 elders, ~850,000 visits), fresh for each server",
-        "virtual_users": a.users, "think_s": a.think, "duration_limit_s": a.duration, "request_limit": a.max_requests,
+        "virtual_users": a.users, "think_s": a.think, "ramp_s": a.ramp, "duration_limit_s": a.duration, "request_limit": a.max_requests,
         "targets": {"p95_ms": TARGET_P95_MS, "errors": 0, "staleness_p95_s": TARGET_STALENESS_P95_S},
         "modes": modes,
     }
@@ -621,7 +655,9 @@ def write(res: dict[str, Any]) -> None:
         + f" on {res['machine']}. {res['database']}.",
         f"{res['virtual_users']} virtual users (threads, one `requests` session each, one demo user per role "
         f"shared), bounded by {res['duration_limit_s']:.0f} s and {res['request_limit']} requests per server. "
-        "Each signs in through the `/login` form once, then cycles `GET /_dash-layout` and the callbacks below "
+        + (f"They arrive one after another over the first {res['ramp_s']:g} s (as people start their day; "
+           "`--ramp 0`: all at once). " if res.get("ramp_s") else "")
+        + "Each signs in through the `/login` form once, then cycles `GET /_dash-layout` and the callbacks below "
         "(`POST /_dash-update-component` with the `X-CSRFToken` header), "
         + (f"waiting a random time between two requests (exponential, mean {res.get('think_s', 0):g} s, as a "
            "person reads a view before the next click; the page's own database check comes every 5 s). "
@@ -634,9 +670,9 @@ def write(res: dict[str, Any]) -> None:
         f"Targets (issue #15 item 5): p95 < {res['targets']['p95_ms']:.0f} ms, 0 errors, staleness p95 < "
         f"{res['targets']['staleness_p95_s']:.0f} s.",
         "",
-        "| server | requests | req/s | errors | p50 ms | p95 ms | staleness p50 / p95 / max s | writes ok / started "
-        "| load avg before → after | CPU % |",
-        "|---|---:|---:|---:|---:|---:|---|---|---|---:|",
+        "| server | requests | req/s | errors | p50 ms | p95 ms | p95 ms once all signed in | staleness p50 / p95 / "
+        "max s | writes ok / started | load avg before → after | CPU % (load client's share, cores) |",
+        "|---|---:|---:|---:|---:|---:|---:|---|---|---|---:|",
     ]
     for name, m in res["modes"].items():
         st = m.get("staleness") or {}
@@ -648,8 +684,10 @@ def write(res: dict[str, Any]) -> None:
         w = m.get("writer") or {}
         ml = m["machine_load"]
         lines.append(f"| `{m['command']}` | {m['requests']} | {m['throughput_rps']} | {m['errors']} | "
-                     f"{m['p50_ms_all']} | {m['p95_ms_all']} | {stl} | {w.get('ok', '–')} / {w.get('started', '–')} "
-                     f"| {ml['loadavg_1min_before']} → {ml['loadavg_1min_after']} | {ml['cpu_percent_during']} |")
+                     f"{m['p50_ms_all']} | {m['p95_ms_all']} | {(m.get('steady') or {}).get('p95_ms', '–')} | {stl} | "
+                     f"{w.get('ok', '–')} / {w.get('started', '–')} "
+                     f"| {ml['loadavg_1min_before']} → {ml['loadavg_1min_after']} | {ml['cpu_percent_during']} "
+                     f"({ml.get('load_client_cpu_cores', '–')}) |")
     r = res.get("ratios_gunicorn_vs_dev")
     if r:
         lines += ["", f"Ratios gunicorn / development server (same run): p50 ×{r['p50']}, p95 ×{r['p95']}, "
@@ -679,7 +717,8 @@ def write(res: dict[str, Any]) -> None:
         if w:
             lines += ["", f"Writer: {w['started']} `gridmap visits record` processes started ({w['ok']} ok, "
                           f"{w['failed']} failed, {w['skipped_ticks']} ticks skipped with {w['max_in_flight']} still "
-                          f"running), each {w['cli_p50_s']} s (p50) / {w['cli_p95_s']} s (p95) from start to exit; "
+                          f"running), each {w['cli_p50_s']} s (p50) / {w['cli_p95_s']} s (p95) from start to exit, "
+                          f"{w.get('cli_cpu_p50_s', '–')} s of CPU (p50); "
                           f"{w['change_log_rows']} change-log rows."]
         lines.append("")
     lines += [
@@ -703,7 +742,9 @@ def main() -> None:
     p.add_argument("--users", type=int, default=50)
     p.add_argument("--think", type=float, default=3.0,
                    help="Mean seconds a person waits between two requests (0: closed loop, a throughput stress test).")
-    p.add_argument("--duration", type=float, default=60.0)
+    p.add_argument("--duration", type=float, default=90.0)
+    p.add_argument("--ramp", type=float, default=30.0,
+                   help="Seconds over which the users arrive, one after another (0: all at once).")
     p.add_argument("--max-requests", type=int, default=20000)
     p.add_argument("--port", type=int, default=0, help="Port (default: a free one).")
     p.add_argument("--workers", type=int, default=2)
@@ -716,7 +757,15 @@ def main() -> None:
                    help="Poll /healthz for the followed seq of every worker (needs the change follower).")
     p.add_argument("--settle", type=float, default=10.0, help="Seconds the poller goes on after the users stop.")
     p.add_argument("--no-write", action="store_true", help="Print only.")
+    p.add_argument("--source", type=Path, default=None,
+                   help="Another register to copy instead of var/bench_120k.sqlite (a quick trial of the bench; "
+                        "implies --no-write).")
     a = p.parse_args()
+    if a.source is not None:
+        global SOURCE_DB, LOAD_DB
+        SOURCE_DB = a.source.resolve()
+        LOAD_DB = SOURCE_DB.with_name(SOURCE_DB.stem + "_load.sqlite")
+        a.no_write = True
     res = run(a)
     print(json.dumps(res, ensure_ascii=False, indent=2))
     if not a.no_write:

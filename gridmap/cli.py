@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+import typer.main
+from typer.core import TyperGroup
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Engine
@@ -15,7 +18,35 @@ from sqlalchemy import Engine
 from gridmap._cli import fail as _fail
 from gridmap._errors import GridmapError
 
+class _LazyGroup(TyperGroup):
+    """The top-level group: its own commands plus sub-apps imported on first use (:data:`LAZY_SUBAPPS`)."""
+
+    lazy: dict[str, tuple[str, ...]] = {}
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name not in self.lazy or cmd_name in self.commands:
+            return super().get_command(ctx, cmd_name)
+        where, *extras = self.lazy[cmd_name]
+        module, attr = where.split(":")
+        target = getattr(importlib.import_module(module), attr)
+        for extra in extras:  # modules that add commands to the sub-app when imported
+            importlib.import_module(extra)
+        if isinstance(target, typer.Typer):
+            command = typer.main.get_group(target)
+        else:
+            command = typer.main.get_command_from_info(typer.models.CommandInfo(name=cmd_name, callback=target),
+                                                       pretty_exceptions_short=True, rich_markup_mode="rich")
+        command.name = cmd_name
+        self.add_command(command, cmd_name)
+        return command
+
+
+
 app = typer.Typer(
+    cls=_LazyGroup,
     help="gridmap — 海淀区特殊困难老年人探访关爱服务 (register, grid map, visit routes, dashboard).",
     no_args_is_help=True,
     add_completion=False,
@@ -24,7 +55,7 @@ db_app = typer.Typer(help="Database: create or upgrade the schema. 数据库", n
 layers_app = typer.Typer(help="Map layers from the real Haidian data. 网格地图图层", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(layers_app, name="layers")
-# Sub-apps of other modules are registered at the end of this file (see _register_subapps).
+# Sub-apps of other modules are loaded on first use (see LAZY_SUBAPPS at the end of this file).
 
 #: Process umask of every command: files and directories the CLI creates are owner-only.
 PRIVATE_UMASK = 0o077
@@ -338,43 +369,24 @@ def serve(
         _fail(exc)
 
 
-from gridmap.synth.cli import synth_app
-
-app.add_typer(synth_app, name="synth")
-
-
-from gridmap.register.cli import register_app
-
-app.add_typer(register_app, name="register")
-
-
-from gridmap.rules.cli import report_command, visits_app
-
-app.add_typer(visits_app, name="visits")
-app.command("report")(report_command)
-
-
-from gridmap.routing.cli import plan_app
-
-app.add_typer(plan_app, name="plan")
-
-import gridmap.register.cli_exports
-from gridmap.access.cli import audit_app, users_app
-
-app.add_typer(users_app, name="users")
-app.add_typer(audit_app, name="audit")
-
-import gridmap.routing.cli_week  # noqa: F401
-
-from gridmap.scale.cli import city_app  # noqa: E402
-
-app.add_typer(city_app, name="city")
-
-from gridmap.followups.cli import hazards_app, jobs_app, referrals_app  # noqa: E402
-
-app.add_typer(hazards_app, name="hazards")
-app.add_typer(referrals_app, name="referrals")
-app.add_typer(jobs_app, name="jobs")
+# Sub-apps of other modules, loaded only when their command is run (or help lists them): a command such as
+# ``gridmap visits record`` then imports what it needs and not every package of the CLI (start-up time is
+# CPU a writer pays once per process; see bench/load.py). name -> ("module:attribute" of the sub-app or
+# command, then modules that add commands to it when imported).
+LAZY_SUBAPPS: dict[str, tuple[str, ...]] = {
+    "synth": ("gridmap.synth.cli:synth_app",),
+    "register": ("gridmap.register.cli:register_app", "gridmap.register.cli_exports"),
+    "visits": ("gridmap.rules.cli:visits_app",),
+    "report": ("gridmap.rules.cli:report_command",),
+    "plan": ("gridmap.routing.cli:plan_app", "gridmap.routing.cli_week"),
+    "users": ("gridmap.access.cli:users_app",),
+    "audit": ("gridmap.access.cli:audit_app",),
+    "city": ("gridmap.scale.cli:city_app",),
+    "hazards": ("gridmap.followups.cli:hazards_app",),
+    "referrals": ("gridmap.followups.cli:referrals_app",),
+    "jobs": ("gridmap.followups.cli:jobs_app",),
+}
+_LazyGroup.lazy.update(LAZY_SUBAPPS)
 
 
 def main() -> None:  # pragma: no cover
