@@ -59,7 +59,7 @@ def send_queued(engine: Engine, gateway: Any, *, now: datetime | None = None, li
     """
     from gridmap.followups.notify import OutboundMessage
 
-    now = now or datetime.now(timezone.utc)
+    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
     nt = Notification.__table__
     with engine.connect() as conn:
         queued = conn.execute(select(nt.c.id, nt.c.elder_id, nt.c.channel, nt.c.recipient, nt.c.text)

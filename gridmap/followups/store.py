@@ -207,9 +207,10 @@ def _feed(conn: Connection, kind: str, elder_ids: Iterable[int], *, by: str, det
 
 
 def _now(now: datetime | None) -> datetime:
+    """``now`` in UTC (naive: taken as UTC). Written in UTC: SQLite keeps a time without its offset."""
     if now is None:
         return datetime.now(timezone.utc)
-    return now if now.tzinfo else now.replace(tzinfo=timezone.utc)
+    return now.astimezone(timezone.utc) if now.tzinfo else now.replace(tzinfo=timezone.utc)
 
 
 def _aware(t: datetime | None) -> datetime | None:

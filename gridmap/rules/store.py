@@ -351,6 +351,13 @@ def _append_change(conn: Any, *, streets: Iterable[str], elder_ids: Iterable[int
                   detail={"visits": visits})
 
 
+def _utc(now: datetime | None) -> datetime:
+    """When the visits are entered, in UTC (SQLite keeps a time without its offset: every writer stores UTC)."""
+    if now is None:
+        return datetime.now(timezone.utc)
+    return now.astimezone(timezone.utc) if now.tzinfo else now.replace(tzinfo=timezone.utc)
+
+
 def record_visits(
     engine: Engine,
     records: Sequence[VisitRecord],
@@ -405,7 +412,7 @@ def record_visits(
     for attempt in range(3):
         try:
             return _record_visits(engine, records, keys, rules=rules or load_rules(),
-                                  now=now or datetime.now(timezone.utc), user=user)
+                                  now=_utc(now), user=user)
         except IntegrityError as exc:  # another writer stored one of these submissions meanwhile
             if attempt == 2 or "idempotency" not in str(exc.orig).lower():
                 raise
