@@ -178,7 +178,9 @@ def test_gas_hazard_from_visit_to_fixed_and_the_extra_visit_goes(
     _tab(browser, "隐患与转介")
     _wait(lambda: f"fu-row-h-{hazard_id}" in browser.page_source, what="the hazard in the list again")
     assert "已整改" in move("已整改", "燃气公司已更换胶管")
-    time.sleep(1)
+    # the list (待处理/整改中) no longer holds it and the measures count it fixed
+    _wait(lambda: f"fu-row-h-{hazard_id}" not in browser.page_source, what="the fixed hazard leaves the list")
+    _wait(lambda: "100%" in _by_id(browser, "fu-measures").text, what="整改率 100%")
     _shot(browser, "03c_supervisor_fixed")
     refused = move("整改中", "再次整改")
     assert "未保存" in refused and any("a" <= ch <= "z" for ch in refused), refused  # Chinese / English
