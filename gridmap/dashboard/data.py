@@ -234,6 +234,25 @@ _WEIGHTS = {"weekly_rate": "willing", "week_progress": "due_by_today", "monthly_
             "terminal_coverage": "_term_needed"}
 
 
+def _merge_rows(old: pd.DataFrame, fresh: pd.DataFrame, elder_ids: list[int]) -> pd.DataFrame:
+    """``old`` with the rows of ``elder_ids`` replaced by ``fresh`` (theirs, read again), in id order as a full
+    read gives them."""
+    keep = old[~old["elder_id"].isin(elder_ids)]
+    if len(fresh) and len(old):
+        fresh = fresh.copy()
+        for c in fresh.columns.intersection(old.columns):  # a few rows read alone may have come as object
+            if fresh[c].dtype != old[c].dtype:
+                try:
+                    fresh[c] = fresh[c].astype(old[c].dtype)
+                except (TypeError, ValueError):
+                    pass
+    parts = [p for p in (keep, fresh) if len(p)]
+    if not parts:
+        return old.iloc[0:0].reset_index(drop=True)
+    out = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    return out.sort_values("id", kind="stable").reset_index(drop=True)
+
+
 def _sort_indicators(out: pd.DataFrame) -> pd.DataFrame:
     if out.empty or not set(_SORT[0]) <= set(out.columns):
         return out
@@ -339,6 +358,7 @@ class DashboardData:
         self._warm_lock = threading.Lock()
         self._warm_pending = False
         self._warm_thread: threading.Thread | None = None
+        self._full_warm_epoch = -1  # the epoch whose complete warm-up (warm_more) is done
         self._scopes_warmed: set[Hashable] = set()
         self._frozen = False
         self._last_write = 0.0
@@ -471,28 +491,29 @@ class DashboardData:
             self.yield_to_requests()
             step()
 
-    def warm_more(self) -> None:
-        """Precompute the other levels of the default week and the district KPIs of every week."""
+    def warm_more(self) -> bool:
+        """Precompute the other levels of the default week and the district KPIs of every week; ``False`` when a
+        write came meanwhile (left for the next pass)."""
         u = SYSTEM_USER
-        version = self.version
+        version, epoch = self.version, self._epoch
         f = Filters(week=self.default_week())
         for level in ("community", "grid", "steward"):
             self.yield_to_requests()
             if self.version != version:
-                return
+                return False
             self.indicators(u, f, level)
         from gridmap.domain.enums import Category
 
         for c in Category:
             self.yield_to_requests()
             if self.version != version:
-                return
+                return False
             self.kpis(u, replace(f, category=c.value))
             self.trend(u, replace(f, category=c.value))
         for w in self.weeks()[1:]:
             self.yield_to_requests()
             if self.version != version:
-                return
+                return False
             self.kpis(u, Filters(week=w))
             self.indicators(u, Filters(week=w), "street")
         from gridmap.dashboard.planner import workload
@@ -500,14 +521,16 @@ class DashboardData:
         for street in self.streets(u):  # the planner's first view of each street
             self.yield_to_requests()
             if self.version != version:
-                return
+                return False
             workload(self, street, f.week)
         for hook in self.warm_hooks:
             self.yield_to_requests()
             if self.version != version:
-                return
+                return False
             hook()
         self._freeze_once()
+        self._full_warm_epoch = epoch
+        return True
 
     def _freeze_once(self) -> None:
         """After the first complete warm-up, move what it built out of the garbage collector's sight (``gc.freeze``).
@@ -1013,9 +1036,13 @@ class DashboardData:
                     elders.loc[idx, "last_visit_on"] = [rows.get(int(e), elders.at[i, "last_visit_on"])
                                                        for i, e in zip(idx, known["elder_id"], strict=True)]
                 start, _ = parse_week(self.weeks()[-1])
-                hazards = read_hazards(self.engine, self.today, since=start)
-                referrals = read_referrals(self.engine, since=datetime.combine(start, datetime.min.time(),
-                                                                               tzinfo=BEIJING))
+                # only these elders' hazards and referrals can have changed: re-read theirs, keep the others
+                # (re-reading the district's on every write cost each worker more than the requests did)
+                ids = sorted({int(i) for i in elder_ids})
+                hazards = _merge_rows(_h, read_hazards(self.engine, self.today, since=start, elder_ids=ids), ids)
+                referrals = _merge_rows(_r, read_referrals(
+                    self.engine, since=datetime.combine(start, datetime.min.time(), tzinfo=BEIJING),
+                    elder_ids=ids), ids)
                 self._inputs = (elders, visits, hazards, referrals)
                 street_of = {int(e): ("" if pd.isna(st) else str(st))
                              for e, st in zip(known["elder_id"], known["street"], strict=True)}
@@ -1271,7 +1298,11 @@ class DashboardData:
                 self._warm_pending = False
             try:
                 self.warm()
-                self.warm_more()
+                # the other levels, categories, weeks and the planner's first views: once per read of the
+                # register. After a write only the default view is recomputed here; another view of the written
+                # street is recomputed when someone asks for it (one street, not every view of it per write)
+                if self._full_warm_epoch != self._epoch:
+                    self.warm_more()
             except Exception:
                 logging.getLogger("gridmap.dashboard").warning("warm-up failed", exc_info=True)
 

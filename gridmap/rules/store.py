@@ -263,13 +263,17 @@ def read_visits(
     return df[names]
 
 
-def read_hazards(engine: Engine, on: date, *, since: date | None = None) -> pd.DataFrame:
-    """Hazards opened by ``on`` and either still open or closed since ``since``."""
+def read_hazards(engine: Engine, on: date, *, since: date | None = None,
+                 elder_ids: Sequence[int] | None = None) -> pd.DataFrame:
+    """Hazards opened by ``on`` and either still open or closed since ``since`` (of ``elder_ids`` only when
+    given), in id order."""
     q = select(Hazard.id, Hazard.elder_id, Hazard.kind, Hazard.severity, Hazard.status,
                Hazard.owner_unit, Hazard.opened_on, Hazard.deadline, Hazard.closed_on) \
-        .where(Hazard.opened_on <= on)
+        .where(Hazard.opened_on <= on).order_by(Hazard.id)
     if since is not None:
         q = q.where(or_(Hazard.closed_on.is_(None), Hazard.closed_on >= since))
+    if elder_ids is not None:
+        q = q.where(Hazard.elder_id.in_([int(i) for i in elder_ids]))
     with engine.connect() as conn:
         rows = [dict(r) for r in conn.execute(q).mappings()]
     for r in rows:
@@ -279,13 +283,16 @@ def read_hazards(engine: Engine, on: date, *, since: date | None = None) -> pd.D
                                        "opened_on", "deadline", "closed_on"])
 
 
-def read_referrals(engine: Engine, *, since: datetime | None = None) -> pd.DataFrame:
-    """Referrals not closed, or closed since ``since``."""
+def read_referrals(engine: Engine, *, since: datetime | None = None,
+                   elder_ids: Sequence[int] | None = None) -> pd.DataFrame:
+    """Referrals not closed, or closed since ``since`` (of ``elder_ids`` only when given), in id order."""
     q = select(Referral.id, Referral.elder_id, Referral.target, Referral.target_name, Referral.need,
                Referral.emergency, Referral.status, Referral.opened_at, Referral.deadline,
-               Referral.acknowledged_at, Referral.escalated_at, Referral.closed_at)
+               Referral.acknowledged_at, Referral.escalated_at, Referral.closed_at).order_by(Referral.id)
     if since is not None:
         q = q.where(or_(Referral.closed_at.is_(None), Referral.closed_at >= since))
+    if elder_ids is not None:
+        q = q.where(Referral.elder_id.in_([int(i) for i in elder_ids]))
     with engine.connect() as conn:
         rows = [dict(r) for r in conn.execute(q).mappings()]
     for r in rows:

@@ -141,3 +141,37 @@ def test_a_visit_saved_from_the_dashboard_updates_its_street_as_a_full_recomputa
     # the district's visits, with the saved one appended on their next use
     pd.testing.assert_frame_equal(_by_id(data.inputs()[1], "id"), _by_id(fresh.inputs()[1], "id"), check_dtype=False)
     data.wait_warm()
+
+
+def test_a_visit_saved_elsewhere_that_opens_a_hazard_shows_as_a_full_read_of_the_district(
+        data: DashboardData) -> None:
+    """The change follower re-reads only the written elder's hazards and referrals (not the district's): the
+    district frames it keeps are the same rows, in the same order, as a process started afresh reads, and the new
+    hazard and referral count at once in the KPIs."""
+    f = Filters(week=data.default_week())
+    data.poll_changes()
+    before = data.kpis(SYSTEM_USER, f)
+    h0, r0 = data.inputs()[2], data.inputs()[3]
+    st = data.status(SYSTEM_USER, f)
+    eid = int(st[st["street"].notna()]["elder_id"].iloc[-1])
+    answers = dict(family_change="无变化", expression="无变化", mobility="无变化", illness="无变化", mood="无变化",
+                   gas_safety="不安全", water_heating_safety="安全", electricity_safety="安全",
+                   personal_hygiene="无变化", home_hygiene="无变化", indoor_environment="无变化")
+    rec = parse_visit({"elder_id": eid, "visited_on": data.today.isoformat(), "mode": "in_home",
+                       "visitor_role": "visit_steward", "needs": "助餐", **answers}, data.rules)
+    res = record_visit(data.engine, rec, rules=data.rules, user="another-process")  # not through `data`
+    assert res.hazard_ids and res.referral_ids
+    assert data.poll_changes()["changes"] == 1
+    fresh = DashboardData(data.engine)
+    _e, _v, h, r = data.inputs()
+    _fe, _fv, fh, fr = fresh.inputs()
+    pd.testing.assert_frame_equal(h, fh, check_dtype=False)  # same rows, same order (id), same index
+    pd.testing.assert_frame_equal(r, fr, check_dtype=False)
+    assert set(res.hazard_ids) <= set(h["id"]) and set(res.referral_ids) <= set(r["id"])
+    others = h0[h0["elder_id"] != eid]
+    assert others["id"].tolist() == h[h["elder_id"] != eid]["id"].tolist()  # the others' rows kept
+    assert len(r) > len(r0) - 1
+    after = data.kpis(SYSTEM_USER, f)
+    assert after["hazards_open"] == before["hazards_open"] + len(res.hazard_ids)
+    assert _same(after["hazards_open"], fresh.kpis(SYSTEM_USER, f)["hazards_open"])
+    data.wait_warm()
