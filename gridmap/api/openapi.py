@@ -170,7 +170,26 @@ _SPEC: dict[str, Any] = {
                 "short_visits": {"type": "integer", "description": "过短上门探访"},
                 "copied_answers": {"type": "integer", "description": "答案重复照抄"},
                 "far_visits": {"type": "integer", "description": "定位偏离住址"},
+                "followups": {"$ref": "#/components/schemas/FollowupMeasures"},
             }},
+            "FollowupMeasures": {
+                "type": "object",
+                "description": "接诉即办 measures of the week as of today (levels district, street and community "
+                               "only; the same figures as the report's sheet 隐患与转介)",
+                "properties": {
+                    "hazards_found": {"type": "integer", "description": "新发现隐患"},
+                    "hazards_fixed": {"type": "integer", "description": "已整改"},
+                    "fix_rate": {"type": "number", "nullable": True, "description": "整改率"},
+                    "fix_days": {"type": "number", "nullable": True, "description": "平均整改天数"},
+                    "hazards_overdue": {"type": "integer", "description": "逾期未整改"},
+                    "referrals_new": {"type": "integer", "description": "新转介"},
+                    "response_rate": {"type": "number", "nullable": True, "description": "响应率"},
+                    "resolution_rate": {"type": "number", "nullable": True, "description": "解决率"},
+                    "satisfaction_rate": {"type": "number", "nullable": True, "description": "满意率"},
+                    "close_days": {"type": "number", "nullable": True, "description": "平均办结天数"},
+                    "referrals_overdue": {"type": "integer", "description": "逾期转介"},
+                    "escalated": {"type": "integer", "description": "已升级"},
+                }},
             "Indicators": {"type": "object", "required": ["week", "level", "rows"], "properties": {
                 "week": {"type": "string", "example": "2026-W49"},
                 "street": {"type": "string", "nullable": True},

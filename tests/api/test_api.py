@@ -295,7 +295,7 @@ def test_without_auth_401_and_read_only_405(app, engine):
     assert cookie.get(f"/api/v1/indicators?week={WEEK}").status_code == 200
 
 
-def test_openapi_is_valid_and_lists_every_endpoint_and_parameter(app):
+def test_openapi_is_valid_and_lists_every_endpoint_and_parameter(app, engine):
     from openapi_spec_validator import validate
 
     from gridmap.api import figures
@@ -312,6 +312,12 @@ def test_openapi_is_valid_and_lists_every_endpoint_and_parameter(app):
     assert params["/api/v1/changes"] == ["since", "limit"]
     for p in ("/api/v1/indicators", "/api/v1/overdue", "/api/v1/changes"):
         assert {"200", "400", "401", "405"} <= set(spec["paths"][p]["get"]["responses"])
+    # every key a row carries is described (a BI tool reads the schema to map the columns)
+    _tid, token = make_token(engine, "dist")
+    schemas = spec["components"]["schemas"]
+    rows = get(app.server.test_client(), f"/api/v1/indicators?week={WEEK}&level=street", token).get_json()["rows"]
+    assert rows and all(set(r) <= set(schemas["IndicatorRow"]["properties"]) for r in rows)
+    assert all(set(r["followups"]) == set(schemas["FollowupMeasures"]["properties"]) for r in rows)
     # what the spec names is what the parser accepts: anything else is refused
     with pytest.raises(figures.ApiError):
         figures.parse_changes({"since": ["1"], "extra": ["1"]})
