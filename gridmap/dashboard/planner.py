@@ -37,7 +37,7 @@ from gridmap.dashboard.auth import log_access
 from gridmap.dashboard.basemap import Basemap
 from gridmap.dashboard.data import SYSTEM_USER, DashboardData, current_user
 from gridmap.dashboard.fmt import fmt_minutes, fmt_week
-from gridmap.dashboard.ui import dropdown, guarded, message
+from gridmap.dashboard.ui import dropdown, error_text, guarded, message
 from gridmap._errors import GridmapError
 from gridmap.domain.enums import Role
 from gridmap.routing.rebalance import plan_effect, propose_rebalance
@@ -253,6 +253,7 @@ def layout(data: DashboardData, basemap: Basemap) -> html.Div:
         ], className="gm-filters"),
         dcc.Store(id="pln-proposal"),
         dcc.Store(id="pln-applied"),
+        html.Div(id="pln-accept-err", style={"display": "none"}),
         dcc.Loading(html.Div(id="pln-msg")),
         html.Div([
             html.Div([dcc.Loading(dcc.Graph(id="pln-bars", config={"displaylogo": False, "displayModeBar": False},
@@ -370,24 +371,49 @@ def register(app: dash.Dash, data: DashboardData, basemap: Basemap) -> None:
                 {"id": pid, "street": street, "moves": len(prop.moves)} if pid else None, pid is None,
                 _moved_geojson(prop), _elder_markers(prop), _moves_table(d), _effect_text(effect), msg)
 
-    @app.callback(Output("data-version", "data", allow_duplicate=True),
+    @app.callback(Output("pln-msg", "children", allow_duplicate=True),
+                  Output("data-version", "data", allow_duplicate=True),
                   Output("pln-accept", "disabled", allow_duplicate=True),
                   Output("pln-applied", "data"), Output("pln-undo", "disabled"),
-                  Output("pln-msg", "children", allow_duplicate=True),
+                  Output("pln-accept-err", "children"),
                   Input("pln-accept", "n_clicks"), State("pln-proposal", "data"), prevent_initial_call=True)
-    @guarded(5)
+    @guarded(6)
     def _accept(_n: int, proposal: Any) -> Any:
+        try:
+            out = _accept_kept(proposal)
+        except PermissionDenied as exc:  # refused (audited where raised): the message where the user looks
+            return message(error_text(exc), "err"), no_update, True, no_update, no_update, no_update
+        return (out[-1], *out[:-1], no_update)
+
+    def _accept_kept(proposal: Any) -> Any:
         if not proposal:
             return no_update, True, no_update, no_update, message("没有可采纳的方案", "info")
         user = current_user()
-        street = proposal.get("street") if isinstance(proposal, dict) else None
+        from gridmap.routing.rebalance_store import apply_proposal, load_proposal
+
+        # only the id comes from the page: the proposal kept for this user is written (re-checked), never moves
+        pid = proposal.get("id") if isinstance(proposal, dict) else None
+        kept = load_proposal(data.engine, str(pid)) if isinstance(pid, str) and pid else None
+        if kept is not None and kept["created_at"] is not None:
+            from datetime import timedelta
+
+            from gridmap.store.models import utcnow
+
+            created = kept["created_at"] if kept["created_at"].tzinfo else kept["created_at"].replace(
+                tzinfo=utcnow().tzinfo)
+            if created < utcnow() - timedelta(hours=data.PROPOSAL_HOURS):
+                kept = None
+        if kept is None or kept["user_id"] != int(user.id) or kept["accepted_at"] is not None:
+            log_access("denied", "plan", proposal.get("street") if isinstance(proposal, dict) else None,
+                       {"reason": "unknown_proposal", "op": "accept"})
+            raise PermissionDenied("this proposal was not computed for you by the server, or was already accepted or "
+                                   "has expired: run the rebalancing again",
+                                   "该方案不是服务器为您计算的，或已采纳、已过期：请重新运行负载均衡")
+        street = str(kept["street"])
         sid = _street_id(data, street)
         if sid is None or not may_plan(user, sid):
             raise _refuse_plan(street, "may_not_edit_plan", "accept")
-        pid = proposal.get("id") if isinstance(proposal, dict) else None
-        from gridmap.routing.rebalance_store import apply_proposal
-
-        try:  # only the id comes from the page; the proposal kept for this user is written, re-checked
+        try:
             p = apply_proposal(data.engine, str(pid), user.username, user_id=int(user.id))
         except GridmapError as exc:
             log_access("denied", "plan", street, {"reason": "proposal_refused", "op": "accept"})
@@ -395,19 +421,19 @@ def register(app: dash.Dash, data: DashboardData, basemap: Basemap) -> None:
         log_access("update", "plan", street, {"op": "rebalance", "proposal": pid, "moves": len(p["moves"])})
         data.refresh_street(str(p["street"]))
         n = sum(len(m["elders"]) for m in p["moves"])
-        text = (f"已采纳：{len({m['grid'] for m in p['moves']})} 个网格、{n} 位老人的探访管家已调整"
-                + (f"，拆分网格 {len(p.get('splits') or [])} 个" if p.get("splits") else "")
+        text = (f"已采纳：{n} 位老人的探访管家已调整（{len({m['grid'] for m in p['moves']})} 个网格整体调整"
+                + (f"，拆分网格 {len(p.get('splits') or [])} 个" if p.get("splits") else "") + "）"
                 + "（已记入台账和网格变更历史，可撤销）")
         return data.version, True, {"id": pid, "street": p["street"]}, False, message(text, "ok")
 
-    @app.callback(Output("data-version", "data", allow_duplicate=True),
-                  Output("pln-undo", "disabled", allow_duplicate=True),
+    @app.callback(Output("pln-undo", "disabled", allow_duplicate=True),
+                  Output("data-version", "data", allow_duplicate=True),
                   Output("pln-msg", "children", allow_duplicate=True),
                   Input("pln-undo", "n_clicks"), State("pln-applied", "data"), prevent_initial_call=True)
     @guarded(3)
     def _undo(_n: int, applied: Any) -> Any:
         if not applied:
-            return no_update, True, message("没有可撤销的方案", "info")
+            return True, no_update, message("没有可撤销的方案", "info")
         user = current_user()
         street = applied.get("street") if isinstance(applied, dict) else None
         sid = _street_id(data, street)
@@ -422,11 +448,11 @@ def register(app: dash.Dash, data: DashboardData, basemap: Basemap) -> None:
         try:
             p = undo_proposal(data.engine, pid, user.username)
         except GridmapError as exc:
-            return no_update, True, message(exc.message_zh, "err")
+            return True, no_update, message(exc.message_zh, "err")
         log_access("update", "plan", street, {"op": "rebalance_undo", "proposal": pid})
         data.refresh_street(str(p["street"]))
         n = sum(len(m["elders"]) for m in p["moves"])
-        return data.version, True, message(f"已撤销：{n} 位老人恢复原探访管家，网格恢复原状", "ok")
+        return True, data.version, message(f"已撤销：{n} 位老人恢复原探访管家，网格恢复原状", "ok")
 
     @app.callback(Output("pln-capacity", "children"), Input("pln-street", "value"), Input("pln-week", "value"),
                   Input("tabs", "value"), Input("data-version", "data"))
