@@ -46,9 +46,12 @@ from gridmap.store.models import (
     FirstContact,
     Grid,
     Hazard,
+    HazardEvent,
     HouseholdMember,
     MetaInfo,
+    Notification,
     Referral,
+    ReferralEvent,
     RegisterChange,
     ServiceStation,
     Steward,
@@ -114,6 +117,12 @@ def clear_synthetic(engine: Engine) -> int:
     with engine.begin() as conn:
         ids = synthetic_elder_ids(conn)
         for part in _chunks(ids):
+            # the follow-ups' events and reminders first (they point at the hazards and referrals)
+            conn.execute(delete(Notification).where(Notification.elder_id.in_(part)))
+            conn.execute(delete(HazardEvent).where(
+                HazardEvent.hazard_id.in_(select(Hazard.id).where(Hazard.elder_id.in_(part)))))
+            conn.execute(delete(ReferralEvent).where(
+                ReferralEvent.referral_id.in_(select(Referral.id).where(Referral.elder_id.in_(part)))))
             for model in (Hazard, Referral, CareService, FieldConflict, Visit, Device, HouseholdMember, FirstContact):
                 conn.execute(delete(model).where(model.elder_id.in_(part)))
             conn.execute(delete(Elder).where(Elder.id.in_(part)))
