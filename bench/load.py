@@ -364,9 +364,11 @@ class Writer(threading.Thread):
     """Starts ``gridmap visits record`` once per ``every`` seconds (each for another elder; at most ``limit``
     running at once: a tick with ``limit`` still running is skipped and counted)."""
 
-    def __init__(self, elders: list[int], every: float, limit: int, tmp: Path, stop: threading.Event) -> None:
+    def __init__(self, elders: list[int], every: float, limit: int, tmp: Path, stop: threading.Event,
+                 nice: int = 0) -> None:
         super().__init__(daemon=True)
         self.elders, self.every, self.limit, self.tmp, self.stop_ev = elders, every, limit, tmp, stop
+        self.nice = nice
         self.started = self.ok = self.failed = self.skipped = 0
         self.seconds: list[float] = []
         self.cpu: list[float] = []  # user + system CPU seconds of each finished writer process
@@ -414,7 +416,8 @@ class Writer(threading.Thread):
                                              visitor_role="志愿者", **ANSWERS), ensure_ascii=False), encoding="utf-8")
                 proc = subprocess.Popen([sys.executable, "-m", "gridmap", "visits", "record", str(f), "--database-url",
                                          f"sqlite:///{LOAD_DB}", "--user", "bench-writer"],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT,
+                                        preexec_fn=(lambda n=self.nice: os.nice(n)) if self.nice else None)
                 self._running.append((proc, time.perf_counter(), f))
                 self.started += 1
             next_t += self.every
@@ -531,7 +534,8 @@ def run_mode(mode: str, a: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         rec = Recorder()
         stop = threading.Event()
         budget, lock = [a.max_requests], threading.Lock()
-        writer = Writer(prep["elders"], a.write_every, a.writers, tmp, stop) if a.write_every > 0 else None
+        writer = (Writer(prep["elders"], a.write_every, a.writers, tmp, stop, a.writer_nice)
+                  if a.write_every > 0 else None)
         poller = Poller(server.base, stop) if a.staleness else None
         threads = [threading.Thread(target=virtual_user,
                                     args=(server.base, *creds[i % len(creds)], rec, stop, budget, lock, a.think, i,
@@ -582,7 +586,9 @@ def run_mode(mode: str, a: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     out["worker_memory_at_start"] = [{"pid": int(p), "rss": int(r)} for p, r in
                                      re.findall(r"worker (\d+) ready: RSS (\d+) MiB", log)]
     if writer is not None:
-        out["writer"] = {"every_s": a.write_every, "max_in_flight": a.writers, "started": writer.started,
+        out["writer"] = {"every_s": a.write_every, "max_in_flight": a.writers, "nice": a.writer_nice,
+                         "writes_per_s": round(writer.ok / elapsed, 2) if elapsed else None,
+                         "started": writer.started,
                          "ok": writer.ok, "failed": writer.failed, "skipped_ticks": writer.skipped,
                          "cli_p50_s": round(_pct(writer.seconds, 0.5), 2) if writer.seconds else None,
                          "cli_p95_s": round(_pct(writer.seconds, 0.95), 2) if writer.seconds else None,
@@ -715,7 +721,9 @@ def write(res: dict[str, Any]) -> None:
                          f"{', '.join(f'{c}: {n}' for c, n in sorted(x['status_codes'].items()))} |")
         w = m.get("writer")
         if w:
-            lines += ["", f"Writer: {w['started']} `gridmap visits record` processes started ({w['ok']} ok, "
+            lines += ["", f"Writer: {w['started']} `gridmap visits record` processes started"
+                          + (f" at niceness {w['nice']}" if w.get("nice") else "")
+                          + f" ({w.get('writes_per_s', '–')} writes/s achieved; {w['ok']} ok, "
                           f"{w['failed']} failed, {w['skipped_ticks']} ticks skipped with {w['max_in_flight']} still "
                           f"running), each {w['cli_p50_s']} s (p50) / {w['cli_p95_s']} s (p95) from start to exit, "
                           f"{w.get('cli_cpu_p50_s', '–')} s of CPU (p50); "
@@ -753,6 +761,10 @@ def main() -> None:
                    help="Servers to measure, in order: gunicorn,dev.")
     p.add_argument("--write-every", type=float, default=1.0, help="Seconds between two CLI writes (0: no writer).")
     p.add_argument("--writers", type=int, default=4, help="CLI writes running at once at most.")
+    p.add_argument("--writer-nice", type=int, default=0,
+                   help="Run each writer process at this niceness (0: the server's priority). On a machine where "
+                        "client, writer and server share the cores, a positive value models a writer on another "
+                        "machine: its CPU is still reported.")
     p.add_argument("--staleness", action=argparse.BooleanOptionalAction, default=True,
                    help="Poll /healthz for the followed seq of every worker (needs the change follower).")
     p.add_argument("--settle", type=float, default=10.0, help="Seconds the poller goes on after the users stop.")

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from sqlalchemy import Connection, Engine, select, update
 
 from gridmap.domain.enums import HazardKind
 from gridmap.rules.config import Rules
 from gridmap.store.models import FirstContact, Notification
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def reminder_text_hazard(kind: HazardKind, owner: str | None, reopened: bool) -> str:
@@ -96,6 +98,7 @@ def send_queued(engine: Engine, gateway: Any, *, now: datetime | None = None, li
 def read_notification_frame(engine: Engine, *, status: str | None = None) -> pd.DataFrame:
     """The outbox: id, elder_id, hazard_id, referral_id, channel, recipient (as stored: mask before showing),
     text, status, created_at, sent_at, error."""
+    import pandas as pd
     nt = Notification.__table__
     q = select(*nt.c).order_by(nt.c.id)
     if status is not None:

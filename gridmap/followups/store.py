@@ -10,9 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from sqlalchemy import Connection, Engine, func, select, update
 
 from gridmap._errors import ConflictError, ValidationError
@@ -31,6 +30,9 @@ from gridmap.store.models import (
     RegisterChange,
     Street,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 HAZARD_COLUMNS = ["id", "elder_id", "street", "community", "grid", "owner_unit", "kind", "severity", "status",
                   "opened_on", "deadline", "closed_on", "reopened_count", "lon", "lat",
@@ -64,6 +66,7 @@ def read_hazard_frame(engine: Engine, *, street: str | None = None,
     status
         A status code or Chinese label (or several); None: every status.
     """
+    import pandas as pd
     q = (select(Hazard.id, Hazard.elder_id, Street.name.label("street"), Community.name.label("community"),
                 Grid.code.label("grid"), Hazard.owner_unit, Hazard.kind, Hazard.severity, Hazard.status,
                 Hazard.opened_on, Hazard.deadline, Hazard.closed_on, Hazard.reopened_count,
@@ -107,6 +110,7 @@ def read_referral_frame(engine: Engine, *, street: str | None = None,
     (timestamps, UTC-aware), resolved, satisfaction (code or None), and kind ('emergency' or 'need'),
     need, outcome, version.
     """
+    import pandas as pd
     q = (select(Referral.id, Referral.elder_id, Street.name.label("street"), Community.name.label("community"),
                 Referral.target, Referral.target_name.label("receiver"), Referral.emergency, Referral.status,
                 Referral.opened_at, Referral.deadline, Referral.acknowledged_at, Referral.in_progress_at,
@@ -142,6 +146,7 @@ def read_referral_frame(engine: Engine, *, street: str | None = None,
 
 def elder_names(engine: Engine, elder_ids: Iterable[int]) -> dict[int, str]:
     """Elder id → name (personal data: the caller masks it before showing it)."""
+    import pandas as pd
     ids = sorted({int(e) for e in elder_ids if e is not None and not pd.isna(e)})
     if not ids:
         return {}

@@ -14,9 +14,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import yaml
 
 from gridmap._errors import ValidationError
@@ -29,6 +28,9 @@ from gridmap.domain.enums import (
     WelfareStatus,
 )
 from gridmap.domain.idcard import age_on
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: Answers of section 五 that describe health, mood and hygiene (worse = 较差 / 严重).
 HEALTH_ANSWERS = ("expression", "mobility", "illness", "mood", "personal_hygiene",
@@ -122,6 +124,7 @@ class ElderFacts:
 
 def facts_from_frame(frame: pd.DataFrame) -> list[ElderFacts]:
     """ElderFacts from a DataFrame whose columns are (a subset of) the dataclass fields."""
+    import pandas as pd
     names = {f.name for f in fields(ElderFacts)}
     out = []
     for rec in frame.to_dict("records"):
@@ -161,6 +164,7 @@ def facts_from_frame(frame: pd.DataFrame) -> list[ElderFacts]:
 
 def facts_to_frame(facts: Iterable[ElderFacts]) -> pd.DataFrame:
     """One row per elder; categories and devices as sorted lists of codes."""
+    import pandas as pd
     rows = []
     for f in facts:
         d = asdict(f)

@@ -15,11 +15,12 @@ Pure domain functions (no database):
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-import pandas as pd
 
 from gridmap.domain.enums import (
     Category,
@@ -33,6 +34,9 @@ from gridmap.followups.lifecycle import referral_deadline, referral_receiver
 from gridmap.rules.config import Rules
 from gridmap.rules.facts import ElderFacts
 from gridmap.rules.visits import ANSWER_LABELS, VisitRecord
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _SAFETY_KIND = {
     "gas_safety": HazardKind.GAS,
@@ -135,6 +139,7 @@ def referrals_to_escalate(referrals: pd.DataFrame, now: datetime) -> pd.DataFram
 
     ``referrals`` has columns id, emergency, status, deadline (and escalated_at, if known).
     """
+    import pandas as pd
     if referrals.empty:
         return referrals
     dl = pd.to_datetime(referrals["deadline"], utc=True)
@@ -154,6 +159,7 @@ def device_worklist(facts: Iterable[ElderFacts], rules: Rules, on: date) -> pd.D
     elders; 四.2: a networked smoke alarm (联网烟感报警器) for every elder in the programme.
     Columns: elder_id, device, device_label, reason, street, community_id, steward_id.
     """
+    import pandas as pd
     rows = []
     for f in facts:
         if f.status not in rules.programme_statuses:
@@ -177,6 +183,7 @@ def device_worklist(facts: Iterable[ElderFacts], rules: Rules, on: date) -> pd.D
 
 def health_worklist(facts: Iterable[ElderFacts], rules: Rules) -> pd.DataFrame:
     """Elders without a family doctor contract (家庭医生签约) who want one."""
+    import pandas as pd
     rows = [(f.id, f.street, f.community_id, f.steward_id) for f in facts
             if f.status in rules.programme_statuses and not f.family_doctor_signed
             and f.wants_family_doctor]

@@ -11,10 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
 import shapely
 from shapely.geometry import Point
 from sqlalchemy import Engine, LargeBinary, String, and_, func, or_, select, type_coerce
@@ -55,6 +53,10 @@ from gridmap.store.models import (
     Visit,
     utcnow,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import numpy as np
 
 _BEIJING = timezone(timedelta(hours=8))
 
@@ -215,6 +217,7 @@ def read_facts(
 
 def elders_frame(facts: Iterable[ElderFacts], on: date) -> pd.DataFrame:
     """The ``elders`` DataFrame of :mod:`gridmap.rules.indicators` from ElderFacts."""
+    import pandas as pd
     rows = [{
         "elder_id": f.id, "street": f.street, "community": f.community, "grid_id": f.grid_id,
         "steward_id": f.steward_id, "status": str(f.status), "willing": f.willing,
@@ -237,6 +240,8 @@ def read_visits(
     ``answers=False`` leaves out the section 五 answer columns (the live dashboard
     does not use them; reading them is most of the time on a large register).
     """
+    import numpy as np
+    import pandas as pd
     fields = list(ANSWER_FIELDS) if answers else []
     # codes and WKB read raw, decoded below column-wise (per-row type processing dominated on 850,000 visits)
     cols = [Visit.id, Visit.elder_id, Visit.visited_on, type_coerce(Visit.mode, String), Visit.effective,
@@ -267,6 +272,7 @@ def read_hazards(engine: Engine, on: date, *, since: date | None = None,
                  elder_ids: Sequence[int] | None = None) -> pd.DataFrame:
     """Hazards opened by ``on`` and either still open or closed since ``since`` (of ``elder_ids`` only when
     given), in id order."""
+    import pandas as pd
     q = select(Hazard.id, Hazard.elder_id, Hazard.kind, Hazard.severity, Hazard.status,
                Hazard.owner_unit, Hazard.opened_on, Hazard.deadline, Hazard.closed_on) \
         .where(Hazard.opened_on <= on).order_by(Hazard.id)
@@ -286,6 +292,7 @@ def read_hazards(engine: Engine, on: date, *, since: date | None = None,
 def read_referrals(engine: Engine, *, since: datetime | None = None,
                    elder_ids: Sequence[int] | None = None) -> pd.DataFrame:
     """Referrals not closed, or closed since ``since`` (of ``elder_ids`` only when given), in id order."""
+    import pandas as pd
     q = select(Referral.id, Referral.elder_id, Referral.target, Referral.target_name, Referral.need,
                Referral.emergency, Referral.status, Referral.opened_at, Referral.deadline,
                Referral.acknowledged_at, Referral.escalated_at, Referral.closed_at).order_by(Referral.id)

@@ -84,6 +84,8 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
+    if u.get_backend_name() == "postgresql":
+        import geoalchemy2  # noqa: F401 - PostGIS types and DDL hooks, before any table or query is compiled
     if u.get_backend_name() == "postgresql" and u.get_driver_name() in ("", "psycopg2"):
         u = u.set(drivername="postgresql+psycopg")
     kwargs.setdefault("pool_pre_ping", True)

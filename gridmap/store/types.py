@@ -11,18 +11,29 @@ Geometry
 from __future__ import annotations
 
 import json
+import sys
 from enum import StrEnum
 from typing import Any
 
 import shapely
-from geoalchemy2 import Geometry as _PostGISGeometry
-from geoalchemy2.elements import WKBElement, WKTElement
-from geoalchemy2.shape import to_shape
 from sqlalchemy import JSON, LargeBinary, String
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 SRID = 4326
+
+
+def _geoalchemy_element(value: Any) -> bool:
+    """Whether ``value`` is a GeoAlchemy2 WKB/WKT element (GeoAlchemy2 is imported only for PostgreSQL: on the
+    embedded backend a command does not pay for it, see :func:`gridmap.store.db.make_engine`)."""
+    elements = sys.modules.get("geoalchemy2.elements")
+    return elements is not None and isinstance(value, (elements.WKBElement, elements.WKTElement))
+
+
+def _to_shape(value: Any) -> shapely.Geometry:
+    from geoalchemy2.shape import to_shape
+
+    return to_shape(value)
 
 
 class GeometryType(TypeDecorator[shapely.Geometry]):
@@ -50,29 +61,33 @@ class GeometryType(TypeDecorator[shapely.Geometry]):
         if dialect is None:  # GeoAlchemy2's DDL hooks probe without a dialect
             return LargeBinary()
         if dialect.name == "postgresql":
+            from geoalchemy2 import Geometry as PostGISGeometry
+
             return dialect.type_descriptor(
-                _PostGISGeometry(self.geometry_type, srid=SRID, spatial_index=False)
+                PostGISGeometry(self.geometry_type, srid=SRID, spatial_index=False)
             )
         return dialect.type_descriptor(LargeBinary())
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
         if value is None:
             return None
-        if isinstance(value, (WKBElement, WKTElement)):
-            value = to_shape(value)
+        if _geoalchemy_element(value):
+            value = _to_shape(value)
         if not isinstance(value, shapely.Geometry):
             raise TypeError(f"expected a shapely geometry, got {type(value).__name__}")
         if value.is_empty:
             return None
         if dialect.name == "postgresql":
+            from geoalchemy2.elements import WKBElement
+
             return WKBElement(shapely.to_wkb(value, include_srid=False), srid=SRID)
         return shapely.to_wkb(value)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> shapely.Geometry | None:
         if value is None:
             return None
-        if isinstance(value, (WKBElement, WKTElement)):
-            return to_shape(value)
+        if _geoalchemy_element(value):
+            return _to_shape(value)
         if isinstance(value, str):  # hex WKB
             return shapely.from_wkb(bytes.fromhex(value))
         return shapely.from_wkb(bytes(value))
