@@ -153,7 +153,9 @@ def test_a_visit_saved_elsewhere_that_opens_a_hazard_shows_as_a_full_read_of_the
     before = data.kpis(SYSTEM_USER, f)
     h0, r0 = data.inputs()[2], data.inputs()[3]
     st = data.status(SYSTEM_USER, f)
-    eid = int(st[st["street"].notna()]["elder_id"].iloc[-1])
+    busy = set(h0.loc[h0["status"].isin(["open", "in_progress"]), "elder_id"]) | set(
+        r0.loc[r0["status"] != "closed", "elder_id"])  # a finding of a kind still open opens no second hazard
+    eid = int(st[st["street"].notna() & ~st["elder_id"].isin(busy)]["elder_id"].iloc[-1])
     answers = dict(family_change="无变化", expression="无变化", mobility="无变化", illness="无变化", mood="无变化",
                    gas_safety="不安全", water_heating_safety="安全", electricity_safety="安全",
                    personal_hygiene="无变化", home_hygiene="无变化", indoor_environment="无变化")
