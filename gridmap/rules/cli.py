@@ -76,16 +76,23 @@ def due(
 
 @visits_app.command("record")
 def record(
-    file: Annotated[Path, typer.Argument(help="A visit (JSON object) or a list of visits.")],
+    file: Annotated[Path, typer.Argument(help="A visit (JSON object) or a list of visits; - reads JSON lines from standard input.")],
     rules_file: RulesOpt = None,
     database_url: DbOpt = None,
     user: Annotated[str, typer.Option("--user", help="Who enters the records.")] = "cli",
 ) -> None:
-    """Record visits from a JSON file: validated, hazards and referrals opened."""
+    """Record visits from a JSON file: validated, hazards and referrals opened.
+
+    ``-`` reads JSON lines from standard input instead and records each visit as its line arrives
+    (a sync job or a field device piping records in): one process, one connection, a line each.
+    """
     from gridmap.rules.config import load_rules
     from gridmap.rules.store import record_visit
     from gridmap.rules.visits import parse_visit
 
+    if str(file) == "-":
+        _record_stream(database_url, rules_file, user)
+        return
     try:
         data = json.loads(file.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
@@ -118,6 +125,49 @@ def record(
                           f"{len(res.referral_ids)} referrals, {len(res.care_service_ids)} care services")
     except GridmapError as exc:
         _fail(exc, 2 if getattr(exc, "code", None) else 1)
+
+
+def _record_stream(database_url: str | None, rules_file: Path | None, user: str) -> None:
+    """``gridmap visits record -``: one visit per line of standard input, each stored as it arrives.
+
+    A line that fails validation is reported (line number, field, reason, in Chinese and English) and
+    skipped; the others are stored. The exit code is 2 when any line was refused, else 0.
+    """
+    import sys
+
+    from gridmap.rules.config import load_rules
+    from gridmap.rules.store import record_visit
+    from gridmap.rules.visits import parse_visit
+
+    try:
+        rules = load_rules(rules_file)
+        engine = _engine(database_url)
+    except GridmapError as exc:
+        _fail(exc, 2 if getattr(exc, "code", None) else 1)
+    refused = 0
+    for n, line in enumerate(sys.stdin, start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+            if not isinstance(item, dict):
+                raise ValueError("a visit is a JSON object")
+        except ValueError as exc:
+            refused += 1
+            console.print(f"[red]错误[/red] 第{n}行不是探访 JSON 对象 / [red]Error[/red] line {n}: not a visit "
+                          f"JSON object ({exc})")
+            continue
+        try:
+            rec = parse_visit(item, rules)
+            res = record_visit(engine, rec, rules=rules, user=user, idempotency_key=item.get("idempotency_key"))
+        except GridmapError as exc:
+            refused += 1
+            console.print(f"[red]错误[/red] 第{n}行：{exc.message_zh}\n[red]Error[/red] line {n}: {exc.message_en}")
+            continue
+        state = "duplicate" if res.duplicate else "stored"
+        print(json.dumps({"line": n, "visit_id": res.visit_id, "elder_id": rec.elder_id, "status": state}), flush=True)
+    if refused:
+        raise typer.Exit(2)
 
 
 @visits_app.command("events")
