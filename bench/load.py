@@ -17,8 +17,10 @@ Once it has warmed up (its processes idle), for ``--duration`` seconds:
   ``/login`` form (one demo user per role, shared), then loop over ``GET /_dash-layout``
   and callbacks of the current app posted to ``/_dash-update-component`` with the CSRF
   header (found in ``/_dash-dependencies`` by output, inputs filled from the layout);
-* a writer starts ``gridmap visits record`` (a new process, as an operator would) once per
-  ``--write-every`` seconds, each for another elder, at most ``--writers`` at once;
+* a writer records one visit per ``--write-every`` seconds from the CLI, each for another elder:
+  by default (``--writer-mode stream``) as a JSON line piped into one ``gridmap visits record -``
+  process (a sync job feeding records); ``--writer-mode process`` starts ``gridmap visits record FILE``
+  anew for each visit (an operator at a shell), at most ``--writers`` at once;
 * a poller asks ``/healthz`` on fresh connections every 0.1 s: each answer names its worker and
   how far that worker has followed the database's change feed (``seq``). The staleness of a
   write is the time from its change-log row (written in the write's transaction) to the first
@@ -428,6 +430,73 @@ class Writer(threading.Thread):
             time.sleep(0.2)
 
 
+class StreamWriter(threading.Thread):
+    """One ``gridmap visits record -`` process fed one visit (a JSON line) per ``every`` seconds.
+
+    The process is started before the clock (its imports are not a write); each write is timed from its line
+    written to its confirmation line read back. Its CPU is read from the process at the end, per write.
+    """
+
+    def __init__(self, elders: list[int], every: float, stop: threading.Event, nice: int = 0) -> None:
+        super().__init__(daemon=True)
+        self.elders, self.every, self.stop_ev, self.nice = elders, every, stop, nice
+        self.started = self.ok = self.failed = self.skipped = 0
+        self.seconds: list[float] = []
+        self.cpu: list[float] = []
+        self.errors: list[str] = []
+        self.proc = subprocess.Popen([sys.executable, "-m", "gridmap", "visits", "record", "-", "--database-url",
+                                      f"sqlite:///{LOAD_DB}", "--user", "bench-writer"],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     cwd=ROOT, text=True, bufsize=1,
+                                     preexec_fn=(lambda n=nice: os.nice(n)) if nice else None)
+        import psutil
+
+        self._ps = psutil.Process(self.proc.pid)
+        self._cpu0 = 0.0
+
+    def run(self) -> None:
+        from gridmap.dashboard.data import today_beijing
+
+        today = today_beijing()
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        t = self._ps.cpu_times()
+        self._cpu0 = t.user + t.system
+        next_t = time.perf_counter()
+        i = 0
+        while not self.stop_ev.is_set():
+            elder = self.elders[i % len(self.elders)]
+            i += 1
+            line = json.dumps(dict(elder_id=elder, visited_on=today.isoformat(), mode="上门探访",
+                                   visitor_role="志愿者", **ANSWERS), ensure_ascii=False)
+            t0 = time.perf_counter()
+            self.started += 1
+            try:
+                self.proc.stdin.write(line + "\n")
+                self.proc.stdin.flush()
+                answer = self.proc.stdout.readline()
+            except OSError as exc:
+                self.failed += 1
+                self.errors.append(str(exc))
+                break
+            self.seconds.append(time.perf_counter() - t0)
+            if '"stored"' in answer or '"duplicate"' in answer:
+                self.ok += 1
+            else:
+                self.failed += 1
+                self.errors.append(answer[-300:])
+            next_t += self.every
+            if next_t < time.perf_counter():
+                self.skipped += 1
+                next_t = time.perf_counter()
+            self.stop_ev.wait(max(0.0, next_t - time.perf_counter()))
+        t = self._ps.cpu_times()
+        if self.started:
+            per = (t.user + t.system - self._cpu0) / self.started
+            self.cpu = [per] * self.started
+        self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+
+
 class Poller(threading.Thread):
     """Asks ``/healthz`` every ``every`` s on a fresh connection: (Unix time, worker pid, seq) per answer."""
 
@@ -534,8 +603,12 @@ def run_mode(mode: str, a: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         rec = Recorder()
         stop = threading.Event()
         budget, lock = [a.max_requests], threading.Lock()
-        writer = (Writer(prep["elders"], a.write_every, a.writers, tmp, stop, a.writer_nice)
-                  if a.write_every > 0 else None)
+        if a.write_every <= 0:
+            writer = None
+        elif a.writer_mode == "stream":
+            writer = StreamWriter(prep["elders"], a.write_every, stop, a.writer_nice)
+        else:
+            writer = Writer(prep["elders"], a.write_every, a.writers, tmp, stop, a.writer_nice)
         poller = Poller(server.base, stop) if a.staleness else None
         threads = [threading.Thread(target=virtual_user,
                                     args=(server.base, *creds[i % len(creds)], rec, stop, budget, lock, a.think, i,
@@ -586,7 +659,8 @@ def run_mode(mode: str, a: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     out["worker_memory_at_start"] = [{"pid": int(p), "rss": int(r)} for p, r in
                                      re.findall(r"worker (\d+) ready: RSS (\d+) MiB", log)]
     if writer is not None:
-        out["writer"] = {"every_s": a.write_every, "max_in_flight": a.writers, "nice": a.writer_nice,
+        out["writer"] = {"mode": a.writer_mode, "every_s": a.write_every, "max_in_flight": a.writers,
+                         "nice": a.writer_nice,
                          "writes_per_s": round(writer.ok / elapsed, 2) if elapsed else None,
                          "started": writer.started,
                          "ok": writer.ok, "failed": writer.failed, "skipped_ticks": writer.skipped,
@@ -668,8 +742,11 @@ def write(res: dict[str, Any]) -> None:
         + (f"waiting a random time between two requests (exponential, mean {res.get('think_s', 0):g} s, as a "
            "person reads a view before the next click; the page's own database check comes every 5 s). "
            if res.get("think_s") else "without waiting (closed loop: a throughput stress test). ")
-        + "Meanwhile a writer starts "
-        "`gridmap visits record` (a new process each time) once a second, and a poller reads `/healthz` "
+        + "Meanwhile a writer records one visit a second from the CLI ("
+        + ("piped as a JSON line into one `gridmap visits record -` process"
+           if (next(iter(res["modes"].values()), {}).get("writer") or {}).get("mode") == "stream"
+           else "`gridmap visits record`, a new process each time")
+        + "), and a poller reads `/healthz` "
         "(worker pid and followed change-feed `seq`) every 0.1 s. Both servers ran in this one run, one after "
         "the other, each on a fresh copy of the register.",
         "",
@@ -721,12 +798,16 @@ def write(res: dict[str, Any]) -> None:
                          f"{', '.join(f'{c}: {n}' for c, n in sorted(x['status_codes'].items()))} |")
         w = m.get("writer")
         if w:
-            lines += ["", f"Writer: {w['started']} `gridmap visits record` processes started"
+            what = ("visits piped as JSON lines into one `gridmap visits record -` process"
+                    if w.get("mode") == "stream" else "`gridmap visits record` processes started")
+            lines += ["", f"Writer: {w['started']} {what}"
                           + (f" at niceness {w['nice']}" if w.get("nice") else "")
                           + f" ({w.get('writes_per_s', '–')} writes/s achieved; {w['ok']} ok, "
                           f"{w['failed']} failed, {w['skipped_ticks']} ticks skipped with {w['max_in_flight']} still "
-                          f"running), each {w['cli_p50_s']} s (p50) / {w['cli_p95_s']} s (p95) from start to exit, "
-                          f"{w.get('cli_cpu_p50_s', '–')} s of CPU (p50); "
+                          f"running), each {w['cli_p50_s']} s (p50) / {w['cli_p95_s']} s (p95) "
+                          + ("from line written to its confirmation, " if w.get("mode") == "stream"
+                             else "from start to exit, ")
+                          + f"{w.get('cli_cpu_p50_s', '–')} s of CPU (p50); "
                           f"{w['change_log_rows']} change-log rows."]
         lines.append("")
     lines += [
@@ -760,7 +841,10 @@ def main() -> None:
     p.add_argument("--modes", type=lambda s: [m for m in s.split(",") if m], default=["gunicorn", "dev"],
                    help="Servers to measure, in order: gunicorn,dev.")
     p.add_argument("--write-every", type=float, default=1.0, help="Seconds between two CLI writes (0: no writer).")
-    p.add_argument("--writers", type=int, default=4, help="CLI writes running at once at most.")
+    p.add_argument("--writers", type=int, default=4, help="CLI writes running at once at most (--writer-mode process).")
+    p.add_argument("--writer-mode", choices=["stream", "process"], default="stream",
+                   help="stream: one `gridmap visits record -` process fed a visit per line (a sync job); process: "
+                        "a new `gridmap visits record FILE` process per visit (an operator at a shell).")
     p.add_argument("--writer-nice", type=int, default=0,
                    help="Run each writer process at this niceness (0: the server's priority). On a machine where "
                         "client, writer and server share the cores, a positive value models a writer on another "
