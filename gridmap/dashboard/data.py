@@ -24,7 +24,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -64,14 +64,10 @@ from gridmap.store.models import Elder, Steward
 __all__ = ["SYSTEM_USER", "DashboardData", "Filters", "Scope", "StreetRefresh", "User", "current_user",
            "today_beijing"]
 
-BEIJING = timezone(timedelta(hours=8))
+from gridmap.domain.clock import BEIJING, today_beijing  # noqa: E402,F401 - re-exported
+
 #: Weeks shown in the trend chart and the week filter.
 HISTORY_WEEKS = 12
-
-
-def today_beijing() -> date:
-    """Today's date in Beijing."""
-    return datetime.now(BEIJING).date()
 
 
 #: The identity of work done outside a request (background warm-up) and of the dashboard without
@@ -981,7 +977,8 @@ class DashboardData:
                 role = (VisitorRole.SERVICE_STEWARD if st["kind"] == StewardKind.SERVICE.value
                         else VisitorRole.VISIT_STEWARD)
         rec = replace(rec, steward_id=int(steward_id) if steward_id is not None else None, visitor_role=role,
-                      effective=bool(data.get("effective", True)) and rec.mode in self.rules.effective_modes
+                      # issue 17: the rules' effective-visit test of parse_visit (items answered) kept
+                      effective=rec.effective and rec.mode in self.rules.effective_modes
                       and role in self.rules.credited_roles)
         before = self._seq_now()
         # the form's idempotency key: the same submission saved again is the visit stored before

@@ -71,7 +71,7 @@ def parse_today(value: str | None) -> date | None:
 
 def demo_plans(engine: Engine, today: date | None) -> None:
     """Store this week's plans for the demo (seeded first plans) and say what was stored."""
-    from gridmap.dashboard.data import today_beijing
+    from gridmap.domain.clock import today_beijing
     from gridmap.synth.demo import store_week_plans
 
     t0 = time.perf_counter()
