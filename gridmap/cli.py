@@ -385,6 +385,11 @@ LAZY_SUBAPPS: dict[str, tuple[str, ...]] = {
     "hazards": ("gridmap.followups.cli:hazards_app",),
     "referrals": ("gridmap.followups.cli:referrals_app",),
     "jobs": ("gridmap.followups.cli:jobs_app",),
+    "tasks": ("gridmap.tasks.cli:tasks_app",),  # issue 17 (A): service tasks
+    "devices": ("gridmap.devices.cli:devices_app",),  # issue 17 part B
+    "stations": ("gridmap.care.cli:stations_app",),  # issue 17 part B
+    "doctors": ("gridmap.care.cli:doctors_app",),  # issue 17 part B
+    "survey": ("gridmap.care.cli:survey_app",),  # issue 17 part B
 }
 _LazyGroup.lazy.update(LAZY_SUBAPPS)
 

@@ -170,6 +170,7 @@ class DeviceKind(_Labelled):
     FIRE_KIT = "fire_kit"
     HEALTH_MONITOR = "health_monitor"
     OTHER = "other"
+    HOME_SAFETY = "home_safety"  # 民政 居家安全智能产品 (issue 17)
 
 
 class DeviceStatus(_Labelled):
@@ -179,6 +180,8 @@ class DeviceStatus(_Labelled):
     INSTALLED = "installed"
     FAULTY = "faulty"
     REMOVED = "removed"
+    NEEDED = "needed"  # issue 17: entitled, not yet asked for
+    REFUSED = "refused"  # issue 17: the elder declined it
 
 
 class VisitMode(_Labelled):
@@ -422,8 +425,10 @@ _LABELS: dict[str, dict[str, str]] = {
         "fire_kit": "消防四件套",
         "health_monitor": "健康监测设备",
         "other": "其他设备",
+        "home_safety": "居家安全智能产品",
     },
-    "DeviceStatus": {"requested": "待安装", "installed": "已安装", "faulty": "故障", "removed": "已拆除"},
+    "DeviceStatus": {"requested": "已申请", "installed": "已安装", "faulty": "故障", "removed": "已拆除",
+                     "needed": "待配备", "refused": "拒绝安装"},
     "VisitMode": {
         "phone": "电话问候",
         "in_home": "上门探访",

@@ -320,6 +320,9 @@ def validate_rules(raw: dict[str, Any]) -> Rules:
     dist = _get(fm, "max_distance_m", "formality.max_distance_m")
     if isinstance(dist, bool) or not isinstance(dist, (int, float)) or dist <= 0:
         raise _err("formality.max_distance_m", dist, "must be a positive number", "须为正数")
+    from gridmap.care.rules import check_care_rules  # issue 17 part B: devices, stations, doctors, 重点摸排
+
+    check_care_rules(raw)
 
     return Rules(
         monthly_min=monthly_min,

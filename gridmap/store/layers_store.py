@@ -124,6 +124,8 @@ def save_admin_layers(
             counts["elders_relinked"] = _relink_elders_to_grids(s, grids)
         if stations is not None:
             used = set(s.scalars(select(Steward.station_id).where(Steward.station_id.is_not(None))))
+            # issue 17 part B: stations elders are signed with stay too (elder.station_id)
+            used |= set(s.scalars(select(Elder.station_id).where(Elder.station_id.is_not(None))))
             stmt = delete(ServiceStation)
             s.execute(stmt.where(ServiceStation.id.not_in(used)) if used else stmt)
             existing = {(st.name, st.kind) for st in s.scalars(select(ServiceStation))}

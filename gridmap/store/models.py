@@ -276,6 +276,10 @@ class Elder(Base):
     # stewards (双管家)
     visit_steward_id: Mapped[int | None] = mapped_column(ForeignKey("steward.id"), index=True)
     service_steward_id: Mapped[int | None] = mapped_column(ForeignKey("steward.id"), index=True)
+    # issue 17 part B (migration 0010): the 驿站 (care station) an elder signed with a station or a home care bed
+    # is signed with (四(二)); the station visits them, the street supervises
+    station_id: Mapped[int | None] = mapped_column(ForeignKey("service_station.id", name="fk_elder_station_id"),
+                                                   index=True)
 
     # provenance: field name -> source department(s)
     field_sources: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
@@ -372,8 +376,35 @@ class Device(Base):
     last_tested_on: Mapped[date | None] = mapped_column(Date)
     alarm_count: Mapped[int] = mapped_column(Integer, default=0)
     last_alarm_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # issue 17 part B (migration 0010): who installs it, when its state last changed
+    installer: Mapped[str | None] = mapped_column(String(120))
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     elder: Mapped[Elder] = relationship(back_populates="devices")
+
+
+class DeviceEvent(Base):
+    """issue 17 part B (migration 0010): a device's state change or an alarm from a monitoring platform.
+
+    An alarm row keeps ``alarm_key`` (device, time, type): the same alarm ingested twice is stored once.
+    """
+
+    __tablename__ = "device_event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("device.id"), index=True)
+    elder_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    kind: Mapped[str] = mapped_column(String(20))  # state / alarm
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    by_user: Mapped[str] = mapped_column(String(60))
+    from_state: Mapped[str | None] = mapped_column(String(20))
+    to_state: Mapped[str | None] = mapped_column(String(20))
+    alarm_type: Mapped[str | None] = mapped_column(String(40))
+    alarm_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    alarm_key: Mapped[str | None] = mapped_column(String(120), unique=True)
+    emergency: Mapped[bool | None] = mapped_column(Boolean)
+    referral_ids: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    note: Mapped[str | None] = mapped_column(Text)
 
 
 class Hazard(Base):

@@ -41,6 +41,7 @@ from gridmap.store.models import (
     CareService,
     Community,
     Device,
+    DeviceEvent,
     Elder,
     FieldConflict,
     FirstContact,
@@ -123,6 +124,8 @@ def clear_synthetic(engine: Engine) -> int:
                 HazardEvent.hazard_id.in_(select(Hazard.id).where(Hazard.elder_id.in_(part)))))
             conn.execute(delete(ReferralEvent).where(
                 ReferralEvent.referral_id.in_(select(Referral.id).where(Referral.elder_id.in_(part)))))
+            conn.execute(delete(DeviceEvent).where(  # issue 17 part B: device states and alarms
+                DeviceEvent.device_id.in_(select(Device.id).where(Device.elder_id.in_(part)))))
             for model in (Hazard, Referral, CareService, FieldConflict, Visit, Device, HouseholdMember, FirstContact):
                 conn.execute(delete(model).where(model.elder_id.in_(part)))
             conn.execute(delete(Elder).where(Elder.id.in_(part)))
@@ -271,6 +274,7 @@ def load_demo_register(
         # elders
         lon = E["经度"].to_numpy(dtype=float)
         lat = E["纬度"].to_numpy(dtype=float)
+        signed_station = _nearest_care_station(conn, E, lon, lat)  # issue 17 part B
         geoms = shapely.points(lon, lat)
         gcodes = assigned["grid_id"].to_numpy()
         cols = {c: E[c].tolist() for c in E.columns if c not in ("household", "devices", "categories")}
@@ -302,6 +306,8 @@ def load_demo_register(
                 "signed_care_station": bool(g("signed_care_station")),
                 "signed_home_care_bed": bool(g("signed_home_care_bed")),
                 "family_doctor_signed": bool(g("family_doctor_signed")), "status": "active",
+                # issue 17 part B: the wish of 家庭医生签约意愿 (已签约/愿意/不愿意) and the 驿站 signed with
+                "wants_family_doctor": _WISH.get(g("家庭医生签约意愿")), "station_id": signed_station.get(i),
                 "status_date": g("entered_on"), "entered_on": g("entered_on"), "geom": geoms[i],
                 "geocode_quality": g("geocode_quality"),
                 "visit_steward_id": steward_id.get(STEWARD_PREFIX + g("visit_steward_code")),
@@ -325,7 +331,8 @@ def load_demo_register(
             frows.append({"elder_id": eid, "name": fc_name[i], "relation": fc_rel[i], "phone": fc_phone[i],
                           "rule": rules[i], "valid": True, "chosen_on": _py(cols["entered_on"][i])})
             for d in devs:
-                drows.append({"elder_id": eid, **d, "alarm_count": 0})
+                drows.append({"elder_id": eid, **d, "alarm_count": 0, "installer": _installer(d["kind"])})
+            drows += _home_safety(eid, _py(cols["welfare_status"][i]), i, seed, today)  # issue 17 part B
         hids = _insert(conn, HouseholdMember, hrows, returning=True)
         _history(conn, "household_member", hids, [r["elder_id"] for r in hrows], now)
         fids = _insert(conn, FirstContact, frows, returning=True)
@@ -345,6 +352,44 @@ def load_demo_register(
         + f" in {time.perf_counter() - t3:.1f} s")
     say(f"synthetic register stored in {time.perf_counter() - t0:.1f} s")
     return n
+
+
+_WISH = {"已签约": True, "愿意": True, "不愿意": False}
+
+
+def _nearest_care_station(conn: Any, E: pd.DataFrame, lon: np.ndarray, lat: np.ndarray) -> dict[int, int]:
+    """issue 17 part B: row → the nearest care station (驿站) for the elders signed with a station or a bed."""
+    from gridmap.care.domain import nearest_points
+
+    pts = pd.DataFrame([(int(i), g.x, g.y) for i, g in conn.execute(
+        select(ServiceStation.id, ServiceStation.geom).where(ServiceStation.kind == "care_station")) if g is not None],
+        columns=["id", "lon", "lat"])
+    signed = (E["signed_care_station"].astype(bool) | E["signed_home_care_bed"].astype(bool)).to_numpy()
+    rows = np.flatnonzero(signed)
+    if pts.empty or not len(rows):
+        return {}
+    near = nearest_points(lon[rows], lat[rows], pts)["point_index"].to_numpy()
+    return {int(r): int(pts["id"].iat[j]) for r, j in zip(rows, near, strict=True) if j >= 0}
+
+
+def _installer(kind: str) -> str | None:
+    """issue 17 part B: who installs a device of this stored kind, by the rules."""
+    from gridmap.care.rules import STORED_TO_KIND, care_rules
+
+    k = STORED_TO_KIND.get(str(kind))
+    return care_rules().devices[k].installer if k else None
+
+
+def _home_safety(elder_id: int, welfare: Any, i: int, seed: int, today: date) -> list[dict[str, Any]]:
+    """issue 17 part B: 区民政局's 居家安全智能产品 at most economically hard-up elders' homes (synthetic)."""
+    if welfare not in ("dibao", "low_income", "hardship", "tekun"):
+        return []
+    u = np.random.default_rng((seed, 17, i)).random()
+    if u >= 0.7:
+        return []
+    return [{"elder_id": elder_id, "kind": "home_safety", "status": "faulty" if u < 0.03 else "installed",
+             "serial": f"HS{i:06d}", "funded_by": "区民政局", "installed_on": today - timedelta(days=30 + int(u * 600)),
+             "last_tested_on": today - timedelta(days=5), "alarm_count": 0, "installer": _installer("home_safety")}]
 
 
 def count_synthetic(engine: Engine) -> dict[str, int]:
