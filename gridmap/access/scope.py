@@ -55,6 +55,8 @@ __all__ = [
 EDITABLE: dict[str, frozenset[Role]] = {
     "elder": frozenset({Role.DISTRICT, Role.STREET, Role.COMMUNITY}),
     "visit": frozenset({Role.DISTRICT, Role.STREET, Role.COMMUNITY, Role.SERVICE}),
+    # issue 17 (A): service tasks; a 服务管家 only their own (checked against the task's steward)
+    "service_task": frozenset({Role.DISTRICT, Role.STREET, Role.COMMUNITY, Role.SERVICE}),
     "hazard": frozenset({Role.DISTRICT, Role.STREET, Role.COMMUNITY, Role.SERVICE}),
     "referral": frozenset({Role.DISTRICT, Role.STREET, Role.COMMUNITY, Role.SERVICE}),
     "care_service": frozenset({Role.DISTRICT, Role.STREET, Role.COMMUNITY, Role.SERVICE}),

@@ -24,6 +24,7 @@ from sqlalchemy import Engine
 
 from gridmap.dashboard import map as gm
 from gridmap.dashboard import followups, planner, steward, supervisor
+from gridmap.dashboard import service  # issue 17 (A): 服务任务 (the service steward's workbench)
 from gridmap.dashboard.auth import install_auth, is_installed, logout_button
 from gridmap.dashboard.basemap import Basemap, basemap_from_env
 from gridmap.dashboard.data import DashboardData, current_user
@@ -94,6 +95,9 @@ def create_app(engine: Engine, *, basemap: Basemap | None = None, today: date | 
         fu_tab = followups.tab(data, user)  # 隐患与转介: lists acted on, 接诉即办 measures
         if fu_tab is not None:
             tabs.append(fu_tab)
+        svc_tab = service.tab(data, user)  # issue 17 (A): 服务任务
+        if svc_tab is not None:
+            tabs.append(svc_tab)
         if Role(user.role) not in (Role.COMMUNITY, Role.SERVICE):
             tabs.append(dcc.Tab(pln, label="规划调度", value="planner", id="tab-planner"))
         box = [html.Span(f"{user.label} · {fmt_date(data.today, weekday=True)}", id="user-label")]
@@ -107,7 +111,8 @@ def create_app(engine: Engine, *, basemap: Basemap | None = None, today: date | 
             html.Div(id="db-banner"),
             dcc.Interval(id="db-check", interval=5000),
             dcc.Store(id="data-version", data=data.version),
-            dcc.Tabs(tabs, value="steward" if own_route else "supervisor", id="tabs"),
+            dcc.Tabs(tabs, value=("service" if Role(user.role) == Role.SERVICE and svc_tab is not None
+                                  else "steward" if own_route else "supervisor"), id="tabs"),
         ], lang="zh-CN")
 
     app.layout = layout
@@ -128,6 +133,7 @@ def create_app(engine: Engine, *, basemap: Basemap | None = None, today: date | 
     steward.register(app, data, basemap)
     planner.register(app, data, basemap)
     followups.register(app, data)
+    service.register(app, data)  # issue 17 (A)
 
     # the background warm-up pauses between its steps while requests are answered (see DashboardData.yield_to_requests)
     @app.server.before_request

@@ -238,7 +238,12 @@ def layout(data: DashboardData, basemap: Basemap) -> html.Div:
                 *answers,
                 _field("家庭人口变化人数", dcc.Input(id="stw-fcc", type="number", min=0, max=20)),
                 _field("疾病名称（如有）", dcc.Input(id="stw-illness", type="text", maxLength=80)),
-                _field("老年人服务需求", dcc.Textarea(id="stw-needs", maxLength=4000, style={"width": "100%"})),
+                # issue 17 (A): the needs as the rules' labels (each a service task), 无, and a note
+                _field("老年人服务需求（可多选；无需求请勾选“无”）", dcc.Checklist(
+                    [{"label": n.label, "value": n.label} for n in data.rules.service_needs]
+                    + [{"label": "无", "value": "无"}], [], id="stw-need-kinds", inline=True,
+                    inputStyle={"marginRight": "3px"}, labelStyle={"marginRight": "10px"})),
+                _field("服务需求说明（选填）", dcc.Textarea(id="stw-needs", maxLength=4000, style={"width": "100%"})),
                 _field("意见建议", dcc.Textarea(id="stw-suggestions", maxLength=4000, style={"width": "100%"})),
                 _field("紧急情况", dcc.Checklist([{"label": "存在危及生命安全的紧急情况", "value": "yes"}], [],
                                               id="stw-emergency")),
@@ -296,7 +301,7 @@ def form_to_record(values: dict[str, Any], steward_id: int | None, now: datetime
         "elder_id": values.get("elder_id"), "visited_on": day, "mode": values.get("mode"),
         "visitor_role": values.get("visitor_role"), "visitor_name": values.get("visitor_name"),
         "steward_id": steward_id, "family_change_count": values.get("family_change_count"),
-        "illness_name": values.get("illness_name"), "needs": values.get("needs"),
+        "illness_name": values.get("illness_name"), "needs_note": values.get("needs"),
         "suggestions": values.get("suggestions"), "emergency": bool(values.get("emergency")),
         "visitor_signature": values.get("sig_visitor"), "elder_signature": values.get("sig_elder"),
         "recorder_signature": values.get("sig_recorder"),
@@ -315,6 +320,9 @@ def form_to_record(values: dict[str, Any], steward_id: int | None, now: datetime
                                  "provider": values.get("cs_provider"), "satisfaction": values.get("cs_sat")}]
     if rec["answers"] == {}:
         rec.pop("answers")
+    kinds = values.get("need_kinds")  # issue 17 (A): ticked needs (a list: 无 alone answers "no need")
+    if kinds:
+        rec["needs"] = list(kinds)
     return rec
 
 
@@ -421,19 +429,21 @@ def register(app: dash.Dash, data: DashboardData, basemap: Basemap) -> None:
                   State("stw-sig-visitor", "value"), State("stw-sig-elder", "value"),
                   State("stw-sig-recorder", "value"), State("stw-gps-lon", "value"), State("stw-gps-lat", "value"),
                   State("stw-cs-kind", "value"), State("stw-cs-desc", "value"), State("stw-cs-provider", "value"),
-                  State("stw-cs-sat", "value"), State("stw-idem", "data"), prevent_initial_call=True)
+                  State("stw-cs-sat", "value"), State("stw-idem", "data"), State("stw-need-kinds", "value"),
+                  prevent_initial_call=True)
     def _save(_n: int, steward_id: int | None, elder_id: int | None, visited_on: str | None, mode: str,
               role: str, visitor: str | None, start: str | None, end: str | None, ans_values: list[Any],
               ans_ids: list[dict[str, str]], fcc: Any, illness: Any, needs: Any, suggestions: Any,
               emergency: list[str], sig_v: Any, sig_e: Any, sig_r: Any, lon: Any, lat: Any, cs_kind: Any,
-              cs_desc: Any, cs_provider: Any, cs_sat: Any, idem: str | None = None) -> Any:
+              cs_desc: Any, cs_provider: Any, cs_sat: Any, idem: str | None = None,
+              need_kinds: list[str] | None = None) -> Any:
         values = {"elder_id": elder_id, "visited_on": (visited_on or "")[:10] or None, "mode": mode,
                   "visitor_role": role, "visitor_name": visitor, "started_at": start, "ended_at": end,
                   "answers": {i["field"]: v for i, v in zip(ans_ids, ans_values, strict=True)},
                   "family_change_count": fcc, "illness_name": illness, "needs": needs, "suggestions": suggestions,
                   "emergency": bool(emergency), "sig_visitor": sig_v, "sig_elder": sig_e, "sig_recorder": sig_r,
                   "gps_lon": lon, "gps_lat": lat, "cs_kind": cs_kind, "cs_desc": cs_desc,
-                  "cs_provider": cs_provider, "cs_sat": cs_sat}
+                  "cs_provider": cs_provider, "cs_sat": cs_sat, "need_kinds": need_kinds}
         if elder_id is None:
             return message("请选择老人（字段：elder_id）", "err"), no_update
         try:  # the steward the visit is recorded under, and the visitor's role, are re-derived on the server
@@ -450,5 +460,15 @@ def register(app: dash.Dash, data: DashboardData, basemap: Basemap) -> None:
             extra.append(f"已发起转介 {len(res.referral_ids)} 项")
         if res.late_entry:
             extra.append("补录（超过规定录入时限）")
-        return (message(f"已保存探访记录（编号 {res.visit_id}）" + ("；" + "，".join(extra) if extra else ""), "ok"),
-                data.version)
+        if getattr(res, "task_ids", None):  # issue 17 (A)
+            extra.append(f"已生成服务任务 {len(res.task_ids)} 项（推送服务管家）")
+        saved = message(f"已保存探访记录（编号 {res.visit_id}）" + ("；" + "，".join(extra) if extra else ""), "ok")
+        if not getattr(res, "effective", True):  # issue 17 (A): told at once, the visit stored but not counted
+            from gridmap.rules.visits import item_label
+
+            gaps = "、".join(item_label(k) for k in getattr(res, "missing_answers", ()))
+            warn = html.Div(("⚠ 本次探访不是有效探访（已保存，不计入周探访率）："
+                             + (f"未填写{gaps}" if gaps else "探访方式或探访人身份不计入有效探访")),
+                            className="gm-msg err", id="stw-not-effective")
+            return html.Div([saved, warn]), data.version
+        return saved, data.version

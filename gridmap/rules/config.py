@@ -60,6 +60,17 @@ class EventRule:
 
 
 @dataclass(frozen=True)
+class ServiceNeed:
+    """A need label of 老年人服务需求 (rules ``service_needs``): who takes it and in how many days."""
+
+    code: str
+    label: str
+    receiver: str  # "service_steward" or a unit's name
+    due_days: int
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Rules:
     """The validated visit rules. Build with :func:`load_rules`; ``raw`` keeps the merged mapping."""
 
@@ -105,6 +116,11 @@ class Rules:
     remind_first_contact: bool = True
     notify_channel: str = "sms"
     notify_gateway: str = "file"
+    # issue 17 (A): needs as service tasks, effective visits, hazards from the answers of 五
+    service_needs: tuple[ServiceNeed, ...] = ()
+    service_needs_fallback: str = "村（居）委会"
+    effective_answers: dict[VisitMode, tuple[str, ...]] = field(default_factory=dict)
+    answer_hazards: dict[str, HazardKind] = field(default_factory=dict)
 
     def in_home_count(self, score: int) -> int:
         """In-home visits per week for a willing elder with this risk score."""
@@ -366,7 +382,69 @@ def validate_rules(raw: dict[str, Any]) -> Rules:
         remind_first_contact=remind,
         notify_channel=str(channel),
         notify_gateway=str(gateway),
+        **_service_and_effective(raw),
     )
+
+
+def _service_and_effective(raw: dict[str, Any]) -> dict[str, Any]:
+    """issue 17 (A): ``service_needs``, ``service_needs_fallback``, ``effective_answers``, ``answer_hazards``."""
+    from gridmap.rules.visits import ANSWER_FIELDS
+
+    sn = _get(raw, "service_needs", "service_needs")
+    if not isinstance(sn, dict) or not sn:
+        raise _err("service_needs", sn, "must be a non-empty mapping of need codes", "须为非空的需求映射")
+    needs = []
+    seen: set[str] = set()
+    for code, d in sn.items():
+        p = f"service_needs.{code}"
+        if not isinstance(d, dict):
+            raise _err(p, d, "must be a mapping with label, receiver, due_days", "须包含 label、receiver、due_days")
+        label = _get(d, "label", f"{p}.label")
+        receiver = _get(d, "receiver", f"{p}.receiver")
+        for k, v in (("label", label), ("receiver", receiver)):
+            if not isinstance(v, str) or not v.strip():
+                raise _err(f"{p}.{k}", v, "must be a non-empty text", "须为非空文字")
+        aliases = d.get("aliases") or []
+        if not isinstance(aliases, list) or not all(isinstance(a, str) and a.strip() for a in aliases):
+            raise _err(f"{p}.aliases", aliases, "must be a list of words", "须为词语列表")
+        words = [str(code), label.strip(), *[a.strip() for a in aliases]]
+        for w in words:
+            if w in seen:
+                raise _err(p, w, "a need label, code or alias is used twice", "需求名称、代码或别名重复")
+            seen.add(w)
+        needs.append(ServiceNeed(code=str(code), label=label.strip(), receiver=receiver.strip(),
+                                 due_days=_int(d, "due_days", f"{p}.due_days", lo=0, hi=365),
+                                 aliases=tuple(a.strip() for a in aliases)))
+    fallback = _get(raw, "service_needs_fallback", "service_needs_fallback")
+    if not isinstance(fallback, str) or not fallback.strip():
+        raise _err("service_needs_fallback", fallback, "must be a unit name", "须为单位名称")
+    ea = _get(raw, "effective_answers", "effective_answers")
+    if not isinstance(ea, dict):
+        raise _err("effective_answers", ea, "must be a mapping of visit modes", "须为探访方式映射")
+    allowed = [*ANSWER_FIELDS, "needs"]
+    effective: dict[VisitMode, tuple[str, ...]] = {}
+    for mode, items in ea.items():
+        try:
+            m = VisitMode(VisitMode.from_label(str(mode)))
+        except ValueError:
+            raise _err(f"effective_answers.{mode}", mode, "unknown visit mode", "未知的探访方式") from None
+        if not isinstance(items, list) or any(i not in allowed for i in items):
+            raise _err(f"effective_answers.{mode}", items, f"must list items of: {', '.join(allowed)}",
+                       "须为第五部分的项目列表")
+        effective[m] = tuple(items)
+    ah = _get(raw, "answer_hazards", "answer_hazards")
+    if not isinstance(ah, dict):
+        raise _err("answer_hazards", ah, "must be a mapping answer -> hazard kind", "须为 答案项 -> 隐患类别 的映射")
+    hazards: dict[str, HazardKind] = {}
+    for k, v in ah.items():
+        if k not in ANSWER_FIELDS:
+            raise _err(f"answer_hazards.{k}", k, "not an answer of section 五", "不是第五部分的项目")
+        try:
+            hazards[k] = HazardKind(HazardKind.from_label(str(v)))
+        except ValueError:
+            raise _err(f"answer_hazards.{k}", v, "unknown hazard kind", "未知的隐患类别") from None
+    return {"service_needs": tuple(needs), "service_needs_fallback": fallback.strip(),
+            "effective_answers": effective, "answer_hazards": hazards}
 
 
 @lru_cache(maxsize=1)

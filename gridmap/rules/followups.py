@@ -71,7 +71,7 @@ class ReferralSpec:
 def hazards_from_visit(record: VisitRecord, rules: Rules) -> list[HazardSpec]:
     """Hazards opened by the safety answers of a visit (one per unsafe or fairly safe answer)."""
     out = []
-    for key, kind in _SAFETY_KIND.items():
+    for key, kind in (rules.answer_hazards or _SAFETY_KIND).items():  # issue 17: housing, drinking water too
         answer = record.answers.get(key)
         if answer not in ("unsafe", "fairly_safe"):
             continue

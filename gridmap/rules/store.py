@@ -350,6 +350,10 @@ class RecordResult:
     care_service_ids: list[int] = field(default_factory=list)
     duplicate: bool = False
     reopened_hazard_ids: list[int] = field(default_factory=list)
+    # issue 17 (A): service tasks opened by the visit's needs, and whether the visit is effective
+    task_ids: list[int] = field(default_factory=list)
+    effective: bool = True
+    missing_answers: tuple[str, ...] = ()
 
 
 def _append_change(conn: Any, *, streets: Iterable[str], elder_ids: Iterable[int], user: str,
@@ -485,6 +489,9 @@ def _record_visits(engine: Engine, records: list[VisitRecord], keys: list[str | 
                 "signed_at": r.signed_at, "gps": Point(*r.gps) if r.gps else None, "gps_time": r.gps_time,
                 "entered_by": r.entered_by or user, "entered_at": r.entered_at, "late_entry": r.late_entry,
                 "version": 1, "idempotency_key": keys[i], **{k: r.answers.get(k) for k in ANSWER_FIELDS},
+                # issue 17 (A): the needs as codes, why the visit is not effective
+                "need_kinds": list(r.need_kinds) if r.need_kinds is not None else None,
+                "ineffective_reason": r.ineffective_reason,
             })
         # the visits' ids, matched back by (elder, number)
         by_elder = insert_ids(conn, vt, vrows, "elder_id")
@@ -494,7 +501,8 @@ def _record_visits(engine: Engine, records: list[VisitRecord], keys: list[str | 
             ids = by_elder[row["elder_id"]]
             j = taken.get(row["elder_id"], 0)
             taken[row["elder_id"]] = j + 1
-            results[i] = RecordResult(ids[j], records[i].late_entry)
+            results[i] = RecordResult(ids[j], records[i].late_entry, effective=records[i].effective,
+                                      missing_answers=tuple(records[i].missing_answers))
 
         crows, rrows, findings, fvisit = [], [], [], []
         for i in todo:
@@ -530,6 +538,19 @@ def _record_visits(engine: Engine, records: list[VisitRecord], keys: list[str | 
                 res.reopened_hazard_ids.append(hid)
         for vid, ids in insert_ids(conn, rt, rrows, "visit_id").items():
             by_res[vid].referral_ids.extend(ids)
+        # issue 17 (A): each need becomes a service task (not duplicated while the same need is open)
+        from gridmap.tasks.lifecycle import tasks_from_visit
+        from gridmap.tasks.store import open_tasks
+
+        tspecs, tres = [], []
+        for i in todo:
+            r, res = records[i], results[i]
+            for spec in tasks_from_visit(r, rules, service_steward_id=facts[r.elder_id].service_steward_id):
+                tspecs.append((spec, res.visit_id))  # type: ignore[union-attr]
+                tres.append(res)
+        for res, (tid, action) in zip(tres, open_tasks(conn, tspecs, by=user, now=now), strict=True):
+            if action == "opened":
+                res.task_ids.append(tid)
         elder_of = {res.visit_id: records[i].elder_id for i, res in enumerate(results) if res is not None}
         made = [(rid, res.visit_id) for res in by_res.values() for rid in res.referral_ids]
         if made:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
+from enum import StrEnum
 from typing import Any
 
 from gridmap._errors import ValidationError
@@ -27,35 +28,117 @@ from gridmap.domain.enums import (
 )
 from gridmap.rules.config import Rules, load_rules
 
-#: Answer fields of section 五 and their enumerations.
+class FamilySupport(StrEnum):
+    """赡养: whether the children (or other relatives) visit or call the elder."""
+
+    REGULAR = "regular"
+    OCCASIONAL = "occasional"
+    NONE = "none"
+
+    @property
+    def label(self) -> str:
+        """The Chinese answer."""
+        return {"regular": "经常探望或来电", "occasional": "偶尔探望或来电", "none": "无人探望或来电"}[self.value]
+
+    @classmethod
+    def from_label(cls, text: str) -> "FamilySupport":
+        """Parse a code or a Chinese answer (ValueError otherwise)."""
+        t = str(text).strip()
+        for m in cls:
+            if t in (m.value, m.label):
+                return m
+        raise ValueError(f"{t!r} is not a valid FamilySupport")
+
+
+#: Answer fields of section 五 and their enumerations (form order).
 ANSWER_FIELDS: dict[str, type] = {
     "family_change": FamilyChange,
+    "family_support": FamilySupport,  # issue 17: 赡养
     "expression": Change,
     "mobility": Change,
+    "reaction": Change,  # issue 17: 反应能力
     "illness": IllnessChange,
     "mood": Change,
     "gas_safety": Safety,
     "water_heating_safety": Safety,
     "electricity_safety": Safety,
+    "housing_safety": Safety,  # issue 17: 房屋安全
+    "drinking_water_safety": Safety,  # issue 17: 饮水安全
     "personal_hygiene": Change,
     "home_hygiene": Change,
     "indoor_environment": Change,
 }
 
+#: The items an in-home visit is refused without (the record form before issue 17); the later items
+#: (反应能力, 赡养, 房屋安全, 饮水安全) count towards an effective visit by the rules ``effective_answers``.
+IN_HOME_REQUIRED: tuple[str, ...] = (
+    "family_change", "expression", "mobility", "illness", "mood", "gas_safety", "water_heating_safety",
+    "electricity_safety", "personal_hygiene", "home_hygiene", "indoor_environment",
+)
+
 #: Chinese names of the answer fields (the form's row labels).
 ANSWER_LABELS: dict[str, str] = {
     "family_change": "家庭人口",
+    "family_support": "赡养情况（子女等探望或来电）",
     "expression": "表达能力",
     "mobility": "行动能力",
+    "reaction": "反应能力",
     "illness": "疾病状况",
     "mood": "情绪状态",
     "gas_safety": "燃气安全",
     "water_heating_safety": "水暖安全",
     "electricity_safety": "用电安全",
+    "housing_safety": "房屋安全",
+    "drinking_water_safety": "饮水安全",
     "personal_hygiene": "个人卫生",
     "home_hygiene": "家庭卫生",
     "indoor_environment": "室内环境",
 }
+
+#: The Chinese name of the needs item (老年人服务需求) among the items an effective visit answers.
+NEEDS_LABEL = "老年人服务需求"
+#: Words that answer the needs item with "no need" (an empty list does too).
+NO_NEED_WORDS = frozenset({"无", "无需求", "无服务需求", "none"})
+
+
+def item_label(item: str) -> str:
+    """The Chinese name of an item of 五 (an answer field or ``needs``)."""
+    return NEEDS_LABEL if item == "needs" else ANSWER_LABELS.get(item, item)
+
+
+def effective_gaps(mode: VisitMode | str, answers: Mapping[str, Any], needs_answered: bool,
+                   rules: Rules) -> list[str]:
+    """The items of 五 the rules (``effective_answers``) require for this mode and the visit left unanswered."""
+    req = rules.effective_answers.get(VisitMode(mode), ())
+    return [k for k in req if not (needs_answered if k == "needs" else answers.get(k) not in (None, ""))]
+
+
+def parse_needs(value: Any, rules: Rules, *, fieldname: str = "needs") -> tuple[str, ...]:
+    """Need codes from a list of labels, codes or aliases (rules ``service_needs``); 无 / 无需求 alone: none.
+
+    Raises
+    ------
+    ValidationError
+        An unknown label (naming the field and the labels allowed), or not a list.
+    """
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        raise _bad(fieldname, value, "expected a list of need labels", "应为服务需求列表", "type")
+    words = {}
+    for n in rules.service_needs:
+        for w in (n.code, n.label, *n.aliases):
+            words[w] = n.code
+    out: list[str] = []
+    for i, v in enumerate(value):
+        t = str(v).strip() if v is not None else ""
+        if t in NO_NEED_WORDS or t == "":
+            continue
+        if t not in words:
+            allowed = "、".join(n.label for n in rules.service_needs)
+            raise _bad(f"{fieldname}[{i}]", v, f"unknown need {t!r}; allowed: {allowed} (or 无)",
+                       f"未知的服务需求“{t}”；可选：{allowed}（或“无”）", "unknown_need")
+        if words[t] not in out:
+            out.append(words[t])
+    return tuple(out)
 
 # a generous box around Beijing for GPS fixes (lon, lat)
 _GPS_BOX = (115.4, 39.4, 117.6, 41.1)
@@ -89,7 +172,7 @@ class VisitRecord:
     answers: Mapping[str, str] = field(default_factory=dict)
     family_change_count: int | None = None
     illness_name: str | None = None
-    needs: str | None = None
+    needs: str | None = None  # 老年人服务需求 as free text (needs_note, or a plain-string needs)
     suggestions: str | None = None
     emergency: bool = False
     visitor_signature: str | None = None
@@ -98,11 +181,27 @@ class VisitRecord:
     signed_at: datetime | None = None
     gps: tuple[float, float] | None = None
     gps_time: datetime | None = None
+    # issue 18: the phone's position at saving, given with the visitor's consent (``position_consent``); the
+    # store keeps only its distance to the home (visit.position_distance_m), never the position
+    position: tuple[float, float] | None = None
     entered_by: str | None = None
     entered_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     late_entry: bool = False
     effective: bool = True
     care_services: tuple[CareServiceRecord, ...] = ()
+    # issue 17: the needs as codes of rules ``service_needs`` (None: the needs item was not answered; ()
+    # answered 无), and the items the rules ``effective_answers`` require that the visit left out
+    need_kinds: tuple[str, ...] | None = None
+    missing_answers: tuple[str, ...] = ()
+
+    @property
+    def ineffective_reason(self) -> str | None:
+        """Why the visit is not effective, in Chinese (None when it is)."""
+        if self.effective:
+            return None
+        if self.missing_answers:
+            return "未答：" + "、".join(item_label(k) for k in self.missing_answers)
+        return "探访方式或探访人身份不计入有效探访"
 
     @property
     def minutes(self) -> float | None:
@@ -178,8 +277,11 @@ def parse_visit(
 
     Required: ``elder_id``, ``visited_on``, ``mode``, ``visitor_role``. For an
     in-home visit the health and safety answers of section 五 are required.
-    ``gps`` is ``[lon, lat]`` (WGS84) with ``gps_time``. ``needs`` is the
-    free text 老年人服务需求; ``emergency`` marks a danger to the elder's life.
+    ``gps`` is ``[lon, lat]`` (WGS84) with ``gps_time``. ``needs`` (老年人服务需求) is a list of need
+    labels of the rules ``service_needs`` (``["助餐", "助医"]``; ``[]`` or ``["无"]``: no need) and
+    ``needs_note`` free text; a plain string ``needs`` is taken as the note. ``emergency`` marks a
+    danger to the elder's life. A visit that leaves out an item the rules ``effective_answers`` require
+    for its mode is valid but not effective (``missing_answers`` names the items).
 
     Raises
     ------
@@ -219,7 +321,7 @@ def parse_visit(
         if v not in (None, ""):
             answers[key] = str(_enum(enum, key, v))
     if mode in rules.in_home_modes:
-        missing = [k for k in ANSWER_FIELDS if k not in answers]
+        missing = [k for k in IN_HOME_REQUIRED if k not in answers]
         if missing:
             raise _bad(missing[0], None,
                        f"an in-home visit must answer every item of section 五; missing {', '.join(missing)}",
@@ -261,6 +363,18 @@ def parse_visit(
     if gps_pt and gps_time is None:
         raise _bad("gps_time", None, "required with gps", "填写GPS位置时须填写定位时间", "required")
 
+    # issue 18: the phone's position at saving, only with consent (without it, it is dropped unread)
+    position: tuple[float, float] | None = None
+    if data.get("position_consent") is True and data.get("position") not in (None, "", []):
+        try:
+            plon, plat = (float(x) for x in data["position"])
+        except (TypeError, ValueError):
+            raise _bad("position", data.get("position"), "expected [lon, lat]", "应为 [经度, 纬度]",
+                       "position") from None
+        if not (_GPS_BOX[0] <= plon <= _GPS_BOX[2] and _GPS_BOX[1] <= plat <= _GPS_BOX[3]):
+            raise _bad("position", data.get("position"), "outside Beijing", "不在北京范围内", "outside")
+        position = (plon, plat)
+
     entered_at = _dt(data, "entered_at") or now
     late = (entered_at.astimezone(timezone(timedelta(hours=8))).date() - visited_on).days \
         > rules.late_entry_days
@@ -282,8 +396,23 @@ def parse_visit(
             raise _bad(f"care_services[{i}].{exc.field}", exc.value, exc.message_en, exc.message_zh,
                        exc.code) from None
 
+    # 老年人服务需求: a list of need labels (service tasks), needs_note free text; a plain string is a note
+    raw_needs = data.get("needs")
+    need_kinds: tuple[str, ...] | None = None
+    note_key = "needs_note" if data.get("needs_note") not in (None, "") else "needs"
+    if isinstance(raw_needs, (list, tuple)):
+        need_kinds = parse_needs(raw_needs, rules)
+        note_key = "needs_note"
+    elif isinstance(raw_needs, str) and raw_needs.strip() in NO_NEED_WORDS:
+        need_kinds, note_key = (), "needs_note"
+    elif raw_needs not in (None, "") and not isinstance(raw_needs, str):
+        raise _bad("needs", raw_needs, "expected a list of need labels or a text",
+                   "应为服务需求列表或文字", "type")
+    needs_note = _text(data, note_key, 4000)
+    needs_answered = need_kinds is not None or needs_note is not None
+    missing = tuple(effective_gaps(mode, answers, needs_answered, rules))
     effective = bool(data.get("effective", True)) and mode in rules.effective_modes \
-        and role in rules.credited_roles
+        and role in rules.credited_roles and not missing
     steward_id = data.get("steward_id")
     return VisitRecord(
         elder_id=elder_id,
@@ -298,7 +427,7 @@ def parse_visit(
         answers=answers,
         family_change_count=fcc,
         illness_name=_text(data, "illness_name", 80),
-        needs=_text(data, "needs", 4000),
+        needs=needs_note,
         suggestions=_text(data, "suggestions", 4000),
         emergency=bool(data.get("emergency", False)),
         visitor_signature=_text(data, "visitor_signature", 40),
@@ -307,9 +436,12 @@ def parse_visit(
         signed_at=_dt(data, "signed_at"),
         gps=gps_pt,
         gps_time=gps_time,
+        position=position,
         entered_by=_text(data, "entered_by", 60),
         entered_at=entered_at,
         late_entry=late,
         effective=effective,
         care_services=tuple(services),
+        need_kinds=need_kinds,
+        missing_answers=missing,
     )

@@ -545,6 +545,14 @@ class Visit(Base):
     late_entry: Mapped[bool] = mapped_column(Boolean, default=False)  # paper record entered later
     # one submission stored once (issue 16 item 7): the form's key, or one derived from elder, visitor, start
     idempotency_key: Mapped[str | None] = mapped_column(String(80))  # unique: uq_visit_idempotency_key
+    # issue 17 part A (migration 0009): 反应能力, 赡养, 房屋安全, 饮水安全; the needs as codes of the rules'
+    # service_needs (NULL: not asked, []: 无); why the visit is not effective (the items left unanswered)
+    reaction: Mapped[Change | None] = mapped_column(EnumType(Change))
+    family_support: Mapped[str | None] = mapped_column(String(20))
+    housing_safety: Mapped[Safety | None] = mapped_column(EnumType(Safety))
+    drinking_water_safety: Mapped[Safety | None] = mapped_column(EnumType(Safety))
+    need_kinds: Mapped[list[Any] | None] = mapped_column(JSON)
+    ineffective_reason: Mapped[str | None] = mapped_column(String(300))
 
     elder: Mapped[Elder] = relationship(back_populates="visits")
 
@@ -566,6 +574,10 @@ class CareService(Base):
     provider: Mapped[str | None] = mapped_column(String(120))
     staff_signature: Mapped[str | None] = mapped_column(String(40))
     satisfaction: Mapped[Satisfaction | None] = mapped_column(EnumType(Satisfaction))
+    # issue 17 part A (migration 0009): the service task this care service answers (第 n 次开展关爱: seq)
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("service_task.id", name="fk_care_service_task_id"),
+                                                index=True)
+    recorded_by: Mapped[str | None] = mapped_column(String(60))
 
 
 class Referral(Base):
@@ -836,3 +848,46 @@ class ApiToken(Base):
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_reason: Mapped[str | None] = mapped_column(String(40))
+
+
+# ------------------------------------------------------------ service tasks (issue 17 part A, migration 0009)
+
+
+class ServiceTask(Base):
+    """服务任务: a need recorded at a visit (助餐、助医…), for the elder's 服务管家 or a unit, with a due date."""
+
+    __tablename__ = "service_task"
+    __table_args__ = (Index("ix_service_task_elder_kind", "elder_id", "kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+    elder_id: Mapped[int] = mapped_column(ForeignKey("elder.id"), index=True)
+    visit_id: Mapped[int | None] = mapped_column(ForeignKey("visit.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(40))  # code of the rules' service_needs
+    label: Mapped[str] = mapped_column(String(40))  # 助餐 …
+    steward_id: Mapped[int | None] = mapped_column(ForeignKey("steward.id"), index=True)  # the 服务管家
+    receiver_unit: Mapped[str | None] = mapped_column(String(120))  # a unit, when not a steward
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    opened_on: Mapped[date] = mapped_column(Date)
+    due_on: Mapped[date] = mapped_column(Date)
+    opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    in_progress_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    note: Mapped[str | None] = mapped_column(Text)  # the visit's needs note
+    outcome: Mapped[str | None] = mapped_column(Text)  # why cancelled / what was done
+    created_by: Mapped[str | None] = mapped_column(String(60))
+
+
+class ServiceTaskEvent(Base):
+    """A state change of a service task (who, when, from, to, note), as ``hazard_event``."""
+
+    __tablename__ = "service_task_event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("service_task.id"), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    by_user: Mapped[str] = mapped_column(String(60))
+    from_status: Mapped[str | None] = mapped_column(String(20))
+    to_status: Mapped[str] = mapped_column(String(20))
+    note: Mapped[str | None] = mapped_column(Text)
+    photo_ref: Mapped[str | None] = mapped_column(String(200))

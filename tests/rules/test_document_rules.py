@@ -60,7 +60,12 @@ def in_home(rs) -> int:
 
 IN_HOME_ANSWERS = dict(family_change="无变化", expression="无变化", mobility="无变化", illness="无变化",
                        mood="无变化", gas_safety="安全", water_heating_safety="安全", electricity_safety="安全",
-                       personal_hygiene="无变化", home_hygiene="无变化", indoor_environment="无变化")
+                       personal_hygiene="无变化", home_hygiene="无变化", indoor_environment="无变化",
+                       # issue 17: the items an effective in-home visit also answers (rules effective_answers)
+                       reaction="无变化", family_support="经常探望或来电", housing_safety="安全",
+                       drinking_water_safety="安全", needs=[])
+#: issue 17: what an effective phone visit answers (health, mood, needs)
+PHONE_ANSWERS = dict(illness="无变化", mood="无变化", needs=[])
 NOW = datetime(2026, 12, 2, 12, tzinfo=timezone.utc)
 
 
@@ -146,10 +151,11 @@ def test_5_1_dispersed_tekun_elders_get_daily_care_follow_up():
 
 def test_5_1_effective_modes_are_a_rule():
     rules = load_rules(overrides={"effective_modes": ["in_home"]})
-    v = parse_visit(dict(elder_id=1, visited_on="2026-12-02", mode="电话问候", visitor_role="志愿者"), rules, now=NOW)
+    v = parse_visit(dict(elder_id=1, visited_on="2026-12-02", mode="电话问候", visitor_role="志愿者",
+                         **PHONE_ANSWERS), rules, now=NOW)
     assert not v.effective
-    assert parse_visit(dict(elder_id=1, visited_on="2026-12-02", mode="电话问候", visitor_role="志愿者"),
-                       RULES, now=NOW).effective
+    assert parse_visit(dict(elder_id=1, visited_on="2026-12-02", mode="电话问候", visitor_role="志愿者",
+                            **PHONE_ANSWERS), RULES, now=NOW).effective
 
 
 def test_status_exited_or_deceased_elders_get_no_requirement_and_in_hospital_only_remote():
@@ -319,7 +325,7 @@ def test_visit_late_entry_of_paper_records_is_allowed_and_marked():
 @pytest.mark.parametrize("role", ["探访管家", "服务管家", "志愿者", "社工", "物业人员", "家庭医生", "邻里亲属"])
 def test_3_2_other_service_forces_count_and_are_credited(role):
     v = parse_visit(dict(elder_id=1, visited_on="2026-12-01", mode="电话问候", visitor_role=role,
-                         visitor_name="某人"), RULES, now=NOW)
+                         visitor_name="某人", **PHONE_ANSWERS), RULES, now=NOW)
     assert v.effective and v.visitor_name == "某人" and v.visitor_role.label == role
 
 
