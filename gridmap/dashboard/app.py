@@ -112,7 +112,8 @@ def create_app(engine: Engine, *, basemap: Basemap | None = None, today: date | 
             dcc.Interval(id="db-check", interval=5000),
             dcc.Store(id="data-version", data=data.version),
             dcc.Tabs(tabs, value=("service" if Role(user.role) == Role.SERVICE and svc_tab is not None
-                                  else "steward" if own_route else "supervisor"), id="tabs"),
+                                  else "steward" if own_route else "supervisor"), id="tabs",
+                     mobile_breakpoint=0),  # issue 18: one row of tabs on a phone (the steward's page is phone-first)
         ], lang="zh-CN")
 
     app.layout = layout

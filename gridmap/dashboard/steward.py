@@ -30,6 +30,7 @@ from dash.exceptions import PreventUpdate
 from sqlalchemy import select
 
 from gridmap.access import EDITABLE, User
+from gridmap.dashboard import fieldday as fd
 from gridmap.dashboard import map as gm
 from gridmap.dashboard.auth import log_access
 from gridmap.dashboard.basemap import Basemap
@@ -140,7 +141,8 @@ def day_route(data: DashboardData, steward_id: int, day: date,
     visits = data.inputs()[1]
     visits = visits[visits["elder_id"].isin(elder_ids)]  # the steward's elders first (not the whole register's)
     on = pd.to_datetime(visits["visited_on"])
-    done = visits[(on >= pd.Timestamp(monday)) & (on <= pd.Timestamp(day))
+    # visits before the day count against the week's; a stop visited on the day stays listed (marked done)
+    done = visits[(on >= pd.Timestamp(monday)) & (on < pd.Timestamp(day))
                   & (visits["mode"].astype(str) == "in_home")].groupby("elder_id").size()
     todo = [v for v in due if v.get("location") and v["count"] > int(done.get(int(v["id"]), 0))]
     cols = _ROUTE_COLS
@@ -212,13 +214,16 @@ def layout(data: DashboardData, basemap: Basemap) -> html.Div:
                      style={"flex": "0 0 auto"}),
         ], className="gm-filters gm-noprint"),
         html.Div(id="stw-msg"),
+        fd.outbox_box(),  # the visits saved offline, waiting to be sent (assets/gridmap_steward.js)
+        *fd.stores(),
         html.Div([
-            html.Div([html.H3("当日探访路线", style={"margin": "4px"}),
-                      dcc.Loading(html.Div(id="stw-route"))], className="gm-col"),
+            html.Div([html.H3("当日工作", style={"margin": "4px"}, id="stw-day-title"),
+                      dcc.Loading(html.Div(id="stw-route"))], className="gm-col gm-day"),
             html.Div([gm.map_shell("stw-map", [
                 dl_overlay_roads(basemap),
+                _road_label_overlay(),
                 _route_overlay(),
-            ], basemap, height="55vh", zoom=14)], className="gm-col gm-noprint"),
+            ], basemap, height="55vh", zoom=14)], className="gm-col gm-daymap"),
         ], className="gm-row"),
         html.Div([html.Div([
             html.H3("探访记录（附件1-2 第五部分）", style={"margin": "4px"}),
@@ -257,6 +262,9 @@ def layout(data: DashboardData, basemap: Basemap) -> html.Div:
                 _field("服务机构", dcc.Input(id="stw-cs-provider", type="text", maxLength=120)),
                 _field("满意度", dropdown(_options(Satisfaction), None, id="stw-cs-sat")),
             ], className="gm-form"),
+            # issue 18: the phone's position at saving, only with this consent; only its distance to the home is kept
+            html.Div(dcc.Checklist([{"label": "同意记录保存时手机所在位置（仅保存与老人住址的距离，不保存位置和轨迹）",
+                                     "value": "yes"}], [], id="stw-consent"), className="gm-consent"),
             html.Div([html.Button("保存探访记录", id="stw-save", className="gm-btn"),
                       html.Span(f" 您的角色（{Role(user.role).label}）只能查看，不能保存探访记录" if read_only else "",
                                 className="gm-hint", id="stw-readonly")], style={"marginTop": "8px"}),
@@ -264,7 +272,7 @@ def layout(data: DashboardData, basemap: Basemap) -> html.Div:
             # the submission's idempotency key: made when the form opens (and for each new elder or date), sent
             # with the save, so pressing 保存探访记录 again (or a retried request) stores the visit once
             dcc.Store(id="stw-idem", data=uuid.uuid4().hex),
-        ], className="gm-col")], className="gm-row gm-noprint"),
+        ], className="gm-col", id="stw-form")], className="gm-row gm-noprint"),
     ], id="steward-view")
 
 
@@ -286,6 +294,14 @@ def dl_overlay_roads(basemap: Basemap) -> Any:
     return dl.Overlay(dl.GeoJSON(url=gm.layer_url("roads") if not basemap.url else None, id="stw-roads",
                                  style={"variable": "gridmap.roads"}, interactive=False),
                       name="路网", checked=True)
+
+
+def _road_label_overlay() -> Any:
+    """Road names (OSM ``name``) near the day's route on the offline map (see :func:`fieldday.road_labels`)."""
+    import dash_leaflet as dl
+
+    return dl.Overlay(dl.GeoJSON(id="stw-road-labels", pointToLayer={"variable": "gridmap.roadLabel"},
+                                 interactive=False), name="路名", checked=True)
 
 
 def _route_overlay() -> Any:
@@ -326,6 +342,13 @@ def form_to_record(values: dict[str, Any], steward_id: int | None, now: datetime
     return rec
 
 
+def _with_position(rec: dict[str, Any], consent: Any, pos: Any) -> dict[str, Any]:
+    """Issue 18: the phone's position at saving (``stw-pos``), added only when the consent box is ticked."""
+    if consent and isinstance(pos, dict) and pos.get("lon") is not None and pos.get("lat") is not None:
+        rec = {**rec, "position": [pos["lon"], pos["lat"]], "position_consent": True}
+    return rec
+
+
 def _warm_road_index() -> None:
     """The walk road graph and its routing indexes (snapping tree, sparse matrix) and the plan-reading modules,
     made ready in advance: the first route of the day would otherwise pay for them (about a second)."""
@@ -349,21 +372,22 @@ def register(app: dash.Dash, data: DashboardData, basemap: Basemap) -> None:
     data.warm_hooks.append(_warm_road_index)
 
     @app.callback(Output("stw-route", "children"), Output("stw-route-layer", "children"),
-                  Output("stw-elder", "options"), Output("stw-map", "viewport"), Output("stw-msg", "children"),
+                  Output("stw-elder", "options"), Output("stw-map", "viewport"),
+                  Output("stw-day-cache", "data"), Output("stw-road-labels", "data"), Output("stw-msg", "children"),
                   Input("stw-steward", "value"), Input("stw-day", "date"), Input("data-version", "data"),
                   Input("tabs", "value"))
-    @guarded(5)
+    @guarded(7)
     def _route(steward_id: int | None, day: str | None, _v: Any, tab: str) -> Any:
         if tab != "steward":  # computed when the tab is opened, not on every page load
             raise PreventUpdate
         if steward_id is None or not day:
-            return message("请选择管家和日期", "info"), [], [], no_update, None
+            return message("请选择管家和日期", "info"), [], [], no_update, no_update, no_update, None
         d = date.fromisoformat(day[:10])
         user = current_user()
         allowed = data.visible_steward_ids(user.scope)
         if allowed is not None and int(steward_id) not in allowed:
             log_access("denied", "steward", steward_id, {"reason": "outside_area"})
-            return message("该管家不在您的管辖范围内", "err"), [], [], no_update, None
+            return message("该管家不在您的管辖范围内", "err"), [], [], no_update, no_update, no_update, None
         def compute() -> tuple[pd.DataFrame, Any, Any, str]:
             planned = planned_route(data, int(steward_id), d, user)
             if planned is not None:
@@ -373,40 +397,54 @@ def register(app: dash.Dash, data: DashboardData, basemap: Basemap) -> None:
             return st_, base_, None, ROUTE_NOTE
 
         stops, base, path, note = data._cache.get(("route", data.version, user.scope, int(steward_id), d), compute)
+        contacts = data._cache.get(("contacts", data.version, user.scope, int(steward_id), d),
+                                   lambda: fd.day_contacts(data, int(steward_id), d, user))
         elder_opts = data._cache.get(("elder-opts", data.version, user.scope, int(steward_id)),
                                      lambda: _elder_options(data, int(steward_id), user))
         log_access("view", "elder_list", None, {"rows": len(elder_opts), "view": "steward",
                                                 "steward_id": int(steward_id)})
+        # need to know: the assigned visit steward's own elders in clear (decided here, audited per elder)
+        stops, contacts, clear = fd.clear_fields(data, user, stops, contacts, "workbench")
+        st = data.stewards(user)
+        row = st[st["id"] == int(steward_id)]
+        mode = row.iloc[0]["travel_mode"] if not row.empty else "walk"
+        mode = str(getattr(mode, "value", mode) or "walk")
+        done = fd.done_today(data, [int(e) for e in stops["elder_id"]], d, in_home=True)
+        cache = fd.day_store(int(steward_id), d, stops, contacts, note)
+        privacy = (html.Div("您负责探访的老人：住址和电话完整显示（按需知悉，每次查看均记入日志）", className="gm-hint",
+                            id="stw-need-to-know") if clear else None)
+        contacts_part = html.Div([html.H3("当日电话、视频探访与远程监测", style={"margin": "8px 4px 4px"}),
+                                  fd.contacts_block(contacts)], id="stw-remote")
         if stops.empty:
             text = ("按已保存的周计划，当日没有探访路线" if path is not None
                     else "本周上门探访已全部完成或无待探访老人")
             return (html.Div([html.Div(note, className="gm-hint", id="stw-route-note"),
-                              message(f"{fmt_date(d, weekday=True)}：{text}", "ok")]), [],
-                    elder_opts, no_update, None)
-        header = html.Tr([html.Th(h) for h in ("序号", "老人", "住址", "时间窗", "预计到达", "离开", "路上",
-                                               "查看要点", "待办跟进")])
+                              message(f"{fmt_date(d, weekday=True)}：{text}", "ok"), privacy, contacts_part]), [],
+                    elder_opts, no_update, cache, {"type": "FeatureCollection", "features": []}, None)
         from gridmap.dashboard.followups import open_followup_notes  # the elders' open hazards and referrals
 
         follow = open_followup_notes(data, [int(e) for e in stops["elder_id"]])
-        body = [html.Tr([html.Td(r.order), html.Td(f"{r.label}（{r.elder_id}）"), html.Td(r.address),
-                         html.Td(r.window), html.Td(r.arrival), html.Td(r.depart), html.Td(fmt_minutes(r.walk_minutes)),
-                         html.Td(r.check), html.Td(follow.get(int(r.elder_id), ""), className="gm-followup",
-                                                   style={"color": "#b00020"})]) for r in stops.itertuples()]
         total = stops["service_minutes"].sum() + stops["walk_minutes"].sum()
+        n_done = len(done)
         table = html.Div([
+            html.Div(f"{fmt_date(d, weekday=True)} · 上门 {len(stops)} 站" + (f"（已完成 {n_done}）" if n_done else "")
+                     + f" · 预计用时 {fmt_minutes(total)} · 电话/视频 {int((contacts['kind'] != 'monitoring').sum())} 人"
+                     f" · 远程监测 {int((contacts['kind'] == 'monitoring').sum())} 人", id="stw-route-summary"),
+            privacy,
+            html.H4("上门探访（按路线顺序）", className="gm-sec"),
+            fd.stops_table(stops, follow, mode, done),
+            contacts_part,
             html.Div(note, className="gm-hint", id="stw-route-note"),
-            html.Div(f"{fmt_date(d, weekday=True)} · 共 {len(stops)} 站 · 预计用时 {fmt_minutes(total)}",
-                     id="stw-route-summary"),
-            html.Table([html.Thead(header), html.Tbody(body)], className="gm-route-table", id="stw-route-table",
-                       style={"width": "100%", "fontSize": "0.9em"}),
         ])
         layer = data._cache.get(("route-layer", data.version, user.scope, int(steward_id), d),
                                 lambda: gm.route_layer(stops, base, basemap, path=path))
+        labels = data._cache.get(("road-labels", int(steward_id), d, data.version),
+                                 lambda: fd.road_labels(stops, base, basemap))
         lons = list(stops["lon"]) + ([base[0]] if base else [])
         lats = list(stops["lat"]) + ([base[1]] if base else [])
         pad = 0.003  # about 300 m around the stops
         viewport = {"bounds": [[min(lats) - pad, min(lons) - pad], [max(lats) + pad, max(lons) + pad]]}
-        return table, layer, elder_opts, viewport, None
+        return table, layer, elder_opts, viewport, cache, labels, None
 
     # a new submission (another elder or date): a new idempotency key, made in the browser
     app.clientside_callback(
@@ -430,13 +468,14 @@ def register(app: dash.Dash, data: DashboardData, basemap: Basemap) -> None:
                   State("stw-sig-recorder", "value"), State("stw-gps-lon", "value"), State("stw-gps-lat", "value"),
                   State("stw-cs-kind", "value"), State("stw-cs-desc", "value"), State("stw-cs-provider", "value"),
                   State("stw-cs-sat", "value"), State("stw-idem", "data"), State("stw-need-kinds", "value"),
+                  State("stw-consent", "value"), State("stw-pos", "data"),  # issue 18: position with consent
                   prevent_initial_call=True)
     def _save(_n: int, steward_id: int | None, elder_id: int | None, visited_on: str | None, mode: str,
               role: str, visitor: str | None, start: str | None, end: str | None, ans_values: list[Any],
               ans_ids: list[dict[str, str]], fcc: Any, illness: Any, needs: Any, suggestions: Any,
               emergency: list[str], sig_v: Any, sig_e: Any, sig_r: Any, lon: Any, lat: Any, cs_kind: Any,
               cs_desc: Any, cs_provider: Any, cs_sat: Any, idem: str | None = None,
-              need_kinds: list[str] | None = None) -> Any:
+              need_kinds: list[str] | None = None, consent: Any = None, pos: Any = None) -> Any:
         values = {"elder_id": elder_id, "visited_on": (visited_on or "")[:10] or None, "mode": mode,
                   "visitor_role": role, "visitor_name": visitor, "started_at": start, "ended_at": end,
                   "answers": {i["field"]: v for i, v in zip(ans_ids, ans_values, strict=True)},
@@ -447,7 +486,7 @@ def register(app: dash.Dash, data: DashboardData, basemap: Basemap) -> None:
         if elder_id is None:
             return message("请选择老人（字段：elder_id）", "err"), no_update
         try:  # the steward the visit is recorded under, and the visitor's role, are re-derived on the server
-            res = data.record_visit(current_user(), form_to_record(values, steward_id),
+            res = data.record_visit(current_user(), _with_position(form_to_record(values, steward_id), consent, pos),
                                     idempotency_key=str(idem) if idem else None)
         except Exception as exc:  # noqa: BLE001 - shown as a message
             return message("未保存：" + error_text(exc), "err"), no_update
@@ -472,3 +511,79 @@ def register(app: dash.Dash, data: DashboardData, basemap: Basemap) -> None:
                             className="gm-msg err", id="stw-not-effective")
             return html.Div([saved, warn]), data.version
         return saved, data.version
+
+    _register_outbox(app, data, _save)
+
+
+def _text_of(component: Any) -> str:
+    """The text of a message component (nested children flattened)."""
+    if component is None:
+        return ""
+    if isinstance(component, (str, int, float)):
+        return str(component)
+    if isinstance(component, (list, tuple)):
+        return "".join(_text_of(c) for c in component)
+    return _text_of(getattr(component, "children", None))
+
+
+def _register_outbox(app: dash.Dash, data: DashboardData, save: Any) -> None:
+    """The page's offline outbox (issue 18, ``assets/gridmap_steward.js``).
+
+    A press of 保存探访记录 also puts the form (the save callback's states, as they are) into the browser's
+    ``localStorage`` under its idempotency key; the server's answer to that save (``stw-save-msg``) takes it
+    off again. What stays — saved without a connection, or whose answer was lost — is sent to
+    ``POST /gm-steward/visit`` when the connection returns, where the same save callback stores it (its key
+    makes a repeat return the visit stored before). The page shows what is waiting (``stw-outbox``).
+    """
+    import json
+
+    from flask import jsonify, request
+
+    spec = next(c for c in app._callback_list if c["output"].startswith("..stw-save-msg.children"))
+
+    def dep(d: dict[str, str]) -> State:
+        cid: Any = d["id"]
+        if cid.startswith("{"):
+            cid = {k: (ALL if v == ["ALL"] else v) for k, v in json.loads(cid).items()}
+        return State(cid, d["property"])
+
+    states = [dep(d) for d in spec["state"]]
+    where = {f"{d['id']}.{d['property']}": i for i, d in enumerate(spec["state"])}
+    idx = {"key": where["stw-idem.data"], "elder": where["stw-elder.value"], "day": where["stw-visited-on.date"]}
+    app.clientside_callback(
+        "function(n){ var a = Array.prototype.slice.call(arguments, 1);"
+        f" return window.gmSteward ? window.gmSteward.enqueue(n, a, {json.dumps(idx)}) : null; }}",
+        Output("stw-queued", "data"), Input("stw-save", "n_clicks"), *states, prevent_initial_call=True)
+    # the server answered the save (stored, a repeat, or refused with a reason): off the outbox
+    app.clientside_callback("function(m, k){ if (window.gmSteward && k) { window.gmSteward.ack(k); } return k; }",
+                            Output("stw-ack", "data"), Input("stw-save-msg", "children"), State("stw-idem", "data"),
+                            prevent_initial_call=True)
+    # one tap from a stop (or a contact) to its visit form: the elder and the mode chosen, the form in view
+    app.clientside_callback(
+        "function(n){ var t = window.dash_clientside.callback_context.triggered_id;"
+        " var nu = window.dash_clientside.no_update;"
+        " if (!t || !(n || []).some(function(x){ return x; })) { return [nu, nu]; }"
+        " if (window.gmSteward) { window.gmSteward.toForm(); } return [t.elder, t.mode]; }",
+        Output("stw-elder", "value", allow_duplicate=True), Output("stw-mode", "value", allow_duplicate=True),
+        Input({"type": "stw-rec", "elder": ALL, "mode": ALL}, "n_clicks"), prevent_initial_call=True)
+
+    @app.server.post("/gm-steward/visit")
+    def _outbox_visit() -> Any:
+        from gridmap.dashboard.ui import error_text
+
+        body = request.get_json(silent=True)
+        args = body.get("args") if isinstance(body, dict) else None
+        if not isinstance(args, list) or len(args) != len(states):
+            return jsonify(status="err", message="请求格式错误 / bad request"), 400
+        key = args[idx["key"]]
+        if not (isinstance(key, str) and 8 <= len(key) <= 80):
+            return jsonify(status="err", message="缺少幂等键 / missing idempotency key"), 400
+        try:
+            out = save(1, *args)
+        except Exception as exc:  # noqa: BLE001 - a malformed form: answered, not a stack trace
+            return jsonify(status="err", message="未保存：" + error_text(exc)), 422
+        msg = out[0] if isinstance(out, (list, tuple)) else out
+        text = _text_of(msg)
+        if "未保存" in text or "请选择" in text:
+            return jsonify(status="err", message=text), 422
+        return jsonify(status="ok", message=text, duplicate="已保存过" in text, version=data.version), 200

@@ -67,6 +67,10 @@ class RouteStop:
     contact_relation: str | None = None
     contact_phone: str | None = None
     deadline: str | None = None
+    #: the elder's own phone (masked unless the viewer needs to know it)
+    phone: str | None = None
+    #: shown in clear because the viewer is the elder's visit steward (issue 18, need to know)
+    need_to_know: bool = False
 
 
 @dataclass
@@ -90,6 +94,45 @@ class RouteList:
     legs: list[tuple[list[list[float]], bool]] = field(default_factory=list)
     unmasked: bool = False
     unassigned_week: list[dict[str, Any]] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------ navigation
+
+
+#: Travel modes of the map apps' URIs (Amap ``mode``, Baidu ``mode``) by the steward's travel mode.
+_NAV_MODES = {"walk": ("walk", "walking"), "bike": ("ride", "riding"), "ebike": ("ride", "riding"),
+              "car": ("car", "driving")}
+
+
+def nav_links(lon: float, lat: float, name: str, mode: str = "walk") -> dict[str, Any]:
+    """One-tap navigation to a stop in the map apps stewards use, from the stored WGS-84 position.
+
+    Amap (高德) takes GCJ-02 and Baidu (百度) BD-09, converted with :mod:`gridmap.layers.crs`:
+
+    * ``amap``: the Amap URI API, ``https://uri.amap.com/navigation?to=lon,lat,name&mode=walk
+      &coordinate=gaode&callnative=1`` (opens the app when installed, else the web page);
+    * ``baidu``: ``baidumap://map/direction?destination=latlng:lat,lng|name:…&coord_type=bd09ll
+      &mode=walking&src=…`` (the app);
+    * ``baidu_web``: ``https://api.map.baidu.com/direction?…&output=html`` (the fallback in a browser).
+
+    Also returned: ``gcj02`` and ``bd09`` as ``(lon, lat)``. Walking for a walking steward, riding for a
+    (e-)bike, driving for a car. ``name`` is URL-encoded (a masked name is fine: the coordinates lead).
+    """
+    from urllib.parse import quote
+
+    from gridmap.layers.crs import wgs84_to_bd09, wgs84_to_gcj02
+
+    glon, glat = (float(x) for x in wgs84_to_gcj02(float(lon), float(lat)))
+    blon, blat = (float(x) for x in wgs84_to_bd09(float(lon), float(lat)))
+    amode, bmode = _NAV_MODES.get(mode, _NAV_MODES["walk"])
+    label = quote(str(name or "探访对象").replace(",", " ").replace("|", " "), safe="")
+    amap = (f"https://uri.amap.com/navigation?to={glon:.6f},{glat:.6f},{label}&mode={amode}"
+            f"&coordinate=gaode&callnative=1&src=gridmap")
+    dest = f"latlng:{blat:.6f},{blon:.6f}|name:{label}"
+    baidu = f"baidumap://map/direction?destination={dest}&coord_type=bd09ll&mode={bmode}&src=gridmap"
+    baidu_web = (f"https://api.map.baidu.com/direction?destination={dest}&coord_type=bd09ll&mode={bmode}"
+                 f"&region=%E5%8C%97%E4%BA%AC&output=html&src=gridmap")
+    return {"amap": amap, "baidu": baidu, "baidu_web": baidu_web, "gcj02": (glon, glat), "bd09": (blon, blat)}
 
 
 # ------------------------------------------------------------------ load
@@ -157,7 +200,10 @@ def load_route_list(
         A signed-in :class:`gridmap.access.users.User` and the reason: show the first
         contact's full phone through :func:`gridmap.access.audit.unmask` (checks the
         permission and the area, writes the audit log; raises ``PermissionDenied``).
-        Default: masked. Names and addresses stay masked.
+        Default: masked. Names and addresses stay masked. When the user is the visit steward
+        (探访管家) of a stop's elder, that elder's full address, phone and first contact's phone are
+        shown without a reason (need to know, :func:`gridmap.access.needtoknow.need_to_know`, audited
+        with ``view`` ``route_list``); other users' masking is unchanged.
     graph
         Road graph of the steward's mode for drawing (default: the cached graph).
     draw_roads
@@ -200,6 +246,11 @@ def load_route_list(
 
         monday = parse_week(meta["week"])[0] if meta.get("week") else dt.date.fromisoformat(problem["days"][0])
         facts = {f.id: f for f in read_facts(engine, monday, elder_ids=ids, programme_only=False)}
+    clear: dict[int, dict[str, Any]] = {}
+    if unmask_as is not None and engine is not None and ids:
+        from gridmap.access.needtoknow import need_to_know
+
+        clear = need_to_know(engine, unmask_as, ids, "route_list", client="cli")
     stops = []
     for i, s in enumerate(route.stops, start=1):
         v = visits[s.visit]
@@ -207,7 +258,10 @@ def load_route_list(
         eid = int(m.get("elder_id", s.visit)) if str(m.get("elder_id", s.visit)).isdigit() else None
         who = people.get(eid, {})
         phone = mask_phone(who.get("contact_phone"))
-        if unmask_as is not None and eid is not None and who.get("contact_phone"):
+        own = clear.get(eid) if eid is not None else None
+        if own is not None:
+            phone = own.get("first_contact_phone")
+        elif unmask_as is not None and eid is not None and who.get("contact_phone"):
             from gridmap.access.audit import unmask
 
             phone = unmask(engine, unmask_as, eid, ["first_contact_phone"], reason, client="cli")[
@@ -215,7 +269,7 @@ def load_route_list(
         stops.append(RouteStop(
             seq=i, visit=s.visit, elder_id=eid,
             name=mask_name(who.get("name")) or f"对象 {s.visit}",
-            address=mask_address(who.get("address")) or "",
+            address=(own.get("address") if own is not None else mask_address(who.get("address"))) or "",
             lon=float(v["location"][0]), lat=float(v["location"][1]),
             arrival=_hm(s.arrival), start=_hm(s.start), end=_hm(s.end),
             service_minutes=int(v.get("service_minutes", 0)), priority=int(v.get("priority", 3)),
@@ -223,6 +277,7 @@ def load_route_list(
             checks=_checks(list(m.get("reasons", [])), facts.get(eid)),
             contact_name=mask_name(who.get("contact_name")), contact_relation=who.get("contact_relation"),
             contact_phone=phone, deadline=m.get("deadline"),
+            phone=own.get("phone") if own is not None else mask_phone(who.get("phone")), need_to_know=own is not None,
         ))
     base = (float(st["start"][0]), float(st["start"][1]))
     end = (float(st.get("end", st["start"])[0]), float(st.get("end", st["start"])[1]))
@@ -243,11 +298,11 @@ def load_route_list(
 def _people(engine: Engine, ids: list[int]) -> dict[int, dict[str, Any]]:
     from gridmap.store.models import Elder, FirstContact
 
-    q = (select(Elder.id, Elder.name, Elder.address, FirstContact.name.label("cn"), FirstContact.relation,
+    q = (select(Elder.id, Elder.name, Elder.address, Elder.phone, FirstContact.name.label("cn"), FirstContact.relation,
                 FirstContact.phone.label("cp"), FirstContact.valid)
          .outerjoin(FirstContact, FirstContact.elder_id == Elder.id).where(Elder.id.in_(ids)))
     with engine.connect() as conn:
-        return {r.id: {"name": r.name, "address": r.address,
+        return {r.id: {"name": r.name, "address": r.address, "phone": r.phone,
                        "contact_name": r.cn if r.valid is not False else None,
                        "contact_relation": r.relation if r.valid is not False else None,
                        "contact_phone": r.cp if r.valid is not False else None}
@@ -439,6 +494,8 @@ def to_html(rl: RouteList, *, graph: Any = None, map_svg: str | None = None) -> 
         if s.contact_phone or s.contact_name:
             contact = e(" ".join(x for x in (s.contact_name, f"（{s.contact_relation}）" if s.contact_relation else "",
                                              s.contact_phone) if x))
+        if s.phone:
+            contact = f"本人 {e(s.phone)}<br>" + contact
         prio = f'<span class="hi">优先级 {s.priority}</span>' if s.priority >= 4 else f"优先级 {s.priority}"
         rows.append(
             f"<tr><td class='n'>{s.seq}</td><td class='t'>到达 {e(s.arrival)}<br>开始 {e(s.start)}<br>结束 {e(s.end)}"
@@ -449,6 +506,10 @@ def to_html(rl: RouteList, *, graph: Any = None, map_svg: str | None = None) -> 
     weekday = "一二三四五六日"[dt.date.fromisoformat(rl.day).weekday()]
     phone_note = ("联系电话已完整显示（经授权查看，请妥善保管本单）" if rl.unmasked
                   else "联系电话已脱敏显示；如需完整号码，请在系统内经授权查看。")
+    own = any(s.need_to_know for s in rl.stops)
+    if own:
+        phone_note = ("本人负责探访的老人，地址和电话完整显示（按需知悉，已记入查看日志），请妥善保管本单，用后销毁。"
+                      + ("" if all(s.need_to_know for s in rl.stops) else " 其余" + phone_note))
     return f"""<!DOCTYPE html>
 <html lang="zh-CN"><head><meta charset="utf-8">
 <title>探访路线单 {e(rl.steward_code)} {e(rl.day)}</title><style>{_CSS}</style></head>
@@ -466,7 +527,7 @@ def to_html(rl: RouteList, *, graph: Any = None, map_svg: str | None = None) -> 
 {''.join(rows)}
 </tbody></table>
 <p class="note">◆ 出发点（驿站/基地）；圆点编号为探访顺序，橙色为高优先级。路线沿道路绘制{'（虚线路段为直线估算：住址距道路较远或路网缺失）' if rl.geometry_estimated else ''}。
-{e(phone_note)} 姓名、地址已脱敏。地图数据 {e(ATTRIBUTION)}。</p>
+{e(phone_note)} 姓名{'' if own else '、地址'}已脱敏。地图数据 {e(ATTRIBUTION)}。</p>
 <div class="sig"><span>管家签字：__________</span><span>社区审核：__________</span></div>
 </body></html>
 """

@@ -37,7 +37,8 @@ Definitions (the document's targets in brackets):
 * device coverage: smoke alarms among all elders, one-key terminals among 80+ and
   计划生育特殊家庭 elders; register completeness; 流于形式 signs: in-home visits
   shorter than ``formality.min_in_home_minutes``, answers identical to the previous
-  ``copied_answers_visits - 1`` visits, GPS farther than ``max_distance_m`` from home.
+  ``copied_answers_visits - 1`` visits, GPS (or the phone's position at saving, given with consent:
+  ``position_distance_m``, issue 18) farther than ``max_distance_m`` from home.
 """
 
 from __future__ import annotations
@@ -207,7 +208,11 @@ def visit_flags(visits: pd.DataFrame, elders: pd.DataFrame, rules: Rules) -> pd.
     hl = home.reindex(v["elder_id"].to_numpy())
     dist = _haversine_m(v["gps_lon"].to_numpy(dtype=float), v["gps_lat"].to_numpy(dtype=float),
                         hl["lon"].to_numpy(dtype=float), hl["lat"].to_numpy(dtype=float))
-    v["far"] = in_home & pd.Series(np.nan_to_num(dist, nan=0.0) > rules.max_distance_m, index=v.index)
+    far = np.nan_to_num(dist, nan=0.0) > rules.max_distance_m
+    if "position_distance_m" in v.columns:  # issue 18: the phone's distance to the home at saving (with consent)
+        far = far | (pd.to_numeric(v["position_distance_m"], errors="coerce").fillna(0.0).to_numpy()
+                     > rules.max_distance_m)
+    v["far"] = in_home & pd.Series(far, index=v.index)
     return v.sort_index()
 
 

@@ -246,7 +246,7 @@ def read_visits(
     # codes and WKB read raw, decoded below column-wise (per-row type processing dominated on 850,000 visits)
     cols = [Visit.id, Visit.elder_id, Visit.visited_on, type_coerce(Visit.mode, String), Visit.effective,
             type_coerce(Visit.visitor_role, String), Visit.steward_id, Visit.started_at, Visit.ended_at,
-            type_coerce(Visit.gps, LargeBinary), Visit.late_entry,
+            type_coerce(Visit.gps, LargeBinary), Visit.late_entry, Visit.position_distance_m,
             *[type_coerce(getattr(Visit, k), String) for k in fields]]
     q = select(*cols).where(Visit.visited_on >= start, Visit.visited_on <= end).order_by(Visit.id)
     if elder_ids is not None:
@@ -254,9 +254,9 @@ def read_visits(
     with engine.connect() as conn:
         rows = conn.execute(q).all()
     keys = ["id", "elder_id", "visited_on", "mode", "effective", "visitor_role", "steward_id",
-            "started_at", "ended_at", "gps", "late_entry", *fields]
+            "started_at", "ended_at", "gps", "late_entry", "position_distance_m", *fields]
     names = ["id", "elder_id", "visited_on", "mode", "effective", "visitor_role", "steward_id",
-             "started_at", "ended_at", "gps_lon", "gps_lat", "late_entry", *fields]
+             "started_at", "ended_at", "gps_lon", "gps_lat", "late_entry", "position_distance_m", *fields]
     df = pd.DataFrame.from_records([tuple(r) for r in rows], columns=keys)
     raw = df.pop("gps")
     # SQLite: WKB bytes; PostGIS: hex (E)WKB text; shapely reads both (None stays missing)
@@ -437,6 +437,17 @@ def record_visits(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def _distance_to_home(position: Any, f: Any) -> float | None:
+    """Metres (great circle, rounded to 0.1 m) from ``position`` (lon, lat) to the elder's home; None without either."""
+    if not position or f.lon is None or f.lat is None:
+        return None
+    import math
+
+    lon1, lat1, lon2, lat2 = map(math.radians, (float(position[0]), float(position[1]), float(f.lon), float(f.lat)))
+    h = math.sin((lat2 - lat1) / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
+    return round(2 * 6371008.8 * math.asin(math.sqrt(h)), 1)
+
+
 def _record_visits(engine: Engine, records: list[VisitRecord], keys: list[str | None], *, rules: Rules,
                    now: datetime, user: str) -> list[RecordResult]:
     elder_ids = sorted({r.elder_id for r in records})
@@ -492,6 +503,8 @@ def _record_visits(engine: Engine, records: list[VisitRecord], keys: list[str | 
                 # issue 17 (A): the needs as codes, why the visit is not effective
                 "need_kinds": list(r.need_kinds) if r.need_kinds is not None else None,
                 "ineffective_reason": r.ineffective_reason,
+                # issue 18: only the distance of the phone (given with consent) to the home, never the position
+                "position_distance_m": _distance_to_home(getattr(r, "position", None), facts[r.elder_id]),
             })
         # the visits' ids, matched back by (elder, number)
         by_elder = insert_ids(conn, vt, vrows, "elder_id")

@@ -553,6 +553,9 @@ class Visit(Base):
     drinking_water_safety: Mapped[Safety | None] = mapped_column(EnumType(Safety))
     need_kinds: Mapped[list[Any] | None] = mapped_column(JSON)
     ineffective_reason: Mapped[str | None] = mapped_column(String(300))
+    # issue 18 (migration 0011): with the visitor's consent, how far (metres) the phone was from the elder's home
+    # when the visit was saved; the position itself is not kept (流于形式 check: rules formality.max_distance_m)
+    position_distance_m: Mapped[float | None] = mapped_column(Float)
 
     elder: Mapped[Elder] = relationship(back_populates="visits")
 

@@ -1,0 +1,169 @@
+// The steward in the field (issue 18): the outbox of visits saved without a connection, the phone's position
+// (with consent), the day's list kept in the browser, road-name labels of the offline map.
+//
+// Outbox: a press of 保存探访记录 puts the form (the save callback's states) into localStorage under its
+// idempotency key; the server's answer to that save takes it off (gmSteward.ack). Whatever stays is sent to
+// POST /gm-steward/visit when the connection is back (the "online" event, and every few seconds); the server
+// stores each key once, so a visit whose answer was lost and is sent again is not stored twice.
+(function () {
+    "use strict";
+    var QUEUE = "gm-visit-queue";
+    var DAY = "gm-day-list";
+    var WAIT_MS = 6000;  // the page's own save gets this long to answer before the outbox sends it
+    var sending = false;
+
+    function load() {
+        try { return JSON.parse(window.localStorage.getItem(QUEUE) || "[]"); } catch (e) { return []; }
+    }
+    function store(q) {
+        try { window.localStorage.setItem(QUEUE, JSON.stringify(q)); } catch (e) { /* full or private mode */ }
+        show();
+    }
+    function csrf() {
+        var m = document.cookie.match(/(?:^|;\s*)_csrf_token=([^;]+)/);
+        return m ? decodeURIComponent(m[1]) : "";
+    }
+    function el(id) { return document.getElementById(id); }
+    function note(text, kind) {
+        var box = el("stw-outbox");
+        if (!box) { return; }
+        var t = el("stw-outbox-text");
+        if (t) { t.textContent = text; }
+        box.className = "gm-outbox " + (kind || "info");
+        box.style.display = text ? "block" : "none";
+    }
+
+    function show(extra, kind) {
+        var q = load();
+        var list = el("stw-outbox-list");
+        if (list) {
+            list.innerHTML = "";
+            q.forEach(function (it) {
+                var li = document.createElement("li");
+                li.textContent = "老人 " + (it.elder || "?") + " · " + (it.day || "") + " · 暂存于 " +
+                    new Date(it.at).toLocaleTimeString("zh-CN", {hour: "2-digit", minute: "2-digit"}) +
+                    (it.error ? " · 上次发送：" + it.error : "");
+                list.appendChild(li);
+            });
+        }
+        var head = q.length ? ("待发送 " + q.length + " 条探访记录" +
+            (navigator.onLine ? "（正在发送…）" : "（网络未连接，联网后自动发送）")) : "";
+        var text = [extra, head].filter(Boolean).join("；");
+        note(text, kind || (q.length ? "warn" : "ok"));
+        var box = el("stw-outbox");
+        if (box) { box.setAttribute("data-pending", String(q.length)); }
+    }
+
+    function enqueue(n, args, idx) {
+        if (!n) { return null; }
+        var key = args[idx.key];
+        if (!key) { return null; }
+        var q = load().filter(function (it) { return it.key !== key; });  // the latest form of a submission
+        q.push({key: key, args: args, elder: args[idx.elder], day: String(args[idx.day] || "").slice(0, 10),
+                at: Date.now()});
+        store(q);
+        if (!navigator.onLine) {
+            show("网络未连接：探访记录已暂存在本机", "warn");
+        }
+        return q.length;
+    }
+
+    function ack(key) {
+        var q = load();
+        var rest = q.filter(function (it) { return it.key !== key; });
+        if (rest.length !== q.length) { store(rest); }
+    }
+
+    function flush(force) {
+        if (sending || !navigator.onLine) { return; }
+        var q = load();
+        var now = Date.now();
+        var due = q.filter(function (it) { return force || now - it.at >= WAIT_MS; });
+        if (!due.length) { return; }
+        sending = true;
+        var it = due[0];
+        fetch("/gm-steward/visit", {
+            method: "POST", credentials: "same-origin",
+            headers: {"Content-Type": "application/json", "X-CSRFToken": csrf()},
+            body: JSON.stringify({args: it.args})
+        }).then(function (r) {
+            return r.json().catch(function () { return {status: "err", message: "HTTP " + r.status}; })
+                .then(function (b) { return {http: r.status, body: b}; });
+        }).then(function (res) {
+            sending = false;
+            if (res.http === 200 || res.http === 422 || res.http === 400) {
+                ack(it.key);  // stored (once), or refused with a reason the steward must see
+                var ok = res.http === 200;
+                show((ok ? "已发送：" : "未能保存：") + (res.body.message || ""), ok ? "ok" : "err");
+                if (ok && res.body.version !== undefined && window.dash_clientside && window.dash_clientside.set_props) {
+                    window.dash_clientside.set_props("data-version", {data: res.body.version});
+                }
+                setTimeout(function () { flush(true); }, 200);
+            } else {  // signed out (401), server or database down: kept, tried again later
+                var q2 = load();
+                q2.forEach(function (x) { if (x.key === it.key) { x.error = "HTTP " + res.http; } });
+                store(q2);
+            }
+        }).catch(function () {  // no connection after all: kept
+            sending = false;
+            show();
+        });
+    }
+
+    function toForm() {
+        var f = el("stw-form");
+        if (f) { setTimeout(function () { f.scrollIntoView({behavior: "smooth", block: "start"}); }, 50); }
+    }
+
+    // the phone's position, asked for only while the consent box is ticked
+    function locate() {
+        var box = document.querySelector("#stw-consent input[type=checkbox]");
+        if (!box || !box.checked || !navigator.geolocation) { return; }
+        navigator.geolocation.getCurrentPosition(function (p) {
+            if (window.dash_clientside && window.dash_clientside.set_props) {
+                window.dash_clientside.set_props("stw-pos", {data: {lon: p.coords.longitude, lat: p.coords.latitude,
+                    accuracy: p.coords.accuracy, at: p.timestamp}});
+            }
+        }, function () { /* refused or unavailable: saved without it */ },
+        {enableHighAccuracy: true, timeout: 10000, maximumAge: 30000});
+    }
+
+    // the day's list without a connection: the copy kept by the last visit of the page (stw-day-cache)
+    function offlineDay() {
+        var raw = null;
+        try { raw = window.localStorage.getItem("stw-day-cache"); } catch (e) { return; }
+        var route = el("stw-route");
+        if (!raw || !route || route.textContent.trim()) { return; }
+        var d = JSON.parse(raw);
+        if (!d || !d.stops) { return; }
+        var h = "<div class='gm-msg warn'>离线：显示本机保存的当日清单（" + d.day + "）</div><ol>";
+        d.stops.forEach(function (s) { h += "<li><b>" + s.label + "</b> " + s.address + " · " + s.time + "</li>"; });
+        h += "</ol><ul>";
+        d.contacts.forEach(function (c) { h += "<li>" + c.kind + "：" + c.label + " " + c.phone + "</li>"; });
+        route.innerHTML = h + "</ul>";
+    }
+
+    document.addEventListener("change", function (e) {
+        if (e.target && e.target.closest && e.target.closest("#stw-consent")) { locate(); }
+    }, true);
+    document.addEventListener("pointerdown", function (e) {
+        if (e.target && e.target.closest && e.target.closest("#stw-save")) { locate(); }
+    }, true);
+    window.addEventListener("online", function () { show(); flush(true); });
+    window.addEventListener("offline", function () { show(); });
+    window.setInterval(function () { flush(false); }, 3000);
+    window.setTimeout(function () { show(); if (!navigator.onLine) { offlineDay(); } }, 1500);
+
+    window.gmSteward = {enqueue: enqueue, ack: ack, flush: flush, toForm: toForm, queue: load, show: show,
+                        DAY: DAY};
+    window.gridmap = Object.assign({}, window.gridmap, {
+        // a road's name along it (offline map): properties {name, angle}
+        roadLabel: function (feature, latlng) {
+            var p = feature.properties || {};
+            return L.marker(latlng, {interactive: false, keyboard: false, icon: L.divIcon({
+                className: "gm-road-label", iconSize: null,
+                html: '<span style="transform:translate(-50%,-50%) rotate(' + (p.angle || 0) + 'deg)">' +
+                      String(p.name).replace(/[<>&]/g, "") + "</span>"})});
+        }
+    });
+})();
