@@ -248,8 +248,11 @@ def report_command(
                             streets=sorted(str(s) for s in by_street.index))
         with engine.connect() as conn:
             names = {i: f"{c} {n}" for i, c, n in conn.execute(select(Steward.id, Steward.code, Steward.name))}
+        from gridmap.care.report import NOTES, care_sheets  # issue 17 part B: 设备, 驿站, 家庭医生, 重点摸排
+
+        care = care_sheets(engine, rules, weeks=period.weeks, month=period.month_start, as_of=as_of, street=street)
         write_report(out, by_street, period=period, stewards=by_steward, communities=by_comm,
-                     steward_names=names, followups=fu, as_of=as_of)
+                     steward_names=names, followups=fu, as_of=as_of, extra_sheets=care, extra_notes=NOTES)
     except GridmapError as exc:
         _fail(exc)
     t = Table(title=f"{period.label} 督导报表 / supervision (laggards first)")

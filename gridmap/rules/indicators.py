@@ -300,6 +300,8 @@ def compute_indicators(
         assert as_of is not None
         period = replace(period, end=as_of, month_end=min(period.month_end, as_of))
     elders = elders.copy()
+    if level == "steward" and "signed" in elders.columns:  # issue 17 part B: 四(二) signed elders are the 驿站's
+        elders = elders[~elders["signed"].fillna(False).astype(bool)].copy()
     elders["district"] = "海淀区"
     key = LEVELS[level]
     st = elder_status(elders, visits, period, rules)

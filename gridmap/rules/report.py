@@ -70,6 +70,8 @@ def write_report(
     steward_names: Mapping[Any, str] | None = None,
     followups: pd.DataFrame | None = None,
     as_of: date | None = None,
+    extra_sheets: Mapping[str, pd.DataFrame] | None = None,
+    extra_notes: Mapping[str, list[str]] | None = None,
 ) -> Path:
     """Write the supervision report.
 
@@ -88,6 +90,9 @@ def write_report(
         The sheet 隐患与转介 (:func:`gridmap.followups.measures.followup_sheet`).
     as_of
         The as-of date of a period still running (shown in 说明); default: the period's end.
+    extra_sheets, extra_notes
+        More sheets written after 隐患与转介 (issue 17 part B: 设备, 驿站, 家庭医生, 重点摸排,
+        :func:`gridmap.care.report.care_sheets`) and their 说明 rows (项目, 说明).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -111,9 +116,14 @@ def write_report(
     if followups is not None:
         sheets["隐患与转介"] = followups
         notes = pd.concat([notes, pd.DataFrame(FOLLOWUP_NOTES)], ignore_index=True)
+    for name, frame in (extra_sheets or {}).items():  # issue 17 part B
+        sheets[name] = frame
+    if extra_notes:
+        notes = pd.concat([notes, pd.DataFrame(extra_notes)], ignore_index=True)
     sheets["职责任务清单"] = resp
     sheets["说明"] = notes
     percent = {h: "0.0%" for frame in sheets.values() for h in map(str, frame.columns)
-               if h in ("周探访率", "月有效探访率", "整改率", "响应率", "解决率", "满意率") or h.endswith("覆盖率")}
+               if h in ("周探访率", "月有效探访率", "整改率", "响应率", "解决率", "满意率", "巡视探访率")
+               or h.endswith("覆盖率")}
     write_frames_xlsx(path, sheets, number_formats=percent)  # text inert, owner-only
     return path

@@ -225,10 +225,11 @@ def elders_frame(facts: Iterable[ElderFacts], on: date) -> pd.DataFrame:
         "devices": sorted(str(d) for d in f.devices), "has_first_contact": f.has_first_contact,
         "has_location": f.lon is not None, "lon": f.lon, "lat": f.lat,
         "last_visit_on": f.last_visit_on,
+        "signed": f.signed,  # issue 17 part B: visited by their 驿站, not in the visit steward's rate
     } for f in facts]
     cols = ["elder_id", "street", "community", "grid_id", "steward_id", "status", "willing", "age",
             "categories", "devices", "has_first_contact", "has_location", "lon", "lat",
-            "last_visit_on"]
+            "last_visit_on", "signed"]
     return pd.DataFrame(rows, columns=cols)
 
 

@@ -372,12 +372,16 @@ def _nearest_care_station(conn: Any, E: pd.DataFrame, lon: np.ndarray, lat: np.n
     return {int(r): int(pts["id"].iat[j]) for r, j in zip(rows, near, strict=True) if j >= 0}
 
 
+_INSTALLERS: dict[str, str] = {}
+
+
 def _installer(kind: str) -> str | None:
-    """issue 17 part B: who installs a device of this stored kind, by the rules."""
+    """issue 17 part B: who installs a device of this stored kind, by the rules (read once)."""
     from gridmap.care.rules import STORED_TO_KIND, care_rules
 
-    k = STORED_TO_KIND.get(str(kind))
-    return care_rules().devices[k].installer if k else None
+    if not _INSTALLERS:
+        _INSTALLERS.update({stored: care_rules().devices[k].installer for stored, k in STORED_TO_KIND.items()})
+    return _INSTALLERS.get(str(kind))
 
 
 def _home_safety(elder_id: int, welfare: Any, i: int, seed: int, today: date) -> list[dict[str, Any]]:
