@@ -195,13 +195,19 @@ def test_steward_records_visit_and_supervisor_numbers_change(browser: Any, live_
     _by_id(browser, "stw-save").click()
     msg = _wait(lambda: _by_id(browser, "stw-save-msg").text, what="validation message")
     assert "未保存" in msg and "第五部分" in msg
-    labels = {"family_change": FamilyChange.UNCHANGED.label, "illness": IllnessChange.UNCHANGED.label}
+    labels = {"family_change": FamilyChange.UNCHANGED.label, "illness": IllnessChange.UNCHANGED.label,
+              "family_support": "经常探望或来电"}
     for box in browser.find_elements(By.CSS_SELECTOR, "button[id*='stw-ans']"):
         field = next(f for f in ("family_change", "expression", "mobility", "illness", "mood", "gas_safety",
                                  "water_heating_safety", "electricity_safety", "personal_hygiene", "home_hygiene",
-                                 "indoor_environment") if f in box.get_attribute("id"))
+                                 "indoor_environment", "family_support", "reaction", "housing_safety",
+                                 "drinking_water_safety") if f in box.get_attribute("id"))  # issue 17: 4 more items
         text = labels.get(field, Safety.SAFE.label if "safety" in field else Change.UNCHANGED.label)
         _choose(browser, box, text)
+    # issue 17: an effective visit answers 老年人服务需求 too (here: 无)
+    need_none = browser.find_element(By.CSS_SELECTOR, "#stw-need-kinds input[value='无']")
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", need_none)
+    need_none.click()
     _by_id(browser, "stw-visitor").send_keys("测试管家")
     _by_id(browser, "stw-save").click()
     _wait(lambda: "已保存探访记录" in _by_id(browser, "stw-save-msg").text, what="saved message")

@@ -111,11 +111,13 @@ def test_gas_hazard_from_visit_to_fixed_and_the_extra_visit_goes(
     _wait(lambda: _by_id(browser, "stw-route").text, what="route list")
     _choose(browser, _by_id(browser, "stw-elder"), str(elder_id))
     labels = {"family_change": FamilyChange.UNCHANGED.label, "illness": IllnessChange.UNCHANGED.label,
+              "family_support": "经常探望或来电",
               "gas_safety": Safety.UNSAFE.label}
     for box in browser.find_elements(By.CSS_SELECTOR, "button[id*='stw-ans']"):
         field = next(f for f in ("family_change", "expression", "mobility", "illness", "mood", "gas_safety",
                                  "water_heating_safety", "electricity_safety", "personal_hygiene", "home_hygiene",
-                                 "indoor_environment") if f in box.get_attribute("id"))
+                                 "indoor_environment", "family_support", "reaction", "housing_safety",
+                                 "drinking_water_safety") if f in box.get_attribute("id"))  # issue 17: 4 more items
         _choose(browser, box, labels.get(field, Safety.SAFE.label if "safety" in field else Change.UNCHANGED.label))
     _by_id(browser, "stw-visitor").send_keys("测试管家")
     save = _by_id(browser, "stw-save")
