@@ -25,6 +25,7 @@ from sqlalchemy import Engine
 from gridmap.dashboard import map as gm
 from gridmap.dashboard import followups, planner, steward, supervisor
 from gridmap.dashboard import service  # issue 17 (A): 服务任务 (the service steward's workbench)
+from gridmap.dashboard import devices as care_view  # issue 17 part B: 设备与驿站
 from gridmap.dashboard.auth import install_auth, is_installed, logout_button
 from gridmap.dashboard.basemap import Basemap, basemap_from_env
 from gridmap.dashboard.data import DashboardData, current_user
@@ -98,6 +99,9 @@ def create_app(engine: Engine, *, basemap: Basemap | None = None, today: date | 
         svc_tab = service.tab(data, user)  # issue 17 (A): 服务任务
         if svc_tab is not None:
             tabs.append(svc_tab)
+        care_tab = care_view.tab(data, user)  # issue 17 part B: 设备与驿站
+        if care_tab is not None:
+            tabs.append(care_tab)
         if Role(user.role) not in (Role.COMMUNITY, Role.SERVICE):
             tabs.append(dcc.Tab(pln, label="规划调度", value="planner", id="tab-planner"))
         box = [html.Span(f"{user.label} · {fmt_date(data.today, weekday=True)}", id="user-label")]
@@ -135,6 +139,7 @@ def create_app(engine: Engine, *, basemap: Basemap | None = None, today: date | 
     planner.register(app, data, basemap)
     followups.register(app, data)
     service.register(app, data)  # issue 17 (A)
+    care_view.register(app, data)  # issue 17 part B
 
     # the background warm-up pauses between its steps while requests are answered (see DashboardData.yield_to_requests)
     @app.server.before_request

@@ -311,8 +311,10 @@ def device_points(elders: pd.DataFrame, basemap: Basemap) -> str:
     return dlx.geojson_to_geobuf({"type": "FeatureCollection", "features": feats})
 
 
-def device_summary(elders: pd.DataFrame, communities: gpd.GeoDataFrame, basemap: Basemap) -> dict[str, Any]:
-    """Devices counted per community (smoke alarms, one-key terminals, others), at the community's centre."""
+def device_summary(elders: pd.DataFrame, communities: gpd.GeoDataFrame, basemap: Basemap,
+                   coverage: dict[tuple[str, str], str] | None = None) -> dict[str, Any]:
+    """Devices counted per community (smoke alarms, one-key terminals, others), at the community's centre;
+    with ``coverage`` ((street, community) → text, issue 17 part B) each community's 覆盖率 in ``cov``."""
     d = _device_rows(elders)
     if d.empty:
         return {"type": "FeatureCollection", "features": []}
@@ -324,6 +326,8 @@ def device_summary(elders: pd.DataFrame, communities: gpd.GeoDataFrame, basemap:
     term = t.get("emergency_terminal", pd.Series(0, index=t.index))
     frame = pd.DataFrame({"name": c["name"].to_numpy(), "dev": t.sum(axis=1).to_numpy(),
                           "smoke": smoke.to_numpy(), "term": term.to_numpy()})
+    if coverage is not None:  # issue 17 part B
+        frame["cov"] = [coverage.get((s, n), "") for s, n in zip(c["street"], c["name"], strict=True)]
     return _to_geojson(frame, gpd.GeoSeries(c.geometry.representative_point().to_numpy(), crs="EPSG:4326"),
                        basemap)
 

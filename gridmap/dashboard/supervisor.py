@@ -376,6 +376,15 @@ def register(app: dash.Dash, data: DashboardData, basemap: Basemap) -> None:
         devices, dev_sum = device_view(f)
         return devices, dev_sum, no_update
 
+    def _coverage_text(u: Any) -> dict[tuple[str, str], str] | None:
+        """issue 17 part B: device coverage per community for the tooltip (none if it cannot be read)."""
+        try:
+            from gridmap.dashboard.devices import coverage_by_community
+
+            return coverage_by_community(data, u)
+        except Exception:  # noqa: BLE001 - the counts are still shown
+            return None
+
     def device_view(f: Filters) -> tuple[Any, Any]:
         """The devices layer of a view: a street's or community's devices (geobuf), else counts per community."""
         u = current_user()
@@ -383,7 +392,8 @@ def register(app: dash.Dash, data: DashboardData, basemap: Basemap) -> None:
         if f.street or f.community or Role(u.role) in (Role.COMMUNITY, Role.SERVICE):
             return data.part_cached(u, f, "devices", lambda: gm.device_points(e, basemap)), None
         return None, data._cache.get(("device-sum", data.version_of(u, f), u.scope, f.street, f.community,
-                                      f.category), lambda: gm.device_summary(e, data.layer("communities"), basemap))
+                                      f.category), lambda: gm.device_summary(e, data.layer("communities"), basemap,
+                                                                 coverage=_coverage_text(u)))
 
 
     def _warm_street_maps() -> None:

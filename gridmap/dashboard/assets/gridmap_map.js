@@ -69,7 +69,7 @@ window.gridmap = Object.assign({}, window.gridmap, {
         var p = feature.properties || {};
         if (p.dev !== undefined) {
             layer.bindTooltip(p.name + "：已安装设备 " + p.dev + " 台（烟感 " + p.smoke + "，一键式终端 " +
-                              p.term + "）");
+                              p.term + "）" + (p.cov ? "<br>" + p.cov : ""));
         } else if (p.rate_text !== undefined) {
             layer.bindTooltip("<b>" + p.label + "</b><br>周探访率 " + p.rate_text + "<br>老人 " + p.elders +
                               " 人，逾期 " + p.overdue + " 人");
