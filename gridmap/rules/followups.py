@@ -11,6 +11,13 @@ Pure domain functions (no database):
 * :func:`device_worklist` — 三.2 one-key terminals for 80+ and 计生特殊 elders,
   四.2 networked smoke alarms for every elder;
 * :func:`health_worklist` — 三.2 family doctor contracts for elders who want one.
+
+These two are quick checks on :class:`ElderFacts` alone. The work lists by the document in full
+(本区户籍 for one-key terminals, 消防“四件套”, the 民政 home-safety products, each device's state and
+installer, alarms) are :mod:`gridmap.devices` (``gridmap devices worklist``); the family-doctor hand-over
+to the nearest health centre is :func:`gridmap.care.domain.doctor_handover` (``gridmap doctors list``).
+Issue 17 part B: the family-doctor list of the demo was empty because the demo never stored
+``wants_family_doctor`` (家庭医生签约意愿); it does now.
 """
 
 from __future__ import annotations
