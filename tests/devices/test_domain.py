@@ -81,3 +81,24 @@ def test_signed_elders_are_left_out_of_the_stewards_weekly_plan() -> None:
     assert [v["id"] for v in plan] == ["1"]
     reqs = elder_requirements(station, "2026-W50", RULES)
     assert reqs and all(r.by == "care_station" for r in reqs)
+
+
+def test_the_maps_device_circles_name_each_communitys_coverage() -> None:
+    import geopandas as gpd
+    import pandas as pd
+    from shapely.geometry import Point
+
+    from gridmap.dashboard.basemap import Basemap
+    from gridmap.dashboard.map import device_summary
+
+    comms = gpd.GeoDataFrame({"street": ["甲街道", "乙街道"], "name": ["一社区", "一社区"]},
+                             geometry=[Point(116.3, 39.98).buffer(0.001), Point(116.32, 39.98).buffer(0.001)],
+                             crs="EPSG:4326")
+    elders = pd.DataFrame({"elder_id": [1, 2], "lon": [116.3, 116.32], "lat": [39.98, 39.98],
+                           "devices": [["smoke_alarm"], ["emergency_terminal"]], "street": ["甲街道", "乙街道"],
+                           "community": ["一社区", "一社区"]})
+    basemap = Basemap(name="none", url=None, attribution="", gcj02=False)
+    cov = {("甲街道", "一社区"): "覆盖率：烟感 50.0%（1/2）"}
+    fc = device_summary(elders, comms, basemap, coverage=cov)
+    props = {(f["properties"]["name"], f["properties"]["smoke"]): f["properties"]["cov"] for f in fc["features"]}
+    assert props == {("一社区", 1): "覆盖率：烟感 50.0%（1/2）", ("一社区", 0): ""}
