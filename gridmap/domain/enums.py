@@ -8,6 +8,7 @@ parses either form.
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Self
 
 
 class _Labelled(StrEnum):
@@ -19,7 +20,7 @@ class _Labelled(StrEnum):
         return _LABELS[type(self).__name__][self.value]
 
     @classmethod
-    def from_label(cls, text: str) -> "_Labelled":
+    def from_label(cls, text: str) -> Self:
         """Parse a code or a Chinese label (surrounding spaces ignored).
 
         Raises
@@ -102,19 +103,19 @@ class GeocodeQuality(_Labelled):
 
     def __lt__(self, other: object) -> bool:
         c = self._cmp(other)
-        return NotImplemented if c is None else c < 0  # type: ignore[return-value]
+        return NotImplemented if c is None else c < 0
 
     def __le__(self, other: object) -> bool:
         c = self._cmp(other)
-        return NotImplemented if c is None else c <= 0  # type: ignore[return-value]
+        return NotImplemented if c is None else c <= 0
 
     def __gt__(self, other: object) -> bool:
         c = self._cmp(other)
-        return NotImplemented if c is None else c > 0  # type: ignore[return-value]
+        return NotImplemented if c is None else c > 0
 
     def __ge__(self, other: object) -> bool:
         c = self._cmp(other)
-        return NotImplemented if c is None else c >= 0  # type: ignore[return-value]
+        return NotImplemented if c is None else c >= 0
 
     def __eq__(self, other: object) -> bool:
         return str.__eq__(self, other)

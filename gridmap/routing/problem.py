@@ -217,7 +217,7 @@ def _number(value: object, field_: str, lo: float | None = None) -> float:
     return float(value)
 
 
-def _list(value: object, field_: str, nonempty: bool = False) -> list:
+def _list(value: object, field_: str, nonempty: bool = False) -> list[Any]:
     if not isinstance(value, list):
         raise _err(field_, f"must be a list, got {type(value).__name__}", f"须为列表，实际为 {type(value).__name__}",
                    value, "type")
@@ -252,7 +252,7 @@ def _interval(value: object, field_: str) -> tuple[int, int]:
     return a, b
 
 
-def _check_keys(obj: dict, allowed: set[str], field_: str) -> None:
+def _check_keys(obj: dict[str, Any], allowed: set[str], field_: str) -> None:
     extra = sorted(set(obj) - allowed)
     if extra:
         raise _err(f"{field_}.{extra[0]}", f"unknown field {extra[0]!r}; allowed: {sorted(allowed)}",
@@ -367,7 +367,7 @@ def parse_problem(data: dict[str, Any] | str | Path) -> Problem:
     points: list[tuple[float, float]] = []
     point_of: dict[tuple[float, float], int] = {}
 
-    def location(obj: dict, key: str, field_: str) -> int:
+    def location(obj: dict[str, Any], key: str, field_: str) -> int:
         idx_key = f"{key}_index"
         if idx_key in obj and obj[idx_key] is not None:
             if size is None:
