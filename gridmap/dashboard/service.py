@@ -66,13 +66,12 @@ def task_rows(data: DashboardData, user: User, *, active_only: bool = True) -> l
 def _task_table(rows: list[dict[str, Any]]) -> html.Div:
     if not rows:
         return message("当前没有待处理的服务任务", "ok")
-    head = html.Tr([html.Th(h) for h in ("编号", "老人", "社区", "服务需求", "状态", "产生日期", "完成时限", "需求说明",
-                                          "逾期")])
-    body = [html.Tr([html.Td(r["id"]), html.Td(f"{r['elder']}（{r['elder_id']}）"), html.Td(r["community"]),
-                     html.Td(r["kind"]), html.Td(r["status_label"]),
-                     html.Td(r["opened"].isoformat() if r["opened"] else ""),
-                     html.Td(r["due"].isoformat() if r["due"] else ""), html.Td(r["note"]),
-                     html.Td("逾期" if r["overdue"] else "", style={"color": "#b00020", "fontWeight": "bold"})],
+    # few columns: the 服务管家 reads it on a phone
+    head = html.Tr([html.Th(h) for h in ("编号", "老人", "服务需求", "状态", "完成时限", "需求说明")])
+    body = [html.Tr([html.Td(r["id"]), html.Td(f"{r['elder']}（{r['elder_id']}）"), html.Td(r["kind"]),
+                     html.Td([r["status_label"], html.Br(), html.B("逾期", style={"color": "#b00020"})]
+                             if r["overdue"] else r["status_label"]),
+                     html.Td(r["due"].isoformat() if r["due"] else ""), html.Td(r["note"])],
                     id=f"svc-task-{r['id']}") for r in rows]
     return html.Div([html.Div(f"共 {len(rows)} 项服务任务", id="svc-count"),
                      html.Table([html.Thead(head), html.Tbody(body)], className="gm-route-table", id="svc-task-table",

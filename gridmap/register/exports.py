@@ -502,6 +502,8 @@ def _ymd(d: date | datetime | None) -> str:
 _CHANGE = [(Change.UNCHANGED.value, "无变化"), (Change.BETTER.value, "较好"), (Change.WORSE.value, "较差")]
 _SAFETY = [(Safety.SAFE.value, "安全"), (Safety.FAIRLY_SAFE.value, "较安全"),
            (Safety.UNSAFE.value, "不安全")]
+#: issue 17: 赡养 — whether the children (or other relatives) visit or call
+_FAMILY_SUPPORT = [("regular", "经常探望或来电"), ("occasional", "偶尔探望或来电"), ("none", "无人探望或来电")]
 _UNITS: list[tuple[str, tuple[str, ...]]] = [
     ("党政机关、群团组织和乡镇（街道）、村（居）民委会",
      ("党政", "群团", "机关", "乡镇", "街道", "居委", "村委", "民委")),
@@ -567,19 +569,24 @@ def _visit_block(v: dict[str, Any] | None, mask: bool) -> list[FormRow]:
     return [
         [FormCell(f"第 {seq} 次开展探访　{_ymd(v.get('visited_on'))}", 3, style="label"),
          FormCell("探访方式", style="label"), FormCell(mode_txt, 4, align="left")],
-        [FormCell("家庭状况", style="label"), FormCell("家庭人口", style="label"),
+        # issue 17: 赡养 (family visits or calls), 反应能力, 房屋安全 and 饮水安全 asked too
+        [FormCell("家庭状况", rows=2, style="label"), FormCell("家庭人口", style="label"),
          FormCell(fam, 6, align="left")],
-        [FormCell("健康状况", rows=3, style="label"), *opt("表达能力", "expression", _CHANGE)],
+        opt("赡养情况", "family_support", _FAMILY_SUPPORT),
+        [FormCell("健康状况", rows=4, style="label"), *opt("表达能力", "expression", _CHANGE)],
         opt("行动能力", "mobility", _CHANGE),
+        opt("反应能力", "reaction", _CHANGE),
         [FormCell("疾病状况", style="label"), FormCell(ill, 6, align="left")],
         [FormCell("精神状态", style="label"), *opt("情绪状态", "mood", _CHANGE)],
-        [FormCell("安全情况", rows=3, style="label"), *opt("燃气安全", "gas_safety", _SAFETY)],
+        [FormCell("安全情况", rows=5, style="label"), *opt("燃气安全", "gas_safety", _SAFETY)],
         opt("水暖安全", "water_heating_safety", _SAFETY),
         opt("用电安全", "electricity_safety", _SAFETY),
+        opt("房屋安全", "housing_safety", _SAFETY),
+        opt("饮水安全", "drinking_water_safety", _SAFETY),
         [FormCell("卫生状况", rows=2, style="label"), *opt("个人卫生", "personal_hygiene", _CHANGE)],
         opt("家庭卫生", "home_hygiene", _CHANGE),
         [FormCell("居住环境", style="label"), *opt("室内环境", "indoor_environment", _CHANGE)],
-        [FormCell(f"老年人服务需求：{v.get('needs') or ''}", 8, style="text", align="left")],
+        [FormCell(f"老年人服务需求：{_needs_text(v)}", 8, style="text", align="left")],
         [FormCell(f"实施关爱服务建议：{v.get('suggestions') or ''}", 8, style="text", align="left")],
         [FormCell(f"探访人员（签字）：{visitor}", 3, style="text", align="left"),
          FormCell(f"被探访人（签字）：{elder_sig}", 3, style="text", align="left"),
@@ -588,6 +595,18 @@ def _visit_block(v: dict[str, Any] | None, mask: bool) -> list[FormRow]:
         [FormCell(_ymd(v.get("signed_at") or v.get("visited_on") if v else None), 8,
                   style="text", align="right")],
     ]
+
+
+def _needs_text(v: dict[str, Any]) -> str:
+    """issue 17: the needs as ticked labels of the rules' service_needs (无 when none), then the note."""
+    kinds = v.get("need_kinds")
+    if kinds is None:
+        return v.get("needs") or ""
+    from gridmap.rules.config import load_rules
+
+    labels = {n.code: n.label for n in load_rules().service_needs}
+    text = "、".join(labels.get(k, str(k)) for k in kinds) or "无"
+    return text + (f"（{v['needs']}）" if v.get("needs") else "")
 
 
 def _service_block(c: dict[str, Any] | None) -> list[FormRow]:

@@ -123,7 +123,7 @@ def write_report(
     sheets["职责任务清单"] = resp
     sheets["说明"] = notes
     percent = {h: "0.0%" for frame in sheets.values() for h in map(str, frame.columns)
-               if h in ("周探访率", "月有效探访率", "整改率", "响应率", "解决率", "满意率", "巡视探访率")
+               if h in ("周探访率", "月有效探访率", "整改率", "响应率", "解决率", "满意率", "巡视探访率", "完成率")
                or h.endswith("覆盖率")}
     write_frames_xlsx(path, sheets, number_formats=percent)  # text inert, owner-only
     return path

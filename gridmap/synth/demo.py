@@ -55,6 +55,8 @@ from gridmap.store.models import (
     ReferralEvent,
     RegisterChange,
     ServiceStation,
+    ServiceTask,
+    ServiceTaskEvent,
     Steward,
     Street,
     Visit,
@@ -126,7 +128,10 @@ def clear_synthetic(engine: Engine) -> int:
                 ReferralEvent.referral_id.in_(select(Referral.id).where(Referral.elder_id.in_(part)))))
             conn.execute(delete(DeviceEvent).where(  # issue 17 part B: device states and alarms
                 DeviceEvent.device_id.in_(select(Device.id).where(Device.elder_id.in_(part)))))
-            for model in (Hazard, Referral, CareService, FieldConflict, Visit, Device, HouseholdMember, FirstContact):
+            conn.execute(delete(ServiceTaskEvent).where(  # issue 17 part A: service tasks' events
+                ServiceTaskEvent.task_id.in_(select(ServiceTask.id).where(ServiceTask.elder_id.in_(part)))))
+            for model in (Hazard, Referral, CareService, ServiceTask, FieldConflict, Visit, Device, HouseholdMember,
+                          FirstContact):
                 conn.execute(delete(model).where(model.elder_id.in_(part)))
             conn.execute(delete(Elder).where(Elder.id.in_(part)))
         syn = select(Steward.id).where(Steward.code.like(f"{STEWARD_PREFIX}%"))
@@ -429,7 +434,8 @@ def visit_mapping(row: dict[str, Any], elder_id: int, steward_id: int | None) ->
         "elder_id": elder_id, "visited_on": row["visited_on"], "mode": row["mode"],
         "visitor_role": row["visitor_role"], "visitor_name": _py(row["visitor_name"]), "steward_id": steward_id,
         "started_at": started, "ended_at": ended, "illness_name": _py(row["illness_name"]),
-        "needs": _py(row["needs"]), "emergency": bool(row.get("emergency", False)),
+        # issue 17 (A): the needs as the rules' labels (each a service task); none recorded: 无
+        "needs": [_py(row["needs"])] if _py(row["needs"]) else [], "emergency": bool(row.get("emergency", False)),
         "visitor_signature": _py(row["visitor_signature"]), "elder_signature": _py(row["elder_signature"]),
         "recorder_signature": _py(row["visitor_signature"]), "signed_at": ended,
         "entered_by": _py(row["entered_by"]), "entered_at": entered, "late_entry": bool(row["late_entry"]),
@@ -438,15 +444,37 @@ def visit_mapping(row: dict[str, Any], elder_id: int, steward_id: int | None) ->
         v = _py(row[c])
         if v is not None:
             m[c] = v
+    m.update(_new_items(elder_id, row))
     lon, lat = _py(row["gps_lon"]), _py(row["gps_lat"])
     if lon is not None and lat is not None:
         m["gps"] = [lon, lat]
         m["gps_time"] = started
-    if m["needs"] and row["visitor_role"] == "service_steward":  # 六、关爱服务: the service steward serves at once
-        m["care_services"] = [{"served_on": row["visited_on"], "kind": m["needs"], "provider": "社区养老服务驿站",
-                               "staff_signature": m["visitor_name"], "description": f"{m['needs']}（探访时对接）",
-                               "satisfaction": "satisfied"}]
     return m
+
+
+def _new_items(elder_id: int, row: dict[str, Any]) -> dict[str, str]:
+    """issue 17 (A): 反应能力, 赡养 and (seen at home) 房屋安全, 饮水安全 of a synthetic visit, drawn from a hash of
+    the elder and the day (the register's random stream stays as it was)."""
+    import zlib
+
+    def u(k: str) -> float:
+        return zlib.crc32(f"{elder_id}|{row['visited_on']}|{k}".encode()) / 2 ** 32
+
+    def pick(x: float, table: tuple[tuple[str, float], ...]) -> str:
+        acc = 0.0
+        for code, p in table:
+            acc += p
+            if x < acc:
+                return code
+        return table[-1][0]
+
+    out = {"reaction": pick(u("r"), (("unchanged", 0.9), ("better", 0.04), ("worse", 0.06))),
+           "family_support": pick(u("f"), (("regular", 0.7), ("occasional", 0.25), ("none", 0.05)))}
+    if row["mode"] != "phone":
+        safety = (("safe", 0.996), ("fairly_safe", 0.003), ("unsafe", 0.001))
+        out["housing_safety"] = pick(u("h"), safety)
+        out["drinking_water_safety"] = pick(u("w"), safety)
+    return out
 
 
 def record_history(
@@ -481,6 +509,7 @@ def record_history(
     from gridmap.rules.store import escalate_referrals, record_visits
     from gridmap.rules.visits import parse_visit
     from gridmap.synth.followups import FollowupWork
+    from gridmap.synth.tasks import TaskWorkPlan
 
     rules = load_rules()
     rng = np.random.default_rng(seed + 7919)
@@ -499,6 +528,7 @@ def record_history(
     days = sorted(by_day)
     first, last = days[0], now.astimezone(BEIJING).date()
     work = FollowupWork(engine, rules, now, rng, DEMO_USER)
+    task_work = TaskWorkPlan(engine, now, np.random.default_rng(seed + 17), DEMO_USER)  # issue 17 (A)
     bar = step_bar((last - first).days + 1, progress)
     bar.set_description("history / 探访记录（逐日录入）")
     d = first
@@ -522,8 +552,12 @@ def record_history(
                     work.hazard_opened(hid, evening)
                 for rid in res.referral_ids:
                     work.referral_opened(rid, rec.emergency, evening)
+                for tid in res.task_ids:  # issue 17 (A): a service steward serves the need they found at once
+                    task_work.task_opened(tid, evening, served_at_visit=str(rec.visitor_role) == "service_steward")
+                counts["tasks"] = counts.get("tasks", 0) + len(res.task_ids)
         # what receivers and owner units did that day (through the life-cycle's functions)
         work.apply(d)
+        task_work.apply(d)
         # the daily escalation run (``gridmap jobs run``), one hour after the evening's entries
         run = evening + timedelta(hours=1)
         if run <= now:
@@ -534,6 +568,7 @@ def record_history(
         d += timedelta(days=1)
     bar.close()
     counts.update(sorted(work.counts.items()))
+    counts.update(sorted(task_work.counts.items()))
     return counts
 
 

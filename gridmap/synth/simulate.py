@@ -66,8 +66,12 @@ def simulated_visit(facts: Any, now: datetime, rng: np.random.Generator, *,
         m[k] = _pick(rng, safety)
     if m["illness"] == "serious":
         m["illness_name"] = str(rng.choice(["高血压", "糖尿病", "冠心病", "脑梗", "慢阻肺"]))
-    if rng.random() < T.P_VISIT_NEED:
-        m["needs"] = str(rng.choice(["助餐", "助医", "助浴", "助洁", "精神慰藉"]))
+    # issue 17 (A): 反应能力, 赡养, 房屋安全, 饮水安全 too; the needs as the rules' labels (无: an empty list)
+    m["reaction"] = _pick(rng, _CHANGE)
+    m["family_support"] = _pick(rng, {"regular": 0.7, "occasional": 0.25, "none": 0.05})
+    for k in ("housing_safety", "drinking_water_safety"):
+        m[k] = _pick(rng, {"safe": 0.996, "fairly_safe": 0.003, "unsafe": 0.001})
+    m["needs"] = [str(rng.choice(["助餐", "助医", "助浴", "助洁", "精神慰藉"]))] if rng.random() < T.P_VISIT_NEED else []
     if facts.lon is not None and facts.lat is not None:
         m["gps"] = [round(facts.lon + float(rng.normal(0, 8e-5)), 6), round(facts.lat + float(rng.normal(0, 6e-5)), 6)]
         m["gps_time"] = started.isoformat()

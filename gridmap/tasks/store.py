@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, func, select
@@ -259,6 +259,41 @@ class Served:
     task_status: str
 
 
+def _serve(conn: Connection, row: dict[str, Any], *, by: str, now: datetime, served_on: date | None,
+           description: str | None, provider: str | None, staff_signature: str | None, satisfaction: Any,
+           complete: bool) -> Served:
+    task_id = int(row["id"])
+    sat = parse_satisfaction(satisfaction)
+    if lc.TaskStatus(row["status"]).terminal:
+        st = lc.TaskStatus(row["status"])
+        raise ValidationError(f"service task {task_id} is {st.value}: no care service can be recorded",
+                              f"服务任务 {task_id} 已{st.label.lstrip('已')}，不能再登记关爱服务",
+                              field="id", value=task_id, code="task_closed")
+    day = served_on or now.date()
+    if day < row["opened_on"]:
+        raise ValidationError("the service date is before the task was opened",
+                              "服务日期早于任务产生日期", field="served_on", value=str(day), code="too_early")
+    if day > now.date() + timedelta(days=1):  # (now in UTC: Beijing's today may be a day ahead)
+        raise ValidationError("the service date is in the future", "服务日期不能晚于今天", field="served_on",
+                              value=str(day), code="future")
+    ct = CareService.__table__
+    seq = lc.next_care_seq(conn.execute(select(ct.c.seq).where(ct.c.elder_id == row["elder_id"])).scalars())
+    cid = int(conn.execute(ct.insert().returning(ct.c.id), {
+        "elder_id": row["elder_id"], "visit_id": None, "task_id": task_id, "seq": seq, "served_on": day,
+        "kind": row["label"], "description": (description or "").strip()[:2000] or None,
+        "provider": (provider or "").strip()[:120] or None,
+        "staff_signature": (staff_signature or "").strip()[:40] or None, "satisfaction": sat,
+        "recorded_by": by}).scalar_one())
+    conn.execute(RegisterChange.__table__.insert(), created_history(
+        "care_service", [cid], [row["elder_id"]], user=by, changed_at=now, source="followup",
+        reason=f"第{seq}次开展关爱（服务任务 {task_id}）"))
+    status = str(row["status"])
+    if complete:
+        status = _change(conn, row, lc.TaskStatus.DONE, by=by, now=now,
+                         note=f"已开展关爱服务（第{seq}次）" + (f"：{description.strip()}" if description else "")).status
+    return Served(cid, seq, task_id, status)
+
+
 def serve_task(engine: Engine, task_id: int, *, by: str, served_on: date | None = None,
                description: str | None = None, provider: str | None = None, staff_signature: str | None = None,
                satisfaction: str | None = None, complete: bool = True, now: datetime | None = None,
@@ -274,43 +309,52 @@ def serve_task(engine: Engine, task_id: int, *, by: str, served_on: date | None 
         ``steward_id`` given and the task is another steward's.
     """
     now = _now(now)
-    sat = parse_satisfaction(satisfaction)
     with engine.begin() as conn:
         row = _load(conn, ServiceTask.__table__, int(task_id), "service task", "服务任务")
         _own(row, steward_id)
-        if lc.TaskStatus(row["status"]).terminal:
-            st = lc.TaskStatus(row["status"])
-            raise ValidationError(f"service task {task_id} is {st.value}: no care service can be recorded",
-                                  f"服务任务 {task_id} 已{st.label.lstrip('已')}，不能再登记关爱服务",
-                                  field="id", value=task_id, code="task_closed")
-        day = served_on or now.date()
-        if day < row["opened_on"]:
-            raise ValidationError("the service date is before the task was opened",
-                                  "服务日期早于任务产生日期", field="served_on", value=str(day), code="too_early")
-        if day > now.date() + (date(2000, 1, 2) - date(2000, 1, 1)):
-            raise ValidationError("the service date is in the future", "服务日期不能晚于今天", field="served_on",
-                                  value=str(day), code="future")
-        ct = CareService.__table__
-        seq = lc.next_care_seq(conn.execute(select(ct.c.seq).where(ct.c.elder_id == row["elder_id"])).scalars())
-        cid = int(conn.execute(ct.insert().returning(ct.c.id), {
-            "elder_id": row["elder_id"], "visit_id": None, "task_id": int(task_id), "seq": seq, "served_on": day,
-            "kind": row["label"], "description": (description or "").strip()[:2000] or None,
-            "provider": (provider or "").strip()[:120] or None,
-            "staff_signature": (staff_signature or "").strip()[:40] or None, "satisfaction": sat,
-            "recorded_by": by}).scalar_one())
-        conn.execute(RegisterChange.__table__.insert(), created_history(
-            "care_service", [cid], [row["elder_id"]], user=by, changed_at=now, source="followup",
-            reason=f"第{seq}次开展关爱（服务任务 {task_id}）"))
-        status = str(row["status"])
-        if complete:
-            status = _change(conn, row, lc.TaskStatus.DONE, by=by, now=now,
-                             note=f"已开展关爱服务（第{seq}次）" + (f"：{description.strip()}" if description else "")).status
+        out = _serve(conn, row, by=by, now=now, served_on=served_on, description=description, provider=provider,
+                     staff_signature=staff_signature, satisfaction=satisfaction, complete=complete)
         _feed(conn, "followup", [row["elder_id"]], by=by, detail={"service_tasks": [int(task_id)],
-                                                                   "care_services": [cid]})
-    return Served(cid, seq, int(task_id), status)
+                                                                   "care_services": [out.care_service_id]})
+    return out
 
 
-__all__ = ["TASK_COLUMNS", "Served", "TaskUpdated", "create_tasks", "open_tasks", "read_care_services", "read_day_visits",
+@dataclass(frozen=True)
+class TaskWork:
+    """One piece of work on a task for :func:`work_tasks`: a state change (``status``) or a care service
+    (``serve``: the keyword arguments of :func:`serve_task`)."""
+
+    id: int
+    status: str | None = None
+    note: str | None = None
+    serve: dict[str, Any] | None = None
+    at: datetime | None = None
+
+
+def work_tasks(engine: Engine, items: Sequence[TaskWork], *, by: str) -> list[str]:
+    """Several task changes and care services in one transaction (all or none), one change-feed row; returns
+    each task's status after its item (the demo's receivers at work, a day at a time)."""
+    if not items:
+        return []
+    out: list[str] = []
+    with engine.begin() as conn:
+        elders = []
+        for it in items:
+            row = _load(conn, ServiceTask.__table__, int(it.id), "service task", "服务任务")
+            now = _now(it.at)
+            if it.serve is not None:
+                out.append(_serve(conn, row, by=by, now=now, **{"served_on": None, "description": None,
+                                                                 "provider": None, "staff_signature": None,
+                                                                 "satisfaction": None, "complete": True,
+                                                                 **it.serve}).task_status)
+            else:
+                out.append(_change(conn, row, it.status, by=by, now=now, note=it.note).status)
+            elders.append(row["elder_id"])
+        _feed(conn, "followup", elders, by=by, detail={"service_tasks": [int(i.id) for i in items][:50]})
+    return out
+
+
+__all__ = ["TASK_COLUMNS", "Served", "TaskUpdated", "TaskWork", "create_tasks", "work_tasks", "open_tasks", "read_care_services", "read_day_visits",
            "read_task_events", "read_task_frame", "resolve_service_steward", "serve_task", "update_task"]
 
 

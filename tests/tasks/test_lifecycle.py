@@ -12,6 +12,7 @@ from gridmap._errors import ValidationError
 from gridmap.followups.lifecycle import TransitionError
 from gridmap.rules.config import load_rules
 from gridmap.rules.followups import hazards_from_visit
+from gridmap.domain.enums import VisitMode
 from gridmap.rules.visits import ANSWER_FIELDS, parse_visit
 from gridmap.tasks.lifecycle import (
     TaskState,
@@ -77,14 +78,18 @@ def test_a_phone_visit_needs_health_mood_and_needs(leave_out: str) -> None:
     assert not v.effective and v.missing_answers == (leave_out,)
 
 
-def test_an_in_home_visit_needs_the_new_items_too() -> None:
-    base = dict(elder_id=7, visited_on="2026-12-01", mode="上门探访", visitor_role="探访管家", needs=[])
-    assert parse_visit({**base, **IN_HOME}, RULES, now=PARSE_NOW).effective
+def test_an_in_home_visit_answers_more_and_a_district_may_ask_the_new_items_too() -> None:
+    base = dict(elder_id=7, visited_on="2026-12-01", mode="上门探访", visitor_role="探访管家")
+    assert parse_visit({**base, **IN_HOME, "needs": []}, RULES, now=PARSE_NOW).effective
+    assert set(RULES.effective_answers[VisitMode.IN_HOME]) > {"illness", "mood"}  # more than a phone call
+    strict = load_rules(overrides={"effective_answers": {"in_home": [
+        "illness", "mood", "reaction", "family_support", "housing_safety", "drinking_water_safety", "needs"]}})
     old_form = {k: v for k, v in IN_HOME.items() if k not in ("reaction", "family_support", "housing_safety",
                                                               "drinking_water_safety")}
-    v = parse_visit({**base, **old_form}, RULES, now=PARSE_NOW)
+    v = parse_visit({**base, **old_form}, strict, now=PARSE_NOW)
     assert not v.effective
-    assert set(v.missing_answers) == {"reaction", "family_support", "housing_safety", "drinking_water_safety"}
+    assert set(v.missing_answers) == {"reaction", "family_support", "housing_safety", "drinking_water_safety",
+                                      "needs"}
 
 
 def test_the_rules_file_decides_what_an_effective_phone_visit_answers() -> None:
