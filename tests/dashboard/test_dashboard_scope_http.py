@@ -258,7 +258,10 @@ def test_map_ships_single_hazards_and_devices_only_for_a_street(sign_in: Callabl
     district = c.call("sup-devices.data", {**_base(c.data), "sup-devices-on.data": True}, ["sup-devices-on.data"])
     assert district["sup-devices"]["data"] is None
     counts = district["sup-device-sum"]["data"]["features"]
-    assert counts and all(set(f["properties"]) == {"name", "dev", "smoke", "term"} for f in counts)
+    # issue 17 part B: ``cov`` is the community's device coverage, counts only ("覆盖率：烟感 50.0%（1/2）…")
+    assert counts and all(set(f["properties"]) == {"name", "dev", "smoke", "term", "cov"} for f in counts)
+    assert all(f["properties"]["cov"] == "" or f["properties"]["cov"].startswith("覆盖率：") for f in counts)
+    assert any(f["properties"]["cov"] for f in counts)
     elders = c.data.inputs()[0]
     installed = int(elders["devices"].map(len).sum())
     assert sum(f["properties"]["dev"] for f in counts) == installed
