@@ -325,9 +325,14 @@ def day_store(steward_id: int, day: date, stops: pd.DataFrame, contacts: pd.Data
 
 
 def outbox_box() -> html.Div:
-    """Where the page shows the visits waiting to be sent (filled by ``gridmap_steward.js``)."""
-    return html.Div([html.Span(id="stw-outbox-text"), html.Ul(id="stw-outbox-list")], id="stw-outbox",
-                    className="gm-outbox", style={"display": "none"})
+    """Where the page shows the visits waiting to be sent and, without a server, the day's list kept in the browser
+    (both filled by ``assets/gridmap_steward.js``)."""
+    return html.Div([
+        html.Div([html.Span(id="stw-outbox-text"), html.Ul(id="stw-outbox-list")], id="stw-outbox",
+                 className="gm-outbox", style={"display": "none"}),
+        # the day's list kept in the browser, shown when the server cannot be reached (gridmap_steward.js)
+        html.Div(id="stw-offline-day", className="gm-offline-day", style={"display": "none"}),
+    ])
 
 
 def stores() -> list[Any]:

@@ -567,6 +567,18 @@ def _register_outbox(app: dash.Dash, data: DashboardData, save: Any) -> None:
         Output("stw-elder", "value", allow_duplicate=True), Output("stw-mode", "value", allow_duplicate=True),
         Input({"type": "stw-rec", "elder": ALL, "mode": ALL}, "n_clicks"), prevent_initial_call=True)
 
+    @app.server.get("/gm-sw.js")
+    def _service_worker() -> Any:
+        """The page's service worker (``service_worker.js``), served at the root for the scope ``/``.
+
+        Kept outside ``assets/``, whose scripts Dash loads into the page.
+        """
+        from flask import Response
+
+        body = (Path(__file__).parent / "service_worker.js").read_text(encoding="utf-8")
+        return Response(body, 200, mimetype="application/javascript",
+                        headers={"Service-Worker-Allowed": "/", "Cache-Control": "no-cache"})
+
     @app.server.post("/gm-steward/visit")
     def _outbox_visit() -> Any:
         from gridmap.dashboard.ui import error_text

@@ -261,5 +261,95 @@ def test_visit_saved_offline_is_stored_once_when_back_online(phone: Any, live_ap
             Visit.idempotency_key == key)).scalar_one() == 1
         assert conn.execute(select(func.count()).select_from(Visit).where(
             Visit.elder_id == eid)).scalar_one() == before + 1
+    time.sleep(3.0)
+    _stops(phone)  # the day's list comes back (the send moved the data version)
     time.sleep(1.0)
+    phone.execute_script("window.scrollTo(0, document.getElementById('stw-outbox').offsetTop - 10);")
     shot("steward_outbox_sent_390")
+
+
+def test_the_day_is_kept_when_the_server_cannot_be_reached(phone: Any, demo_engine: Any, demo_users: dict[str, str],
+                                                           shot: Any) -> None:
+    """A page opened once keeps its shell (service worker) and the day's list (localStorage): with the server gone,
+    a reload still shows the day's stops and contacts, from the browser."""
+    from selenium.webdriver.common.by import By
+
+    from gridmap.dashboard.app import create_app
+    from tests.dashboard.conftest import serve
+
+    app = create_app(demo_engine, warm=False, secret_key="dashboard-test-secret-0123456789")
+    live = serve(app)
+    try:
+        _sign_in(phone, live, demo_users, "demo_community")
+        ids = _stop_ids(phone)
+        full = _addresses(demo_engine, ids)
+        _wait(lambda: phone.execute_script("return !!(navigator.serviceWorker && navigator.serviceWorker.controller)"),
+              what="the page's service worker in control")
+        phone.refresh()  # a load through the service worker: the shell kept
+        _stops(phone)
+        _wait(lambda: phone.execute_script("return window.localStorage.getItem('stw-day-cache')"),
+              what="the day's list kept in the browser")
+        time.sleep(1.0)
+    finally:
+        live.server.shutdown()  # type: ignore[attr-defined]
+        live.server.server_close()  # type: ignore[attr-defined]
+    phone.refresh()
+    box = _wait(lambda: (b := phone.find_element(By.ID, "stw-offline-day")).is_displayed() and b, 30,
+                "the kept day's list")
+    assert "无法连接服务器" in box.text
+    assert all(full[i] in box.text for i in ids)  # the steward's own elders, as the list showed them
+    time.sleep(0.5)
+    shot("steward_server_unreachable_kept_day_390")
+
+
+def test_position_with_consent_is_kept_as_a_distance_only(phone: Any, live_app: Any, demo_users: dict[str, str],
+                                                          shot: Any) -> None:
+    """The phone 120 m from the home (geolocation emulated): with the consent box ticked the visit stores ~120 m
+    and no position; without it, nothing."""
+    import shapely
+    from selenium.webdriver.common.by import By
+
+    from gridmap.store.models import Elder, Visit
+
+    engine = live_app.data.engine
+    _sign_in(phone, live_app, demo_users, "demo_community")
+    rows = _stops(phone)
+    first, second = (int(r.get_attribute("id").rsplit("-", 1)[1]) for r in rows[:2])
+    with engine.connect() as conn:
+        g = conn.execute(select(Elder.geom).where(Elder.id == first)).scalar_one()
+    home = shapely.from_wkb(bytes(g)) if isinstance(g, (bytes, memoryview)) else shapely.from_wkb(g) \
+        if isinstance(g, str) else g
+    phone.execute_cdp_cmd("Browser.grantPermissions", {"origin": live_app.url.rstrip("/"),
+                                                        "permissions": ["geolocation"]})
+    phone.execute_cdp_cmd("Emulation.setGeolocationOverride",
+                          {"latitude": home.y + 120 / 111_194.9, "longitude": home.x, "accuracy": 10})
+
+    def save_phone_visit(eid: int, consent: bool, who: str) -> None:
+        row = phone.find_element(By.ID, f"stw-stop-{eid}")
+        phone.execute_script("arguments[0].scrollIntoView({block: 'center'});", row)
+        row.find_element(By.CSS_SELECTOR, "button.gm-tap").click()
+        _wait(lambda: str(eid) in _by_id(phone, "stw-elder").text, what="the stop's elder in the form")
+        _choose(phone, _by_id(phone, "stw-mode"), "电话")
+        box = _by_id(phone, "stw-visitor")
+        box.clear()
+        box.send_keys(who)
+        tick = phone.find_element(By.CSS_SELECTOR, "#stw-consent input[type=checkbox]")
+        if tick.is_selected() != consent:
+            phone.execute_script("arguments[0].scrollIntoView({block: 'center'});", tick)
+            tick.click()
+        time.sleep(2.0)  # the fix arrives (asked for when the box is ticked)
+        before = _by_id(phone, "stw-save-msg").text
+        save = _by_id(phone, "stw-save")
+        phone.execute_script("arguments[0].scrollIntoView({block: 'center'});", save)
+        save.click()
+        _wait(lambda: (t := _by_id(phone, "stw-save-msg").text) != before and "已保存探访记录" in t, what="saved")
+        _stops(phone)
+
+    save_phone_visit(first, True, "定位测试一")
+    shot("steward_consent_saved_390")
+    save_phone_visit(second, False, "定位测试二")
+    with engine.connect() as conn:
+        got = {r.visitor_name: r for r in conn.execute(select(Visit.visitor_name, Visit.position_distance_m, Visit.gps)
+                                                       .where(Visit.visitor_name.in_(["定位测试一", "定位测试二"])))}
+    assert got["定位测试一"].position_distance_m == pytest.approx(120, abs=3) and got["定位测试一"].gps is None
+    assert got["定位测试二"].position_distance_m is None and got["定位测试二"].gps is None

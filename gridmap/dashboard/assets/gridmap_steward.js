@@ -128,19 +128,38 @@
         {enableHighAccuracy: true, timeout: 10000, maximumAge: 30000});
     }
 
-    // the day's list without a connection: the copy kept by the last visit of the page (stw-day-cache)
+    // the day's list without a connection: the copy kept by the last visit of the page (stw-day-cache), shown
+    // beside the live list while that has not come (the server cannot be reached), hidden once it has
     function offlineDay() {
-        var raw = null;
-        try { raw = window.localStorage.getItem("stw-day-cache"); } catch (e) { return; }
+        var box = el("stw-offline-day");
         var route = el("stw-route");
-        if (!raw || !route || route.textContent.trim()) { return; }
-        var d = JSON.parse(raw);
+        if (!box || !route) { return; }
+        if (route.textContent.trim()) { box.style.display = "none"; return; }
+        var d = null;
+        try { d = JSON.parse(window.localStorage.getItem("stw-day-cache") || "null"); } catch (e) { d = null; }
         if (!d || !d.stops) { return; }
-        var h = "<div class='gm-msg warn'>离线：显示本机保存的当日清单（" + d.day + "）</div><ol>";
-        d.stops.forEach(function (s) { h += "<li><b>" + s.label + "</b> " + s.address + " · " + s.time + "</li>"; });
+        var esc = function (t) { return String(t).replace(/[&<>"]/g, function (c) {
+            return {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}[c]; }); };
+        var h = "<div class='gm-msg warn'>无法连接服务器：显示本机保存的当日清单（" + esc(d.day) + "）</div><ol>";
+        d.stops.forEach(function (s) {
+            h += "<li><b>" + esc(s.label) + "</b> " + esc(s.address) + " · " + esc(s.time) + " · " + esc(s.check) +
+                 "</li>";
+        });
         h += "</ol><ul>";
-        d.contacts.forEach(function (c) { h += "<li>" + c.kind + "：" + c.label + " " + c.phone + "</li>"; });
-        route.innerHTML = h + "</ul>";
+        d.contacts.forEach(function (c) {
+            h += "<li>" + esc(c.kind) + "：" + esc(c.label) + " " + esc(c.phone) + " · 问：" + esc(c.asks) + "</li>";
+        });
+        box.innerHTML = h + "</ul>";
+        box.style.display = "block";
+    }
+
+    if ("serviceWorker" in navigator && window.isSecureContext) {
+        navigator.serviceWorker.register("/gm-sw.js", {scope: "/"}).catch(function () { /* not allowed */ });
+        document.addEventListener("click", function (e) {  // signed out: the kept page goes too
+            if (e.target && e.target.closest && e.target.closest("#logout-button") && navigator.serviceWorker.controller) {
+                navigator.serviceWorker.controller.postMessage("forget");
+            }
+        }, true);
     }
 
     document.addEventListener("change", function (e) {
@@ -152,7 +171,8 @@
     window.addEventListener("online", function () { show(); flush(true); });
     window.addEventListener("offline", function () { show(); });
     window.setInterval(function () { flush(false); }, 3000);
-    window.setTimeout(function () { show(); if (!navigator.onLine) { offlineDay(); } }, 1500);
+    window.setTimeout(function () { show(); }, 1500);
+    window.setTimeout(function () { offlineDay(); window.setInterval(offlineDay, 2000); }, 5000);
 
     window.gmSteward = {enqueue: enqueue, ack: ack, flush: flush, toForm: toForm, queue: load, show: show,
                         DAY: DAY};
