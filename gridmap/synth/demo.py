@@ -434,8 +434,9 @@ def visit_mapping(row: dict[str, Any], elder_id: int, steward_id: int | None) ->
         "elder_id": elder_id, "visited_on": row["visited_on"], "mode": row["mode"],
         "visitor_role": row["visitor_role"], "visitor_name": _py(row["visitor_name"]), "steward_id": steward_id,
         "started_at": started, "ended_at": ended, "illness_name": _py(row["illness_name"]),
-        # issue 17 (A): the needs as the rules' labels (each a service task); none recorded: 无
-        "needs": [_py(row["needs"])] if _py(row["needs"]) else [], "emergency": bool(row.get("emergency", False)),
+        # issue 17 (A): the needs as the rules' labels (each a service task; none recorded: 无); every other one
+        # entered as free text as older apps and paper records do (a note: a referral, 五.2)
+        "needs": _needs_of(elder_id, row), "emergency": bool(row.get("emergency", False)),
         "visitor_signature": _py(row["visitor_signature"]), "elder_signature": _py(row["elder_signature"]),
         "recorder_signature": _py(row["visitor_signature"]), "signed_at": ended,
         "entered_by": _py(row["entered_by"]), "entered_at": entered, "late_entry": bool(row["late_entry"]),
@@ -450,6 +451,17 @@ def visit_mapping(row: dict[str, Any], elder_id: int, steward_id: int | None) ->
         m["gps"] = [lon, lat]
         m["gps_time"] = started
     return m
+
+
+def _needs_of(elder_id: int, row: dict[str, Any]) -> Any:
+    """issue 17 (A): a synthetic visit's needs: ``[]`` (无), ``[label]`` or, for half of them (by a hash of the
+    elder and the day), the label as a free-text note."""
+    import zlib
+
+    label = _py(row["needs"])
+    if not label:
+        return []
+    return [label] if zlib.crc32(f"{elder_id}|{row['visited_on']}|n".encode()) % 2 else str(label)
 
 
 def _new_items(elder_id: int, row: dict[str, Any]) -> dict[str, str]:

@@ -98,13 +98,16 @@ def test_hazards_are_exactly_what_the_rules_derive_from_the_answers(monday: Engi
                    Hazard.reopened_count)) if n == 0}
         first = {(e, str(k)): vid for e, k, vid in conn.execute(
             select(Hazard.elder_id, Hazard.kind, func.min(Hazard.visit_id)).group_by(Hazard.elder_id, Hazard.kind))}
+        # hazards opened by a visit and reopened by a later one (their deadline is the later finding's)
+        reopened = {(int(vid), str(k)) for vid, k, n in conn.execute(
+            select(Hazard.visit_id, Hazard.kind, Hazard.reopened_count)) if vid is not None and n}
     assert expected, "the demo's visits found no hazard at all"
     # each finding opened a hazard, unless that elder's hazard of that kind was opened by an earlier visit
     # (still open: not duplicated; fixed: reopened, issue 16)
     assert stored <= expected
     elder_of = dict(zip(v["id"].astype(int), v["elder_id"].astype(int), strict=True))
     for vid, kind, *_ in expected - stored:
-        assert first[(elder_of[vid], kind)] < vid
+        assert first[(elder_of[vid], kind)] < vid or (vid, kind) in reopened
 
 
 def test_referrals_follow_the_needs_by_the_rules(monday: Engine) -> None:
