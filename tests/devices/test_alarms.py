@@ -135,3 +135,27 @@ def test_device_states_follow_the_life_cycle(homes: dict) -> None:
     assert wl[e0]["state"] == "refused" and wl[e0]["reason"]
     res = run(engine, "devices", "add", str(e0), "--kind", "fire_kit")
     assert res.exit_code == 1 and "已有此类设备" in res.output
+
+
+def test_the_worklist_xlsx_keeps_formula_text_inert(homes: dict, tmp_path: Path) -> None:
+    from sqlalchemy import update
+
+    from gridmap.store.models import Community
+    from tests.privacy.test_no_unmasked_personal_data import unsafe_cells
+
+    engine = homes["engine"]
+    with engine.begin() as c:
+        c.execute(update(Community.__table__).values(name='=HYPERLINK("http://x.example","点击")'))
+    out = tmp_path / "smoke.xlsx"
+    res = run(engine, "devices", "worklist", "--kind", "smoke_alarm", "--out", str(out))
+    assert res.exit_code == 0, res.output
+    import openpyxl
+
+    ws = openpyxl.load_workbook(out)["设备清单"]
+    head = [c.value for c in ws[1]]
+    assert head == ["老人编号", "设备类型", "配备依据", "状态", "安装单位", "设备编号", "街道", "社区"]
+    cells = [r[7] for r in ws.iter_rows(min_row=2)]
+    assert len(cells) == 3 and all(c.data_type == "s" and c.value.startswith("'=HYPERLINK") for c in cells)
+    assert not unsafe_cells(out)
+    bad = run(engine, "devices", "worklist", "--kind", "smoke_alarm", "--out", str(tmp_path / "x.csv"))
+    assert bad.exit_code == 1 and ".xlsx" in bad.output
