@@ -102,3 +102,18 @@ def test_the_maps_device_circles_name_each_communitys_coverage() -> None:
     fc = device_summary(elders, comms, basemap, coverage=cov)
     props = {(f["properties"]["name"], f["properties"]["smoke"]): f["properties"]["cov"] for f in fc["features"]}
     assert props == {("一社区", 1): "覆盖率：烟感 50.0%（1/2）", ("一社区", 0): ""}
+
+
+@pytest.mark.parametrize("override, key", [
+    ({"devices": {"kinds": {"one_key": {"min_age": 30}}}}, "devices.kinds.one_key.min_age"),
+    ({"devices": {"kinds": {"robot": {"label": "x", "installer": "y", "all": True}}}}, "devices.kinds.robot"),
+    ({"devices": {"alarms": {"sos": {"label": "一键呼叫", "emergency": "yes", "need": "x"}}}}, "devices.alarms.sos.emergency"),
+    ({"devices": {"kinds": {"home_safety": {"welfare": ["rich"]}}}}, "devices.kinds.home_safety.welfare"),
+    ({"stations": {"station_roles": ["visit_steward"]}}, "stations.station_roles"),
+    ({"key_survey": {"assessed_modes": ["telepathy"]}}, "key_survey.assessed_modes"),
+])
+def test_a_bad_rule_of_part_b_is_refused_naming_its_key(override: dict, key: str) -> None:
+    with pytest.raises(ValidationError) as e:
+        load_rules(overrides=override)
+    assert e.value.field == key and e.value.code == "rules"
+    assert "规则项" in e.value.message_zh and "rules key" in e.value.message_en
