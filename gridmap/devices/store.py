@@ -233,8 +233,20 @@ def ingest_alarms(engine: Engine, alarms: Sequence[D.Alarm], *, rules: Rules, us
 
     Every device id must exist (else a bilingual error naming the row; nothing is written). An alarm
     stored before (the same device, time and type: ``device_event.alarm_key``) or twice in the list
-    is a duplicate and opens nothing, so ingesting the same file again writes nothing new.
+    is a duplicate and opens nothing, so ingesting the same file again writes nothing new; when another
+    process stores one of the alarms at the same moment (the unique key refuses the insert) the whole
+    file is tried again once and that alarm is then a duplicate.
     """
+    from sqlalchemy.exc import IntegrityError
+
+    try:
+        return _ingest(engine, alarms, rules=rules, user=user, now=now)
+    except IntegrityError:
+        return _ingest(engine, alarms, rules=rules, user=user, now=now)
+
+
+def _ingest(engine: Engine, alarms: Sequence[D.Alarm], *, rules: Rules, user: str,
+            now: datetime | None) -> list[AlarmResult]:
     from gridmap.followups.outbox import queue_reminders
     from gridmap.followups.store import created_history
 
