@@ -152,7 +152,8 @@ def test_overdue_masked_scoped_and_recordable(app, engine, api_world, tmp_path):
     target = next(it for it in by_token["items"] if it["willing"])
     f = tmp_path / "visit.json"
     f.write_text(json.dumps({"elder_id": target["elder_id"], "visited_on": "2025-03-15", "mode": "电话问候",
-                             "visitor_role": "探访管家"}, ensure_ascii=False), encoding="utf-8")
+                             "visitor_role": "探访管家", "illness": "无变化", "mood": "无变化", "needs": []},
+                            ensure_ascii=False), encoding="utf-8")  # issue 17: an effective phone visit
     res = runner.invoke(cli, ["visits", "record", str(f), "--database-url", _url(engine)])
     assert res.exit_code == 0, res.output
     after = get(c, f"/api/v1/overdue?week={WEEK}", tok_a).get_json()
