@@ -11,7 +11,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from gridmap._errors import ValidationError
-from gridmap.domain.enums import Category, DeviceKind, StationKind, VisitMode, VisitorRole, WelfareStatus
+from gridmap.domain.enums import (
+    Category,
+    DeviceKind,
+    StationKind,
+    VisitMode,
+    VisitorRole,
+    WelfareStatus,
+)
 
 #: The device kinds of the work lists (CLI ``--kind``) and the stored :class:`DeviceKind` of each.
 KIND_CODES: dict[str, DeviceKind] = {

@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, select, update
 
-from gridmap.store.models import Community, Elder, RegisterChange, ServiceStation, Street, Visit
+from gridmap.store.models import (
+    Community,
+    Elder,
+    RegisterChange,
+    ServiceStation,
+    Street,
+    Visit,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -80,7 +87,6 @@ def assign_stations(engine: Engine, *, user: str, only_missing: bool = True,
                     elder_ids: Any = None) -> int:
     """Give each elder signed with a 驿站 or a home care bed (and without one recorded) the nearest care
     station; returns how many were set. History rows and one change-feed row in the same transaction."""
-    import pandas as pd
 
     from gridmap.care.domain import nearest_points
 

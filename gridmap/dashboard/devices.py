@@ -75,7 +75,12 @@ def _table(frame: pd.DataFrame, table_id: str, pct: tuple[str, ...] = ()) -> htm
 
 def care_tables(data: DashboardData, user: User) -> list[Any]:
     """The four tables of the view for ``user`` (within their scope)."""
-    from gridmap.care.domain import doctor_handover, key_survey, per_community, station_view
+    from gridmap.care.domain import (
+        doctor_handover,
+        key_survey,
+        per_community,
+        station_view,
+    )
     from gridmap.care.rules import care_rules
     from gridmap.care.store import read_care_elders, read_care_visits, read_points
     from gridmap.rules.config import load_rules

@@ -18,12 +18,18 @@ import io
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timezone, timedelta
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gridmap._errors import ValidationError
-from gridmap.care.rules import KIND_CODES, STORED_TO_KIND, AlarmRule, CareRules, DeviceRule
+from gridmap.care.rules import (
+    KIND_CODES,
+    STORED_TO_KIND,
+    AlarmRule,
+    CareRules,
+    DeviceRule,
+)
 from gridmap.domain.enums import Category, DeviceStatus, ReferralTarget, WelfareStatus
 from gridmap.domain.idcard import age_on
 
@@ -107,16 +113,18 @@ def has_district_hukou(hukou_address: Any, hukou_street: Any, lives_at_hukou: An
 
 
 def _age(row: Mapping[str, Any], on: date) -> int | None:
+    import pandas as pd
+
     a = row.get("age")
-    if a is not None and a == a:
+    if a is not None and not pd.isna(a):
         return int(a)
     b = row.get("birth_date")
-    if b is None or b != b:
+    if b is None or (not isinstance(b, date) and pd.isna(b)):
         return None
     if isinstance(b, datetime):
         b = b.date()
-    if hasattr(b, "date") and not isinstance(b, date):
-        b = b.date()
+    elif not isinstance(b, date):
+        b = pd.Timestamp(b).date()
     return age_on(b, on)
 
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine, select, update
 
 from gridmap._errors import ValidationError
-from gridmap.care.rules import KIND_CODES, CareRules, care_rules
+from gridmap.care.rules import KIND_CODES, care_rules
 from gridmap.devices import domain as D
 from gridmap.domain.enums import DeviceStatus, ReferralStatus
 from gridmap.store.models import (

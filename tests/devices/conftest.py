@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 from typer.testing import CliRunner
 
 from gridmap.cli import app
+from tests.dashboard.conftest import browser  # noqa: F401 - headless Chromium for test_care_browser.py
 
 TODAY = date(2026, 12, 10)
 runner = CliRunner()

@@ -13,7 +13,13 @@ from sqlalchemy import Engine, func, select
 
 from gridmap.devices.store import add_device
 from gridmap.rules.config import load_rules
-from gridmap.store.models import Device, DeviceEvent, Notification, Referral, ReferralEvent
+from gridmap.store.models import (
+    Device,
+    DeviceEvent,
+    Notification,
+    Referral,
+    ReferralEvent,
+)
 from tests.devices.conftest import run
 from tests.rules.conftest import build_register
 

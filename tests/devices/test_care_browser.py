@@ -12,7 +12,7 @@ from typing import Any, Iterator
 import pytest
 from sqlalchemy import Engine, insert, select
 
-from tests.dashboard.conftest import LiveApp, browser, browser_login, serve  # noqa: F401 - the browser fixture
+from tests.dashboard.conftest import LiveApp, browser_login, serve
 from tests.dashboard.test_dashboard_browser import _by_id, _tab, _wait
 
 pytestmark = pytest.mark.slow

@@ -58,8 +58,7 @@ def _seed(engine: Engine) -> dict:
 
 
 def test_report_has_device_station_doctor_and_survey_sheets(engine: Engine, tmp_path: Path) -> None:
-    s = _seed(engine)
-    e = s["e"]
+    _seed(engine)
     res = run(engine, "stations", "assign", "--by", "t")
     assert res.exit_code == 0, res.output
     out = tmp_path / "report.xlsx"
