@@ -275,6 +275,7 @@ def test_map_ships_single_hazards_and_devices_only_for_a_street(sign_in: Callabl
     eid = int(elders.loc[elders["street"] == street, "elder_id"].iloc[0])
     answers = {k: (FamilyChange.UNCHANGED if k == "family_change" else IllnessChange.UNCHANGED if k == "illness"
                    else Safety.SAFE if "safety" in k else Change.UNCHANGED).value for k in ANSWER_FIELDS}
+    answers["family_support"] = "regular"  # issue 17: 赡养 (经常探望或来电)
     answers["gas_safety"] = Safety.UNSAFE.value
     rec = parse_visit({"elder_id": eid, "visited_on": c.data.today.isoformat(), "mode": "in_home",
                        "visitor_role": "visit_steward", "visitor_name": "测试", "answers": answers}, c.data.rules)
