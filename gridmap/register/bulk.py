@@ -21,12 +21,19 @@ from __future__ import annotations
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
+import shapely
 from sqlalchemy import Table, func, insert, select, text
 
 from gridmap.domain.enums import Category, ChangeKind, ElderStatus
 from gridmap.register.validate import RowError
 from gridmap.store import changes
-from gridmap.store.models import Elder, FirstContact, HouseholdMember, RegisterChange, utcnow
+from gridmap.store.models import (
+    Elder,
+    FirstContact,
+    HouseholdMember,
+    RegisterChange,
+    utcnow,
+)
 
 if TYPE_CHECKING:
     from gridmap.register.merge import _Merger
@@ -34,8 +41,12 @@ if TYPE_CHECKING:
 _CATEGORY_ORDER = {c: i for i, c in enumerate(Category)}
 
 
-def _elder_row(m: _Merger, rec: dict[str, Any], now: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """The elder table row of a new elder and its first contact (or None), as :meth:`_Merger.new_elder` sets them."""
+def _elder_row(m: _Merger, rec: dict[str, Any], now: Any,
+               geom: Any = False) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The elder table row of a new elder and its first contact (or None), as :meth:`_Merger.new_elder` sets them.
+
+    ``geom``: the record's point when already built (vectorised by the caller), else it is built here.
+    """
     from gridmap.register.merge import (
         CATEGORY_FLAGS,
         LISTED_BY,
@@ -43,11 +54,11 @@ def _elder_row(m: _Merger, rec: dict[str, Any], now: Any) -> tuple[dict[str, Any
         SCALAR_FIELDS,
         _location,
         _steward_id,
-        contact_rule,
+        contact_rule_cached,
     )
 
     src = m.src
-    loc = _location(rec, m.areas)
+    loc = _location(rec, m.areas, geom)
     sources: dict[str, Any] = {LISTED_BY: [src]}
     row: dict[str, Any] = {col: None for col in SCALAR_FIELDS.values()}
     row.update(name=rec["name"], id_number=rec.get("id_number"), **loc)
@@ -91,8 +102,8 @@ def _elder_row(m: _Merger, rec: dict[str, Any], now: Any) -> tuple[dict[str, Any
         sources["household"] = [src]
     fc = None
     if rec.get("first_contact_name"):
-        rule, valid = contact_rule(rec["first_contact_name"], rec.get("first_contact_relation"),
-                                   rec.get("first_contact_phone"))
+        rule, valid = contact_rule_cached(rec["first_contact_name"], rec.get("first_contact_relation"),
+                                          rec.get("first_contact_phone"))
         fc = {"name": rec["first_contact_name"][:40], "relation": rec.get("first_contact_relation") or None,
               "phone": rec.get("first_contact_phone"), "rule": rule, "valid": valid, "chosen_on": date.today()}
         sources["first_contact"] = [src]
@@ -102,6 +113,87 @@ def _elder_row(m: _Merger, rec: dict[str, Any], now: Any) -> tuple[dict[str, Any
         created_at=now, updated_at=now,
     )
     return row, fc
+
+
+def _geometry_values(values: list[Any], dialect_name: str) -> list[Any]:
+    """Points as the database takes them: hex EWKB (SRID 4326) for PostGIS, WKB bytes on SQLite; None stays."""
+    idx = [i for i, v in enumerate(values) if v is not None and not v.is_empty]
+    out: list[Any] = [None] * len(values)
+    if not idx:
+        return out
+    arr = [values[i] for i in idx]
+    if dialect_name == "postgresql":
+        wkb = shapely.to_wkb(shapely.set_srid(arr, 4326), hex=True, include_srid=True)
+    else:
+        wkb = shapely.to_wkb(arr)
+    for i, w in zip(idx, wkb, strict=True):
+        out[i] = w
+    return out
+
+
+def _convert(proc: Any, values: list[Any]) -> list[Any]:
+    """``proc`` of every value; a repeated hashable value (None, a flag, a code, a date) converted once."""
+    memo: dict[tuple[type, Any], Any] = {}
+    out = []
+    for v in values:
+        if v is None or isinstance(v, (str, int, float, date)):
+            key = (type(v), v)
+            hit = memo.get(key, memo)
+            if hit is memo:
+                hit = memo[key] = proc(v)
+            out.append(hit)
+        else:
+            out.append(proc(v))
+    return out
+
+
+def write_rows(session: Any, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert ``rows`` (plain dicts with the same keys, primary keys set) into ``table`` in the session's transaction.
+
+    Values are converted column by column with each column type's own bind
+    processor (as SQLAlchemy would convert them row by row), then written with
+    ``COPY … FROM STDIN`` on PostgreSQL (psycopg 3 ``cursor.copy``) and one DB-API
+    ``executemany`` on SQLite. Columns the rows leave out take their scalar
+    default; a table with a missing column whose default is computed goes through
+    SQLAlchemy's ``insert`` executemany instead.
+    """
+    if not rows:
+        return
+    from gridmap.store.types import GeometryType
+
+    conn = session.connection()
+    dialect = conn.dialect
+    keys = list(rows[0])
+    n = len(rows)
+    columns: list[list[Any]] = [[r[k] for r in rows] for k in keys]
+    names = list(keys)
+    for c in table.columns:
+        if c.key in rows[0] or c.default is None:
+            continue
+        if not getattr(c.default, "is_scalar", False):
+            session.execute(insert(table), rows)
+            return
+        names.append(c.key)
+        columns.append([c.default.arg] * n)
+    data: list[list[Any]] = []
+    for name, values in zip(names, columns, strict=True):
+        col = table.c[name]
+        if isinstance(col.type, GeometryType):
+            data.append(_geometry_values(values, dialect.name))
+            continue
+        proc = col.type._cached_bind_processor(dialect)
+        data.append(_convert(proc, values) if proc is not None else values)
+    quoted = ", ".join(dialect.identifier_preparer.quote(table.c[k].name) for k in names)
+    tname = dialect.identifier_preparer.format_table(table)
+    tuples = list(zip(*data, strict=True))
+    if dialect.name == "postgresql":
+        raw = conn.connection.driver_connection
+        with raw.cursor() as cur, cur.copy(f"COPY {tname} ({quoted}) FROM STDIN") as copy:
+            for t in tuples:
+                copy.write_row(t)
+        return
+    marks = ", ".join("?" for _ in names)
+    conn.exec_driver_sql(f"INSERT INTO {tname} ({quoted}) VALUES ({marks})", tuples)
 
 
 def _allocate_ids(session: Any, table: Table, n: int) -> list[int]:
@@ -134,12 +226,19 @@ def insert_new_elders(session: Any, m: _Merger, recs: list[dict[str, Any]]) -> l
     if not recs:
         return []
     now = utcnow()
-    built = [_elder_row(m, rec, now) for rec in recs]
+    # the points of all located records in one vectorised call
+    located = [i for i, rec in enumerate(recs) if rec.get("lon") is not None]
+    geoms: list[Any] = [None] * len(recs)
+    if located:
+        pts = shapely.points([recs[i]["lon"] for i in located], [recs[i]["lat"] for i in located])
+        for i, g in zip(located, pts, strict=True):
+            geoms[i] = g
+    built = [_elder_row(m, rec, now, g) for rec, g in zip(recs, geoms, strict=True)]
     et = Elder.__table__
     ids = _allocate_ids(session, et, len(built))
     for (r, _), i in zip(built, ids, strict=True):
         r["id"] = i
-    session.execute(insert(et), [r for r, _ in built])  # executemany: no RETURNING, ids known
+    write_rows(session, et, [r for r, _ in built])  # COPY / executemany: ids known
     user, source, reason = (session.info.get("user", "system"), session.info.get("source"),
                             session.info.get("reason"))
 
@@ -153,18 +252,18 @@ def insert_new_elders(session: Any, m: _Merger, recs: list[dict[str, Any]]) -> l
     if fcs:
         ft = FirstContact.__table__
         fc_ids = _allocate_ids(session, ft, len(fcs))
-        session.execute(insert(ft), [{"id": fid, "elder_id": eid, **fc}
-                                     for fid, (eid, fc) in zip(fc_ids, fcs, strict=True)])
+        write_rows(session, ft, [{"id": fid, "elder_id": eid, **fc}
+                                 for fid, (eid, fc) in zip(fc_ids, fcs, strict=True)])
         history += [hist("first_contact", fid, eid) for fid, (eid, _) in zip(fc_ids, fcs, strict=True)]
     members = [(eid, {a: x.get(a) for a in MEMBER_ATTRS}) for eid, rec in zip(ids, recs, strict=True)
                for x in (rec.get("household") or []) if x.get("name")]
     if members:
         ht = HouseholdMember.__table__
         m_ids = _allocate_ids(session, ht, len(members))
-        session.execute(insert(ht), [{"id": mid, "elder_id": eid, **vals}
-                                     for mid, (eid, vals) in zip(m_ids, members, strict=True)])
+        write_rows(session, ht, [{"id": mid, "elder_id": eid, **vals}
+                                 for mid, (eid, vals) in zip(m_ids, members, strict=True)])
         history += [hist("household_member", mid, eid) for mid, (eid, _) in zip(m_ids, members, strict=True)]
-    session.execute(insert(RegisterChange.__table__), history)
+    write_rows(session, RegisterChange.__table__, history)
     # the change feed: the elders and their streets, as the ORM listener would note them
     p = changes.pending(session)
     p.elders.update(ids)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
+from typing import Any
 
 #: Canonical headers, in order, with the elder attribute each fills.
 CANONICAL_COLUMNS: dict[str, str] = {
@@ -251,3 +253,46 @@ def parse_yes_no(value: object) -> bool | None:
     if t in _NO:
         return False
     raise ValueError(f"not a yes/no value: {value!r}")
+
+
+# ------------------------------------------------------------------ memoised cell parsers (issue 20: speed)
+
+#: Distinct texts one memoised parser keeps before it starts over (bounded memory on any ledger).
+MEMO_LIMIT = 20_000
+
+
+def memo_parser(fn: Callable[[str], Any], errors: type[BaseException] | tuple[type[BaseException], ...] = ValueError
+                ) -> Callable[[str], Any]:
+    """``fn`` over cell *texts*, each distinct text parsed once (its result or its error remembered).
+
+    A ledger repeats the same few values in most columns (是/否, 男/女, 低保, street
+    names …): parsing each distinct text once turns per-row work into a dict look-up.
+    A remembered error is raised again as a fresh :class:`ValueError` with the same
+    message, so callers catch it as they catch ``fn``'s own (``errors`` lists the
+    exception types of ``fn`` that are remembered; any other propagates).
+    ``fn`` must be pure and return an immutable value.
+    """
+    cache: dict[str, tuple[bool, Any]] = {}
+
+    def parse(text: str) -> Any:
+        hit = cache.get(text)
+        if hit is None:
+            try:
+                hit = (True, fn(text))
+            except errors as exc:
+                hit = (False, str(exc))
+            if len(cache) >= MEMO_LIMIT:
+                cache.clear()
+            cache[text] = hit
+        if hit[0]:
+            return hit[1]
+        raise ValueError(hit[1])
+
+    parse.__wrapped__ = fn  # type: ignore[attr-defined]
+    return parse
+
+
+#: :func:`normalize_header` of a cell text, memoised.
+normalize_text = memo_parser(normalize_header)
+#: :func:`parse_yes_no` of a cell text, memoised.
+parse_yes_no_text = memo_parser(parse_yes_no)

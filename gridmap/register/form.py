@@ -29,8 +29,11 @@ from gridmap.register.columns import (
     MAX_MEMBERS,
     MEMBER_FIELDS,
     member_column,
+    memo_parser,
     normalize_header,
+    normalize_text,
     parse_yes_no,
+    parse_yes_no_text,
 )
 
 #: Error codes that reject the row whatever the column.
@@ -198,10 +201,17 @@ def field_keys(column: str) -> tuple[str, ...]:
 
 AddError = Callable[[str, str, str, str], None]
 
+# each distinct cell text parsed once per process (gridmap.register.columns.memo_parser)
+_income_text = memo_parser(parse_income)
+_family_doctor_text = memo_parser(parse_family_doctor)
+_welfare_text = memo_parser(parse_welfare_detail)
+_member_cols: dict[int, dict[str, str]] = {}
+_present_members: dict[tuple[str, ...], list[int]] = {}
+
 
 def _yes_no(cells: dict[str, str], col: str, add: AddError) -> bool | None:
     try:
-        return parse_yes_no(cells.get(col, ""))
+        return parse_yes_no_text(cells.get(col, ""))
     except ValueError:
         add(col, "yes_no_invalid", "应填是/否（Y/N、1/0、√/×）", "expected yes/no (是/否, Y/N, 1/0, √/×)")
         return None
@@ -218,13 +228,14 @@ def parse_form_fields(cells: dict[str, str], rec: dict[str, Any], add: AddError,
                      ("住房是否安全", "housing_safe")):
         rec[key] = _yes_no(cells, col, add)
     try:
-        rec["monthly_income"] = parse_income(cells.get("家庭每月收入（元）", ""))
+        rec["monthly_income"] = _income_text(cells.get("家庭每月收入（元）", ""))
     except ValueError:
         rec["monthly_income"] = None
         add("家庭每月收入（元）", "income_invalid", "家庭每月收入应为金额（元），如3500",
             "monthly household income must be an amount in yuan, e.g. 3500")
     rec["benefits"] = cells.get("家庭每月领取养老保险、社会救助和社会福利补贴等情况") or None
-    rec["assistance_units"] = parse_units(cells.get("帮扶单位（组织）", "")) or None
+    units = cells.get("帮扶单位（组织）", "")
+    rec["assistance_units"] = (parse_units(units) or None) if units else None
     rec["assistance_person"] = cells.get("帮扶责任人") or None
     rec["assistance_measures"] = cells.get("帮扶措施") or None
     try:
@@ -234,7 +245,7 @@ def parse_form_fields(cells: dict[str, str], rec: dict[str, Any], add: AddError,
         add("帮扶责任人联系电话", "phone_format", "电话号码格式不正确（手机11位或固话7-8位，可带区号）",
             "not a phone number (11-digit mobile or 7-8 digit landline with optional area code)")
     try:
-        rec["wants_family_doctor"], rec["family_doctor_signed"] = parse_family_doctor(cells.get("家庭医生签约意愿", ""))
+        rec["wants_family_doctor"], rec["family_doctor_signed"] = _family_doctor_text(cells.get("家庭医生签约意愿", ""))
     except ValueError:
         rec["wants_family_doctor"] = rec["family_doctor_signed"] = None
         add("家庭医生签约意愿", "family_doctor_invalid", "家庭医生签约意愿应为愿意、不愿意、已签约或是/否",
@@ -256,13 +267,21 @@ def parse_members(cells: dict[str, str], add: AddError,
     :func:`parse_welfare_detail` or 是/否 (是 → 低保).
     """
     from gridmap.domain.idcard import parse_id_number
-    from gridmap.register.validate import parse_sex
+    from gridmap.register.validate import parse_sex_text
 
     members: list[dict[str, Any]] = []
     any_cell = False
-    present = sorted({int(c[4]) for c in cells if c.startswith("家庭成员") and c[4:5].isdigit()})
+    keys = tuple(cells)
+    present = _present_members.get(keys)
+    if present is None:  # the same columns on every row of a ledger: worked out once
+        present = sorted({int(c[4]) for c in cells if c.startswith("家庭成员") and c[4:5].isdigit()})
+        if len(_present_members) > 64:
+            _present_members.clear()
+        _present_members[keys] = present
     for n in present:
-        cols = {f: member_column(n, f) for f in MEMBER_FIELDS}
+        cols = _member_cols.get(n)
+        if cols is None:
+            cols = _member_cols[n] = {f: member_column(n, f) for f in MEMBER_FIELDS}
         vals = {f: cells.get(c, "") for f, c in cols.items()}
         if not any(vals.values()):
             continue
@@ -278,7 +297,7 @@ def parse_members(cells: dict[str, str], add: AddError,
                 add(cols["居民身份证号码"], "member_id_invalid", f"家庭成员{n}的身份证号码有误，请核对原件",
                     f"household member {n}: the ID number is not valid; check the card")
         try:
-            given = parse_sex(vals["性别"])
+            given = parse_sex_text(vals["性别"])
         except ValueError:
             given = None
             add(cols["性别"], "sex_invalid", "性别应为男或女", "sex must be 男 or 女")
@@ -290,8 +309,8 @@ def parse_members(cells: dict[str, str], add: AddError,
         m["health"] = vals["健康状况"][:40] or None
         w = vals["是否为低保对象/特困人员"]
         try:
-            yn = parse_yes_no(w) if normalize_header(w) in ("是", "否", "y", "n", "1", "0") else None
-            m["welfare_status"] = (WelfareStatus.DIBAO if yn else None) if yn is not None else parse_welfare_detail(w)[0]
+            yn = parse_yes_no_text(w) if normalize_text(w) in ("是", "否", "y", "n", "1", "0") else None
+            m["welfare_status"] = (WelfareStatus.DIBAO if yn else None) if yn is not None else _welfare_text(w)[0]
         except ValueError:
             m["welfare_status"] = None
             add(cols["是否为低保对象/特困人员"], "welfare_invalid",

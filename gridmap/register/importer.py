@@ -220,9 +220,14 @@ def _frame(rows: list[list[Any]], header_idx: int, mapping: dict[int, str]) -> t
     cols = list(mapping.values())
     data: list[list[Any]] = []
     numbers: list[int] = []
-    for k, row in enumerate(rows[header_idx + 1:], start=header_idx + 2):
+    idx = list(mapping)
+    width = max(idx, default=-1) + 1
+    for k in range(header_idx + 1, len(rows)):
+        row = rows[k]
+        vals = [row[j] for j in idx] if len(row) >= width else [row[j] if j < len(row) else None for j in idx]
         # a sheet gridmap wrote (an export re-submitted) carries formula-like text behind a quote: take it off
-        vals = [restore_text(row[j]) if j < len(row) else None for j in mapping]
+        vals = [restore_text(v) if isinstance(v, str) and v[:1] == "'" else v for v in vals]
+        k += 1  # the spreadsheet's row number (header_idx is 0-based)
         if all(cell_text(v) == "" for v in vals):
             continue
         data.append(vals)
@@ -626,7 +631,7 @@ def import_ledger(
         by_row = _row_errors(errors)
         for rn, errs in field_rows.items():
             by_row.setdefault(rn, []).extend(errs)
-        cells = {r["row"]: r["_cells"] for r in result.records + result.pending}
+        cells = {r["row"]: r["_cells"] for r in result.records + result.pending if "_cells" in r}
         missing_cells = [rn for rn in by_row if rn not in cells]
         if missing_cells:
             idx = {rn: i for i, rn in enumerate(ledger.rows)}

@@ -26,6 +26,7 @@ opens transactions.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import date
@@ -35,7 +36,13 @@ import shapely
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from gridmap.domain.enums import Category, FirstContactRule, GeocodeQuality, Source, StewardKind
+from gridmap.domain.enums import (
+    Category,
+    FirstContactRule,
+    GeocodeQuality,
+    Source,
+    StewardKind,
+)
 from gridmap.register.validate import RowError, normalize_address_key
 from gridmap.store.history import serialize
 from gridmap.store.models import (
@@ -45,6 +52,7 @@ from gridmap.store.models import (
     FirstContact,
     Grid,
     HouseholdMember,
+    RegisterRowHash,
     Steward,
     Street,
 )
@@ -185,12 +193,33 @@ def contact_rule(name: str | None, relation: str | None, phone: str | None) -> t
     return choice.rule, bool(choice.valid)
 
 
+_CONTACT_RULES: dict[tuple[bool, str | None, bool], tuple[FirstContactRule, bool]] = {}
+
+
+def contact_rule_cached(name: str | None, relation: str | None, phone: str | None) -> tuple[FirstContactRule, bool]:
+    """:func:`contact_rule`, worked out once per (name given, relation, phone valid).
+
+    The rule follows from the relation word and whether the phone is valid, never
+    from the name's or the number's text; a ledger repeats the same few relations.
+    """
+    from gridmap.register.first_contact import is_valid_phone
+
+    key = (bool(name), relation, is_valid_phone(phone))
+    hit = _CONTACT_RULES.get(key)
+    if hit is None:
+        if len(_CONTACT_RULES) > 10_000:
+            _CONTACT_RULES.clear()
+        hit = _CONTACT_RULES[key] = contact_rule(name, relation, phone)
+    return hit
+
+
 def _text(value: Any) -> str | None:
     return serialize(value)
 
 
-def _location(rec: dict[str, Any], areas: AreaIndex) -> dict[str, Any]:
-    geom = shapely.Point(rec["lon"], rec["lat"]) if rec.get("lon") is not None else None
+def _location(rec: dict[str, Any], areas: AreaIndex, geom: Any = False) -> dict[str, Any]:
+    if geom is False:
+        geom = shapely.Point(rec["lon"], rec["lat"]) if rec.get("lon") is not None else None
     comm = rec.get("community_code")
     grid = rec.get("grid_code")
     if grid and areas.grid_community.get(grid) != comm and comm:
@@ -223,17 +252,37 @@ def _add_source(sources: dict[str, Any], key: str, src: str) -> bool:
     return False
 
 
+@dataclass
+class _Known:
+    """An elder left out of the ORM load (its row counted unchanged by its hash): enough for ``by_key``."""
+
+    id: int
+    id_number: str | None
+
+
 class _Merger:
-    def __init__(self, session: Session, source: Source, batch_id: int | None, areas: AreaIndex) -> None:
+    def __init__(self, session: Session, source: Source, batch_id: int | None, areas: AreaIndex,
+                 skip: dict[int, tuple[str | None, tuple[str, str, str] | None]] | None = None) -> None:
         self.s, self.src, self.batch_id, self.areas = session, source.value, batch_id, areas
-        elders = session.scalars(select(Elder).options(selectinload(Elder.first_contact),
-                                                     selectinload(Elder.household))).all()
-        self.by_id = {e.id_number: e for e in elders if e.id_number}
+        opts = (selectinload(Elder.first_contact), selectinload(Elder.household))
+        if not skip:
+            elders: list[Any] = list(session.scalars(select(Elder).options(*opts).order_by(Elder.id)).all())
+        else:
+            # elders whose row is unchanged (by hash) are not loaded: only the others, in chunks
+            rest = [i for i in session.scalars(select(Elder.id).order_by(Elder.id)) if i not in skip]
+            loaded: list[Any] = []
+            for j in range(0, len(rest), 500):
+                loaded += session.scalars(select(Elder).options(*opts).where(Elder.id.in_(rest[j:j + 500]))).all()
+            loaded += [_Known(i, idn) for i, (idn, _) in skip.items()]
+            elders = sorted(loaded, key=lambda e: e.id)
+        self.by_id = {e.id_number: e for e in elders if e.id_number and not isinstance(e, _Known)}
         self.by_key: dict[tuple[str, str, str], Elder] = {}
         for e in elders:
-            k = match_key(e.name, e.birth_date, e.address)
+            k = skip[e.id][1] if isinstance(e, _Known) else match_key(e.name, e.birth_date, e.address)
             if k:
                 self.by_key.setdefault(k, e)
+        #: elders whose merge wrote or met a conflict, or named an unknown steward: no row hash kept
+        self.no_hash: set[int] = set()
         self.open_conflicts = {
             (c.elder_id, c.field, c.incoming_value, c.incoming_source)
             for c in session.scalars(select(FieldConflict).where(FieldConflict.status.in_(("open", "auto_resolved"))))
@@ -242,9 +291,12 @@ class _Merger:
         self.new_id_numbers: set[str] = set()
         self.bulk_new: list[dict[str, Any]] = []
         self.bulk = False
+        #: id(record) → elder id of the records counted unchanged by hash (:class:`_RowHashes`)
+        self.shortcut: dict[int, int] = {}
 
     # -------------------------------------------------------------- helpers
     def _conflict(self, e: Elder, key: str, cur: Any, cur_src: list[str], new: Any, auto: bool) -> None:
+        self.no_hash.add(e.id)
         sig = (e.id, key, _text(new), self.src)
         if sig in self.open_conflicts:
             return
@@ -457,8 +509,29 @@ class _Merger:
         e.household = keep
         changed.add("household")
 
+    def unchanged_row(self, eid: int, rec: dict[str, Any]) -> None:
+        """A row equal to the last one merged over an unchanged elder: what :meth:`update` would do.
+
+        Nothing is written; a steward name that matches nobody is warned about as :meth:`update` does
+        (whether a name matches does not depend on the community: every steward is known by name alone).
+        """
+        skip: set[str] = rec.get("_skip") or set()
+        for k in ("visit_steward", "service_steward"):
+            if k in skip or not rec.get(k) or _steward_id(self.areas, rec[k], None) is not None:
+                continue
+            self.out.warnings.append(RowError(
+                rec["row"], "探访管家" if k == "visit_steward" else "服务管家", rec[k], "steward_unknown",
+                "未找到该管家，未关联", "no such steward found; not linked", "warning").masked())
+        self.out.unchanged += 1
+        self.out.seen[eid] = rec
+
     def merge(self, records: list[dict[str, Any]], pending: list[dict[str, Any]]) -> MergeOutcome:
         for rec in records:
+            if self.shortcut:
+                eid = self.shortcut.get(id(rec))
+                if eid is not None:
+                    self.unchanged_row(eid, rec)
+                    continue
             e = self.by_id.get(rec["id_number"])
             if e is None:
                 k = match_key(rec["name"], rec.get("birth_date"), rec.get("address"))
@@ -483,6 +556,7 @@ class _Merger:
                 continue
             r = dict(rec)
             r["id_number"] = e.id_number
+            self.no_hash.add(e.id)
             self.update(e, r)
             self.out.seen[e.id] = rec
             self.out.attached.append(rec["row"])
@@ -527,8 +601,14 @@ def merge_records(session: Session, records: list[dict[str, Any]], pending: list
     from gridmap.register.bulk import insert_new_elders
 
     areas = areas or AreaIndex.load(session)
-    m = _Merger(session, source, batch_id, areas)
+    # issue 20: rows equal to the last one merged from this department over an elder unchanged since
+    # (register_row_hash) are counted unchanged without loading or diffing the elder (bulk path only)
+    hashes = _RowHashes(session, source, areas, records, pending) if bulk else None
+    skip = hashes.unchanged if hashes is not None else {}
+    m = _Merger(session, source, batch_id, areas,
+                skip={eid: hashes.known[eid] for eid in skip.values()} if hashes is not None else None)
     m.bulk = bulk
+    m.shortcut = {id(records[i]): eid for i, eid in skip.items()}
     for i in range(0, max(len(records), 1), chunk):
         m.merge(records[i:i + chunk], [])
         session.flush()
@@ -541,7 +621,129 @@ def merge_records(session: Session, records: list[dict[str, Any]], pending: list
     session.flush()
     for e, rec in zip(m.out.new_elders, m.out.new_records, strict=True):
         m.out.seen[e.id] = rec
+    if hashes is not None:
+        hashes.store(m)
     return m.out
+
+
+# ------------------------------------------------------------------ row hashes (issue 20)
+
+#: Record keys that do not take part in the merge (the spreadsheet row, raw cells, a monthly entry date).
+_HASH_SKIP = frozenset({"row", "_cells", "_entered_on"})
+
+
+def _digest(value: Any) -> str:
+    return hashlib.blake2b(repr(value).encode("utf-8"), digest_size=16).hexdigest()
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    return [type(value).__name__, str(value)]
+
+
+def record_hash(rec: dict[str, Any]) -> str:
+    """A stable hash of what a validated record brings to the merge (row number and raw cells left out).
+
+    JSON (C encoder) of the sorted items; dates, sets and other non-JSON values by type and text.
+    """
+    text = json.dumps([(k, v) for k, v in sorted(rec.items()) if k not in _HASH_SKIP],
+                      default=_json_default, ensure_ascii=False)
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
+
+
+def _areas_signature(areas: AreaIndex) -> str:
+    return _digest([sorted(d.items(), key=repr) for d in (
+        areas.street_ids, areas.community_ids, areas.grid_ids, areas.grid_community, areas.stewards,
+        areas.steward_codes, areas.community_visit_steward)])
+
+
+def state_hashes(session: Session, ids: set[int] | list[int], areas: AreaIndex) -> dict[int, str]:
+    """Elder id → hash of its stored state: the elder row, household members, first contact, and the areas.
+
+    Read as the database holds it (plain SQL, every column), so any change by any
+    path — an edit, another department's ledger, a resolved conflict, a new steward
+    — gives another hash.
+    """
+    conn = session.connection()
+    sig = _areas_signature(areas)
+    out: dict[int, str] = {}
+    ordered = sorted(int(i) for i in ids)
+    for j in range(0, len(ordered), 500):
+        inlist = ",".join(str(i) for i in ordered[j:j + 500])  # integers only
+        res = conn.exec_driver_sql(f"SELECT * FROM elder WHERE id IN ({inlist})")
+        k_id = list(res.keys()).index("id")
+        rows = {r[k_id]: tuple(r) for r in res}
+        parts: dict[int, list[Any]] = {i: [] for i in rows}
+        for table in ("household_member", "first_contact"):
+            res = conn.exec_driver_sql(f"SELECT * FROM {table} WHERE elder_id IN ({inlist}) ORDER BY elder_id, id")
+            k_e = list(res.keys()).index("elder_id")
+            for r in res:
+                parts.setdefault(r[k_e], []).append((table, tuple(r)))
+        for i, row in rows.items():
+            out[i] = _digest((sig, row, parts.get(i, [])))
+    return out
+
+
+class _RowHashes:
+    """Which records of an import are unchanged by hash, and the hashes kept after the merge."""
+
+    def __init__(self, session: Session, source: Source, areas: AreaIndex, records: list[dict[str, Any]],
+                 pending: list[dict[str, Any]]) -> None:
+        self.s, self.src, self.areas = session, source.value, areas
+        self.records = records
+        self.hashes = [record_hash(r) for r in records]
+        self.stored = {eid: (rh, sh) for eid, rh, sh in session.execute(
+            select(RegisterRowHash.elder_id, RegisterRowHash.row_hash, RegisterRowHash.state_hash)
+            .where(RegisterRowHash.source == self.src))}
+        #: record index → elder id of the rows counted unchanged
+        self.unchanged: dict[int, int] = {}
+        #: elder id → (ID number, match key) of those elders
+        self.known: dict[int, tuple[str | None, tuple[str, str, str] | None]] = {}
+        if not self.stored:
+            return
+        light = {idn: (eid, match_key(name, birth, addr)) for eid, idn, name, birth, addr in session.execute(
+            select(Elder.id, Elder.id_number, Elder.name, Elder.birth_date, Elder.address)) if idn}
+        pending_keys = {match_key(p.get("name"), p.get("birth_date"), p.get("address")) for p in pending}
+        cands: dict[int, int] = {}
+        for i, (rec, h) in enumerate(zip(records, self.hashes, strict=True)):
+            hit = light.get(rec.get("id_number") or "")
+            if hit is None or hit[1] in pending_keys and hit[1] is not None:
+                continue
+            st = self.stored.get(hit[0])
+            if st is not None and st[0] == h:
+                cands[i] = hit[0]
+        if not cands:
+            return
+        now = state_hashes(session, set(cands.values()), areas)
+        for i, eid in cands.items():
+            if now.get(eid) == self.stored[eid][1]:
+                self.unchanged[i] = eid
+                self.known[eid] = (records[i].get("id_number"), light[records[i]["id_number"]][1])
+
+    def store(self, m: _Merger) -> None:
+        """Keep the row and state hashes of the elders this merge wrote or confirmed (not the skipped ones)."""
+        from gridmap.register.bulk import write_rows
+
+        skipped = set(self.unchanged.values())
+        by_rec = {id(r): h for r, h in zip(self.records, self.hashes, strict=True)}
+        keep: dict[int, str] = {}
+        for eid, rec in m.out.seen.items():
+            if eid in skipped or eid in m.no_hash:
+                continue
+            h = by_rec.get(id(rec))
+            if h is None:
+                continue  # an ID-pending row attached by name: always merged
+            keep[eid] = h
+        stale = sorted((set(m.out.seen) - skipped) & set(self.stored))
+        t = RegisterRowHash.__table__
+        for j in range(0, len(stale), 500):
+            self.s.execute(t.delete().where(t.c.source == self.src, t.c.elder_id.in_(stale[j:j + 500])))
+        if not keep:
+            return
+        states = state_hashes(self.s, set(keep), self.areas)
+        write_rows(self.s, t, [{"elder_id": eid, "source": self.src, "row_hash": h, "state_hash": states[eid]}
+                               for eid, h in keep.items() if eid in states])
 
 
 # ------------------------------------------------------------------ conflicts
@@ -589,7 +791,11 @@ def mask_conflict(row: dict[str, Any]) -> dict[str, Any]:
 
 def _parse_value(fieldname: str, value: str) -> Any:
     from gridmap.register.columns import parse_yes_no
-    from gridmap.register.validate import parse_disability_level, parse_grade, parse_welfare
+    from gridmap.register.validate import (
+        parse_disability_level,
+        parse_grade,
+        parse_welfare,
+    )
 
     v = value.strip()
     if v in ("", "None", "null", "空"):

@@ -51,14 +51,20 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import date
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from gridmap._errors import ValidationError
 from gridmap.domain.enums import DisabilityLevel, FirstContactRule, WelfareStatus
 from gridmap.domain.idcard import age_on, normalize_id_number, parse_id_number
 from gridmap.domain.masking import mask_address, mask_id_number, mask_name, mask_phone
-from gridmap.register.columns import CANONICAL_COLUMNS, normalize_header, parse_yes_no
+from gridmap.register.columns import (
+    CANONICAL_COLUMNS,
+    memo_parser,
+    normalize_header,
+    normalize_text,
+    parse_yes_no,
+    parse_yes_no_text,
+)
 from gridmap.register.form import field_keys, is_identity_error, parse_form_fields, parse_welfare_detail
 
 #: Optional columns beyond the canonical form (header → key); variants map here too.
@@ -197,6 +203,27 @@ def cell_text(value: object) -> str:
         return value.strftime("%Y-%m-%d")
     text = _CONTROL.sub("", str(value)).strip()
     return "" if text.lower() in ("nan", "none", "null") else text
+
+
+def column_text(values: Sequence[object]) -> list[str]:
+    """:func:`cell_text` of every cell of one column; each distinct text cleaned once."""
+    if values and set(map(type, values)) == {str}:  # a CSV column: text only, mapped in C
+        clean = {v: cell_text(v) for v in dict.fromkeys(values)}
+        return list(map(clean.__getitem__, values))
+    memo: dict[str, str] = {}
+    out: list[str] = []
+    append = out.append
+    for v in values:
+        if v.__class__ is str:
+            t = memo.get(v)  # type: ignore[call-overload]
+            if t is None:
+                t = memo[v] = cell_text(v)  # type: ignore[index]
+                if len(memo) > 50_000:
+                    memo.clear()
+            append(t)
+        else:
+            append(cell_text(v))
+    return out
 
 
 _NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
@@ -338,6 +365,30 @@ def infer_contact_rule(relation: str | None) -> FirstContactRule:
     return FirstContactRule.DESIGNATED_RELATIVE
 
 
+# Each distinct cell text parsed once (gridmap.register.columns.memo_parser): the per-row validation
+# of a 60,000-row ledger is mostly dict look-ups of the same few values.
+parse_sex_text = memo_parser(parse_sex)
+_disability_level_text = memo_parser(parse_disability_level)
+_grade_text = memo_parser(parse_grade)
+_welfare_detail_text = memo_parser(parse_welfare_detail)
+
+
+def _parse_crs(text: str) -> str:
+    from gridmap.layers.crs import parse_crs
+
+    return parse_crs(text).value
+
+
+_crs_text = memo_parser(_parse_crs, Exception)
+
+
+def parse_phone_text(text: str) -> str | None:
+    """:func:`parse_phone` of a cell text; a plain 11-digit mobile number is returned as it is."""
+    if len(text) == 11 and _MOBILE.match(text):
+        return text
+    return parse_phone(text)
+
+
 def _parse_date(text: str) -> date | None:
     if not text:
         return None
@@ -432,7 +483,7 @@ def _id_birth_message(number: str, today: date) -> tuple[str, str]:
 
 def _yes_no(cells: dict[str, str], col: str) -> bool | None:
     try:
-        return parse_yes_no(cells.get(col, ""))
+        return parse_yes_no_text(cells.get(col, ""))
     except ValueError:
         raise _CellError("yes_no_invalid", "应填是/否（Y/N、1/0、√/×）",
                          "expected yes/no (是/否, Y/N, 1/0, √/×)") from None
@@ -517,7 +568,7 @@ def _validate_row(cells: dict[str, str], row: int, ref: Reference | None,
                 f"年龄{age}岁，未满60周岁，不属于服务对象", f"age {age} is under 60: not in the programme")
             id_problem = False
     try:
-        given_sex = parse_sex(cells.get("性别", ""))
+        given_sex = parse_sex_text(cells.get("性别", ""))
     except ValueError:
         add("性别", "sex_invalid", "性别应为男或女", "sex must be 男 or 女")
         given_sex = None
@@ -529,7 +580,7 @@ def _validate_row(cells: dict[str, str], row: int, ref: Reference | None,
     # phones
     for col, key in (("联系电话", "phone"), ("第一联系人电话", "first_contact_phone")):
         try:
-            rec[key] = parse_phone(cells.get(col, ""))
+            rec[key] = parse_phone_text(cells.get(col, ""))
         except ValueError:
             rec[key] = None
             add(col, "phone_format", "电话号码格式不正确（手机11位或固话7-8位，可带区号）",
@@ -555,7 +606,7 @@ def _validate_row(cells: dict[str, str], row: int, ref: Reference | None,
 
     # 失能
     try:
-        rec["disability_level"] = parse_disability_level(cells.get("失能等级", ""))
+        rec["disability_level"] = _disability_level_text(cells.get("失能等级", ""))
     except ValueError:
         rec["disability_level"] = None
         add("失能等级", "disability_level_invalid", "失能等级应为重度、中度、轻度或空",
@@ -568,7 +619,7 @@ def _validate_row(cells: dict[str, str], row: int, ref: Reference | None,
     cert = re.sub(r"\s+", "", unicodedata.normalize("NFKC", cells.get("残疾人证号", ""))).upper()
     rec["disability_cert_no"] = cert[:40] or None
     try:
-        rec["disability_grade"] = parse_grade(cells.get("残疾等级", ""))
+        rec["disability_grade"] = _grade_text(cells.get("残疾等级", ""))
     except ValueError:
         rec["disability_grade"] = None
         add("残疾等级", "handicap_grade_invalid", "残疾等级应为一级至四级", "disability grade must be 1 to 4")
@@ -576,7 +627,7 @@ def _validate_row(cells: dict[str, str], row: int, ref: Reference | None,
     if dtype is None and len(cert) == 20 and cert[18] in DISABILITY_TYPES:
         dtype = DISABILITY_TYPES[cert[18]]
     if dtype is not None:
-        dtype = normalize_header(dtype).removesuffix("残疾")[:20]
+        dtype = normalize_text(dtype).removesuffix("残疾")[:20]
     rec["disability_type"] = dtype
     if len(cert) == 20 and rec["id_number"] and cert[:18] != rec["id_number"]:
         add("残疾人证号", "handicap_cert_invalid", "残疾人证号前18位应与身份证号码一致",
@@ -600,14 +651,14 @@ def _validate_row(cells: dict[str, str], row: int, ref: Reference | None,
 
     # welfare: 低保、低收入、特困（城乡）、分散供养特困、生活困难 … (gridmap.register.form)
     try:
-        rec["welfare_status"], rec["dispersed_support"] = parse_welfare_detail(cells.get("低保特困情况", ""))
+        rec["welfare_status"], rec["dispersed_support"] = _welfare_detail_text(cells.get("低保特困情况", ""))
     except ValueError:
         rec["welfare_status"] = rec["dispersed_support"] = None
         add("低保特困情况", "welfare_invalid",
             "低保特困情况应为低保、低收入、特困（城乡）、分散供养特困、生活困难或空",
             "welfare status must be 低保, 低收入, 特困, 分散供养特困, 生活困难 or empty")
     # sections 二–四, 家庭医生签约意愿 and 其他特殊困难情形
-    parse_form_fields(cells, rec, lambda col, code, zh, en: add(col, code, zh, en), parse_phone)
+    parse_form_fields(cells, rec, lambda col, code, zh, en: add(col, code, zh, en), parse_phone_text)
 
     # first contact and stewards
     rec["first_contact_name"] = cells.get("第一联系人") or None
@@ -620,11 +671,11 @@ def _validate_row(cells: dict[str, str], row: int, ref: Reference | None,
     street_text, comm_text = cells.get("街道（乡镇）", ""), cells.get("居（村）", "")
     if ref is not None and ref.streets:
         if street_text:
-            rec["street"] = ref.streets.get(normalize_header(street_text))
+            rec["street"] = ref.streets.get(normalize_text(street_text))
             if rec["street"] is None:
                 add("街道（乡镇）", "street_unknown", "海淀区没有这个街道（乡镇）", "no such street or town in Haidian")
         if comm_text:
-            key = normalize_header(comm_text)
+            key = normalize_text(comm_text)
             if rec["street"]:
                 rec["community_code"] = ref.communities.get(rec["street"], {}).get(key)
                 if rec["community_code"] is None:
@@ -650,10 +701,8 @@ def _validate_row(cells: dict[str, str], row: int, ref: Reference | None,
     rec["lon"] = rec["lat"] = None
     rec["crs"] = "WGS84"
     if crs_t:
-        from gridmap.layers.crs import parse_crs
-
         try:
-            rec["crs"] = parse_crs(crs_t).value
+            rec["crs"] = _crs_text(crs_t)
         except Exception:  # noqa: BLE001 - any parse failure is a bad cell
             add("坐标系", "crs_invalid", "坐标系应为WGS84、GCJ-02或BD-09", "CRS must be WGS84, GCJ-02 or BD-09")
     if lon_t or lat_t:
@@ -786,7 +835,12 @@ def validate_frame(frame: pd.DataFrame, rows: Sequence[int] | None = None,
     warnings: list[RowError] = []
     field_errors: list[RowError] = []
     cols = list(frame.columns)
-    values = frame.to_numpy(dtype=object) if n else np.empty((0, len(cols)), dtype=object)
+    # the cells as text, column by column (each distinct text of a column cleaned once)
+    texts = [column_text(frame.iloc[:, j].tolist()) for j in range(len(cols))]
+    # a column empty on every row adds nothing to a row's cells (every look-up defaults to "")
+    live = [j for j, t in enumerate(texts) if any(t)]
+    live_cols = [cols[j] for j in live]
+    live_texts = [texts[j] for j in live]
     recs: list[dict[str, Any]] = []
     pending: list[dict[str, Any]] = []
     by_row: dict[int, dict[str, Any]] = {}
@@ -799,11 +853,14 @@ def validate_frame(frame: pd.DataFrame, rows: Sequence[int] | None = None,
             rec[k] = None
         field_errors.append(replace(e, severity="warning"))
 
-    for i in range(n):
-        cells = {c: cell_text(values[i, j]) for j, c in enumerate(cols)}
+    for i, row_texts in enumerate(zip(*live_texts)) if live else enumerate([()] * n):
+        cells = dict(zip(live_cols, row_texts))
         row_errs: list[RowError] = []
         rec, id_problem = _validate_row(cells, row_numbers[i], ref, row_errs, warnings)
-        rec["_cells"] = cells
+        if row_errs:
+            # raw cells (every column) kept only for rows that may go to the quarantine (bounded memory); a
+            # row failing a later check (coordinates, geocoding, duplicates) has its cells taken from the frame
+            rec["_cells"] = {c: texts[j][i] for j, c in enumerate(cols)}
         by_row[rec["row"]] = rec
         has_id = rec.get("id_number") is not None or "id_given" in rec
         ident = [e for e in row_errs if is_identity_error(e.column, e.code, has_id=has_id)]

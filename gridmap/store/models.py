@@ -894,3 +894,21 @@ class ServiceTaskEvent(Base):
     to_status: Mapped[str] = mapped_column(String(20))
     note: Mapped[str | None] = mapped_column(Text)
     photo_ref: Mapped[str | None] = mapped_column(String(200))
+
+
+# ------------------------------------------------------------ issue 20: register import speed (migration 0012)
+
+
+class RegisterRowHash(Base):
+    """The last ledger row merged for an elder from one department, and the elder's state right after it.
+
+    :mod:`gridmap.register.merge` counts a re-sent equal row over an unchanged elder (same state hash) as
+    unchanged without the field-by-field merge. No foreign key: a stale row of a removed elder never matches.
+    """
+
+    __tablename__ = "register_row_hash"
+
+    elder_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source: Mapped[str] = mapped_column(String(40), primary_key=True)
+    row_hash: Mapped[str] = mapped_column(String(32))
+    state_hash: Mapped[str] = mapped_column(String(32))
