@@ -122,7 +122,11 @@ def record(
             console.print(f"[green]✓[/green] visit {res.visit_id} (elder {rec.elder_id}"
                           f"{', 补录 late entry' if res.late_entry else ''}): "
                           f"{len(res.hazard_ids)} hazards{f' (+{len(res.reopened_hazard_ids)} reopened)' if res.reopened_hazard_ids else ''}, "
-                          f"{len(res.referral_ids)} referrals, {len(res.care_service_ids)} care services")
+                          f"{len(res.referral_ids)} referrals, {len(res.care_service_ids)} care services"
+                          f"{f', {len(res.task_ids)} service tasks' if res.task_ids else ''}")
+            if not res.effective:  # issue 17 (A): stored, not counted
+                console.print(f"[yellow]![/yellow] 非有效探访（{rec.ineffective_reason}），不计入探访率 / not an "
+                              f"effective visit (unanswered: {', '.join(rec.missing_answers) or 'mode or role'})")
     except GridmapError as exc:
         _fail(exc, 2 if getattr(exc, "code", None) else 1)
 

@@ -86,6 +86,8 @@ def test_visits_record_takes_a_needs_list_and_refuses_an_unknown_label(engine: E
                  encoding="utf-8")
     r = _run(engine, "visits", "record", str(f))
     assert r.exit_code == 0, r.output
+    out = " ".join(r.output.split())  # the console wraps long lines
+    assert "2 service tasks" in out and "非有效探访" not in out
     rows = json.loads(_run(engine, "tasks", "list", "--json").stdout)
     assert sorted(x["kind"] for x in rows) == ["meal", "medical"] and rows[0]["note"] == "午餐送到家"
     bad = tmp_path / "bad.json"
@@ -94,3 +96,14 @@ def test_visits_record_takes_a_needs_list_and_refuses_an_unknown_label(engine: E
                    encoding="utf-8")
     r = _run(engine, "visits", "record", str(bad))
     assert r.exit_code != 0 and "needs[1]" in r.output and "未知的服务需求" in r.output and "unknown need" in r.output
+
+
+def test_visits_record_says_when_a_visit_is_not_effective(engine: Engine, tmp_path: Path) -> None:
+    ids = register(engine)
+    f = tmp_path / "empty.json"
+    f.write_text(json.dumps({"elder_id": ids["elders"][0], "visited_on": "2026-12-01", "mode": "电话问候",
+                             "visitor_role": "探访管家"}, ensure_ascii=False), encoding="utf-8")
+    r = _run(engine, "visits", "record", str(f))
+    assert r.exit_code == 0, r.output  # stored
+    out = " ".join(r.output.split())  # the console wraps long lines
+    assert "非有效探访" in out and "疾病状况" in out and "not an effective visit" in out
