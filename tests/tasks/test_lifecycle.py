@@ -192,3 +192,27 @@ def test_any_sequence_follows_the_table(steps: list[TaskStatus], note: str | Non
 def test_care_services_are_numbered_after_every_earlier_one(seqs: list[int | None]) -> None:
     n = next_care_seq(seqs)
     assert n > len(seqs) and all(n > s for s in seqs if s is not None)
+
+
+_WORDS = [w for n in RULES.service_needs for w in (n.code, n.label, *n.aliases)] + ["无", "无需求", ""]
+
+
+@given(st.lists(st.one_of(st.sampled_from(_WORDS), st.text(max_size=6)), max_size=8))
+def test_the_needs_validator_maps_known_words_or_names_the_first_unknown(items: list[str]) -> None:
+    from gridmap.rules.visits import NO_NEED_WORDS, parse_needs
+
+    codes = {w: n.code for n in RULES.service_needs for w in (n.code, n.label, *n.aliases)}
+    unknown = [i for i, w in enumerate(items) if w.strip() not in codes and w.strip() not in NO_NEED_WORDS
+               and w.strip() != ""]
+    if unknown:
+        with pytest.raises(ValidationError) as ei:
+            parse_needs(items, RULES)
+        assert ei.value.field == f"needs[{unknown[0]}]" and ei.value.message_zh and ei.value.message_en
+        return
+    got = parse_needs(items, RULES)
+    want: list[str] = []
+    for w in items:
+        c = codes.get(w.strip())
+        if c and c not in want:
+            want.append(c)
+    assert got == tuple(want)
