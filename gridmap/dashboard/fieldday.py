@@ -202,10 +202,10 @@ def stops_table(stops: pd.DataFrame, follow: dict[int, str], travel_mode: str, d
         if follow.get(eid):
             line2 += [" · ", html.Span(follow[eid], className="gm-followup", style={"color": "#b00020"})]
         tels = []
-        if isinstance(phone, str) and _tel(phone):
-            tels.append(html.A("☎本人", href=_tel(phone), className="gm-tel"))
+        if isinstance(phone, str) and _tel(phone):  # the number itself is printed (data-n, print CSS)
+            tels.append(html.A("☎本人", href=_tel(phone), className="gm-tel", **{"data-n": phone}))
         if isinstance(fc, str) and _tel(fc):
-            tels.append(html.A("☎联系人", href=_tel(fc), className="gm-tel"))
+            tels.append(html.A("☎联系人", href=_tel(fc), className="gm-tel", **{"data-n": fc}))
         body.append(html.Tr([
             html.Td(r.order, className="gm-n"),
             html.Td([html.Div(line1, className="gm-l1"), html.Div(line2 + ([" "] + tels if tels else []),

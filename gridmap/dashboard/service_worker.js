@@ -1,6 +1,7 @@
-// The page shell kept for a poor connection (issue 18), served as /gm-sw.js (scope "/"), registered by
-// gridmap_steward.js. Network first: every GET of the page, its layout, scripts and the road layer is answered by
-// the server when it can be, and the copy kept here when it cannot (the page then shows the day's list kept in
+// The page shell kept for a poor connection (issue 18), served as /assets/gm-sw.js with the scope "/" (public like
+// the page's other scripts: the browser's check for a new version, from the sign-in page too, must not touch the
+// session), registered by gridmap_steward.js. Network first: every GET of the page, its layout, scripts and the
+// road layer is answered by the server when it can be, and the copy kept here when it cannot (the page then shows the day's list kept in
 // localStorage, and its outbox keeps the visits saved meanwhile). Writes (POST) are never kept or answered here.
 // (Kept outside assets/: Dash loads every script there into the page.)
 var CACHE = "gm-shell-v1";

@@ -273,7 +273,7 @@ def layout(data: DashboardData, basemap: Basemap) -> html.Div:
             # with the save, so pressing 保存探访记录 again (or a retried request) stores the visit once
             dcc.Store(id="stw-idem", data=uuid.uuid4().hex),
         ], className="gm-col", id="stw-form")], className="gm-row gm-noprint"),
-    ], id="steward-view")
+    ], id="steward-view", **{"data-user": user.username})  # the page's outbox sends a user's own visits only
 
 
 def _elder_options(data: DashboardData, steward_id: int, user: User) -> list[dict[str, Any]]:
@@ -567,9 +567,9 @@ def _register_outbox(app: dash.Dash, data: DashboardData, save: Any) -> None:
         Output("stw-elder", "value", allow_duplicate=True), Output("stw-mode", "value", allow_duplicate=True),
         Input({"type": "stw-rec", "elder": ALL, "mode": ALL}, "n_clicks"), prevent_initial_call=True)
 
-    @app.server.get("/gm-sw.js")
+    @app.server.get("/assets/gm-sw.js")  # under /assets/: public (no session), like the page's other scripts
     def _service_worker() -> Any:
-        """The page's service worker (``service_worker.js``), served at the root for the scope ``/``.
+        """The page's service worker (``service_worker.js``) for the scope ``/`` (``Service-Worker-Allowed``).
 
         Kept outside ``assets/``, whose scripts Dash loads into the page.
         """

@@ -190,6 +190,8 @@ def test_phone_first_layout_and_print_view(phone: Any, live_app: Any, demo_users
     # road names on the offline map, near the day's route
     phone.execute_script("document.getElementById('stw-map').scrollIntoView({block: 'center'});")
     _wait(lambda: len(phone.find_elements(By.CSS_SELECTOR, "#stw-map .gm-road-label")) >= 3, what="road names")
+    # the map's markers are still the day's stops, one each (the names are labels, not markers)
+    assert len(phone.find_elements(By.CSS_SELECTOR, "#stw-map .leaflet-marker-icon")) == len(rows)
     time.sleep(0.8)
     shot("steward_map_road_names_390")
     # print: the map stays (and the buttons go)
@@ -199,6 +201,9 @@ def test_phone_first_layout_and_print_view(phone: Any, live_app: Any, demo_users
         m = _by_id(phone, "stw-map")
         assert m.is_displayed() and m.size["height"] > 300, m.size
         assert not any(b.is_displayed() for b in phone.find_elements(By.CSS_SELECTOR, "#stw-route-table .gm-tap.nav"))
+        tels = phone.find_elements(By.CSS_SELECTOR, "#stw-route-table a.gm-tel[data-n]")
+        after = [phone.execute_script("return getComputedStyle(arguments[0], '::after').content;", t) for t in tels]
+        assert tels and all(t.get_attribute("data-n") in a for t, a in zip(tels, after))  # the numbers, on paper
         phone.execute_script("window.scrollTo(0, 0);")
         shot("steward_print_view_390", full=True)
     finally:
@@ -308,6 +313,7 @@ def test_position_with_consent_is_kept_as_a_distance_only(phone: Any, live_app: 
     and no position; without it, nothing."""
     import shapely
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
 
     from gridmap.store.models import Elder, Visit
 
@@ -325,18 +331,20 @@ def test_position_with_consent_is_kept_as_a_distance_only(phone: Any, live_app: 
                           {"latitude": home.y + 120 / 111_194.9, "longitude": home.x, "accuracy": 10})
 
     def save_phone_visit(eid: int, consent: bool, who: str) -> None:
-        row = phone.find_element(By.ID, f"stw-stop-{eid}")
-        phone.execute_script("arguments[0].scrollIntoView({block: 'center'});", row)
-        row.find_element(By.CSS_SELECTOR, "button.gm-tap").click()
+        row = _wait(lambda: phone.find_element(By.ID, f"stw-stop-{eid}"), what="the stop")
+        phone.execute_script("arguments[0].scrollIntoView({block: 'center'}); arguments[0].click();",
+                             row.find_element(By.CSS_SELECTOR, "button.gm-tap"))
         _wait(lambda: str(eid) in _by_id(phone, "stw-elder").text, what="the stop's elder in the form")
         _choose(phone, _by_id(phone, "stw-mode"), "电话")
         box = _by_id(phone, "stw-visitor")
-        box.clear()
+        box.send_keys(Keys.CONTROL, "a")
+        box.send_keys(Keys.DELETE)
         box.send_keys(who)
+        _wait(lambda: box.get_attribute("value") == who, 10, "the visitor's name")
         tick = phone.find_element(By.CSS_SELECTOR, "#stw-consent input[type=checkbox]")
         if tick.is_selected() != consent:
-            phone.execute_script("arguments[0].scrollIntoView({block: 'center'});", tick)
-            tick.click()
+            phone.execute_script("arguments[0].scrollIntoView({block: 'center'}); arguments[0].click();", tick)
+        _wait(lambda: tick.is_selected() == consent, 10, "the consent box")
         time.sleep(2.0)  # the fix arrives (asked for when the box is ticked)
         before = _by_id(phone, "stw-save-msg").text
         save = _by_id(phone, "stw-save")

@@ -54,13 +54,20 @@
         if (box) { box.setAttribute("data-pending", String(q.length)); }
     }
 
+    // who is signed in (the steward view's data-user): a visit waits for the user who saved it, never sent
+    // under another user's session on a shared phone
+    function me() {
+        var v = el("steward-view");
+        return v ? (v.getAttribute("data-user") || "") : "";
+    }
+
     function enqueue(n, args, idx) {
         if (!n) { return null; }
         var key = args[idx.key];
         if (!key) { return null; }
         var q = load().filter(function (it) { return it.key !== key; });  // the latest form of a submission
         q.push({key: key, args: args, elder: args[idx.elder], day: String(args[idx.day] || "").slice(0, 10),
-                at: Date.now()});
+                at: Date.now(), user: me()});
         store(q);
         if (!navigator.onLine) {
             show("网络未连接：探访记录已暂存在本机", "warn");
@@ -78,7 +85,10 @@
         if (sending || !navigator.onLine) { return; }
         var q = load();
         var now = Date.now();
-        var due = q.filter(function (it) { return force || now - it.at >= WAIT_MS; });
+        var who = me();
+        var due = q.filter(function (it) {
+            return (force || now - it.at >= WAIT_MS) && (!it.user || it.user === who);
+        });
         if (!due.length) { return; }
         sending = true;
         var it = due[0];
@@ -154,7 +164,7 @@
     }
 
     if ("serviceWorker" in navigator && window.isSecureContext) {
-        navigator.serviceWorker.register("/gm-sw.js", {scope: "/"}).catch(function () { /* not allowed */ });
+        navigator.serviceWorker.register("/assets/gm-sw.js", {scope: "/"}).catch(function () { /* not allowed */ });
         document.addEventListener("click", function (e) {  // signed out: the kept page goes too
             if (e.target && e.target.closest && e.target.closest("#logout-button") && navigator.serviceWorker.controller) {
                 navigator.serviceWorker.controller.postMessage("forget");
@@ -177,13 +187,14 @@
     window.gmSteward = {enqueue: enqueue, ack: ack, flush: flush, toForm: toForm, queue: load, show: show,
                         DAY: DAY};
     window.gridmap = Object.assign({}, window.gridmap, {
-        // a road's name along it (offline map): properties {name, angle}
+        // a road's name along it (offline map): properties {name, angle}. A permanent tooltip on an invisible
+        // point (not a marker: the map's markers are the day's stops)
         roadLabel: function (feature, latlng) {
             var p = feature.properties || {};
-            return L.marker(latlng, {interactive: false, keyboard: false, icon: L.divIcon({
-                className: "gm-road-label", iconSize: null,
-                html: '<span style="transform:translate(-50%,-50%) rotate(' + (p.angle || 0) + 'deg)">' +
-                      String(p.name).replace(/[<>&]/g, "") + "</span>"})});
+            var name = String(p.name).replace(/[<>&"]/g, "");
+            return L.circleMarker(latlng, {radius: 0, opacity: 0, fillOpacity: 0, interactive: false})
+                .bindTooltip('<span style="transform:rotate(' + (Number(p.angle) || 0) + 'deg)">' + name + "</span>",
+                             {permanent: true, direction: "center", className: "gm-road-label", interactive: false});
         }
     });
 })();
