@@ -400,6 +400,18 @@ class DashboardData:
             names = [n for n in names if n in allowed]
         return names
 
+    def missing_ledgers(self, user: User, street: str | None = None) -> list[dict[str, Any]]:
+        """Monthly ledgers (每月更新) of the latest period already due: one entry per street the user sees.
+
+        issue 20 item 5: ``gridmap.register.missing.missing_months_report`` (due day from the rules), missing
+        ones first; entries ``{street, period, due, arrived, status}``.
+        """
+        from gridmap.register.missing import missing_months_report
+
+        seen = set(self.streets(user))
+        rows = missing_months_report(self.engine, today=self.today, rules=self.rules)
+        return [m.as_dict() for m in rows if m.street in seen and (not street or m.street == street)]
+
     def communities(self, user: User, street: str | None = None) -> list[str]:
         """Community names (of one street) the user may see."""
         c = self.layer("communities")

@@ -211,6 +211,17 @@ map_rates = gm.map_rates  # the map colours a running week by its progress (kept
 RUNNING_WEEK_COLOUR = "#9db4cc"
 
 
+def ledger_card(statuses: list[dict[str, Any]]) -> html.Div:
+    """issue 20 item 5: the streets whose monthly ledger (每月更新) has not arrived by the due day."""
+    missing = [m["street"] for m in statuses if m["status"] == "missing"]
+    if not statuses:
+        return card("每月台账未报", "—", "无街镇", "", "kpi-missing-ledgers")
+    period, due = statuses[0]["period"], statuses[0]["due"]
+    names = "、".join(missing[:3]) + (f"等{len(missing)}个" if len(missing) > 3 else "")
+    sub = (f"{period}月台账（{due}前）未报：{names}" if missing else f"{period}月台账均已报送（{due}前）")
+    return card("每月台账未报", f"{len(missing)} 个街镇", sub, "bad" if missing else "good", "kpi-missing-ledgers")
+
+
 def trend_chart(tr: pd.DataFrame, today: date | None = None) -> html.Div:
     """The weekly-rate trend as a column chart against the 100% target line (plain HTML and CSS).
 
@@ -306,7 +317,8 @@ def register(app: dash.Dash, data: DashboardData, basemap: Basemap) -> None:
     @guarded(2)
     def _kpis(week: str, street: str | None, community: str | None, category: str | None, _v: Any) -> Any:
         f = filters_of(week, street, community, category, data)
-        return kpi_cards(data.kpis(current_user(), f), week), None
+        user = current_user()
+        return [*kpi_cards(data.kpis(user, f), week), ledger_card(data.missing_ledgers(user, f.street))], None
 
     # The trend chart is asked for once the KPI cards have come: the first page's requests and drawing go to what
     # is seen first (the table below the map waits until it is scrolled into view, see ``_table_grid``).

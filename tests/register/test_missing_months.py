@@ -109,3 +109,46 @@ def test_a_street_without_its_monthly_ledger_is_listed(engine, reference, ledger
     assert res.exit_code == 1 and "monthly_ledger_due_day" in res.output and "Traceback" not in res.output
     res = runner.invoke(app, ["register", "missing-months", "--period", "2026-13", "--database-url", url])
     assert res.exit_code == 1 and "YYYY-MM" in res.output
+
+
+def _text(component) -> str:
+    kids = getattr(component, "children", component)
+    if isinstance(kids, (list, tuple)):
+        return " ".join(_text(k) for k in kids)
+    return str(kids) if not hasattr(kids, "children") else _text(kids)
+
+
+def test_supervisor_card_names_the_streets_whose_ledger_is_missing():
+    """The dashboard card (issue 20 item 5): how many streets have not sent the month's ledger, and which."""
+    from gridmap.dashboard.supervisor import ledger_card
+
+    rows = [m.as_dict() for m in missing_months(STREETS, {"万寿路街道": date(2026, 11, 5)}, date(2026, 11, 1),
+                                                 date(2026, 12, 1), 10)]
+    card = ledger_card(rows)
+    text = _text(card)
+    missing = [s for s in STREETS if s != "万寿路街道"]
+    assert card.id == "kpi-missing-ledgers" and f"{len(missing)} 个街镇" in text
+    assert all(s in text for s in missing[:3]) and "万寿路街道" not in text and "2026-11" in text
+    done = ledger_card([m.as_dict() for m in missing_months(STREETS, dict.fromkeys(STREETS, date(2026, 11, 2)),
+                                                            date(2026, 11, 1), date(2026, 12, 1), 10)])
+    assert "0 个街镇" in _text(done) and "均已报送" in _text(done)
+
+
+def test_dashboard_lists_only_the_streets_a_supervisor_sees(engine, reference, ledger_dir):
+    """DashboardData.missing_ledgers: the report for the user's streets (and the street filter) only."""
+    from gridmap.dashboard.data import DashboardData
+    from gridmap.rules.config import load_rules
+
+    _streets(engine)
+    rows = [r for r in make_rows(6, start=1000) if r["街道（乡镇）"] == "万寿路街道"]
+    url = engine.url.render_as_string(hide_password=False)
+    assert runner.invoke(app, ["register", "update", str(write_csv(rows, ledger_dir / "nov.csv")),
+                               "--period", "2026-11", "--source", "街道", "--database-url", url]).exit_code == 0
+    visible = {"district": STREETS, "street": ["学院路街道"]}
+    fake = SimpleNamespace(engine=engine, today=date(2026, 11, 20), rules=load_rules(),
+                           streets=lambda user: visible[user])
+    got = DashboardData.missing_ledgers(fake, "district")
+    assert {m["street"]: m["status"] for m in got}["学院路街道"] == "missing"
+    assert [m["street"] for m in got if m["status"] == "missing"] == ["中关村街道", "学院路街道"]
+    assert [m["street"] for m in DashboardData.missing_ledgers(fake, "street")] == ["学院路街道"]
+    assert DashboardData.missing_ledgers(fake, "district", "中关村街道")[0]["status"] == "missing"
