@@ -208,6 +208,8 @@ def layers_export(
     out: Annotated[Path, typer.Option("--out", help="GeoPackage to write.")] = Path("haidian.gpkg"),
     data_dir: DataDirOpt = None,
     roads: Annotated[bool, typer.Option(help="Include road_edges (walk graph).")] = True,
+    database_url: Annotated[str | None, typer.Option(
+        "--database-url", help="A store: grids as stored now (redrawn ones, version) + grid_history.")] = None,
 ) -> None:
     """Write every layer to one GeoPackage (EPSG:4326) that opens in QGIS."""
     from gridmap.layers.build import build_layers
@@ -215,7 +217,8 @@ def layers_export(
 
     _set_data_dir(data_dir)
     try:
-        written = export_geopackage(build_layers(progress=True), out, roads=roads, progress=True)
+        engine = _engine(database_url) if database_url else None  # issue 19: the redrawn grids and their history
+        written = export_geopackage(build_layers(progress=True), out, roads=roads, progress=True, engine=engine)
     except GridmapError as exc:
         _fail(exc)
     console.print(f"[green]✓[/green] {out}: " + ", ".join(f"{k} {v}" for k, v in written.items()))

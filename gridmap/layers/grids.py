@@ -59,6 +59,7 @@ __all__ = [
     "grid_workloads",
     "merge_grids",
     "polsby_popper",
+    "road_lines",
     "split_grid",
 ]
 
@@ -411,13 +412,17 @@ def grid_workloads(
     return out
 
 
-def split_grid(geom: BaseGeometry, points: np.ndarray, weights: np.ndarray, parts: int
-               ) -> list[tuple[BaseGeometry, np.ndarray]]:
+def split_grid(geom: BaseGeometry, points: np.ndarray, weights: np.ndarray, parts: int,
+               roads: Iterable[BaseGeometry] | None = None) -> list[tuple[BaseGeometry, np.ndarray]]:
     """Split one grid (EPSG:4326) into ``parts`` compact pieces of about equal workload (redrawing, 重新划分网格).
 
-    The same recursive bisection as :func:`build_grids` (straight cuts across the long side at the
-    weighted quantile, in UTM 50N), so the pieces tile the grid exactly and every home lies in exactly
-    one piece.
+    Recursive bisection in UTM 50N. With ``roads`` (road lines, lon/lat, e.g. the OSM walk graph's
+    edges, :func:`road_lines`) each cut follows roads where the network allows: the grid is cut into
+    faces by the road lines inside it (polygonize), and the faces are grown from one end of the long
+    side into one contiguous part of about the target workload, the rest forming the other contiguous
+    part (:data:`ROAD_SPLIT_TOLERANCE`). Where no such road cut exists, a straight cut across the long
+    side at the weighted quantile. Either way the pieces tile the grid exactly and every home lies in
+    exactly one piece.
 
     Parameters
     ----------
@@ -429,6 +434,8 @@ def split_grid(geom: BaseGeometry, points: np.ndarray, weights: np.ndarray, part
         Their workload (e.g. weekly minutes), non-negative.
     parts
         Pieces wanted (≥ 1); fewer come back when the homes cannot be separated.
+    roads
+        Road lines (lon/lat) to cut along; ``None``: straight cuts only.
 
     Returns
     -------
@@ -453,18 +460,154 @@ def split_grid(geom: BaseGeometry, points: np.ndarray, weights: np.ndarray, part
     if parts <= 1 or len(pts) < 2 or w.sum() <= 0:
         return [(geom, np.arange(len(pts)))]
     out: list[tuple[BaseGeometry, np.ndarray]] = []
-    _split_k(poly_m, xy, w, parts, out, np.arange(len(pts)))
+    lines_m = None
+    if roads is not None:
+        ls = [shapely.transform(r, utm) for r in roads if r is not None and not r.is_empty]
+        lines_m = shapely.intersection(shapely.union_all(ls), poly_m.buffer(1.0)) if ls else None
+    _split_k(poly_m, xy, w, parts, out, np.arange(len(pts)), lines_m)
     return [(shapely.transform(p, wgs), idx) for p, idx in out]
 
 
+#: Up to this many road blocks in a grid, every grouping into two contiguous parts is tried (else grown greedily).
+_EXACT_FACES = 12
+#: A road cut is taken when its first part's workload is within this share of the grid's total of the target.
+ROAD_SPLIT_TOLERANCE = 0.2
+
+
+def road_lines(G: object, geom: BaseGeometry) -> list[BaseGeometry]:
+    """The walk graph's edge lines (lon/lat) that meet ``geom`` (lon/lat), for :func:`split_grid`."""
+    out = []
+    minx, miny, maxx, maxy = geom.bounds
+    pad = 0.0005
+    for u, v, d in G.edges(data=True):  # type: ignore[attr-defined]
+        line = d.get("geometry")
+        if line is None:
+            a, b = G.nodes[u], G.nodes[v]  # type: ignore[attr-defined]
+            line = shapely.LineString([(a["x"], a["y"]), (b["x"], b["y"])])
+        x0, y0, x1, y1 = line.bounds
+        if x1 < minx - pad or x0 > maxx + pad or y1 < miny - pad or y0 > maxy + pad:
+            continue
+        if line.intersects(geom):
+            out.append(line)
+    return out
+
+
+def _faces(poly: BaseGeometry, lines: BaseGeometry) -> list[BaseGeometry]:
+    """The faces ``poly`` is cut into by ``lines`` (metric): they tile ``poly``."""
+    noded = shapely.union_all([poly.boundary, shapely.intersection(lines, poly)])
+    faces = [f for f in shapely.get_parts(shapely.polygonize(shapely.get_parts(noded)))
+             if f.area > 1.0 and poly.contains(f.representative_point())]
+    faces = [_polygonal(shapely.intersection(f, poly)) for f in faces]
+    return [f for f in faces if not f.is_empty and f.area > 1.0]
+
+
+def _member(faces: list[BaseGeometry], pts: np.ndarray) -> np.ndarray:
+    """Index of the face holding each point (the first that covers it, else the nearest): exactly one."""
+    tree = shapely.STRtree(faces)
+    out = np.empty(len(pts), dtype=int)
+    for i, p in enumerate(shapely.points(pts)):
+        hit = tree.query(p, predicate="intersects")
+        out[i] = int(hit.min()) if len(hit) else int(tree.nearest(p))
+    return out
+
+
+def _road_cut(poly: BaseGeometry, pts: np.ndarray, w: np.ndarray, share: float, u: np.ndarray,
+              lines: BaseGeometry | None) -> tuple[BaseGeometry, BaseGeometry, np.ndarray] | None:
+    """Cut ``poly`` along road lines into two contiguous parts, the first of about ``share`` of the weight.
+
+    Returns (part a, part b, mask of the points in a) or ``None`` when the roads allow no such cut.
+    """
+    if lines is None or lines.is_empty:
+        return None
+    faces = _faces(poly, lines)
+    if len(faces) < 2 or len(faces) > 400:
+        return None
+    member = _member(faces, pts)
+    fw = np.bincount(member, weights=w, minlength=len(faces))
+    total = float(w.sum())
+    target = share * total
+    proj = np.array([np.dot(np.asarray(f.representative_point().coords[0]), u) for f in faces])
+    tree = shapely.STRtree(faces)
+    adj: list[set[int]] = [set() for _ in faces]
+    for i, f in enumerate(faces):
+        for j in tree.query(f.buffer(0.5), predicate="intersects"):
+            j = int(j)
+            if j != i and shapely.intersection(f.buffer(0.5), faces[j]).area > 0.5:
+                adj[i].add(j)
+                adj[j].add(i)
+    best: tuple[float, list[int]] | None = None
+    if len(faces) <= _EXACT_FACES:  # few blocks: every contiguous two-part grouping is tried
+        def connected(sub: set[int]) -> bool:
+            first = min(sub)
+            seen, todo = {first}, [first]
+            while todo:
+                for j in adj[todo.pop()]:
+                    if j in sub and j not in seen:
+                        seen.add(j)
+                        todo.append(j)
+            return seen == sub
+
+        everything = set(range(len(faces)))
+        for mask in range(1, 2 ** len(faces) - 1):
+            sub = {i for i in range(len(faces)) if mask >> i & 1}
+            acc = float(fw[sorted(sub)].sum())
+            err = abs(acc - target)
+            if best is not None and err >= best[0]:
+                continue
+            if 0 < acc < total and connected(sub) and connected(everything - sub):
+                best = (err, sorted(sub))
+        starts: tuple[int, ...] = ()
+    else:
+        starts = (int(np.argmin(proj)), int(np.argmax(proj)))
+    for start in starts:
+        sign = 1.0 if start == int(np.argmin(proj)) else -1.0
+        grown, acc = [start], float(fw[start])
+        frontier = set(adj[start])
+        while True:
+            rest = [i for i in range(len(faces)) if i not in grown]
+            if rest and 0 < acc < total and abs(acc - target) <= ROAD_SPLIT_TOLERANCE * total:
+                union_b = shapely.union_all([faces[i] for i in rest])
+                union_a = shapely.union_all([faces[i] for i in grown])
+                if union_a.geom_type == "Polygon" and union_b.geom_type == "Polygon":
+                    err = abs(acc - target)
+                    if best is None or err < best[0]:
+                        best = (err, list(grown))
+            if acc >= target or not frontier:
+                break
+            nxt = min(frontier, key=lambda i: (sign * proj[i], i))
+            frontier.discard(nxt)
+            grown.append(nxt)
+            acc += float(fw[nxt])
+            frontier |= adj[nxt] - set(grown)
+    if best is None or best[0] > ROAD_SPLIT_TOLERANCE * total:
+        return None
+    ga = set(best[1])
+    a = _polygonal(shapely.union_all([faces[i] for i in sorted(ga)]))
+    b = _polygonal(shapely.union_all([faces[i] for i in range(len(faces)) if i not in ga]))
+    in_a = np.isin(member, sorted(ga))
+    if not in_a.any() or in_a.all():
+        return None
+    return a, b, in_a
+
+
 def _split_k(poly: BaseGeometry, pts: np.ndarray, w: np.ndarray, k: int,
-             out: list[tuple[BaseGeometry, np.ndarray]], idx: np.ndarray) -> None:
+             out: list[tuple[BaseGeometry, np.ndarray]], idx: np.ndarray,
+             lines: BaseGeometry | None = None) -> None:
     """Cut ``poly`` into ``k`` pieces of about equal weight (at most ``k``: fewer when homes coincide)."""
     if k <= 1 or len(pts) < 2:
         out.append((poly, idx))
         return
     k1 = k // 2
     u = _long_axis(poly, pts)
+    cut = _road_cut(poly, pts, w, k1 / k, u, lines) if w.sum() > 0 else None
+    if cut is not None:
+        a, b, low = cut
+        n_low = int(low.sum())
+        ka = max(1, min(k1, n_low))
+        kb = max(1, min(k - k1, len(pts) - n_low))
+        _split_k(a, pts[low], w[low], ka, out, idx[low], lines)
+        _split_k(b, pts[~low], w[~low], kb, out, idx[~low], lines)
+        return
     proj = pts @ u
     order = np.argsort(proj, kind="stable")
     cum = np.cumsum(w[order])
@@ -486,8 +629,8 @@ def _split_k(poly: BaseGeometry, pts: np.ndarray, w: np.ndarray, k: int,
     n_low = int(low.sum())
     ka = max(1, min(k1, n_low))
     kb = max(1, min(k - k1, len(pts) - n_low))
-    _split_k(a, pts[low], w[low], ka, out, idx[low])
-    _split_k(b, pts[~low], w[~low], kb, out, idx[~low])
+    _split_k(a, pts[low], w[low], ka, out, idx[low], lines)
+    _split_k(b, pts[~low], w[~low], kb, out, idx[~low], lines)
 
 
 def merge_grids(geoms: Iterable[BaseGeometry]) -> BaseGeometry:

@@ -17,13 +17,23 @@ from typing import Any
 
 import numpy as np
 import shapely
-
 from sqlalchemy.engine import Engine
 
 from gridmap.routing._elder_greedy import Proposal, haversine_minutes, rebalance
-from gridmap.routing.rebalance_store import StreetUnits, grid_unit, load_street, neighbours_of
-from gridmap.routing.territory import (GridUnit, StewardUnit, TerritoryResult, _loads, balance_territories,
-                                       elder_minutes)
+from gridmap.routing.rebalance_store import (
+    StreetUnits,
+    grid_unit,
+    load_street,
+    neighbours_of,
+)
+from gridmap.routing.territory import (
+    GridUnit,
+    StewardUnit,
+    TerritoryResult,
+    _loads,
+    balance_territories,
+    elder_minutes,
+)
 
 #: A grid is cut into at most this many pieces when it alone weighs more than the street's mean workload.
 MAX_PARTS = 3
@@ -133,7 +143,7 @@ def _split_heavy(units: StreetUnits, max_parts: int) -> tuple[list[GridUnit], di
     Returns the units to optimise (pieces instead of the cut grids), piece code -> cut grid code, and
     piece code -> piece polygon.
     """
-    from gridmap.layers.grids import split_grid
+    from gridmap.layers.grids import road_lines, split_grid
 
     st = {s.code: s for s in units.stewards}
     loads = _loads(units.grids, st, None)
@@ -152,7 +162,8 @@ def _split_heavy(units: StreetUnits, max_parts: int) -> tuple[list[GridUnit], di
             continue
         xy = np.array([units.elder_xy[e.elder_id] for e in heavy])
         wt = np.array([e.service_minutes + e.visits * g.hop_minutes for e in heavy])
-        pieces = split_grid(geom, xy, wt, parts)
+        roads = road_lines(units.graph, geom) if units.graph is not None else None
+        pieces = split_grid(geom, xy, wt, parts, roads)  # along the walk graph's roads where they allow
         if len(pieces) < 2:
             out.append(g)
             continue
@@ -171,12 +182,13 @@ def _split_heavy(units: StreetUnits, max_parts: int) -> tuple[list[GridUnit], di
             code = f"{g.grid}#{i + 1}"
             parent[code] = g.grid
             geoms[code] = poly
-            out.append(grid_unit(code, g.community, poly, tuple(m), units.elder_xy))
+            out.append(grid_unit(code, g.community, poly, tuple(m), units.elder_xy, graph=units.graph,
+                                 access=dict(g.access) if g.access is not None else None))
     if parent:  # neighbours again, pieces included
         all_geoms = {u.grid: geoms.get(u.grid, units.grid_geoms.get(u.grid)) for u in out}
         nb = neighbours_of({k: v for k, v in all_geoms.items() if v is not None})
-        out = [GridUnit(u.grid, u.community, u.centroid, frozenset(nb.get(u.grid, ())), u.hop_minutes, u.elders)
-               for u in out]
+        out = [GridUnit(u.grid, u.community, u.centroid, frozenset(nb.get(u.grid, ())), u.hop_minutes, u.elders,
+                        u.access) for u in out]
     return out, parent, geoms
 
 
@@ -271,7 +283,7 @@ def propose_rebalance(engine: Engine, street: str, week: str, *, allow_cross_com
                                if s}, res.notes)
         units = StreetUnits(units.street, units.street_id, final, units.stewards, units.steward_ids,
                             units.steward_names, units.community_names, units.grid_geoms, units.grid_pk,
-                            units.elder_xy, units.community_ids)
+                            units.elder_xy, units.community_ids, units.graph)
     prop = RebalanceProposal(street, week, allow_cross_community, units, res, build_moves(units, res), splits)
     # redraw only when it pays: a lower largest workload than moving whole grids alone (by a minute)
     if not splits or prop.result.max_after > plain.result.max_after - 1.0:

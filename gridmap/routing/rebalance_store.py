@@ -20,13 +20,39 @@ from sqlalchemy.engine import Engine
 
 from gridmap._errors import GridmapError, ValidationError
 from gridmap.domain.enums import ChangeKind, StewardKind
-from gridmap.routing.territory import DETOUR, WALK_M_PER_MIN, ElderLoad, GridUnit, StewardUnit
+from gridmap.routing.territory import (
+    DETOUR,
+    WALK_M_PER_MIN,
+    ElderLoad,
+    GridUnit,
+    StewardUnit,
+)
 from gridmap.store.changes import record_change
 from gridmap.store.db import session_scope
-from gridmap.store.models import Community, Elder, Grid, PlanProposal, Steward, Street, utcnow
+from gridmap.store.models import (
+    Community,
+    Elder,
+    Grid,
+    PlanProposal,
+    Steward,
+    Street,
+    utcnow,
+)
 
-__all__ = ["FORMAT", "StreetUnits", "account_id", "grid_unit", "helpers_near", "neighbours_of", "apply_proposal", "keep_proposal", "load_proposal", "load_street",
-           "street_names", "undo_proposal"]
+__all__ = [
+    "FORMAT",
+    "StreetUnits",
+    "account_id",
+    "apply_proposal",
+    "grid_unit",
+    "helpers_near",
+    "keep_proposal",
+    "load_proposal",
+    "load_street",
+    "neighbours_of",
+    "street_names",
+    "undo_proposal",
+]
 
 #: ``plan_proposal.moves`` format of a grid rebalancing proposal.
 FORMAT = "grids/1"
@@ -47,6 +73,8 @@ class StreetUnits:
     grid_pk: dict[str, int] = field(default_factory=dict)
     elder_xy: dict[int, tuple[float, float]] = field(default_factory=dict)
     community_ids: dict[str, int] = field(default_factory=dict)
+    #: The walk road graph the travel came from (``None``: straight line × detour); redrawing cuts along its edges.
+    graph: Any = None
 
 
 def street_names(engine: Engine) -> list[str]:
@@ -73,25 +101,104 @@ def _hop_minutes(xy: np.ndarray) -> float:
     return float(np.mean(d[:, 1])) * DETOUR / WALK_M_PER_MIN
 
 
+def _tour_length(D: np.ndarray) -> float:
+    """Length of a closed tour through all points of the (symmetrised) matrix: nearest neighbour, then 2-opt."""
+    n = len(D)
+    if n < 2:
+        return 0.0
+    D = (D + D.T) / 2.0
+    order = [0]
+    left = set(range(1, n))
+    while left:
+        last = order[-1]
+        nxt = min(left, key=lambda j: (D[last, j], j))
+        order.append(nxt)
+        left.remove(nxt)
+    tour = np.array(order + [0])
+    improved = n >= 4
+    rounds = 0
+    while improved and rounds < 20:
+        improved = False
+        rounds += 1
+        for i in range(1, n - 1):
+            a, b = tour[i - 1], tour[i]
+            c, d = tour[i + 1:n], tour[i + 2:n + 1]
+            delta = D[a, c] + D[b, d] - D[a, b] - D[c, d]
+            k = int(np.argmin(delta))
+            if delta[k] < -1e-9:
+                j = i + 1 + k
+                tour[i:j + 1] = tour[i:j + 1][::-1]
+                improved = True
+    return float(D[tour[:-1], tour[1:]].sum())
+
+
+def road_tour_minutes(G: Any, lonlat: np.ndarray) -> float:
+    """Walking minutes per home of a closed tour through the homes ``lonlat`` on the road graph ``G``.
+
+    The walk matrix between the homes comes from :func:`gridmap.layers.travel.travel_matrix` (points far
+    from the network: straight line × the graph's detour factor).
+    """
+    from gridmap.layers.travel import travel_matrix
+
+    pts = np.unique(np.asarray(lonlat, dtype=float).reshape(-1, 2), axis=0)
+    if len(pts) < 2:
+        return 0.0
+    M = travel_matrix(G, pts[:, 0], pts[:, 1], mode="walk")
+    return _tour_length(M.seconds / 60.0) / len(lonlat)
+
+
+def road_access(G: Any, bases: dict[str, tuple[float, float]], points: dict[str, tuple[float, float]]
+                ) -> dict[str, dict[str, float]]:
+    """One-way walking minutes on ``G`` from every base (steward code -> lon/lat) to every point (grid -> lon/lat)."""
+    from gridmap.layers.travel import travel_matrix
+
+    if not bases or not points:
+        return {g: {} for g in points}
+    sk, gk = list(bases), list(points)
+    xy = np.array([bases[k] for k in sk] + [points[k] for k in gk])
+    M = travel_matrix(G, xy[:, 0], xy[:, 1], mode="walk").seconds / 60.0
+    ns = len(sk)
+    return {g: {s: float((M[i, ns + j] + M[ns + j, i]) / 2.0) for i, s in enumerate(sk)} for j, g in enumerate(gk)}
+
+
+def walk_graph() -> Any:
+    """The OSM walk graph (cached per process), or ``None`` when no road data can be loaded."""
+    from gridmap.routing.district import load_graphs
+
+    return load_graphs({"walk"}).get("walk")
+
+
 def grid_unit(code: str, community: str, geom: Any, elders: tuple[ElderLoad, ...],
-              elder_xy: dict[int, tuple[float, float]], neighbours: frozenset[str] = frozenset()) -> GridUnit:
-    """A :class:`GridUnit` from a polygon (lon/lat) and its elders: centroid and in-grid hop minutes computed."""
+              elder_xy: dict[int, tuple[float, float]], neighbours: frozenset[str] = frozenset(),
+              graph: Any = None, access: dict[str, float] | None = None) -> GridUnit:
+    """A :class:`GridUnit` from a polygon (lon/lat) and its elders: centroid and in-grid hop minutes computed.
+
+    With ``graph`` (the walk road graph) the hop is :func:`road_tour_minutes`, else nearest-neighbour
+    straight line × detour.
+    """
     from gridmap.layers._osm_sources import to_utm
 
     xy = np.array([elder_xy[e.elder_id] for e in elders if e.visits and e.elder_id in elder_xy]).reshape(-1, 2)
-    hop = _hop_minutes(np.column_stack(to_utm(xy[:, 0], xy[:, 1]))) if len(xy) >= 2 else 0.0
+    if graph is not None and len(xy) >= 2:
+        hop = road_tour_minutes(graph, xy)
+    else:
+        hop = _hop_minutes(np.column_stack(to_utm(xy[:, 0], xy[:, 1]))) if len(xy) >= 2 else 0.0
     c = geom.representative_point() if geom is not None and not geom.is_empty else None
     centroid = (float(c.x), float(c.y)) if c is not None else (float(xy[:, 0].mean()), float(xy[:, 1].mean())) \
         if len(xy) else (0.0, 0.0)
-    return GridUnit(code, community, centroid, neighbours, hop, tuple(sorted(elders, key=lambda e: e.elder_id)))
+    return GridUnit(code, community, centroid, neighbours, hop, tuple(sorted(elders, key=lambda e: e.elder_id)),
+                    access)
 
 
-def load_street(engine: Engine, street: str, week: str, *, rules: Any = None) -> StreetUnits:
+def load_street(engine: Engine, street: str, week: str, *, rules: Any = None, graph: Any = True) -> StreetUnits:
     """Grids (with adjacency, elders, the week's visits) and active visit stewards of ``street``.
 
     Elders are those in the programme (:func:`gridmap.rules.store.read_facts`); their visits and service
     minutes are the week's in-home visits of :func:`gridmap.rules.requirements.routing_visits`. A grid's
     neighbours are the grids of the street whose polygons touch it (within a metre).
+
+    ``graph``: the walk road graph for the travel part of the workload; ``True`` (default) loads the
+    cached OSM walk graph (:func:`walk_graph`), ``None``/``False`` or no road data: straight line × detour.
     """
     from gridmap.rules.config import load_rules
     from gridmap.rules.requirements import parse_week, routing_visits
@@ -135,8 +242,18 @@ def load_street(engine: Engine, street: str, week: str, *, rules: Any = None) ->
             elder_xy[int(r.id)] = (float(r.geom.x), float(r.geom.y))
     geoms = {r.code: r.geom for r in grows}
     nb = neighbours_of(geoms)
+    G = walk_graph() if graph is True else (graph or None)
+    access: dict[str, dict[str, float]] = {}
+    if G is not None:
+        points = {}
+        for r in grows:
+            c = r.geom.representative_point() if r.geom is not None and not r.geom.is_empty else None
+            if c is not None:
+                points[r.code] = (float(c.x), float(c.y))
+        bases = {r.code: (float(r.base.x), float(r.base.y)) for r in srows if r.base is not None}
+        access = road_access(G, bases, points)
     grids = [grid_unit(r.code, ccode[r.community_id], r.geom, tuple(by_grid[r.code]), elder_xy,
-                       frozenset(nb[r.code])) for r in grows]
+                       frozenset(nb[r.code]), G, access.get(r.code) if G is not None else None) for r in grows]
     stewards = [StewardUnit(r.code, ccode[r.community_id],
                             (float(r.base.x), float(r.base.y)) if r.base is not None else None,
                             float(int(r.max_work_minutes or 360) * len(r.work_days or [1, 2, 3, 4, 5])), r.name)
@@ -144,7 +261,7 @@ def load_street(engine: Engine, street: str, week: str, *, rules: Any = None) ->
     ids = {r.code: int(r.id) for r in srows} | {c: int(i) for i, c in scode_other.items()}
     return StreetUnits(street, sid, grids, stewards, ids, {r.code: r.name for r in srows},
                        {r.code: r.name for r in comms}, geoms, {r.code: int(r.id) for r in grows}, elder_xy,
-                       {r.code: int(r.id) for r in comms})
+                       {r.code: int(r.id) for r in comms}, G)
 
 
 def neighbours_of(geoms: dict[str, Any]) -> dict[str, set[str]]:

@@ -24,11 +24,14 @@ rules) in grid ``g`` held by steward ``s``::
 
     minutes = service + visits × (hop_g + 2 × t(base_s, centroid_g) / VISITS_PER_TRIP)
 
-``hop_g`` is the mean travel between neighbouring homes of the grid (nearest-neighbour distance on
-the road network estimated as straight line × detour factor, walking speed); the access term is a
-round trip from the steward's base to the grid shared by the :data:`VISITS_PER_TRIP` homes one round
-serves. ``bench/rebalance.py`` compares the estimate with the travel of the plans ``gridmap plan
-week`` computes on the road network.
+``hop_g`` is the travel per home of a closed tour through the grid's homes on the road network
+(walking minutes of the OSM walk graph between the homes, :func:`gridmap.layers.travel.travel_matrix`,
+tour by nearest neighbour + 2-opt, divided by the homes: ``rebalance_store.road_tour_minutes``); the
+access term is a round trip on the road network from the steward's base to the grid
+(``GridUnit.access``), shared by the :data:`VISITS_PER_TRIP` homes one day's round serves. Without
+road data both fall back to straight line × :data:`DETOUR` (flagged in the notes).
+``tests/routing/test_rebalance_travel.py`` compares the estimate with the travel of the plans
+``gridmap plan week`` stores; ``bench/rebalance.py`` does so for the district.
 
 The module is pure: plain dataclasses in and out, no database.
 """
@@ -45,7 +48,7 @@ from typing import Any
 from gridmap._errors import ValidationError
 
 __all__ = ["DETOUR", "VISITS_PER_TRIP", "WALK_M_PER_MIN", "ElderLoad", "GridUnit", "StewardUnit",
-           "TerritoryResult", "balance_territories", "straight_minutes"]
+           "TerritoryResult", "balance_territories", "straight_minutes", "travel_minutes"]
 
 #: Homes served by one round from the steward's base (the access trip is shared among them).
 VISITS_PER_TRIP = 4.0
@@ -86,6 +89,9 @@ class GridUnit:
     neighbours: frozenset[str] = frozenset()
     hop_minutes: float = 0.0
     elders: tuple[ElderLoad, ...] = ()
+    #: One-way walking minutes on the road network from each steward's base (code -> minutes) to the grid;
+    #: ``None``: straight line × detour.
+    access: Mapping[str, float] | None = field(default=None, hash=False, compare=False)
 
     @property
     def visits(self) -> int:
@@ -169,7 +175,22 @@ class TerritoryResult:
 
 
 def _access(st: StewardUnit, g: GridUnit) -> float:
-    return 0.0 if st.base is None else 2.0 * straight_minutes(st.base, g.centroid) / VISITS_PER_TRIP
+    if st.base is None:
+        return 0.0
+    one_way = g.access.get(st.code) if g.access is not None else None
+    if one_way is None:
+        one_way = straight_minutes(st.base, g.centroid)
+    return 2.0 * one_way / VISITS_PER_TRIP
+
+
+def travel_minutes(grids: Sequence[GridUnit], stewards: Mapping[str, StewardUnit]) -> dict[str, float]:
+    """Estimated weekly travel minutes per steward for the current assignment (the workload without service)."""
+    out = {c: 0.0 for c in stewards}
+    for g in grids:
+        for e in g.elders:
+            if e.steward in stewards:
+                out[e.steward] += e.visits * (g.hop_minutes + _access(stewards[e.steward], g))
+    return out
 
 
 def elder_minutes(e: ElderLoad, g: GridUnit, st: StewardUnit) -> float:
