@@ -11,13 +11,24 @@ from __future__ import annotations
 
 import json
 from datetime import date
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
 from gridmap._cli import fail, open_store_or_exit
 from gridmap._errors import GridmapError
-from gridmap.followups.cli import ByOpt, DbOpt, JsonOpt, StreetOpt, _console, _day, _err, _none, _os_user, _today
+from gridmap.followups.cli import (
+    ByOpt,
+    DbOpt,
+    JsonOpt,
+    StreetOpt,
+    _console,
+    _day,
+    _err,
+    _none,
+    _os_user,
+    _today,
+)
 
 tasks_app = typer.Typer(help="Service tasks from the needs recorded at visits: list, move on, serve. 服务任务",
                         no_args_is_help=True)
@@ -51,9 +62,9 @@ def task_records(df: Any, names: dict[int, str]) -> list[dict[str, Any]]:
 
 @tasks_app.command("list")
 def tasks_list(
-    steward: Annotated[Optional[str], typer.Option("--steward", help="Only this 服务管家's tasks (code or id).")] = None,
+    steward: Annotated[str | None, typer.Option("--steward", help="Only this 服务管家's tasks (code or id).")] = None,
     street: StreetOpt = None,
-    status: Annotated[Optional[str], typer.Option("--status", help="open|in_progress|done|cancelled "
+    status: Annotated[str | None, typer.Option("--status", help="open|in_progress|done|cancelled "
                                                   "or 待处理/处理中/已完成/已取消.")] = None,
     as_json: JsonOpt = False,
     database_url: DbOpt = None,
@@ -91,7 +102,7 @@ def tasks_list(
 def tasks_update(
     task_id: Annotated[int, typer.Argument(help="The task's id.")],
     status: Annotated[str, typer.Option("--status", help="in_progress|done|cancelled (or 处理中/已完成/已取消).")],
-    note: Annotated[Optional[str], typer.Option("--note", help="What was done, or why cancelled.")] = None,
+    note: Annotated[str | None, typer.Option("--note", help="What was done, or why cancelled.")] = None,
     by: ByOpt = None,
     database_url: DbOpt = None,
 ) -> None:
@@ -111,12 +122,12 @@ def tasks_update(
 @tasks_app.command("serve")
 def tasks_serve(
     task_id: Annotated[int, typer.Argument(help="The task's id.")],
-    description: Annotated[Optional[str], typer.Option("--description", help="服务内容: what was done.")] = None,
-    provider: Annotated[Optional[str], typer.Option("--provider", help="服务机构: who served.")] = None,
-    staff: Annotated[Optional[str], typer.Option("--staff", help="服务人员签字.")] = None,
-    satisfaction: Annotated[Optional[str], typer.Option("--satisfaction",
+    description: Annotated[str | None, typer.Option("--description", help="服务内容: what was done.")] = None,
+    provider: Annotated[str | None, typer.Option("--provider", help="服务机构: who served.")] = None,
+    staff: Annotated[str | None, typer.Option("--staff", help="服务人员签字.")] = None,
+    satisfaction: Annotated[str | None, typer.Option("--satisfaction",
                                                         help="非常满意|满意|基本满意|不满意 (the elder's rating).")] = None,
-    served_on: Annotated[Optional[str], typer.Option("--on", help="Service date YYYY-MM-DD (default today).")] = None,
+    served_on: Annotated[str | None, typer.Option("--on", help="Service date YYYY-MM-DD (default today).")] = None,
     keep_open: Annotated[bool, typer.Option("--keep-open", help="Record the service, leave the task open.")] = False,
     by: ByOpt = None,
     as_json: JsonOpt = False,

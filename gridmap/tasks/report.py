@@ -20,8 +20,8 @@ COLUMNS = ["街道", "新服务任务", "已完成", "已取消", "完成率", "
 
 NOTES = {
     "项目": ["服务任务", "服务任务：完成率", "服务任务：满意率", "非有效探访"],
-    "说明": ["探访记录的老年人服务需求（助餐、助医等，规则 service_needs）生成的服务任务，由老人的服务管家或规则指定单位承接，"
-           "按规则的天数完成；统计期内新产生、完成、取消的任务数，截至日仍未完成且已过完成时限的为逾期未完成",
+    "说明": [("探访记录的老年人服务需求（助餐、助医等，规则 service_needs）生成的服务任务，由老人的服务管家或规则指定单位承接，"
+            "按规则的天数完成；统计期内新产生、完成、取消的任务数，截至日仍未完成且已过完成时限的为逾期未完成"),
            "已完成 ÷（已完成 + 截至日仍待处理或处理中）",
            "统计期内针对服务任务登记的关爱服务（附件1-2 第六部分）中，评价为非常满意、满意或基本满意的比例",
            "统计期内已保存但未达到有效探访要求（规则 effective_answers：第五部分规定项目未填写）的探访次数，不计入探访率"],
@@ -32,7 +32,6 @@ def task_sheet(engine: Engine, *, start: date, end: date, as_of: date | None = N
                street: str | None = None, streets: list[str] | None = None) -> pd.DataFrame:
     """The 服务任务 sheet for ``[start, end]`` (cut at ``as_of`` when earlier), one row per street and 海淀区 first."""
     from gridmap.store.models import CareService, Elder, Street, Visit
-    from gridmap.tasks.lifecycle import ACTIVE_TASK
     from gridmap.tasks.store import read_task_frame
 
     cut = min(end, as_of) if as_of is not None else end

@@ -354,8 +354,22 @@ def work_tasks(engine: Engine, items: Sequence[TaskWork], *, by: str) -> list[st
     return out
 
 
-__all__ = ["TASK_COLUMNS", "Served", "TaskUpdated", "TaskWork", "create_tasks", "work_tasks", "open_tasks", "read_care_services", "read_day_visits",
-           "read_task_events", "read_task_frame", "resolve_service_steward", "serve_task", "update_task"]
+__all__ = [
+    "TASK_COLUMNS",
+    "Served",
+    "TaskUpdated",
+    "TaskWork",
+    "create_tasks",
+    "open_tasks",
+    "read_care_services",
+    "read_day_visits",
+    "read_task_events",
+    "read_task_frame",
+    "resolve_service_steward",
+    "serve_task",
+    "update_task",
+    "work_tasks",
+]
 
 
 def read_day_visits(engine: Engine, steward_id: int, day: date) -> list[dict[str, Any]]:

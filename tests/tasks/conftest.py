@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from shapely.geometry import Point
@@ -12,8 +12,8 @@ from gridmap.rules.config import load_rules
 from gridmap.rules.visits import VisitRecord, parse_visit
 
 RULES = load_rules()
-NOW = datetime(2026, 12, 2, 4, tzinfo=timezone.utc)
-PARSE_NOW = datetime(2026, 12, 31, 4, tzinfo=timezone.utc)
+NOW = datetime(2026, 12, 2, 4, tzinfo=UTC)
+PARSE_NOW = datetime(2026, 12, 31, 4, tzinfo=UTC)
 #: every item of 五 an in-home visit answers (effective by the default rules)
 IN_HOME = dict(family_change="无变化", family_support="经常探望或来电", expression="无变化", mobility="无变化",
                reaction="无变化", illness="无变化", mood="无变化", gas_safety="安全", water_heating_safety="安全",

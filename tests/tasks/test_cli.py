@@ -19,7 +19,7 @@ runner = CliRunner()
 CONTRACT_KEYS = {"id", "elder_id", "kind", "steward", "status", "due_on"}
 
 
-def _run(engine: Engine, *args: str):  # noqa: ANN202
+def _run(engine: Engine, *args: str):
     return runner.invoke(app, [*args, "--database-url", engine.url.render_as_string(hide_password=False)])
 
 

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from gridmap._errors import ValidationError
+from gridmap.domain.enums import VisitMode
 from gridmap.followups.lifecycle import TransitionError
 from gridmap.rules.config import load_rules
 from gridmap.rules.followups import hazards_from_visit
-from gridmap.domain.enums import VisitMode
 from gridmap.rules.visits import ANSWER_FIELDS, parse_visit
 from gridmap.tasks.lifecycle import (
     TaskState,
@@ -27,10 +27,10 @@ from gridmap.tasks.lifecycle import (
 from tests.tasks.conftest import IN_HOME, PARSE_NOW, RULES
 
 T = TaskStatus
-AT = datetime(2026, 12, 2, 4, tzinfo=timezone.utc)
+AT = datetime(2026, 12, 2, 4, tzinfo=UTC)
 
 
-def _phone(**more):  # noqa: ANN003, ANN202
+def _phone(**more):
     return parse_visit(dict(elder_id=7, visited_on="2026-12-01", mode="电话问候", visitor_role="探访管家", **more),
                        RULES, now=PARSE_NOW)
 

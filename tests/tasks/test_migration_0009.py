@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, inspect, text
-
 from alembic import command
+from sqlalchemy import Engine, inspect, text
 
 from gridmap.store.db import _alembic_config, current_revision, downgrade_db, init_db
 

@@ -3,7 +3,7 @@ care services' satisfaction per street with a 海淀区 total, and the visits st
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ from gridmap.tasks import store as ts
 from gridmap.tasks.report import COLUMNS
 from tests.tasks.conftest import RULES, phone, register
 
-AT = datetime(2026, 12, 3, 4, tzinfo=timezone.utc)
+AT = datetime(2026, 12, 3, 4, tzinfo=UTC)
 
 
 def _sheet(path: Path, name: str) -> list[dict[str, Any]]:

@@ -7,10 +7,10 @@ refused by the server. Screenshots go to /work/notes/shots/ (GRIDMAP_SHOTS17 ove
 from __future__ import annotations
 
 import os
-import time
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, select
@@ -84,7 +84,14 @@ def test_a_meal_need_reaches_the_service_steward_who_closes_it_with_a_care_servi
     from selenium.webdriver.common.keys import Keys
 
     from gridmap.access.users import add_user
-    from gridmap.store.models import AppUser, CareService, Elder, ServiceTask, Steward, Visit
+    from gridmap.store.models import (
+        AppUser,
+        CareService,
+        Elder,
+        ServiceTask,
+        Steward,
+        Visit,
+    )
     from gridmap.tasks.lifecycle import TaskSpec
     from gridmap.tasks.store import create_tasks
 

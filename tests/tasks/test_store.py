@@ -14,9 +14,16 @@ from gridmap._errors import ValidationError
 from gridmap.access.audit import PermissionDenied
 from gridmap.followups.lifecycle import TransitionError
 from gridmap.rules.store import record_visit
-from gridmap.store.models import CareService, ChangeLog, Hazard, RegisterChange, ServiceTaskEvent, Visit
+from gridmap.store.models import (
+    CareService,
+    ChangeLog,
+    Hazard,
+    RegisterChange,
+    ServiceTaskEvent,
+    Visit,
+)
 from gridmap.tasks import store as ts
-from tests.tasks.conftest import NOW, PARSE_NOW, RULES, phone, register
+from tests.tasks.conftest import NOW, RULES, phone, register
 
 WEEK = "2026-W49"  # Monday 2026-11-30 .. Sunday 2026-12-06
 
@@ -139,7 +146,7 @@ def _rates(engine: Engine) -> tuple[float, float, float]:
 
 
 def test_a_phone_visit_with_no_answers_does_not_raise_the_weekly_rate(engine: Engine) -> None:
-    e0, e1, e2 = register(engine)["elders"]
+    e0, e1, _e2 = register(engine)["elders"]
     assert record_visit(engine, phone(e1, "2026-12-01"), rules=RULES, now=NOW).effective
     assert _rates(engine) == pytest.approx((1 / 3, 1 / 3, 1 / 3))
     empty = record_visit(engine, phone(e0, "2026-12-01", illness=None, mood=None, needs=None), rules=RULES, now=NOW)
