@@ -103,7 +103,6 @@ def main() -> None:
 
     from gridmap.routing.rebalance import propose_rebalance
     from gridmap.routing.rebalance_store import account_id, apply_proposal, keep_proposal, street_names
-    from gridmap.routing.territory import VISITS_PER_TRIP
     from gridmap.store.db import make_engine
 
     work = ROOT / "var/bench_rebalance"
@@ -144,14 +143,11 @@ def main() -> None:
 
             units = load_street(engine, street, args.week)
         st = {s.code: s for s in units.stewards}
-        from gridmap.routing.territory import straight_minutes
+        from gridmap.routing.territory import travel_minutes  # on the road network (walk graph)
 
-        for g in units.grids:
-            for e in g.elders:
-                if e.steward in st and e.visits:
-                    s = st[e.steward]
-                    acc = 2 * straight_minutes(s.base, g.centroid) / VISITS_PER_TRIP if s.base else 0.0
-                    est_by_steward[e.steward] = est_by_steward.get(e.steward, 0.0) + e.visits * (g.hop_minutes + acc)
+        for code, minutes in travel_minutes(units.grids, st).items():
+            if minutes > 0:
+                est_by_steward[code] = est_by_steward.get(code, 0.0) + minutes
         payload = {**prop.to_dict(), "moves": prop.moves, "splits": prop.splits}
         pid = keep_proposal(engine, uid, street, args.week, payload)
         if prop.moves or prop.splits:

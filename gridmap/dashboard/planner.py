@@ -303,6 +303,15 @@ def _steward_markers(st: pd.DataFrame, after: pd.Series | None) -> list[Any]:
     return out
 
 
+def _forget_grids(data: DashboardData, p: dict[str, Any]) -> None:
+    """After a proposal that split grids is accepted or undone, the cached grid layer is read again, so the
+    map draws the redrawn grids (this process skips its own change-feed rows; other processes clear their
+    layers on the feed's ``grid`` rows)."""
+    if p.get("splits"):
+        with data._lock:  # the cache's own lock
+            data._layers.pop("grids", None)
+
+
 def register(app: dash.Dash, data: DashboardData, basemap: Basemap) -> None:
     """Register the planner callbacks."""
 
@@ -420,6 +429,7 @@ def register(app: dash.Dash, data: DashboardData, basemap: Basemap) -> None:
             return no_update, True, no_update, no_update, message(exc.message_zh, "err")
         log_access("update", "plan", street, {"op": "rebalance", "proposal": pid, "moves": len(p["moves"])})
         data.refresh_street(str(p["street"]))
+        _forget_grids(data, p)
         n = sum(len(m["elders"]) for m in p["moves"])
         text = (f"已采纳：{n} 位老人的探访管家已调整（{len({m['grid'] for m in p['moves']})} 个网格整体调整"
                 + (f"，拆分网格 {len(p.get('splits') or [])} 个" if p.get("splits") else "") + "）"
@@ -451,6 +461,7 @@ def register(app: dash.Dash, data: DashboardData, basemap: Basemap) -> None:
             return True, no_update, message(exc.message_zh, "err")
         log_access("update", "plan", street, {"op": "rebalance_undo", "proposal": pid})
         data.refresh_street(str(p["street"]))
+        _forget_grids(data, p)
         n = sum(len(m["elders"]) for m in p["moves"])
         return True, data.version, message(f"已撤销：{n} 位老人恢复原探访管家，网格恢复原状", "ok")
 

@@ -88,6 +88,14 @@ def test_planner_previews_grid_moves_accepts_and_undoes(browser: Any, live_app: 
     with engine.connect() as conn:
         kind = conn.execute(text("SELECT kind FROM change_log ORDER BY seq DESC LIMIT 1")).scalar()
     assert kind == "plan"
+    # the change (a new data version) redraws the map and the charts from the store: the proposal's red grids
+    # leave the map, the bars show the workload as it now is, and split grids are drawn as the new grids
+    _wait(lambda: not browser.find_elements(By.CSS_SELECTOR, "#pln-map path[stroke='#d73027']"),
+          what="the map redrawn after 采纳方案")
+    _wait(lambda: "调整后" not in _by_id(browser, "pln-bars").text, what="the bars redrawn after 采纳方案")
+    new_grids = {n["grid"] for sp in prop.splits for n in sp["new_grids"]}
+    if new_grids:
+        assert new_grids <= set(data.layer("grids")["id"]), "the map's grid layer holds the redrawn grids"
     _scroll_to(browser, "pln-msg")
     _shot(browser, "planner_accepted")
     _wait(lambda: _by_id(browser, "pln-undo").is_enabled(), what="undo enabled")
