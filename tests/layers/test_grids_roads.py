@@ -149,6 +149,14 @@ def test_split_grids_through_the_store_go_to_the_geopackage_with_their_history(e
                                           and all(grids[i].geom.boundary.distance(h.geom) < 1e-7 for i in holding))
     assert all(len(shapely.get_parts(g.geom)) == 1 for g in grids.values())
     new_codes = {n["grid"] for sp in p.splits for n in sp["new_grids"]}
+    if p.units.graph is not None:  # on the real walk graph: the line between a cut grid and its new grids is on roads
+        from shapely import wkt
+
+        by_code = {g.code: g.geom for g in grids.values()}
+        for sp in p.splits:
+            roads = road_lines(p.units.graph, wkt.loads(sp["geom_before"]))
+            pieces = [(by_code[sp["grid"]], None)] + [(by_code[n["grid"]], None) for n in sp["new_grids"]]
+            assert _cut_off_roads_m(pieces, roads) < 1.0
 
     out = tmp_path / "grids.gpkg"
     written = export_geopackage(None, out, roads=False, engine=engine)
