@@ -43,17 +43,26 @@ def upgrade() -> None:
     )
     op.create_index('ix_device_event_device_id', 'device_event', ['device_id'])
     op.create_index('ix_device_event_elder_id', 'device_event', ['elder_id'])
-    with op.batch_alter_table('elder', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('station_id', sa.Integer(), nullable=True))
-        batch_op.create_foreign_key('fk_elder_station_id', 'service_station', ['station_id'], ['id'])
-        batch_op.create_index('ix_elder_station_id', ['station_id'])
+    # Not a batch (copy-and-move) on SQLite: rebuilding ``elder`` while visits, hazards and the rest point at
+    # it fails their foreign keys on a populated database. SQLite adds a nullable column with its reference in
+    # place; PostgreSQL adds the column and the named constraint.
+    if op.get_bind().dialect.name == 'sqlite':
+        op.execute('ALTER TABLE elder ADD COLUMN station_id INTEGER '
+                   'CONSTRAINT fk_elder_station_id REFERENCES service_station (id)')
+    else:
+        op.add_column('elder', sa.Column('station_id', sa.Integer(), nullable=True))
+        op.create_foreign_key('fk_elder_station_id', 'elder', 'service_station', ['station_id'], ['id'])
+    op.create_index('ix_elder_station_id', 'elder', ['station_id'])
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('elder', schema=None) as batch_op:
-        batch_op.drop_index('ix_elder_station_id')
-        batch_op.drop_constraint('fk_elder_station_id', type_='foreignkey')
-        batch_op.drop_column('station_id')
+    op.drop_index('ix_elder_station_id', table_name='elder')
+    if op.get_bind().dialect.name == 'sqlite':  # the column and its inline reference go with the copied table
+        with op.batch_alter_table('elder', schema=None) as batch_op:
+            batch_op.drop_column('station_id')
+    else:
+        op.drop_constraint('fk_elder_station_id', 'elder', type_='foreignkey')
+        op.drop_column('elder', 'station_id')
     op.drop_index('ix_device_event_elder_id', table_name='device_event')
     op.drop_index('ix_device_event_device_id', table_name='device_event')
     op.drop_table('device_event')
