@@ -15,7 +15,7 @@ from gridmap.layers.export import LAYER_COLUMNS, export_geopackage
 
 
 @pytest.fixture(scope="module")
-def layers(data_dir: Path):  # noqa: ANN201
+def layers(data_dir: Path):
     return build_layers(data_dir)
 
 
@@ -61,3 +61,42 @@ def test_cli_export_includes_road_edges(tmp_path: Path, data_dir: Path) -> None:
     assert (edges["u"] != edges["v"]).all()
     # parallel ways between two junctions are real; the same segment twice is not
     assert not edges.assign(wkb=edges.geometry.to_wkb()).duplicated(["u", "v", "wkb"]).any()
+
+
+def test_cli_export_with_a_store_writes_the_grids_as_stored_now_and_their_history(tmp_path: Path,
+                                                                                   data_dir: Path) -> None:
+    """Issue 19: after a rebalancing split grids, ``gridmap layers export --database-url`` hands QGIS the
+    redrawn grids (with their version) and the grid history, not the grids built from the files."""
+    from sqlalchemy import select
+
+    from gridmap.routing.rebalance import propose_rebalance
+    from gridmap.routing.rebalance_store import (
+        account_id,
+        apply_proposal,
+        keep_proposal,
+    )
+    from gridmap.store.db import init_db, make_engine
+    from gridmap.store.models import Grid
+    from tests.layers.test_grids_roads import _one_heavy_grid
+
+    url = f"sqlite:///{tmp_path / 'store.sqlite'}"
+    engine = make_engine(url)
+    init_db(engine)
+    _one_heavy_grid(engine)
+    p = propose_rebalance(engine, "乙街道", "2026-W50", time_limit=2)
+    assert p.splits
+    pid = keep_proposal(engine, account_id(engine, "cli", create=True), "乙街道", "2026-W50",
+                        {**p.to_dict(), "moves": p.moves, "splits": p.splits})
+    apply_proposal(engine, pid, "planner-a")
+    with engine.connect() as conn:
+        stored = set(conn.execute(select(Grid.code)).scalars())
+
+    out = tmp_path / "haidian.gpkg"
+    result = CliRunner().invoke(app, ["layers", "export", "--out", str(out), "--no-roads", "--database-url", url])
+    assert result.exit_code == 0, result.output
+    grids = gpd.read_file(out, layer="grids")
+    assert set(grids["id"]) == stored and len(stored) > 2  # the split grid's new grids are there
+    assert grids.loc[grids["id"] == p.splits[0]["grid"], "version"].iloc[0] > 1
+    hist = gpd.read_file(out, layer="grid_history")
+    assert (hist["changed_by"] == "planner-a").any()
+    assert {"district", "streets", "communities"} <= {n for n, _ in pyogrio.list_layers(out)}
