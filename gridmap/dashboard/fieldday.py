@@ -21,6 +21,8 @@ The offline outbox (``assets/gridmap_steward.js`` and ``POST /gm-steward/visit``
 from __future__ import annotations
 
 import math
+import os
+import re
 from datetime import date
 from typing import Any
 
@@ -185,18 +187,46 @@ def _rec_button(eid: int, mode: str, done: bool) -> html.Button:
                        className=_BTN + (" done" if done else " rec"), title="打开探访记录表（已选好老人和方式）")
 
 
-def stops_table(stops: pd.DataFrame, follow: dict[int, str], travel_mode: str, done: set[int]) -> html.Table:
-    """The in-home stops in route order: one row each, two lines of text, 44 px buttons (navigate, record)."""
+def common_address_prefix(addresses: list[str]) -> str:
+    """The part of the day's addresses all stops share (北京市海淀区…街道…社区), cut after a whole area name.
+
+    On a phone it is said once above the stops, so that a stop's own line holds what finds the door (building,
+    unit, flat); the printed sheet keeps every address whole. Empty when the stops share no whole area name or
+    a stop's address would be nothing but the prefix.
+    """
+    texts = [str(a) for a in addresses if isinstance(a, str) and a]
+    if not texts:
+        return ""
+    common = os.path.commonprefix(texts)
+    best = ""
+    for m in re.finditer(r"(?:社区|村)(?:居委会|村委会)?|街道|镇|地区|区", common):
+        best = common[:m.end()]
+    if any(len(t) <= len(best) for t in texts):
+        return ""
+    return best
+
+
+def stops_table(stops: pd.DataFrame, follow: dict[int, str], travel_mode: str, done: set[int]) -> html.Div:
+    """The in-home stops in route order: one row each, two lines of text, 44 px buttons (navigate, record).
+
+    The area all stops share is said once above them (on a phone a stop's first line is the name and what
+    finds the door); each row still carries its whole address, shown on paper.
+    """
     from gridmap.dashboard.fmt import fmt_minutes
     from gridmap.routing.routelist import nav_links
 
+    prefix = common_address_prefix(list(stops["address"])) if "address" in stops else ""
     body = []
     for r in stops.itertuples(index=False):
         eid = int(r.elder_id)
         nav = nav_links(float(r.lon), float(r.lat), str(r.label), travel_mode)
         phone = getattr(r, "phone", None)
         fc = getattr(r, "contact_phone", None)
-        line1 = [html.B(r.label), " ", html.Span(r.address, className="gm-addr")]
+        addr = str(r.address)
+        own = addr[len(prefix):] if prefix and addr.startswith(prefix) else addr
+        line1 = [html.B(r.label), " ",
+                 html.Span(addr[:len(addr) - len(own)], className="gm-addr-pre"),
+                 html.Span(own, className="gm-addr")]
         line2 = [f"{r.arrival}–{r.depart}", f" · 路上{fmt_minutes(r.walk_minutes)}",
                  f" · 时间窗 {r.window}" if r.window != "全天" else "", " · ", html.Span(r.check, className="gm-check")]
         if follow.get(eid):
@@ -216,7 +246,11 @@ def stops_table(stops: pd.DataFrame, follow: dict[int, str], travel_mode: str, d
                             **{"data-web": nav["baidu_web"]}),
                      _rec_button(eid, "in_home", eid in done)], className="gm-act"),
         ], className="gm-stop" + (" done" if eid in done else ""), id=f"stw-stop-{eid}"))
-    return html.Table([html.Tbody(body)], className="gm-route-table", id="stw-route-table")
+    table = html.Table([html.Tbody(body)], className="gm-route-table", id="stw-route-table")
+    if not prefix:
+        return html.Div([table])
+    return html.Div([html.Div(["地址：", html.B(prefix), " …"], className="gm-addr-common", id="stw-addr-common"),
+                     table])
 
 
 def contacts_block(contacts: pd.DataFrame) -> html.Div:
