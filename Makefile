@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install demo-build bench bench-layers bench-register bench-routing bench-dashboard bench-load bench-routing-weekly bench-city bench-summary clean help
+.PHONY: demo test test-all lint install demo-build bench bench-layers bench-register bench-routing bench-dashboard bench-load bench-routing-weekly bench-city bench-summary clean help
 
 help:
 	@echo "make demo   build the embedded demo database (real layers + synthetic data), serve the dashboard, simulate stewards recording visits"
@@ -24,8 +24,18 @@ demo: $(STAMP)
 demo-build: $(STAMP)
 	$(BIN)/gridmap demo --no-serve
 
+# `make test`: the quick suite (slow and browser tests left out) on 2 processes (pytest-xdist).
+# `make test-all`: everything on both backends, as CI runs it. `make lint`: ruff, import contracts, mypy.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 -m "not slow and not browser"
+
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -q -n 2 --durations=25
+
+lint: $(STAMP)
+	$(BIN)/ruff check gridmap tests bench
+	$(BIN)/lint-imports
+	$(BIN)/mypy gridmap/domain gridmap/routing/problem.py gridmap/rules/facts.py
 
 BENCH_STAMP := $(VENV)/.bench-installed
 $(BENCH_STAMP): $(STAMP)

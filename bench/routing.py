@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import statistics
@@ -178,8 +177,9 @@ def _machine() -> dict:
     import ortools
 
     try:
-        import pyvrp  # noqa: F401
         from importlib.metadata import version
+
+        import pyvrp  # noqa: F401
 
         pv = version("pyvrp")
     except Exception:  # noqa: BLE001

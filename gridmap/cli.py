@@ -5,18 +5,20 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 import typer.main
-from typer.core import TyperGroup
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Engine
+from typer.core import TyperGroup
 
 from gridmap._cli import fail as _fail
 from gridmap._errors import GridmapError
+
 
 class _LazyGroup(TyperGroup):
     """The top-level group: its own commands plus sub-apps imported on first use (:data:`LAZY_SUBAPPS`)."""

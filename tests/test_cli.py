@@ -7,7 +7,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,6 @@ from sqlalchemy import Engine, func, select
 from typer.testing import CliRunner
 
 from gridmap.cli import app
-from gridmap.store.db import make_engine
 from gridmap.store.models import Community, Grid, ServiceStation, Street
 
 runner = CliRunner()

@@ -65,9 +65,9 @@ from gridmap.access.passwords import (
     password_problem,
     verify_password,
 )
+from gridmap.access.scope import UNMASK_ROLES, Scope
 from gridmap.access.sessions import end_user_sessions
 from gridmap.access.tokens import end_user_tokens
-from gridmap.access.scope import UNMASK_ROLES, Scope
 from gridmap.domain.enums import Role, StewardKind
 from gridmap.store.db import session_scope
 from gridmap.store.models import AppUser, Community, Elder, Steward, Street, UserArea

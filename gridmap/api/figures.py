@@ -26,7 +26,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Engine
 
-from gridmap._errors import GridmapError, ValidationError
+from gridmap._errors import GridmapError
 from gridmap.access import User, filter_frame, mask_value
 from gridmap.api import store as api_store
 from gridmap.domain.enums import Category

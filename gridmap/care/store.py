@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, select, update
@@ -105,7 +105,7 @@ def assign_stations(engine: Engine, *, user: str, only_missing: bool = True,
     if not rows:
         return 0
     near = nearest_points([g.x for _, _, g in rows], [g.y for _, _, g in rows], pts)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     changes = []
     for (eid, old, _), j in zip(rows, near["point_index"], strict=True):
         if j < 0:

@@ -22,10 +22,15 @@ import dash
 from dash import Input, Output, State, dcc, html, no_update
 from sqlalchemy import Engine
 
-from gridmap.dashboard import map as gm
-from gridmap.dashboard import followups, planner, steward, supervisor
-from gridmap.dashboard import service  # issue 17 (A): 服务任务 (the service steward's workbench)
 from gridmap.dashboard import devices as care_view  # issue 17 part B: 设备与驿站
+from gridmap.dashboard import (
+    followups,
+    planner,
+    service,  # issue 17 (A): 服务任务 (the service steward's workbench)
+    steward,
+    supervisor,
+)
+from gridmap.dashboard import map as gm
 from gridmap.dashboard.auth import install_auth, is_installed, logout_button
 from gridmap.dashboard.basemap import Basemap, basemap_from_env
 from gridmap.dashboard.data import DashboardData, current_user

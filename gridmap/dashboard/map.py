@@ -9,10 +9,10 @@ with client-side clustering and carry only an id and a status code.
 
 from __future__ import annotations
 
-from datetime import date
 import itertools
 import json
 import threading
+from datetime import date
 from typing import Any
 
 import dash_leaflet as dl

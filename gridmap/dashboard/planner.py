@@ -31,6 +31,7 @@ from dash import Input, Output, State, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 from sqlalchemy import select
 
+from gridmap._errors import GridmapError
 from gridmap.access import EDITABLE, PermissionDenied, User, can_edit
 from gridmap.dashboard import map as gm
 from gridmap.dashboard.auth import log_access
@@ -38,12 +39,10 @@ from gridmap.dashboard.basemap import Basemap
 from gridmap.dashboard.data import SYSTEM_USER, DashboardData, current_user
 from gridmap.dashboard.fmt import fmt_minutes, fmt_week
 from gridmap.dashboard.ui import dropdown, error_text, guarded, message
-from gridmap._errors import GridmapError
-from gridmap.domain.enums import Role
+from gridmap.domain.enums import Role, StewardKind
 from gridmap.routing.rebalance import plan_effect, propose_rebalance
 from gridmap.rules.requirements import parse_week, routing_visits
 from gridmap.store.db import session_scope
-from gridmap.domain.enums import StewardKind
 from gridmap.store.models import Community, Elder, Steward, Street
 
 __all__ = ["TRAVEL_ALLOWANCE_MIN", "Accepted", "accept_moves", "accept_proposal", "layout", "may_plan", "register",

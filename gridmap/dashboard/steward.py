@@ -19,8 +19,8 @@ from __future__ import annotations
 import itertools
 import math
 import uuid
-from pathlib import Path
 from datetime import date, datetime, time, timedelta
+from pathlib import Path
 from typing import Any
 
 import dash
@@ -104,7 +104,6 @@ def planned_route(data: DashboardData, steward_id: int, day: date, user: User | 
                      "service_minutes": s.service_minutes, "walk_minutes": max(0, travel),
                      "check": "；".join(s.checks) or "常规探访", "priority": s.priority, "deadline": s.deadline,
                      "window": "、".join(f"{a}–{b}" for a, b in s.time_windows) or "全天"})
-        prev = (s.lon, s.lat)
     return pd.DataFrame(rows, columns=_ROUTE_COLS), rl.base, rl.geometry
 WALK_M_PER_MIN = 70.0
 DETOUR = 1.3

@@ -18,7 +18,7 @@ import io
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -249,7 +249,7 @@ class Alarm:
     @property
     def key(self) -> str:
         """The alarm's identity: the same device, time and type is the same alarm."""
-        return f"{self.device_id}|{self.time.astimezone(timezone.utc).isoformat()}|{self.alarm_type}"
+        return f"{self.device_id}|{self.time.astimezone(UTC).isoformat()}|{self.alarm_type}"
 
 
 def _parse_time(value: Any, row: int) -> datetime:
@@ -260,7 +260,7 @@ def _parse_time(value: Any, row: int) -> datetime:
         raise ValidationError("expected a time like 2026-12-07T08:30:00+08:00",
                               "时间格式应为 2026-12-07T08:30:00+08:00", field="time", value=value, code="alarm_time",
                               row=row) from None
-    return (t if t.tzinfo else t.replace(tzinfo=BEIJING)).astimezone(timezone.utc)  # no offset: Beijing time
+    return (t if t.tzinfo else t.replace(tzinfo=BEIJING)).astimezone(UTC)  # no offset: Beijing time
 
 
 def parse_alarm_rows(items: Sequence[Mapping[str, Any]], care: CareRules, *, first_row: int = 2) -> list[Alarm]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, select, update
@@ -45,8 +45,8 @@ ELDER_COLUMNS = ["elder_id", "street", "community", "status", "birth_date", "cat
 
 def _utc(now: datetime | None) -> datetime:
     if now is None:
-        return datetime.now(timezone.utc)
-    return now.astimezone(timezone.utc) if now.tzinfo else now.replace(tzinfo=timezone.utc)
+        return datetime.now(UTC)
+    return now.astimezone(UTC) if now.tzinfo else now.replace(tzinfo=UTC)
 
 
 def district_streets(engine: Engine) -> list[str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import getpass
 import json
 import sys
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -57,7 +57,7 @@ def _day(v: Any) -> str | None:
     if isinstance(v, pd.Timestamp):
         v = v.to_pydatetime()
     if isinstance(v, datetime):
-        v = (v if v.tzinfo else v.replace(tzinfo=timezone.utc)).astimezone(_BEIJING).date()
+        v = (v if v.tzinfo else v.replace(tzinfo=UTC)).astimezone(_BEIJING).date()
     return v.isoformat() if isinstance(v, date) else str(v)
 
 

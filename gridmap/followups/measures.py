@@ -67,8 +67,8 @@ Referral measures (:func:`referral_measures`)
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date
-from typing import Iterable
 
 import numpy as np
 import pandas as pd

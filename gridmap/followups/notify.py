@@ -13,7 +13,7 @@ import logging
 import os
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -73,7 +73,7 @@ class FileGateway:
 
     def send(self, message: OutboundMessage) -> SendResult:
         rec = {"id": message.id, "channel": message.channel, "recipient": mask_phone(message.recipient),
-               "text": message.text, "at": datetime.now(timezone.utc).isoformat()}
+               "text": message.text, "at": datetime.now(UTC).isoformat()}
         try:
             with self._lock:
                 self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,7 @@ through a gateway (:mod:`gridmap.followups.notify`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, select, update
@@ -61,7 +61,7 @@ def send_queued(engine: Engine, gateway: Any, *, now: datetime | None = None, li
     """
     from gridmap.followups.notify import OutboundMessage
 
-    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    now = (now or datetime.now(UTC)).astimezone(UTC)
     nt = Notification.__table__
     with engine.connect() as conn:
         queued = conn.execute(select(nt.c.id, nt.c.elder_id, nt.c.channel, nt.c.recipient, nt.c.text)

@@ -8,8 +8,8 @@ transaction with its change-feed row and the optimistic version check of the rec
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, func, select, update
@@ -214,12 +214,12 @@ def _feed(conn: Connection, kind: str, elder_ids: Iterable[int], *, by: str, det
 def _now(now: datetime | None) -> datetime:
     """``now`` in UTC (naive: taken as UTC). Written in UTC: SQLite keeps a time without its offset."""
     if now is None:
-        return datetime.now(timezone.utc)
-    return now.astimezone(timezone.utc) if now.tzinfo else now.replace(tzinfo=timezone.utc)
+        return datetime.now(UTC)
+    return now.astimezone(UTC) if now.tzinfo else now.replace(tzinfo=UTC)
 
 
 def _aware(t: datetime | None) -> datetime | None:
-    return None if t is None else (t if t.tzinfo else t.replace(tzinfo=timezone.utc))
+    return None if t is None else (t if t.tzinfo else t.replace(tzinfo=UTC))
 
 
 # ---------------------------------------------------------------- findings: open, reopen or skip

@@ -37,7 +37,6 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from gridmap.domain.enums import GeocodeQuality
 from pathlib import Path
 
 import geopandas as gpd
@@ -45,6 +44,8 @@ import numpy as np
 import pandas as pd
 import shapely
 from shapely.geometry.base import BaseGeometry
+
+from gridmap.domain.enums import GeocodeQuality
 
 __all__ = [
     "GeocodeQuality",

@@ -40,9 +40,10 @@ import pickle
 import socket
 import time
 import weakref
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 from urllib.parse import urlparse
 
 import geopandas as gpd
@@ -98,7 +99,7 @@ FAR_M = 300.0
 #: newer network if its nearest node is within this distance (metres).
 CONNECT_M = 100.0
 
-_SNAP_INDEX: "weakref.WeakKeyDictionary[nx.MultiDiGraph, _EdgeIndex]" = weakref.WeakKeyDictionary()
+_SNAP_INDEX: weakref.WeakKeyDictionary[nx.MultiDiGraph, _EdgeIndex] = weakref.WeakKeyDictionary()
 
 
 # ------------------------------------------------------------------ sources and merge

@@ -14,8 +14,8 @@ is flagged ``estimated``.
 from __future__ import annotations
 
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import networkx as nx
 import numpy as np
@@ -25,12 +25,12 @@ from scipy.sparse.csgraph import dijkstra
 
 from gridmap._errors import ValidationError
 from gridmap.layers._osm_sources import to_utm, to_wgs
-from gridmap.layers.roads import FAR_M, SPEED_KMH, SnapResult, _edge_index, snap_points
+from gridmap.layers.roads import FAR_M, SPEED_KMH, _edge_index, snap_points
 
 #: Detour factor used when a graph is too small to calibrate one (typical urban value).
 DEFAULT_DETOUR = 1.3
 _BLOCK = 128
-_CSR: "weakref.WeakKeyDictionary[nx.MultiDiGraph, dict[str, csr_matrix]]" = weakref.WeakKeyDictionary()
+_CSR: weakref.WeakKeyDictionary[nx.MultiDiGraph, dict[str, csr_matrix]] = weakref.WeakKeyDictionary()
 
 
 @dataclass
@@ -176,7 +176,6 @@ def travel_matrix(
             f"{G.graph.get('mode')} 路网没有“{mode}”方式的通行时间", field="mode", value=mode, code="mode",
         )
     snap = snap_points(G, lons, lats, far_m=far_m)
-    n = len(snap.u)
     idx = _edge_index(G)
     pos = idx.node_pos
     ui = np.array([pos[a] for a in snap.u], dtype=int)

@@ -30,7 +30,9 @@ from typing import Any
 
 import pandas as pd
 
+from gridmap import sheets
 from gridmap._errors import GridmapError, ValidationError
+from gridmap.access.policy import PERSONAL_FIELDS, mask_value
 from gridmap.domain.enums import (
     Category,
     Change,
@@ -46,8 +48,6 @@ from gridmap.domain.enums import (
     VisitorRole,
     WelfareStatus,
 )
-from gridmap import sheets
-from gridmap.access.policy import PERSONAL_FIELDS, mask_value
 from gridmap.register.columns import CANONICAL_COLUMNS
 from gridmap.register.residence import decide_serving_street
 
@@ -151,7 +151,13 @@ def read_register_frame(engine: Any, *, street: str | None = None) -> pd.DataFra
     from sqlalchemy.orm import aliased
 
     from gridmap.store.models import (
-        Community, Elder, FirstContact, Grid, HouseholdMember, Steward, Street,
+        Community,
+        Elder,
+        FirstContact,
+        Grid,
+        HouseholdMember,
+        Steward,
+        Street,
     )
 
     _known_street(engine, street)

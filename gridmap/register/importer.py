@@ -46,7 +46,7 @@ import time
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -55,9 +55,8 @@ from sqlalchemy import Engine, select
 
 from gridmap._errors import GridmapError
 from gridmap.domain.enums import Source
-from gridmap.register.columns import MEMBER_SHEET, CANONICAL_COLUMNS, map_headers, normalize_header
+from gridmap.register.columns import CANONICAL_COLUMNS, MEMBER_SHEET, map_headers, normalize_header
 from gridmap.register.form import attach_member_sheet
-from gridmap.sheets import restore_text
 from gridmap.register.validate import (
     EXTRA_COLUMNS,
     Reference,
@@ -67,6 +66,7 @@ from gridmap.register.validate import (
     reference_from_layers,
     validate_frame,
 )
+from gridmap.sheets import restore_text
 
 #: Column of an exported quarantine sheet holding the quarantine row id.
 QUARANTINE_ID = "隔离编号"
@@ -540,9 +540,9 @@ def import_ledger(
     GridmapError
         Bad source or period, or a database problem.
     """
+    from gridmap.domain.enums import ChangeKind
     from gridmap.register.merge import AreaIndex, merge_records
     from gridmap.register.monthly import apply_monthly, parse_period
-    from gridmap.domain.enums import ChangeKind
     from gridmap.store.changes import record_change
     from gridmap.store.db import session_scope
     from gridmap.store.models import ImportBatch, QuarantineRow, utcnow
@@ -849,4 +849,4 @@ def export_quarantine(engine: Engine, out: str | Path, source: str | Source | No
 
 def now_utc() -> datetime:
     """Timezone-aware now."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)

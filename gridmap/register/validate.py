@@ -62,7 +62,6 @@ from gridmap.register.columns import (
     memo_parser,
     normalize_header,
     normalize_text,
-    parse_yes_no,
     parse_yes_no_text,
 )
 from gridmap.register.form import field_keys, is_identity_error, parse_form_fields, parse_welfare_detail
@@ -494,7 +493,6 @@ def _validate_row(cells: dict[str, str], row: int, ref: Reference | None,
     """Validate one row; append its problems; return the record and whether only the ID failed."""
     rec: dict[str, Any] = {"row": row}
     id_problem = False
-    n_before = len(errors)
 
     def add(col: str, code: str, zh: str, en: str, severity: str = "error") -> None:
         (errors if severity == "error" else warnings).append(
@@ -728,7 +726,7 @@ def _is_float(text: str) -> bool:
 def _check_coordinates(recs: list[dict[str, Any]], ref: Reference, errors: list[RowError],
                        warnings: list[RowError]) -> None:
     """Convert to WGS84, detect GCJ-02-as-WGS84 over the whole file, reject points outside Haidian."""
-    from gridmap.layers.crs import check_in_haidian, detect_gcj02_offset, gcj02_to_wgs84
+    from gridmap.layers.crs import check_in_haidian, detect_gcj02_offset
 
     with_xy = [r for r in recs if r["lon"] is not None]
     if not with_xy or ref.district is None:

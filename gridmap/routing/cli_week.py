@@ -52,9 +52,9 @@ def plan_week_command(
     With --dask (or --scheduler, or GRIDMAP_DASK_SCHEDULER set) the run goes to Dask: problems are built
     street by street on the workers and plans are stored as they arrive; an interrupted run resumes.
     """
+    from gridmap._cli import open_store
     from gridmap.routing.distributed import SCHEDULER_ENV, plan_week_dask
     from gridmap.routing.district import plan_week
-    from gridmap._cli import open_store
 
     use_dask = dask or scheduler is not None or bool(os.environ.get(SCHEDULER_ENV))
     try:

@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -560,7 +560,7 @@ def _seq_cost(m: _Model, k: int, seq: list[int]) -> float:
 # ------------------------------------------------------------------ reasons
 
 
-def _reason(m: _Model, days: "_Days", v: int) -> str:
+def _reason(m: _Model, days: _Days, v: int) -> str:
     visit = m.problem.visits[v]
     if not m.patterns[v]:
         if visit.count > 1 and not visit.explicit_patterns and len(visit.patterns) == 0 and visit.days:
@@ -858,7 +858,7 @@ def _repair_routes(m: _Model, days: _Days) -> None:
         while r.seq and (not r.feasible or r.work > r.veh.max_work):
             visits = m.problem.visits
 
-            def after(v: int) -> tuple:
+            def after(v: int, r: Any = r, k: int = k, visits: Any = visits) -> tuple:
                 rest = [w for w in r.seq if w != v]
                 probe = _RouteState(m, k)
                 probe.seq = rest

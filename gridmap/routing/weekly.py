@@ -34,11 +34,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
+from gridmap.domain.enums import StewardKind
 from gridmap.rules.config import Rules, load_rules
 from gridmap.rules.facts import Event
 from gridmap.rules.requirements import parse_week, routing_visits
 from gridmap.rules.store import read_facts
-from gridmap.domain.enums import StewardKind
 from gridmap.store.models import Steward
 
 #: Reasons an elder with required in-home visits is not in any problem (Chinese labels).

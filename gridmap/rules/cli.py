@@ -255,7 +255,8 @@ def report_command(
         from gridmap.care.report import NOTES, care_sheets  # issue 17 part B: 设备, 驿站, 家庭医生, 重点摸排
 
         care = care_sheets(engine, rules, weeks=period.weeks, month=period.month_start, as_of=as_of, street=street)
-        from gridmap.tasks.report import NOTES as TASK_NOTES, task_sheet  # issue 17 part A: 服务任务
+        from gridmap.tasks.report import NOTES as TASK_NOTES  # issue 17 part A: 服务任务
+        from gridmap.tasks.report import task_sheet
 
         care = {"服务任务": task_sheet(engine, start=period.start, end=period.end,
                                    as_of=as_of, street=street, streets=sorted(str(s) for s in by_street.index)),

@@ -22,12 +22,10 @@ Issue 17 part B: the family-doctor list of the demo was empty because the demo n
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-
+from typing import TYPE_CHECKING
 
 from gridmap.domain.enums import (
     Category,

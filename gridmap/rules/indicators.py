@@ -362,7 +362,7 @@ def compute_indicators(
     if not hazards.empty:
         h = hazards[hazards["elder_id"].isin(unit.index)].copy()
         h["_unit"] = h["elder_id"].map(unit)
-        op, cl, dl = _dates(h["opened_on"]), _dates(h["closed_on"]), _dates(h["deadline"])
+        op, cl = _dates(h["opened_on"]), _dates(h["closed_on"])
         is_open = (op <= end) & (cl.isna() | (cl > end))
         closed_in = cl.notna() & (cl >= pd.Timestamp(period.start)) & (cl <= end)
         out["hazards_open"] = h[is_open].groupby("_unit").size()

@@ -19,8 +19,8 @@ from typing import Any
 import pandas as pd
 
 from gridmap.rules.config import load_responsibilities
-from gridmap.sheets import write_frames_xlsx
 from gridmap.rules.indicators import INDICATOR_LABELS, Period
+from gridmap.sheets import write_frames_xlsx
 
 #: The definitions of the sheet 隐患与转介 (in 说明; :mod:`gridmap.followups.measures` in full).
 FOLLOWUP_NOTES = {

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 import shapely
@@ -56,7 +56,6 @@ from gridmap.store.models import (
 
 if TYPE_CHECKING:
     import pandas as pd
-    import numpy as np
 
 _BEIJING = timezone(timedelta(hours=8))
 
@@ -373,8 +372,8 @@ def _append_change(conn: Any, *, streets: Iterable[str], elder_ids: Iterable[int
 def _utc(now: datetime | None) -> datetime:
     """When the visits are entered, in UTC (SQLite keeps a time without its offset: every writer stores UTC)."""
     if now is None:
-        return datetime.now(timezone.utc)
-    return now.astimezone(timezone.utc) if now.tzinfo else now.replace(tzinfo=timezone.utc)
+        return datetime.now(UTC)
+    return now.astimezone(UTC) if now.tzinfo else now.replace(tzinfo=UTC)
 
 
 def record_visits(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -31,7 +31,7 @@ def submission_key(record: VisitRecord) -> str | None:
         return None
     start = record.started_at if record.started_at.tzinfo else record.started_at.replace(tzinfo=_BEIJING)
     who = f"{record.steward_id or ''}|{record.visitor_role}|{(record.visitor_name or '').strip()}"
-    raw = f"{record.elder_id}|{who}|{start.astimezone(timezone.utc).isoformat()}"
+    raw = f"{record.elder_id}|{who}|{start.astimezone(UTC).isoformat()}"
     return "auto:" + hashlib.sha256(raw.encode("utf-8")).hexdigest()[:40]
 
 
@@ -66,7 +66,7 @@ def same_time(a: datetime | None, b: datetime | None) -> bool:
     if a.tzinfo is None or b.tzinfo is None:
         a0 = a.replace(tzinfo=None)
         return a0 == b.replace(tzinfo=None) or (b.tzinfo is not None and
-                                                a0 == b.astimezone(timezone.utc).replace(tzinfo=None))
+                                                a0 == b.astimezone(UTC).replace(tzinfo=None))
     return a == b
 
 

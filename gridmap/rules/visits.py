@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from enum import StrEnum
 from typing import Any
 
@@ -28,6 +28,7 @@ from gridmap.domain.enums import (
 )
 from gridmap.rules.config import Rules, load_rules
 
+
 class FamilySupport(StrEnum):
     """赡养: whether the children (or other relatives) visit or call the elder."""
 
@@ -41,7 +42,7 @@ class FamilySupport(StrEnum):
         return {"regular": "经常探望或来电", "occasional": "偶尔探望或来电", "none": "无人探望或来电"}[self.value]
 
     @classmethod
-    def from_label(cls, text: str) -> "FamilySupport":
+    def from_label(cls, text: str) -> FamilySupport:
         """Parse a code or a Chinese answer (ValueError otherwise)."""
         t = str(text).strip()
         for m in cls:
@@ -185,7 +186,7 @@ class VisitRecord:
     # store keeps only its distance to the home (visit.position_distance_m), never the position
     position: tuple[float, float] | None = None
     entered_by: str | None = None
-    entered_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    entered_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     late_entry: bool = False
     effective: bool = True
     care_services: tuple[CareServiceRecord, ...] = ()
@@ -289,7 +290,7 @@ def parse_visit(
         Naming the field, in English and Chinese.
     """
     rules = rules or load_rules()
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     if not isinstance(data, Mapping):
         raise _bad("<record>", data, "a visit must be a JSON object", "探访记录须为 JSON 对象", "type")
     try:

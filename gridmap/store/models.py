@@ -11,7 +11,7 @@ append-only (enforced by triggers on both backends, see :mod:`gridmap.store.db`)
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 import shapely
@@ -65,7 +65,7 @@ from gridmap.store.types import EnumListType, EnumType, GeometryType
 
 def utcnow() -> datetime:
     """Timezone-aware now (UTC)."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Base(DeclarativeBase):

@@ -28,7 +28,8 @@ import json
 import math
 import time
 from collections.abc import Iterable, Iterator
-from datetime import UTC, date, datetime, time as dtime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import time as dtime
 from typing import Any
 
 import geopandas as gpd
@@ -37,6 +38,7 @@ import pandas as pd
 import shapely
 from sqlalchemy import Engine, delete, func, select, text
 
+from gridmap._progress import step_bar
 from gridmap.store.models import (
     CareService,
     Community,
@@ -61,7 +63,6 @@ from gridmap.store.models import (
     Street,
     Visit,
 )
-from gridmap._progress import step_bar
 from gridmap.synth import targets as T
 
 __all__ = ["CHUNK", "STEWARD_PREFIX", "clear_synthetic", "demo_now", "load_demo_register", "record_history",

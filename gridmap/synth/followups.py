@@ -10,7 +10,8 @@ so the living demo holds hazards 待处理 / 整改中 / 已整改 / 无法整�
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, time as dtime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
+from datetime import time as dtime
 from typing import Any
 
 import numpy as np

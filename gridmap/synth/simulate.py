@@ -17,7 +17,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 import numpy as np
@@ -135,7 +135,7 @@ def start_simulator(
     from gridmap.rules.visits import parse_visit
 
     stop = stop_event or threading.Event()
-    clock = clock or (lambda: datetime.now(timezone.utc))
+    clock = clock or (lambda: datetime.now(UTC))
     rules = load_rules()
     rng = np.random.default_rng(seed)
     sim = Simulator(threading.Thread(target=lambda: None), stop)

@@ -122,6 +122,7 @@ def test_district_is_one_row_equal_to_the_dashboard_cards(app, engine):
         assert row[api_key] == k[card], api_key
 
 
+@pytest.mark.slow
 def test_overdue_masked_scoped_and_recordable(app, engine, api_world, tmp_path):
     """A street user sees only their street's overdue elders, masked; the ids are those `visits record` takes:
     recording a visit for one through the CLI takes it off the list (and off the overdue figure)."""

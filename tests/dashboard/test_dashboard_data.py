@@ -4,6 +4,7 @@ visit recomputes only its street (the other streets' cached parts are reused) ye
 from __future__ import annotations
 
 import math
+
 import pandas as pd
 import pytest
 from sqlalchemy import Engine
@@ -70,6 +71,7 @@ def test_street_level_map_rows_equal_the_whole_register(data: DashboardData) -> 
         assert all(_same(a, b) for a, b in zip(parts[c], whole[c], strict=True)), c
 
 
+@pytest.mark.slow
 def test_a_saved_visit_recomputes_only_its_street_and_shows_at_once(data: DashboardData) -> None:
     f = Filters(week=data.default_week())
     before = data.kpis(SYSTEM_USER, f)
@@ -102,6 +104,7 @@ def _by_id(frame: pd.DataFrame, key: str) -> pd.DataFrame:
     return frame.sort_values(key, kind="stable").reset_index(drop=True)
 
 
+@pytest.mark.slow
 def test_a_visit_saved_from_the_dashboard_updates_its_street_as_a_full_recomputation(
         data: DashboardData) -> None:
     """The save path (validation, permission, the store's transaction, then the incremental refresh): the saved
@@ -143,6 +146,7 @@ def test_a_visit_saved_from_the_dashboard_updates_its_street_as_a_full_recomputa
     data.wait_warm()
 
 
+@pytest.mark.slow
 def test_a_visit_saved_elsewhere_that_opens_a_hazard_shows_as_a_full_read_of_the_district(
         data: DashboardData) -> None:
     """The change follower re-reads only the written elder's hazards and referrals (not the district's): the

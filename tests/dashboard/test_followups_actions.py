@@ -5,7 +5,7 @@ fix and colours them by age; the route list's follow-up notes."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 
 import geopandas as gpd
 import pandas as pd

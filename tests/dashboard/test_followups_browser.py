@@ -10,9 +10,10 @@ import os
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, func, select
@@ -219,7 +220,7 @@ def test_emergency_referral_escalates_inside_the_server(
     with engine.connect() as conn:
         sid = conn.scalar(select(AppUser.steward_id).where(AppUser.username == "demo_community"))
         elder_id = conn.scalar(select(Elder.id).where(Elder.visit_steward_id == sid).order_by(Elder.id.desc()))
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     rec = parse_visit({"elder_id": elder_id, "visited_on": (now + timedelta(hours=8)).date().isoformat(),
                        "mode": "电话问候", "visitor_role": "志愿者", "visitor_name": "志愿者小王",
                        "emergency": True, "needs": "老人摔倒，无法起身"}, rules)

@@ -34,6 +34,7 @@ def _values(c: Client, street: str, **kw: Any) -> dict[str, Any]:
     return v
 
 
+@pytest.mark.slow
 def test_only_the_servers_proposal_for_this_user_is_accepted_and_undone(app: Any, demo_engine: Engine,
                                                                        demo_users: dict[str, str]) -> None:
     planner = Client(app, "demo_planner", demo_users["demo_planner"])

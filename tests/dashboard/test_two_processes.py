@@ -18,8 +18,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +36,11 @@ ANSWERS = dict(family_change="无变化", expression="无变化", mobility="无�
                gas_safety="安全", water_heating_safety="安全", electricity_safety="安全",
                personal_hygiene="无变化", home_hygiene="无变化", indoor_environment="无变化")
 PASSWORD = "Tq7#vLm2!pRz9wXe"
+
+
+#: Slow: a module-wide fixture (server, road network, demo register) costs tens of seconds;
+#: `make test` leaves it out, `make test-all` (CI) runs it.
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

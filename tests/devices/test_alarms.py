@@ -5,7 +5,7 @@ refused naming the row, with nothing stored."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -88,7 +88,7 @@ def test_an_alarm_file_opens_the_referrals_the_rules_say_once(homes: dict, tmp_p
     assert len(listed) == 5 and {r["kind"] for r in listed} == {"emergency", "need"}
     from gridmap.followups.store import escalate_due
 
-    late = datetime.now(timezone.utc) + timedelta(hours=1)
+    late = datetime.now(UTC) + timedelta(hours=1)
     assert len(escalate_due(engine, late, rules=RULES)) == 3
 
     # the same file again: nothing new

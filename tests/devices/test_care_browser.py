@@ -5,9 +5,10 @@ month's 重点摸排; the district sees one row per street. Screenshots: /work/n
 from __future__ import annotations
 
 import os
-from datetime import date, datetime, timezone
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, insert, select
@@ -50,7 +51,7 @@ def care_store(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> tupl
             c.execute(insert(Visit.__table__), [{
                 "elder_id": eid, "seq": 1, "visited_on": date(2026, 12, day), "mode": "in_home", "effective": True,
                 "visitor_role": role, "visitor_name": "x", "entered_by": "t", "late_entry": False, "version": 1,
-                "entered_at": datetime(2026, 12, day, 10, tzinfo=timezone.utc)}])
+                "entered_at": datetime(2026, 12, day, 10, tzinfo=UTC)}])
     return engine, users, {"elder": eid, "street": street}
 
 

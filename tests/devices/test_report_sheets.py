@@ -4,7 +4,7 @@ station commands and the visit steward's rate leave signed elders to their é©¿ç«
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import openpyxl
@@ -26,7 +26,7 @@ def _visit(engine: Engine, elder_id: int, on: str, role: str, mode: str = "in_ho
         c.execute(insert(Visit.__table__), [{
             "elder_id": elder_id, "seq": 1, "visited_on": date.fromisoformat(on), "mode": mode, "effective": True,
             "visitor_role": role, "visitor_name": "x", "entered_by": "t", "late_entry": False, "version": 1,
-            "entered_at": datetime(2026, 12, 6, tzinfo=timezone.utc)}])
+            "entered_at": datetime(2026, 12, 6, tzinfo=UTC)}])
 
 
 def _seed(engine: Engine) -> dict:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import Engine
@@ -11,8 +11,8 @@ from gridmap.rules.config import load_rules
 from gridmap.rules.visits import VisitRecord, parse_visit
 
 RULES = load_rules()
-NOW = datetime(2026, 12, 2, 4, tzinfo=timezone.utc)
-PARSE_NOW = datetime(2026, 12, 31, 4, tzinfo=timezone.utc)  # visits are validated as entered by then
+NOW = datetime(2026, 12, 2, 4, tzinfo=UTC)
+PARSE_NOW = datetime(2026, 12, 31, 4, tzinfo=UTC)  # visits are validated as entered by then
 SAFE = dict(family_change="无变化", expression="无变化", mobility="无变化", illness="无变化", mood="无变化",
             gas_safety="安全", water_heating_safety="安全", electricity_safety="安全",
             personal_hygiene="无变化", home_hygiene="无变化", indoor_environment="无变化")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from hypothesis import example, given
@@ -23,7 +23,7 @@ from gridmap.followups import lifecycle as lc
 from gridmap.rules.config import load_rules
 
 RULES = load_rules()
-AT = datetime(2026, 12, 3, 2, 0, tzinfo=timezone.utc)
+AT = datetime(2026, 12, 3, 2, 0, tzinfo=UTC)
 OPENED = date(2026, 12, 1)
 H = HazardStatus
 R = ReferralStatus

@@ -4,7 +4,7 @@ hypothesis-generated histories of hazards and referrals, and "nothing is overdue
 from __future__ import annotations
 
 import math
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -116,7 +116,7 @@ def _moment(draw: st.DrawFn, after: datetime, max_hours: int) -> datetime:
 def referral_rows(draw: st.DrawFn) -> list[dict[str, Any]]:
     rows = []
     for i in range(draw(st.integers(0, 12))):
-        opened = datetime(2026, 11, 2, tzinfo=timezone.utc) + timedelta(minutes=draw(st.integers(0, 55 * 1440)))
+        opened = datetime(2026, 11, 2, tzinfo=UTC) + timedelta(minutes=draw(st.integers(0, 55 * 1440)))
         emergency = draw(st.booleans())
         deadline = opened + timedelta(hours=4 if emergency else 72)
         stage = draw(st.integers(0, 3))
@@ -152,6 +152,7 @@ AS_OF = st.none() | st.dates(date(2026, 11, 10), date(2027, 1, 5))
 @example([{"id": 1, "elder_id": 1, "street": "甲街道", "community": "社区", "owner_unit": "燃气", "kind": "gas",
            "severity": "high", "status": "open", "opened_on": date(2026, 12, 3), "deadline": date(2026, 12, 10),
            "closed_on": None, "reopened_count": 0}], [], ("2026-W49", None), date(2026, 12, 7), "street")
+@pytest.mark.slow
 def test_measures_equal_the_independent_computation(hazards: list[dict[str, Any]], referrals: list[dict[str, Any]],
                                                     period: tuple[str | None, str | None], as_of: date | None,
                                                     key: str) -> None:
@@ -211,7 +212,7 @@ def test_nothing_is_overdue_before_its_due_date() -> None:
     hz = pd.DataFrame([{"id": 1, "elder_id": 1, "street": "甲街道", "community": "c", "owner_unit": "燃气", "kind": "gas",
                         "severity": "high", "status": "in_progress", "opened_on": date(2026, 12, 3),
                         "deadline": date(2026, 12, 10), "closed_on": None, "reopened_count": 0}], columns=HAZARD_COLS)
-    opened = datetime(2026, 12, 7, 1, 0, tzinfo=timezone.utc)
+    opened = datetime(2026, 12, 7, 1, 0, tzinfo=UTC)
     rf = pd.DataFrame([{"id": 1, "elder_id": 1, "street": "甲街道", "community": "c", "target": "first_contact",
                         "receiver": "第一联系人", "emergency": False, "status": "open", "opened_at": opened,
                         "deadline": opened + timedelta(hours=9), "acknowledged_at": None, "in_progress_at": None,

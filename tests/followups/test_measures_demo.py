@@ -3,7 +3,7 @@ work) equal the independent plain-Python computation on rows read straight from 
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ TODAY = date(2026, 12, 10)
 
 
 def _aware(t: datetime | None) -> datetime | None:
-    return None if t is None else (t if t.tzinfo else t.replace(tzinfo=timezone.utc))
+    return None if t is None else (t if t.tzinfo else t.replace(tzinfo=UTC))
 
 
 def _code(v: Any) -> Any:

@@ -3,7 +3,7 @@ running week on Monday 12-07 does not show a hazard due 12-10 as overdue (it did
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ REQUIRED = ["街道", "新发现隐患", "已整改", "整改率", "平均整改
 def _store(engine: Engine) -> dict[str, Any]:
     ids = register(engine, 2)
     e1, e2 = ids["elders"]
-    opened = datetime(2026, 12, 7, 1, 0, tzinfo=timezone.utc)
+    opened = datetime(2026, 12, 7, 1, 0, tzinfo=UTC)
     with session_scope(engine, user="test") as s:
         s.add(Hazard(elder_id=e1, kind=HazardKind.GAS, severity=Severity.HIGH, source="visit", owner_unit="燃气",
                      status=HazardStatus.IN_PROGRESS, opened_on=date(2026, 12, 3), deadline=date(2026, 12, 10)))

@@ -4,7 +4,7 @@ in a test rules file), one process across workers holds the lock; ``gridmap jobs
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine
 
@@ -32,10 +32,10 @@ def test_an_unacknowledged_emergency_escalates_with_no_command_run(engine: Engin
                  "notifications:\n  gateway: log\n", encoding="utf-8")
     monkeypatch.setenv("GRIDMAP_RULES", str(f))
     (e1, _e2) = register(engine)["elders"]
-    opened = datetime.now(timezone.utc) - timedelta(minutes=2)  # the 1-minute window is over
+    opened = datetime.now(UTC) - timedelta(minutes=2)  # the 1-minute window is over
     ids = record_visit(engine, visit(e1, "2026-12-01", emergency=True), now=opened).referral_ids
     fresh = record_visit(engine, visit(e1, "2026-12-01", emergency=True, start="11:00"),
-                         now=datetime.now(timezone.utc)).referral_ids
+                         now=datetime.now(UTC)).referral_ids
     assert fs.read_referral_frame(engine)["escalated_at"].isna().all()
     # two schedulers (two workers) on one database: the jobs run in one of them
     a, b = Scheduler(engine, ServeOptions().jobs_every()), Scheduler(engine, ServeOptions().jobs_every())

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from itertools import count
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
@@ -123,6 +124,7 @@ class FollowUps(RuleBasedStateMachine):
         assert (he, re_) == (self.h_events, self.r_events)
 
 
+@pytest.mark.slow
 def test_random_sequences_of_changes_keep_the_life_cycles(engine: Engine) -> None:
     ids = register(engine, 1)
     FollowUps.engine = engine

@@ -118,6 +118,7 @@ def test_crs_mismatch_and_missing(layers):
     assert "CRS" in exc.value.message_en and "坐标参考系" in exc.value.message_zh
 
 
+@pytest.mark.slow
 def test_real_community_points_land_in_their_street(data_dir: Path):
     from gridmap.layers.admin import load_admin_layers
 

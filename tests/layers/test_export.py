@@ -13,6 +13,10 @@ from gridmap.cli import app
 from gridmap.layers.build import build_layers
 from gridmap.layers.export import LAYER_COLUMNS, export_geopackage
 
+#: Slow: a module-wide fixture (server, road network, demo register) costs tens of seconds;
+#: `make test` leaves it out, `make test-all` (CI) runs it.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def layers(data_dir: Path):

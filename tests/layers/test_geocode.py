@@ -35,6 +35,11 @@ FW = str.maketrans("0123456789", "０１２３４５６７８９")
 # --------------------------------------------------------------------------- fixtures
 
 
+#: Slow: a module-wide fixture (server, road network, demo register) costs tens of seconds;
+#: `make test` leaves it out, `make test-all` (CI) runs it.
+pytestmark = pytest.mark.slow
+
+
 @pytest.fixture(scope="session")
 def admin(data_dir: Path):
     return load_admin_layers(data_dir)

@@ -25,6 +25,10 @@ from gridmap.layers.grids import (
     polsby_popper,
 )
 
+#: Slow: a module-wide fixture (server, road network, demo register) costs tens of seconds;
+#: `make test` leaves it out, `make test-all` (CI) runs it.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def layers(data_dir: Path) -> AdminLayers:

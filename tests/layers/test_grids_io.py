@@ -19,6 +19,11 @@ from gridmap.store.models import Elder, Grid, RegisterChange
 runner = CliRunner()
 
 
+#: Slow: a module-wide fixture (server, road network, demo register) costs tens of seconds;
+#: `make test` leaves it out, `make test-all` (CI) runs it.
+pytestmark = pytest.mark.slow
+
+
 @pytest.fixture(scope="module")
 def communities(data_dir: Path) -> gpd.GeoDataFrame:
     return load_admin_layers(data_dir).communities

@@ -31,6 +31,11 @@ from gridmap.layers.roads import (
 HILLS = (116.105, 40.06)
 
 
+#: Slow: a module-wide fixture (server, road network, demo register) costs tens of seconds;
+#: `make test` leaves it out, `make test-all` (CI) runs it.
+pytestmark = pytest.mark.slow
+
+
 @pytest.fixture(scope="session")
 def road_var(tmp_path_factory: pytest.TempPathFactory):
     """A private var dir so the cache tests start cold."""

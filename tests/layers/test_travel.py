@@ -18,6 +18,11 @@ from gridmap.layers.travel import detour_factor, route_geometry, travel_matrix
 HILLS = (116.105, 40.06)  # 苏家坨 hills, far from the shipped roads
 
 
+#: Slow: a module-wide fixture (server, road network, demo register) costs tens of seconds;
+#: `make test` leaves it out, `make test-all` (CI) runs it.
+pytestmark = pytest.mark.slow
+
+
 @pytest.fixture(scope="module")
 def walk(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> nx.MultiDiGraph:
     mp = pytest.MonkeyPatch()

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
-import pandas as pd
 import pytest
 from openpyxl import load_workbook
 from shapely.geometry import MultiPolygon, Point, box
@@ -113,7 +112,7 @@ def seed(engine: Engine) -> dict[str, int]:
                         electricity_safety=Safety.FAIRLY_SAFE, personal_hygiene=Change.UNCHANGED,
                         home_hygiene=Change.UNCHANGED, indoor_environment=Change.UNCHANGED,
                         needs=f"需要助浴{i}", suggestions="联系驿站", elder_signature="王秀兰",
-                        signed_at=datetime(2025, 6, 10, 10, tzinfo=timezone.utc)))
+                        signed_at=datetime(2025, 6, 10, 10, tzinfo=UTC)))
         s.add(CareService(elder_id=e1.id, seq=1, served_on=date(2025, 6, 12), kind="助浴",
                           description="上门助浴", provider="科育驿站", staff_signature="周护理",
                           satisfaction=Satisfaction.SATISFIED))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import zipfile
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -85,6 +86,7 @@ XLSX = _xlsx_bytes()
 @FUZZ
 @given(kind=st.sampled_from(["truncate", "random", "flip"]), cut=st.integers(0, len(XLSX) - 1),
        noise=st.binary(min_size=0, max_size=200))
+@pytest.mark.slow
 @example(kind="flip", cut=0, noise=b"\x00")  # found by hypothesis: zip signature at byte 0 zeroed
 @example(kind="flip", cut=1, noise=b"\x00")
 @example(kind="flip", cut=len(XLSX) // 2, noise=b"\xff\x00\xff")  # inside a member: CRC check fails

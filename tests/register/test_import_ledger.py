@@ -118,7 +118,7 @@ def test_quarantine_export_fix_resubmit(engine, reference, ledger_dir):
         assert s.scalar(select(Elder.phone).where(Elder.id_number == rows[2]["居民身份证号码"])) == "13812345678"
 
 
-@pytest.mark.parametrize("content", [b"", b"   \n", "姓名,居民身份证号码,家庭住址\n".encode("utf-8"),
+@pytest.mark.parametrize("content", [b"", b"   \n", "姓名,居民身份证号码,家庭住址\n".encode(),
                                      b"PK\x03\x04broken zip", "随便,什么,表\n1,2,3\n".encode("gbk")])
 def test_unreadable_or_empty_files(engine, reference, ledger_dir, content):
     f = ledger_dir / ("x.xlsx" if content.startswith(b"PK") else "x.csv")

@@ -97,6 +97,7 @@ print("FINISHED", file=sys.stderr, flush=True)
 """
 
 
+@pytest.mark.slow
 def test_killed_import_leaves_no_raw_copy_and_old_orphans_are_removed(engine, reference, ledger_dir, _var_dir):
     import_ledger(engine, write_csv(make_rows(3), ledger_dir / "first.csv"), "民政")
     archive = _var_dir / "archive"

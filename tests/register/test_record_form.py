@@ -365,6 +365,7 @@ def test_a_departments_own_layout_with_a_household_sheet_imports(engine, referen
 # ------------------------------------------------------------ synthetic register and the migration
 
 
+@pytest.mark.slow
 def test_synth_register_writes_the_whole_form_and_it_imports(engine, reference, ledger_dir, tmp_path):
     from gridmap.layers.admin import load_admin_layers
     from gridmap.synth.register import generate_register

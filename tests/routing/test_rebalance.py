@@ -191,7 +191,7 @@ def _stewards_by_grid(engine: Engine) -> dict[str, set[int | None]]:
 def test_accepting_moves_grids_with_history_and_change_feed_and_undo_restores(engine: Engine) -> None:
     from gridmap.routing.rebalance import propose_rebalance
     from gridmap.routing.rebalance_store import account_id, apply_proposal, keep_proposal, undo_proposal
-    from gridmap.store.models import ChangeLog, Grid, RegisterChange
+    from gridmap.store.models import ChangeLog, RegisterChange
 
     _register(engine)
     before = _stewards_by_grid(engine)

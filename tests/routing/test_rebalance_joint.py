@@ -88,6 +88,7 @@ def test_cli_solves_a_joint_problem_and_plan_check_accepts_it(tmp_path: Path) ->
     assert r.exit_code == 0 and "plan is valid" in r.output
 
 
+@pytest.mark.slow
 def test_a_communitys_stewards_are_planned_together_each_visit_preferring_its_own_steward() -> None:
     from gridmap.routing.weekly import StewardProblem, joint_problem
 

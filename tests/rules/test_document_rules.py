@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
 import pytest
@@ -24,8 +24,8 @@ from gridmap.rules.config import load_responsibilities, load_rules
 from gridmap.rules.facts import ElderFacts, Event, load_events
 from gridmap.rules.followups import (
     device_worklist,
-    health_worklist,
     hazards_from_visit,
+    health_worklist,
     referrals_from_visit,
     referrals_to_escalate,
 )
@@ -66,7 +66,7 @@ IN_HOME_ANSWERS = dict(family_change="无变化", expression="无变化", mobili
                        drinking_water_safety="安全", needs=[])
 #: issue 17: what an effective phone visit answers (health, mood, needs)
 PHONE_ANSWERS = dict(illness="无变化", mood="无变化", needs=[])
-NOW = datetime(2026, 12, 2, 12, tzinfo=timezone.utc)
+NOW = datetime(2026, 12, 2, 12, tzinfo=UTC)
 
 
 def visit(**kw):

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
 import pytest
@@ -22,7 +22,7 @@ from gridmap.store.models import CareService, Hazard, Referral, RegisterChange, 
 from tests.rules.conftest import build_register
 
 RULES = load_rules()
-NOW = datetime(2026, 12, 4, 10, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 12, 4, 10, 0, tzinfo=UTC)
 SAFE = {"gas_safety": "safe", "water_heating_safety": "safe", "electricity_safety": "safe"}
 BASE = {"family_change": "unchanged", "expression": "unchanged", "mobility": "unchanged", "illness": "unchanged",
         "mood": "unchanged", "personal_hygiene": "unchanged", "home_hygiene": "unchanged",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import random
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import openpyxl
 import pytest
@@ -41,7 +41,7 @@ from gridmap.store.models import Hazard, Referral, Visit
 from tests.rules.conftest import STREETS, build_register
 
 RULES = load_rules()
-NOW = datetime(2026, 12, 2, 4, tzinfo=timezone.utc)
+NOW = datetime(2026, 12, 2, 4, tzinfo=UTC)
 ANSWERS = dict(family_change="无变化", expression="无变化", mobility="较差", illness="无变化", mood="无变化",
                gas_safety="不安全", water_heating_safety="安全", electricity_safety="安全",
                personal_hygiene="无变化", home_hygiene="无变化", indoor_environment="无变化")
@@ -138,7 +138,7 @@ def _history(engine, n: int = 60, seed: int = 3):
                 continue
             day = mon + timedelta(days=rng.randint(0, 6))
             mode = rng.choice(MODES)
-            start = datetime.combine(day, datetime.min.time(), tzinfo=timezone.utc) + timedelta(hours=2)
+            start = datetime.combine(day, datetime.min.time(), tzinfo=UTC) + timedelta(hours=2)
             visits.append(dict(elder_id=e, visited_on=day, mode=mode, effective=rng.random() > 0.05,
                                visitor_role=rng.choice(list(VisitorRole)), started_at=start,
                                ended_at=start + timedelta(minutes=rng.choice([5, 30, 45])),

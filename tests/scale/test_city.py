@@ -27,6 +27,11 @@ PERIODS = ({"week": "2026-W47"}, {"week": "2026-W49"}, {"month": "2026-11"})
 _GEOD = Geod(ellps="WGS84")
 
 
+#: Slow: a module-wide fixture (server, road network, demo register) costs tens of seconds;
+#: `make test` leaves it out, `make test-all` (CI) runs it.
+pytestmark = pytest.mark.slow
+
+
 @pytest.fixture(scope="module")
 def city():
     return make_city(3)

@@ -19,6 +19,10 @@ from gridmap.store.models import ChangeLog, Elder, Steward, Street
 from tests.register.conftest import make_rows, write_csv
 from tests.rules.test_store_indicators import ANSWERS
 
+#: Slow: a module-wide fixture (server, road network, demo register) costs tens of seconds;
+#: `make test` leaves it out, `make test-all` (CI) runs it.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def layers(data_dir: Path) -> Any:

@@ -11,7 +11,6 @@ from gridmap.store.db import current_revision, downgrade_db, init_db, make_engin
 from gridmap.store.models import Base
 
 
-
 def test_schema_from_migrations_matches_the_models(engine: Engine) -> None:
     with engine.connect() as conn:
         ctx = MigrationContext.configure(conn, opts={"include_object": _include_object})

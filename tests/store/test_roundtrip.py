@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 
 import pytest
 import shapely
@@ -190,7 +190,7 @@ def test_stewards_stations_devices_hazards_visits_round_trip(engine: Engine) -> 
         elder.service_steward_id = service_steward.id
         s.add(Device(elder_id=elder_id, kind=DeviceKind.SMOKE_ALARM, status=DeviceStatus.INSTALLED,
                      installed_on=date(2025, 6, 1), last_tested_on=date(2025, 11, 1), alarm_count=2,
-                     last_alarm_at=datetime(2025, 10, 3, 8, 0, tzinfo=timezone.utc)))
+                     last_alarm_at=datetime(2025, 10, 3, 8, 0, tzinfo=UTC)))
         visit = Visit(elder_id=elder_id, seq=3, visited_on=date(2025, 11, 20), mode=VisitMode.IN_HOME,
                       effective=True, visitor_role=VisitorRole.VISIT_STEWARD, visitor_name="刘芳",
                       steward_id=visit_steward.id, family_change=FamilyChange.DECREASED,
@@ -201,8 +201,8 @@ def test_stewards_stations_devices_hazards_visits_round_trip(engine: Engine) -> 
                       home_hygiene=Change.WORSE, indoor_environment=Change.UNCHANGED,
                       needs="助浴", suggestions="联系燃气公司检查管线", visitor_signature="刘芳",
                       elder_signature="王秀兰", recorder_signature="刘芳",
-                      signed_at=datetime(2025, 11, 20, 10, 30, tzinfo=timezone.utc),
-                      gps=Point(116.3106, 39.9834), gps_time=datetime(2025, 11, 20, 10, 0, tzinfo=timezone.utc),
+                      signed_at=datetime(2025, 11, 20, 10, 30, tzinfo=UTC),
+                      gps=Point(116.3106, 39.9834), gps_time=datetime(2025, 11, 20, 10, 0, tzinfo=UTC),
                       entered_by="liufang", late_entry=True)
         s.add(visit)
         s.flush()
@@ -214,7 +214,7 @@ def test_stewards_stations_devices_hazards_visits_round_trip(engine: Engine) -> 
                           satisfaction=Satisfaction.SATISFIED))
         s.add(Referral(elder_id=elder_id, visit_id=visit.id, need="助浴服务",
                        target=ReferralTarget.FIRST_CONTACT, target_name="张伟",
-                       deadline=datetime(2025, 11, 23, tzinfo=timezone.utc)))
+                       deadline=datetime(2025, 11, 23, tzinfo=UTC)))
         s.add(CalendarEvent(kind=EventKind.EXTREME_WEATHER, name="寒潮蓝色预警",
                             starts_on=date(2026, 12, 14), ends_on=date(2026, 12, 16),
                             params={"extra_in_home": 1}))

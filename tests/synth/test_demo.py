@@ -26,6 +26,11 @@ N = 300
 TODAY = date(2026, 12, 10)
 
 
+#: Slow: a module-wide fixture (server, road network, demo register) costs tens of seconds;
+#: `make test` leaves it out, `make test-all` (CI) runs it.
+pytestmark = pytest.mark.slow
+
+
 @pytest.fixture(scope="module")
 def layers(data_dir):
     from gridmap.layers.build import build_layers

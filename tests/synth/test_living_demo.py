@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pandas as pd
@@ -127,7 +127,7 @@ def test_referrals_follow_the_needs_by_the_rules(monday: Engine) -> None:
     expected = set()
     for _, row in with_needs.iterrows():
         f = facts[int(row["elder_id"])]
-        for r in referrals_from_visit(_record_of(row), f, rules, now=datetime.now(timezone.utc),
+        for r in referrals_from_visit(_record_of(row), f, rules, now=datetime.now(UTC),
                                       first_contact_name=fc.get(f.id), community_name=f.community):
             expected.add((int(row["id"]), str(r.target), bool(r.emergency)))
     got = {(int(a), str(b), bool(c)) for a, b, c in direct[~direct["emergency"].astype(bool)][

@@ -236,6 +236,7 @@ def test_deterministic(admin, reg1k):
     assert _digest(other) != _digest(reg1k)
 
 
+@pytest.mark.slow
 def test_xlsx_and_csv_round_trip(reg1k, tmp_path):
     from openpyxl import load_workbook
 
@@ -263,6 +264,7 @@ def test_xlsx_and_csv_round_trip(reg1k, tmp_path):
     assert set(back["是否重残"]) <= {"是", "否"}
 
 
+@pytest.mark.slow
 def test_cli_writes_same_file_for_same_seed(tmp_path, data_dir):
     from typer.testing import CliRunner
 
