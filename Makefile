@@ -27,10 +27,10 @@ demo-build: $(STAMP)
 # `make test`: the quick suite (slow and browser tests left out) on 2 processes (pytest-xdist).
 # `make test-all`: everything on both backends, as CI runs it. `make lint`: ruff, import contracts, mypy.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2 -m "not slow and not browser"
+	$(BIN)/python -m pytest -q -n 2 --dist loadscope -m "not slow and not browser"
 
 test-all: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2 --durations=25
+	$(BIN)/python -m pytest -q -n 2 --dist loadscope --durations=25
 
 lint: $(STAMP)
 	$(BIN)/ruff check gridmap tests bench
