@@ -20,6 +20,10 @@ KPI_KEYS = ("elders", "willing", "weekly_rate", "monthly_rate", "overdue", "over
             "missing_location", "short_visits", "far_visits")
 
 
+#: What an effective phone visit answers (rules ``effective_answers``: health, mood, needs).
+PHONE_ANSWERS = {"illness": "无变化", "mood": "无变化", "needs": []}
+
+
 def _same(a: object, b: object) -> bool:
     if isinstance(a, float) or isinstance(b, float):
         fa, fb = float(a), float(b)  # type: ignore[arg-type]
@@ -85,7 +89,7 @@ def test_a_saved_visit_recomputes_only_its_street_and_shows_at_once(data: Dashbo
 
     day = data.today  # a day of the current week
     rec = parse_visit({"elder_id": int(elder["elder_id"]), "visited_on": day.isoformat(), "mode": "phone",
-                       "visitor_role": "visit_steward"}, data.rules)
+                       "visitor_role": "visit_steward", **PHONE_ANSWERS}, data.rules)
     record_visit(data.engine, rec, rules=data.rules, user="test")
     data._after_write(int(elder["elder_id"]), day)
 
@@ -122,7 +126,7 @@ def test_a_visit_saved_from_the_dashboard_updates_its_street_as_a_full_recomputa
     data.trend(SYSTEM_USER, f), data.kpis(SYSTEM_USER, fc)  # the street's frames cached (with its category too)
 
     res = data.record_visit(SYSTEM_USER, {"elder_id": eid, "visited_on": data.today.isoformat(), "mode": "phone",
-                                          "visitor_role": "visit_steward"})
+                                          "visitor_role": "visit_steward", **PHONE_ANSWERS})
     assert res.visit_id
 
     fresh = DashboardData(data.engine)  # everything re-read from the store and recomputed
